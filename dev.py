@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Set-up and entry point for a fresh machine with nothing but Python 3.10+.
+
+    python3 dev.py start   # the main job: the sample system with a guided walk-through
+    python3 dev.py test    # ruff, then the whole test suite
+
+Each command creates `.venv` on first use and reinstalls only when pyproject.toml
+changes, so running it twice costs nothing the second time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".o11ykit-installed"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+
+
+def _requirements_digest() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def ensure_environment() -> None:
+    if sys.version_info < (3, 10):
+        sys.exit(f"o11ykit needs Python 3.10 or newer; this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = _requirements_digest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    print("installing o11ykit and its development tools into .venv ...", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(digest)
+
+
+def run(argv: list[str]) -> int:
+    return subprocess.call(argv, cwd=ROOT)
+
+
+def start(args: list[str]) -> int:
+    return run([str(PYTHON), "-m", "o11ykit.cli", "start", *args])
+
+
+def test(args: list[str]) -> int:
+    if run([str(BIN / "ruff"), "check", "."]) != 0:
+        return 1
+    code = run([str(PYTHON), "-m", "pytest", *args])
+    # pytest's 5 means "collected nothing": for CI that is a failure, not a pass.
+    return code
+
+
+COMMANDS = {"start": start, "test": test}
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    return COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

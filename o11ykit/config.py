@@ -1,0 +1,380 @@
+"""One frozen, typed settings object, read from one table.
+
+Precedence: explicit argument > O11YKIT_* environment > standard OTEL_* environment >
+default. A bad argument raises ConfigError (the caller can fix their code); a bad
+environment value is reported once and ignored, so a typo never takes a service down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from o11ykit import settings_parsers as p
+
+log = logging.getLogger("o11ykit")
+
+BACKENDS = ("otlp", "jaeger", "honeycomb", "console", "local", "none")
+PROTOCOLS = ("http/protobuf", "grpc")
+DEFAULT_EXCLUDED_PATHS = ("/health", "/healthz", "/ready", "/live", "/metrics")
+# Loopback, private ranges, compose service names and cluster-internal suffixes.
+DEFAULT_BAGGAGE_HOSTS = (
+    "localhost",
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "fc00::/7",
+    "<single-label>",
+    "*.internal",
+    "*.local",
+    "*.svc",
+    "*.svc.cluster.local",
+)
+
+
+class ConfigError(ValueError):
+    """A setting has a value o11ykit cannot use; the message names it and what it accepts."""
+
+
+def _milliseconds_to_seconds(raw: str) -> str:
+    return str(float(raw) / 1000.0)
+
+
+def _otlp_base_to_traces(raw: str) -> str:
+    # The spec appends the signal path to the generic endpoint, path or not.
+    return raw.strip().rstrip("/") + "/v1/traces"
+
+
+def _sdk_disabled_to_backend(raw: str) -> str | None:
+    return "none" if p.boolean(raw) else None
+
+
+def _otel_exporter_to_backend(raw: str) -> str:
+    name = raw.strip().lower().split(",")[0]
+    if name not in ("otlp", "console", "none"):
+        raise ValueError("accepted values: otlp, console, none")
+    return name
+
+
+def _resource_attribute(key: str) -> Callable[[str], str | None]:
+    def pick(raw: str) -> str | None:
+        return p.key_values(raw).get(key)
+
+    return pick
+
+
+EnvSource = tuple[str, Callable[[str], Any] | None]
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    parse: p.Parser
+    default: Any
+    otel: tuple[EnvSource, ...] = ()
+    secret: bool = False
+    help: str = ""
+
+    @property
+    def env_name(self) -> str:
+        return "O11YKIT_" + self.name.upper()
+
+
+def _s(name: str, parse: p.Parser, default: Any, help: str, *otel: EnvSource, **kw: Any) -> Setting:
+    return Setting(name, parse, default, tuple(otel), help=help, **kw)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    _s(
+        "service_name",
+        p.text,
+        None,
+        "service.name on every span",
+        ("OTEL_SERVICE_NAME", None),
+        ("OTEL_RESOURCE_ATTRIBUTES", _resource_attribute("service.name")),
+    ),
+    _s(
+        "service_version",
+        p.text,
+        None,
+        "service.version; else the distribution's version or a CI commit SHA",
+        ("OTEL_RESOURCE_ATTRIBUTES", _resource_attribute("service.version")),
+    ),
+    _s(
+        "environment",
+        p.text,
+        "development",
+        "deployment.environment.name",
+        ("OTEL_RESOURCE_ATTRIBUTES", _resource_attribute("deployment.environment.name")),
+        ("OTEL_RESOURCE_ATTRIBUTES", _resource_attribute("deployment.environment")),
+    ),
+    _s(
+        "resource_attributes",
+        p.key_values,
+        {},
+        "extra resource attributes",
+        ("OTEL_RESOURCE_ATTRIBUTES", None),
+    ),
+    _s(
+        "backend",
+        p.choice(*BACKENDS),
+        None,
+        "where spans go; unset: otlp when an OTLP endpoint is set, else local",
+        ("OTEL_SDK_DISABLED", _sdk_disabled_to_backend),
+        ("OTEL_TRACES_EXPORTER", _otel_exporter_to_backend),
+    ),
+    _s(
+        "endpoint",
+        p.http_url,
+        None,
+        "OTLP endpoint; a URL without a path gets /v1/traces",
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", _otlp_base_to_traces),
+    ),
+    _s(
+        "protocol",
+        p.choice(*PROTOCOLS),
+        "http/protobuf",
+        "OTLP transport",
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", None),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", None),
+    ),
+    _s(
+        "headers",
+        p.key_values,
+        {},
+        "headers sent with every export",
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", None),
+        ("OTEL_EXPORTER_OTLP_HEADERS", None),
+        secret=True,
+    ),
+    _s(
+        "export_timeout",
+        p.number(0.05, 60),
+        3.0,
+        "seconds one export may take",
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", _milliseconds_to_seconds),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", _milliseconds_to_seconds),
+    ),
+    _s(
+        "honeycomb_api_key",
+        p.text,
+        None,
+        "Honeycomb ingest key",
+        ("HONEYCOMB_API_KEY", None),
+        secret=True,
+    ),
+    _s(
+        "honeycomb_dataset",
+        p.text,
+        None,
+        "dataset, for classic keys only",
+        ("HONEYCOMB_DATASET", None),
+    ),
+    _s("honeycomb_region", p.choice("us", "eu"), "us", "Honeycomb region"),
+    _s(
+        "sample_ratio",
+        p.number(0.0, 1.0),
+        1.0,
+        "share of traces kept, decided at the root",
+        ("OTEL_TRACES_SAMPLER_ARG", None),
+    ),
+    _s("debug", p.boolean, False, "log o11ykit's decisions at INFO instead of DEBUG"),
+    _s("tenant_header", p.text, "X-Tenant-ID", "edge header carrying the tenant id"),
+    _s("user_header", p.text, "X-User-ID", "edge header carrying the user id"),
+    _s(
+        "pseudonym_key",
+        p.text,
+        None,
+        "HMAC key; when set, user ids are recorded only as enduser.pseudo.id",
+        secret=True,
+    ),
+    _s(
+        "baggage_trust_inbound",
+        p.boolean,
+        False,
+        "read tenant and user from inbound baggage (internal services only)",
+    ),
+    _s(
+        "baggage_propagate_to",
+        p.text_list,
+        DEFAULT_BAGGAGE_HOSTS,
+        "hosts, CIDR ranges and *.suffixes that may receive baggage",
+    ),
+    _s("baggage_max_entries", p.whole_number(0, 64), 8, "inbound baggage entries read at most"),
+    _s(
+        "baggage_max_value_length",
+        p.whole_number(1, 4096),
+        128,
+        "longest baggage value accepted; longer values are dropped",
+    ),
+    _s("scrub_keys", p.text_list, (), "extra attribute-key words whose values are redacted"),
+    _s("scrub_allow", p.text_list, (), "attribute keys never redacted"),
+    _s(
+        "excluded_paths",
+        p.text_list,
+        DEFAULT_EXCLUDED_PATHS,
+        "request paths not traced, nor anything under them",
+    ),
+    _s(
+        "instrumentations",
+        p.text_list,
+        ("all",),
+        "integrations to enable: all, or any of fastapi, sqlalchemy, httpx, requests, logging",
+    ),
+    _s(
+        "max_queue_size",
+        p.whole_number(1, 1_000_000),
+        2048,
+        "spans buffered before dropping",
+        ("OTEL_BSP_MAX_QUEUE_SIZE", None),
+    ),
+    _s(
+        "max_export_batch_size",
+        p.whole_number(1, 100_000),
+        512,
+        "spans per export request",
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", None),
+    ),
+    _s(
+        "schedule_delay",
+        p.number(0.01, 60),
+        1.0,
+        "seconds between exports",
+        ("OTEL_BSP_SCHEDULE_DELAY", _milliseconds_to_seconds),
+    ),
+    _s("shutdown_timeout", p.number(0.0, 60), 1.0, "seconds shutdown may spend flushing"),
+    _s(
+        "query_url",
+        p.http_url,
+        None,
+        "trace UI/query base URL for links (Jaeger or the local store); default by backend",
+    ),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    service_name: str | None
+    service_version: str | None
+    environment: str
+    resource_attributes: dict[str, str]
+    backend: str | None
+    endpoint: str | None
+    protocol: str
+    headers: dict[str, str]
+    export_timeout: float
+    honeycomb_api_key: str | None
+    honeycomb_dataset: str | None
+    honeycomb_region: str
+    sample_ratio: float
+    debug: bool
+    tenant_header: str
+    user_header: str
+    pseudonym_key: str | None
+    baggage_trust_inbound: bool
+    baggage_propagate_to: tuple[str, ...]
+    baggage_max_entries: int
+    baggage_max_value_length: int
+    scrub_keys: tuple[str, ...]
+    scrub_allow: tuple[str, ...]
+    excluded_paths: tuple[str, ...]
+    instrumentations: tuple[str, ...]
+    max_queue_size: int
+    max_export_batch_size: int
+    schedule_delay: float
+    shutdown_timeout: float
+    query_url: str | None
+    # Where each value came from: "argument", an environment variable's name, or "default".
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_reported: set[str] = set()
+
+
+def _report_once(message: str) -> None:
+    if message not in _reported:
+        _reported.add(message)
+        log.warning("%s", message)
+
+
+def _error(setting: Setting, origin: str, raw: Any, exc: Exception) -> str:
+    shown = "***" if setting.secret else repr(raw)
+    return f"o11ykit setting {setting.name} ({origin}={shown}) is invalid; {exc}"
+
+
+def _from_environment(setting: Setting, environ: Mapping[str, str]) -> tuple[Any, str] | None:
+    candidates: list[EnvSource] = [(setting.env_name, None), *setting.otel]
+    for variable, transform in candidates:
+        raw = environ.get(variable)
+        if raw is None or not raw.strip():
+            continue
+        try:
+            value = transform(raw) if transform else raw
+            if value is None:
+                continue
+            return setting.parse(value), variable
+        except ValueError as exc:
+            _report_once(_error(setting, variable, raw, exc) + "; ignored")
+    return None
+
+
+def load_settings(
+    arguments: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Resolve every setting. `environ` is injectable so tests never touch os.environ."""
+    arguments = dict(arguments or {})
+    environ = os.environ if environ is None else environ
+    unknown = sorted(set(arguments) - set(SETTINGS_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"unknown o11ykit setting(s): {', '.join(unknown)}; "
+            f"accepted: {', '.join(SETTINGS_BY_NAME)}"
+        )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        given = arguments.get(setting.name)
+        if given is not None:
+            try:
+                values[setting.name] = setting.parse(given)
+            except ValueError as exc:
+                raise ConfigError(_error(setting, "argument", given, exc)) from None
+            sources[setting.name] = "argument"
+            continue
+        found = _from_environment(setting, environ)
+        if found is not None:
+            values[setting.name], sources[setting.name] = found
+        else:
+            values[setting.name], sources[setting.name] = setting.default, "default"
+    return Settings(**values, sources=sources)
+
+
+def masked(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Each setting's display value (secrets masked) and its source, for doctor."""
+    shown: dict[str, tuple[str, str]] = {}
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        if setting.secret and value:
+            display = (
+                "{" + ", ".join(f"{k}=***" for k in value) + "}"
+                if isinstance(value, dict)
+                else "*** (set)"
+            )
+        elif isinstance(value, tuple):
+            display = ", ".join(value)
+        else:
+            display = "" if value is None else str(value)
+        shown[setting.name] = (display, settings.sources.get(setting.name, "default"))
+    return shown

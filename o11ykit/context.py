@@ -1,0 +1,138 @@
+"""Who a unit of work is for: the tenant and user, held in a context variable.
+
+The edge middleware sets it once per request; `o11ykit.context()` sets it for jobs and
+scripts. The stamping processor copies it onto every span the service starts, and the log
+record factory onto every log record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from o11ykit.privacy import pseudonymize
+
+TENANT_ID = "tenant.id"
+ENDUSER_ID = "enduser.id"
+ENDUSER_PSEUDO_ID = "enduser.pseudo.id"
+IDENTITY_KEYS = (TENANT_ID, ENDUSER_ID, ENDUSER_PSEUDO_ID)
+
+
+@dataclass(frozen=True)
+class Identity:
+    attributes: Mapping[str, str]
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self.attributes.get(TENANT_ID)
+
+
+@dataclass
+class IdentityPolicy:
+    """How raw ids become attributes; init() replaces it with the configured one."""
+
+    pseudonym_key: str | None = None
+
+    def identity(
+        self, tenant_id: str | None, user_id: str | None, *, pseudonymized: bool = False
+    ) -> Identity | None:
+        attributes: dict[str, str] = {}
+        if tenant_id:
+            attributes[TENANT_ID] = str(tenant_id)
+        if user_id:
+            if pseudonymized:
+                attributes[ENDUSER_PSEUDO_ID] = str(user_id)
+            elif self.pseudonym_key:
+                attributes[ENDUSER_PSEUDO_ID] = pseudonymize(self.pseudonym_key, str(user_id))
+            else:
+                attributes[ENDUSER_ID] = str(user_id)
+        return Identity(attributes) if attributes else None
+
+
+policy = IdentityPolicy()
+_current: ContextVar[Identity | None] = ContextVar("o11ykit.identity", default=None)
+
+
+def current_identity() -> Identity | None:
+    return _current.get()
+
+
+@contextmanager
+def use_identity(identity: Identity | None) -> Iterator[Identity | None]:
+    token = _current.set(identity)
+    try:
+        yield identity
+    finally:
+        _current.reset(token)
+
+
+@contextmanager
+def context(tenant_id: str | None = None, user_id: str | None = None) -> Iterator[Identity | None]:
+    """Attribute the work inside the block to a tenant and user, e.g. in a job or script.
+
+    Spans started inside, and log records written inside, carry `tenant.id` and
+    `enduser.id` (or `enduser.pseudo.id` when a pseudonym key is configured).
+    """
+    with use_identity(policy.identity(tenant_id, user_id)) as identity:
+        yield identity
+
+
+def stamp(span: trace.Span, identity: Identity | None) -> None:
+    """Put the identity on a span without overwriting what code set explicitly."""
+    if identity is None or not span.is_recording():
+        return
+    existing = getattr(span, "attributes", None) or {}
+    missing = {k: v for k, v in identity.attributes.items() if k not in existing}
+    if missing:
+        span.set_attributes(missing)
+
+
+class StampingProcessor(SpanProcessor):
+    """Copies the current tenant and user onto every span as it starts."""
+
+    def on_start(self, span: Span, parent_context: Any = None) -> None:
+        identity = _current.get()
+        if identity is not None:
+            stamp(span, identity)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+_ABSENT = "-"
+
+
+def correlating_record_factory(
+    previous: Callable[..., logging.LogRecord],
+) -> Callable[..., logging.LogRecord]:
+    """Wrap a log record factory so every record carries trace and tenant correlation."""
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            record.trace_id = format(span_context.trace_id, "032x")
+            record.span_id = format(span_context.span_id, "016x")
+        else:
+            record.trace_id = record.span_id = _ABSENT
+        identity = _current.get()
+        attributes = identity.attributes if identity is not None else {}
+        for key in IDENTITY_KEYS:
+            setattr(record, key, attributes.get(key, _ABSENT))
+        return record
+
+    factory.o11ykit_previous = previous  # type: ignore[attr-defined]
+    return factory

@@ -1,0 +1,65 @@
+"""What init() returns: the live configuration, its counters, and the way to stop it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from o11ykit import backends
+from o11ykit.config import Settings
+from o11ykit.pipeline import BoundedBatchProcessor, ExportStats
+
+log = logging.getLogger("o11ykit")
+
+
+@dataclass
+class Handle:
+    settings: Settings
+    provider: TracerProvider
+    backend: str
+    processor: BoundedBatchProcessor | None
+    attached: bool = False
+    resolver: Any = None
+    instrumentations: dict[str, str] = field(default_factory=dict)
+    closed: bool = False
+
+    def tracer(self, name: str = "o11ykit") -> trace.Tracer:
+        return self.provider.get_tracer(name)
+
+    def stats(self) -> ExportStats:
+        """Spans exported and dropped so far (queue full, backend failing)."""
+        return self.processor.exporter.stats if self.processor else ExportStats()
+
+    def instrument_app(self, app: Any) -> None:
+        """Wire a FastAPI or Starlette app: server span, tenant and user, health excluded."""
+        from o11ykit.instrumentation.fastapi import instrument_app
+
+        try:
+            self.instrumentations["fastapi"] = "active: " + instrument_app(
+                app, self.settings.excluded_paths, self.resolver
+            )
+        except RuntimeError as exc:  # Starlette refuses middleware once the app has started
+            self.instrumentations["fastapi"] = f"skipped: {exc}"
+            log.warning("o11ykit: could not instrument the app: %s", exc)
+
+    def trace_link(self, trace_id: str) -> str | None:
+        return backends.BY_NAME[self.backend].trace_link(self.settings, trace_id)
+
+    def force_flush(self, timeout: float = 1.0) -> bool:
+        return self.processor.force_flush(int(timeout * 1000)) if self.processor else True
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush within `timeout` seconds (default: the shutdown_timeout setting), then stop."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.processor is not None:
+            wait = self.settings.shutdown_timeout if timeout is None else timeout
+            self.processor.shutdown(wait)
+        from o11ykit.instrumentation import logs
+
+        logs.disable()

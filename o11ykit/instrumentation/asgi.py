@@ -1,0 +1,158 @@
+"""The edge middleware: who the request is for, and the server span if nobody else made one.
+
+It works the same under FastAPI's native OpenTelemetry, the contrib ASGI middleware or
+neither: a SERVER span already current is adopted and stamped, otherwise one is started.
+Never both, never neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+)
+
+from o11ykit import state
+from o11ykit.baggage import read_inbound
+from o11ykit.context import ENDUSER_PSEUDO_ID, TENANT_ID, policy, stamp, use_identity
+
+ASGIApp = Callable[..., Any]
+Resolver = Callable[[Any], "tuple[str | None, str | None]"]
+
+# Work under an excluded path runs under an unsampled parent, so with the parent-based
+# sampler nothing below it is recorded either: a health check's SQL is not a root span.
+_UNSAMPLED = trace.set_span_in_context(
+    NonRecordingSpan(SpanContext(1, 1, is_remote=False, trace_flags=TraceFlags(0)))
+)
+
+
+class _ScopeHeaders(Getter[dict]):
+    def get(self, carrier: dict, key: str) -> list[str] | None:
+        value = carrier.get(key)
+        return [value] if value is not None else None
+
+    def keys(self, carrier: dict) -> list[str]:
+        return list(carrier)
+
+
+_GETTER = _ScopeHeaders()
+
+
+def is_excluded(path: str, excluded: Iterable[str]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in excluded)
+
+
+def scope_headers(scope: dict) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+
+
+class TracingMiddleware:
+    """ASGI middleware: tenant and user from the edge request, onto spans and logs.
+
+    `init(app=app)` and `o11ykit.instrument_app(app)` install it; it can also be added
+    by hand with `app.add_middleware(TracingMiddleware, resolver=...)`. The resolver takes
+    a Starlette `Request` and returns `(tenant_id, user_id)`, e.g. from JWT claims.
+    """
+
+    def __init__(self, app: ASGIApp, resolver: Resolver | None = None) -> None:
+        self.app = app
+        self.resolver = resolver
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        handle = state.current()
+        if scope["type"] != "http" or handle is None:
+            await self.app(scope, receive, send)
+            return
+        settings = handle.settings
+        if is_excluded(scope.get("path", ""), settings.excluded_paths):
+            token = otel_context.attach(_UNSAMPLED)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                otel_context.detach(token)
+            return
+        headers = scope_headers(scope)
+        identity = self._identity(scope, headers, settings, handle.resolver)
+        current = trace.get_current_span()
+        if current.is_recording() and getattr(current, "kind", None) is SpanKind.SERVER:
+            stamp(current, identity)
+            with use_identity(identity):
+                await self.app(scope, receive, send)
+            return
+        await self._traced(scope, receive, send, headers, identity, handle.tracer("o11ykit.asgi"))
+
+    def _identity(self, scope: dict, headers: dict[str, str], settings: Any, default: Any):
+        resolver = self.resolver or default
+        limit = settings.baggage_max_value_length
+        if resolver is not None:
+            from starlette.requests import Request
+
+            tenant_id, user_id = resolver(Request(scope))
+        else:
+            tenant_id = headers.get(settings.tenant_header.lower())
+            user_id = headers.get(settings.user_header.lower())
+        tenant_id = tenant_id if tenant_id and len(tenant_id) <= limit else None
+        user_id = user_id if user_id and len(user_id) <= limit else None
+        pseudonymized = False
+        if settings.baggage_trust_inbound and (tenant_id is None or user_id is None):
+            inbound = read_inbound(headers.get("baggage"), settings.baggage_max_entries, limit)
+            tenant_id = tenant_id or inbound.get(TENANT_ID)
+            if user_id is None and ENDUSER_PSEUDO_ID in inbound:
+                user_id, pseudonymized = inbound[ENDUSER_PSEUDO_ID], True
+            user_id = user_id or inbound.get("enduser.id")
+        return policy.identity(tenant_id, user_id, pseudonymized=pseudonymized)
+
+    async def _traced(self, scope, receive, send, headers, identity, tracer) -> None:
+        method = scope.get("method", "HTTP")
+        attributes: dict[str, Any] = {
+            "http.request.method": method,
+            "url.path": scope.get("path", ""),
+            "url.scheme": scope.get("scheme", "http"),
+        }
+        if scope.get("query_string"):
+            attributes["url.query"] = scope["query_string"].decode("latin-1")
+        parent = propagate.extract(headers, getter=_GETTER)
+        span = tracer.start_span(
+            method, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        )
+        stamp(span, identity)
+        status: list[int] = []
+
+        async def send_with_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
+            with use_identity(identity):
+                await self.app(scope, receive, send_with_status)
+        except BaseException as exc:
+            span.set_attribute("error.type", type(exc).__qualname__)
+            span.set_status(StatusCode.ERROR)
+            raise
+        finally:
+            otel_context.detach(token)
+            _finish(span, scope, method, status)
+
+
+def _finish(span: trace.Span, scope: dict, method: str, status: list[int]) -> None:
+    route = getattr(scope.get("route"), "path", None)
+    if route:
+        span.set_attribute("http.route", route)
+        span.update_name(f"{method} {route}")
+    if status:
+        span.set_attribute("http.response.status_code", status[0])
+        if status[0] >= 500:
+            span.set_attribute("error.type", str(status[0]))
+            span.set_status(StatusCode.ERROR)
+    span.end()

@@ -1,0 +1,101 @@
+"""SQL spans through SQLAlchemy's public event API: one CLIENT span per statement.
+
+Listening on the Engine class covers every engine, created before or after init(), on
+every SQLAlchemy 2.x release (the contrib instrumentation refuses 2.1). No span per pool
+checkout, and parameter values are never read. A statement outside any trace (startup
+migrations, seeding) makes no span: it would only be a root span with nothing above it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode, Tracer
+
+_tracer: Tracer | None = None
+_MAX_STATEMENT = 2048
+_DESCRIPTION_CACHE_LIMIT = 1024
+_descriptions: dict[str, tuple[str, dict[str, str]]] = {}
+_TARGET = re.compile(
+    r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+[\"`\[]?([A-Za-z_][\w$]*)", re.IGNORECASE
+)
+_SYSTEMS = {"mssql": "microsoft.sql_server", "oracle": "oracle.db"}
+
+
+def _describe(statement: str) -> tuple[str, dict[str, str]]:
+    """Span name and operation attributes, cached: an app runs the same statements again."""
+    found = _descriptions.get(statement)
+    if found is None:
+        words = statement.split(None, 1)
+        operation = words[0].upper() if words else "SQL"
+        target = _TARGET.search(statement)
+        attributes = {"db.operation.name": operation}
+        name = operation
+        if target:
+            attributes["db.collection.name"] = target.group(1)
+            name = f"{operation} {target.group(1)}"
+        found = (name, attributes)
+        if len(_descriptions) < _DESCRIPTION_CACHE_LIMIT:
+            _descriptions[statement] = found
+    return found
+
+
+def _engine_attributes(engine: Any) -> dict[str, Any]:
+    cached = getattr(engine, "_o11ykit_attributes", None)
+    if cached is None:
+        url = engine.url
+        dialect = engine.dialect.name
+        cached = {"db.system.name": _SYSTEMS.get(dialect, dialect)}
+        if url.database:
+            cached["db.namespace"] = url.database.rsplit("/", 1)[-1]
+        if url.host:
+            cached["server.address"] = url.host
+        if url.port:
+            cached["server.port"] = url.port
+        engine._o11ykit_attributes = cached
+    return cached
+
+
+def _before(conn, cursor, statement, parameters, context, executemany) -> None:
+    if context is None or _tracer is None or not trace.get_current_span().is_recording():
+        return
+    name, operation = _describe(statement)
+    attributes = {
+        **_engine_attributes(conn.engine),
+        **operation,
+        "db.query.text": statement[:_MAX_STATEMENT],
+    }
+    context._o11ykit_span = _tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+
+def _after(conn, cursor, statement, parameters, context, executemany) -> None:
+    span = getattr(context, "_o11ykit_span", None)
+    if span is not None:
+        context._o11ykit_span = None
+        span.end()
+
+
+def _error(exception_context: Any) -> None:
+    context = exception_context.execution_context
+    span = getattr(context, "_o11ykit_span", None)
+    if span is not None:
+        context._o11ykit_span = None
+        span.set_attribute("error.type", type(exception_context.original_exception).__qualname__)
+        span.set_status(StatusCode.ERROR)
+        span.end()
+
+
+def enable(tracer: Tracer) -> str:
+    global _tracer
+    from sqlalchemy import __version__ as version
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    _tracer = tracer
+    if not event.contains(Engine, "before_cursor_execute", _before):
+        event.listen(Engine, "before_cursor_execute", _before)
+        event.listen(Engine, "after_cursor_execute", _after)
+        event.listen(Engine, "handle_error", _error)
+    return f"active (SQLAlchemy {version}, every engine)"

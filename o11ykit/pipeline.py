@@ -1,0 +1,257 @@
+"""From ended span to the wire: a bounded queue, one background thread, one send per batch.
+
+The request's thread only appends to a bounded queue; everything else (scrubbing,
+encoding, sending) happens on the export thread. A full queue or a failing backend costs
+the service its telemetry, never its latency, and is counted and reported once a minute.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from o11ykit.privacy import Scrubber
+from o11ykit.transport import ExportFailure, Transport
+
+log = logging.getLogger("o11ykit")
+WARN_INTERVAL_SECONDS = 60.0
+
+
+@dataclass
+class ExportStats:
+    exported: int = 0
+    dropped_queue_full: int = 0
+    dropped_export_failed: int = 0
+    failed_batches: int = 0
+    last_error: str | None = None
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue_full + self.dropped_export_failed
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "dropped": self.dropped}
+
+
+class OncePerInterval:
+    """Logs a warning at most once per interval, saying how many were held back."""
+
+    def __init__(self, interval: float = WARN_INTERVAL_SECONDS) -> None:
+        self._interval = interval
+        self._last = float("-inf")
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def warn(self, message: str, *args: object) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self._interval:
+                self._suppressed += 1
+                return False
+            held, self._suppressed, self._last = self._suppressed, 0, now
+        suffix = f" ({held} similar messages held back)" if held else ""
+        log.warning(message + suffix, *args)
+        return True
+
+
+def scrubbed(spans: Sequence[ReadableSpan], scrubber: Scrubber) -> list[ReadableSpan]:
+    result: list[ReadableSpan] = []
+    for span in spans:
+        attributes = scrubber.scrub(span.attributes)
+        events = span.events
+        clean_events = [scrubber.scrub(event.attributes) for event in events]
+        if attributes is None and not any(clean_events):
+            result.append(span)
+            continue
+        if any(clean_events):
+            events = tuple(
+                Event(e.name, clean or e.attributes, e.timestamp)
+                for e, clean in zip(events, clean_events, strict=True)
+            )
+        result.append(
+            ReadableSpan(
+                name=span.name,
+                context=span.context,
+                parent=span.parent,
+                resource=span.resource,
+                attributes=attributes if attributes is not None else span.attributes,
+                events=events,
+                links=span.links,
+                kind=span.kind,
+                status=span.status,
+                start_time=span.start_time,
+                end_time=span.end_time,
+                instrumentation_scope=span.instrumentation_scope,
+            )
+        )
+    return result
+
+
+class SafeSpanExporter(SpanExporter):
+    """Scrubs, encodes and sends; never raises, never retries, never blocks past a deadline."""
+
+    def __init__(self, transport: Transport, scrubber: Scrubber, timeout: float) -> None:
+        self.transport = transport
+        self.stats = ExportStats()
+        self._scrubber = scrubber
+        self._timeout = timeout
+        self._deadline: float | None = None
+        self.warning = OncePerInterval()
+        self._failing = False
+
+    def set_deadline(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def _time_left(self) -> float:
+        if self._deadline is None:
+            return self._timeout
+        return min(self._timeout, self._deadline - time.monotonic())
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        timeout = self._time_left()
+        if timeout <= 0:
+            self.stats.dropped_export_failed += len(spans)
+            return SpanExportResult.FAILURE
+        try:
+            self.transport.send(scrubbed(spans, self._scrubber), timeout)
+        except ExportFailure as failure:
+            self._record_failure(len(spans), str(failure))
+            return SpanExportResult.FAILURE
+        except Exception as exc:
+            self._record_failure(len(spans), f"unexpected {type(exc).__name__}: {exc}")
+            return SpanExportResult.FAILURE
+        self.stats.exported += len(spans)
+        if self._failing:
+            self._failing = False
+            log.warning("o11ykit: export to %s works again", self.transport.target)
+        return SpanExportResult.SUCCESS
+
+    def _record_failure(self, count: int, reason: str) -> None:
+        self.stats.dropped_export_failed += count
+        self.stats.failed_batches += 1
+        self.stats.last_error = reason
+        self._failing = True
+        self.warning.warn(
+            "o11ykit: spans are not reaching the backend (%s); %d dropped so far. "
+            "The service is unaffected. Run `o11ykit doctor` for a diagnosis.",
+            reason,
+            self.stats.dropped,
+        )
+
+    def shutdown(self) -> None:
+        self.transport.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class BoundedBatchProcessor(SpanProcessor):
+    """Queues ended spans and exports them in batches from one daemon thread.
+
+    The thread starts on the first span, in whichever process ends it: a forked worker
+    gets its own queue and thread without any at-fork hook in the parent.
+    """
+
+    def __init__(
+        self,
+        exporter: SafeSpanExporter,
+        max_queue_size: int = 2048,
+        max_batch_size: int = 512,
+        schedule_delay: float = 1.0,
+    ) -> None:
+        self.exporter = exporter
+        self._max_queue = max_queue_size
+        self._batch = max_batch_size
+        self._delay = schedule_delay
+        self._pid: int | None = None
+        self._closed = False
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def on_start(self, span: object, parent_context: object = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._closed or not span.context.trace_flags.sampled:
+            return
+        if self._pid != os.getpid():
+            self._start_in_this_process()
+        if len(self._queue) >= self._max_queue:
+            self.exporter.stats.dropped_queue_full += 1
+            self.exporter.warning.warn(
+                "o11ykit: the export queue is full (%d spans); dropping spans until it drains",
+                self._max_queue,
+            )
+            return
+        self._queue.append(span)
+        if len(self._queue) >= self._batch:
+            self._wake.set()
+
+    def _start_in_this_process(self) -> None:
+        forked = self._pid is not None
+        self._pid = os.getpid()
+        self._queue = collections.deque()  # a parent's pending spans are the parent's to send
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="o11ykit-export", daemon=True)
+        self._thread.start()
+        if forked and "multiprocessing" in sys.modules:
+            _flush_at_multiprocessing_exit(self)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            self._drain()
+            self._idle.set()
+            if self._closed:
+                return
+
+    def _drain(self) -> None:
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+            self.exporter.export(batch)
+
+    def force_flush(self, timeout_millis: int = 1000) -> bool:
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            return not self._queue
+        self._idle.clear()
+        self._wake.set()
+        return self._idle.wait(timeout_millis / 1000.0) and not self._queue
+
+    def shutdown(self, timeout: float = 1.0) -> None:
+        """Flush what is queued within `timeout` seconds, then stop; what is left is dropped."""
+        if self._closed:
+            return
+        self.exporter.set_deadline(time.monotonic() + timeout)
+        self.force_flush(int(timeout * 1000))
+        self._closed = True
+        self._wake.set()
+        if self._queue:
+            self.exporter.stats.dropped_export_failed += len(self._queue)
+            self._queue.clear()
+        self.exporter.shutdown()
+
+
+def _flush_at_multiprocessing_exit(processor: BoundedBatchProcessor) -> None:
+    # multiprocessing children end with os._exit(), which skips atexit; its own finalizer
+    # registry is the hook that does run there.
+    from multiprocessing import util
+
+    util.Finalize(None, processor.shutdown, exitpriority=100)
+
+
+def flush_at_exit(processor: BoundedBatchProcessor, timeout: float) -> None:
+    atexit.register(processor.shutdown, timeout)

@@ -1,0 +1,160 @@
+"""init() and the small builders it calls, each callable on its own in tests."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from o11ykit import backends, state
+from o11ykit.baggage import HostTrust, TrustedBaggagePropagator
+from o11ykit.config import ConfigError, Settings, load_settings
+from o11ykit.context import StampingProcessor, policy
+from o11ykit.handle import Handle
+from o11ykit.instrumentation import enable_all
+from o11ykit.pipeline import BoundedBatchProcessor, SafeSpanExporter
+from o11ykit.privacy import Scrubber
+from o11ykit.resource import build_resource
+from o11ykit.transport import Transport
+
+log = logging.getLogger("o11ykit")
+_OURS = "_o11ykit_provider"
+
+
+def build_sampler(settings: Settings) -> Sampler:
+    root = ALWAYS_ON if settings.sample_ratio >= 1.0 else TraceIdRatioBased(settings.sample_ratio)
+    return ParentBased(root)
+
+
+def build_propagator(settings: Settings) -> CompositePropagator:
+    trust = HostTrust(settings.baggage_propagate_to)
+    return CompositePropagator(
+        [
+            TraceContextTextMapPropagator(),
+            TrustedBaggagePropagator(trust, settings.baggage_trust_inbound),
+        ]
+    )
+
+
+def build_transport(settings: Settings) -> tuple[str, Transport | None]:
+    """The backend's transport; a backend set only in the environment that cannot work
+    is reported once and replaced by none, so a typo never takes a service down."""
+    name = backends.choose(settings)
+    try:
+        return name, backends.BY_NAME[name].transport(settings)
+    except ConfigError as exc:
+        if settings.sources.get("backend") == "argument":
+            raise
+        log.warning("%s; exporting nothing", exc)
+        return "none", None
+
+
+def build_processor(
+    settings: Settings, transport: Transport | None
+) -> BoundedBatchProcessor | None:
+    if transport is None:
+        return None
+    scrubber = Scrubber(settings.scrub_keys, settings.scrub_allow)
+    return BoundedBatchProcessor(
+        SafeSpanExporter(transport, scrubber, settings.export_timeout),
+        max_queue_size=settings.max_queue_size,
+        max_batch_size=settings.max_export_batch_size,
+        schedule_delay=settings.schedule_delay,
+    )
+
+
+def install_provider(
+    settings: Settings, processor: BoundedBatchProcessor | None, explicit_backend: bool
+) -> tuple[TracerProvider, bool, BoundedBatchProcessor | None]:
+    """Our provider, or the one already installed with our processors attached to it."""
+    existing = trace.get_tracer_provider()
+    if isinstance(existing, TracerProvider):
+        existing.add_span_processor(StampingProcessor())
+        keep_ours = getattr(existing, _OURS, False) or explicit_backend
+        if processor is not None and keep_ours:
+            existing.add_span_processor(processor)
+        if not getattr(existing, _OURS, False):
+            log.warning(
+                "o11ykit: a tracer provider was already installed (opentelemetry-instrument or "
+                "another library); attaching tenant/user stamping to it%s",
+                " and exporting to the configured backend" if keep_ours else ", export left to it",
+            )
+        return existing, True, processor if keep_ours else None
+    provider = TracerProvider(
+        resource=build_resource(settings), sampler=build_sampler(settings), shutdown_on_exit=False
+    )
+    provider.add_span_processor(StampingProcessor())
+    if processor is not None:
+        provider.add_span_processor(processor)
+    setattr(provider, _OURS, True)
+    trace.set_tracer_provider(provider)
+    return provider, False, processor
+
+
+def init(
+    service_name: str | None = None,
+    backend: str | None = None,
+    *,
+    app: Any = None,
+    resolver: Any = None,
+    environ: Mapping[str, str] | None = None,
+    **settings: Any,
+) -> Handle:
+    """Trace this service: one call, safe to repeat. Returns the process's handle.
+
+    `app` wires a FastAPI/Starlette app; `resolver(request) -> (tenant_id, user_id)`
+    replaces the X-Tenant-ID / X-User-ID headers; other keywords are settings (see
+    docs/settings.md). No network call is made here.
+    """
+    with state.lock:
+        handle = state.current()
+        if handle is None:
+            handle = _start(
+                load_settings(
+                    {"service_name": service_name, "backend": backend, **settings}, environ
+                ),
+                resolver,
+            )
+        elif service_name or backend or settings or resolver:
+            log.warning("o11ykit is already initialised; this init() call's settings are ignored")
+        if app is not None:
+            handle.instrument_app(app)
+        return handle
+
+
+def _start(settings: Settings, resolver: Any) -> Handle:
+    backend, transport = build_transport(settings)
+    processor = build_processor(settings, transport)
+    explicit = settings.sources.get("backend", "default") != "default"
+    provider, attached, processor = install_provider(settings, processor, explicit)
+    policy.pseudonym_key = settings.pseudonym_key
+    propagate.set_global_textmap(build_propagator(settings))
+    handle = Handle(settings, provider, backend, processor, attached, resolver)
+    state.set_current(handle)
+    handle.instrumentations = enable_all(settings, provider)
+    atexit.register(handle.shutdown)
+    if settings.debug:
+        log.warning("o11ykit: backend=%s pid=%d %s", backend, os.getpid(), handle.instrumentations)
+    return handle
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Flush and stop within `timeout` seconds; a dead backend cannot make this wait longer."""
+    with state.lock:
+        handle = state.current()
+        if handle is not None:
+            handle.shutdown(timeout)
+            state.set_current(None)
+
+
+def instrument_app(app: Any) -> None:
+    """Wire an app created after init(); calls init() with the environment's settings if needed."""
+    init(app=app)
