@@ -29,7 +29,7 @@ def _requirements_digest() -> str:
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file runs before any venv exists
         sys.exit(f"o11ykit needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
@@ -48,7 +48,7 @@ def run(argv: list[str]) -> int:
 
 
 def start(args: list[str]) -> int:
-    return run([str(PYTHON), "-m", "o11ykit.cli", "start", *args])
+    return run([str(PYTHON), "-m", "examples.walkthrough", *args])
 
 
 def test(args: list[str]) -> int:

@@ -1,0 +1,172 @@
+"""`o11ykit doctor`: what is configured, from where, and does a span really arrive."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from o11ykit import backends
+from o11ykit.backends import honeycomb, jaeger, local
+from o11ykit.config import ConfigError, Settings, load_settings, masked
+from o11ykit.instrumentation import enable_all
+from o11ykit.resource import build_resource
+from o11ykit.setup import build_transport
+from o11ykit.transport import ExportFailure
+
+HINTS = {
+    "connection refused": "Is the backend running and listening at that address?",
+    "wrong protocol": "The port speaks the other OTLP protocol: 4318 is HTTP, 4317 is gRPC.",
+    "bad key": "Check the API key (HONEYCOMB_API_KEY) and that it may send events.",
+    "TLS": "Check the endpoint's scheme (http vs https) and its certificate.",
+    "timed out": "The backend is slow or a firewall drops packets; retry or raise export_timeout.",
+    "wrong path": "OTLP/HTTP expects /v1/traces; give the base URL and o11ykit adds the path.",
+}
+
+
+@dataclass
+class Report:
+    ok: bool = True
+    lines: list[str] = field(default_factory=list)
+
+    def say(self, text: str = "") -> None:
+        self.lines.append(text)
+
+    def fail(self, text: str) -> None:
+        self.ok = False
+        self.lines.append("FAIL  " + text)
+
+
+class _Keep(SpanExporter):
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+def make_test_span(settings: Settings) -> ReadableSpan:
+    keep = _Keep()
+    provider = TracerProvider(resource=build_resource(settings), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(keep))
+    with provider.get_tracer("o11ykit.doctor").start_as_current_span(
+        "o11ykit doctor test span", attributes={"o11ykit.doctor": True}
+    ):
+        pass
+    return keep.spans[0]
+
+
+def read_back(query_url: str, trace_id: str, wait: float = 3.0) -> str | None:
+    """Find the trace through the Jaeger API v3; None when found, else what went wrong."""
+    url = f"{query_url}/api/v3/traces/{trace_id}"
+    deadline = time.monotonic() + wait
+    problem = "not found"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as answer:
+                if trace_id in answer.read().decode("utf-8", "replace").lower():
+                    return None
+        except urllib.error.HTTPError as exc:
+            problem = f"the query API answered {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            problem = f"the query API at {query_url} is unreachable ({exc})"
+        time.sleep(0.2)
+    return problem
+
+
+def honeycomb_slugs(settings: Settings) -> tuple[str | None, str | None]:
+    """Team and environment slugs from Honeycomb's /1/auth, for a link to the trace."""
+    base = settings.endpoint or honeycomb.ENDPOINTS[settings.honeycomb_region]
+    request = urllib.request.Request(
+        f"{base}/1/auth", headers={"X-Honeycomb-Team": settings.honeycomb_api_key or ""}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=3.0) as answer:
+            body = json.loads(answer.read())
+    except (OSError, ValueError):
+        return None, None
+    return (body.get("team") or {}).get("slug"), (body.get("environment") or {}).get("slug")
+
+
+def run(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Report:
+    report = Report()
+    try:
+        settings = load_settings(arguments, environ)
+    except ConfigError as exc:
+        report.fail(str(exc))
+        return report
+    backend = backends.choose(settings)
+    report.say(f"o11ykit doctor: backend {backend}")
+    report.say()
+    report.say("Settings (value, where it came from):")
+    for name, (value, source) in masked(settings).items():
+        report.say(f"  {name:<26} {value or '-':<40} {source}")
+    report.say()
+    report.say("Instrumentations, as init() would enable them here:")
+    for name, status in enable_all(settings, TracerProvider(shutdown_on_exit=False)).items():
+        report.say(f"  {name:<12} {status}")
+    report.say()
+    _send_test_span(settings, report)
+    return report
+
+
+def _send_test_span(settings: Settings, report: Report) -> None:
+    try:
+        backend, transport = build_transport(settings.replace(sources={"backend": "argument"}))
+    except ConfigError as exc:
+        report.fail(str(exc))
+        return
+    if transport is None:
+        report.say("Backend none: nothing is exported, so there is nothing to test.")
+        return
+    span = make_test_span(settings)
+    trace_id = format(span.context.trace_id, "032x")
+    try:
+        transport.send([span], settings.export_timeout)
+    except ExportFailure as failure:
+        report.fail(f"test span not accepted by {transport.target}: {failure}")
+        hint = HINTS.get(failure.kind)
+        if hint:
+            report.say("      " + hint)
+        return
+    finally:
+        transport.close()
+    report.say(f"OK    test span {trace_id} accepted by {transport.target}")
+    _link_and_read_back(settings, backend, trace_id, report)
+
+
+def _link_and_read_back(settings: Settings, backend: str, trace_id: str, report: Report) -> None:
+    if backend in ("local", "jaeger"):
+        query = local.query_url(settings) if backend == "local" else jaeger.ui_url(settings)
+        problem = read_back(query, trace_id)
+        if problem is None:
+            report.say(f"OK    read back through the query API at {query}")
+        elif backend == "local":
+            report.fail(f"test span sent but not readable: {problem}")
+        else:
+            report.say(
+                f"NOTE  could not read it back ({problem}); Jaeger may sit behind a collector"
+            )
+        link = backends.BY_NAME[backend].trace_link(settings, trace_id)
+    elif backend == "honeycomb":
+        team, environment = honeycomb_slugs(settings)
+        link = honeycomb.trace_link(settings, trace_id, team, environment)
+    else:
+        link = backends.BY_NAME[backend].trace_link(settings, trace_id)
+    if link:
+        report.say(f"Link  {link}")
+
+
+def main(arguments: Mapping[str, Any], out: TextIO) -> int:
+    report = run(arguments)
+    out.write("\n".join(report.lines) + "\n")
+    out.write(("doctor: all good\n") if report.ok else "doctor: problems found\n")
+    return 0 if report.ok else 1
