@@ -1,0 +1,74 @@
+"""Baggage rules: trusted destinations only, inbound read only when trusted, capped."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import baggage, trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from o11ykit.baggage import HostTrust, TrustedBaggagePropagator, read_inbound
+from o11ykit.config import DEFAULT_BAGGAGE_HOSTS
+from o11ykit.context import policy, use_identity
+
+default_trust = HostTrust(DEFAULT_BAGGAGE_HOSTS)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "10.1.2.3",
+        "172.20.0.5",
+        "192.168.1.1",
+        "orders",
+        "catalog.internal",
+        "db.local",
+        "api.default.svc",
+        "api.ns.svc.cluster.local",
+    ],
+)
+def test_default_trust_covers_internal_hosts(host: str) -> None:
+    assert default_trust.trusts(host)
+
+
+@pytest.mark.parametrize(
+    "host", ["api.stripe.com", "8.8.8.8", "example.org", "internal.evil.com", "", None]
+)
+def test_default_trust_excludes_the_outside(host: str | None) -> None:
+    assert not default_trust.trusts(host)
+
+
+def _client_span(url: str) -> trace.Span:
+    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("t")
+    return tracer.start_span("GET", attributes={"url.full": url})
+
+
+def test_outbound_baggage_only_to_trusted_hosts() -> None:
+    propagator = TrustedBaggagePropagator(default_trust, trust_inbound=False)
+    identity = policy.identity("acme", "u-1")
+    with use_identity(identity):
+        for url, expected in (("http://orders:8000/x", True), ("https://api.stripe.com/v1", False)):
+            span = _client_span(url)
+            carrier: dict[str, str] = {}
+            propagator.inject(carrier, trace.set_span_in_context(span))
+            assert ("tenant.id=acme" in carrier.get("baggage", "")) is expected, url
+
+
+def test_inbound_baggage_ignored_unless_trusted() -> None:
+    carrier = {"baggage": "tenant.id=evil"}
+    untrusted = TrustedBaggagePropagator(default_trust, trust_inbound=False).extract(carrier)
+    assert baggage.get_all(untrusted) == {}
+    trusted = TrustedBaggagePropagator(default_trust, trust_inbound=True).extract(carrier)
+    assert baggage.get_all(trusted) == {"tenant.id": "evil"}
+
+
+def test_inbound_reading_caps_count_length_and_keys() -> None:
+    long_value = "x" * 500
+    header = f"foo=1,tenant.id=acme,enduser.id={long_value},enduser.pseudo.id=p1;prop=1"
+    assert read_inbound(header, max_entries=8, max_value_length=128) == {
+        "tenant.id": "acme",
+        "enduser.pseudo.id": "p1",
+    }
+    assert read_inbound(header, max_entries=1, max_value_length=128) == {}

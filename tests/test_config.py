@@ -1,0 +1,127 @@
+"""Settings: precedence, strict parsing, clear errors, and environment typos that never crash."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from o11ykit import config
+from o11ykit.config import ConfigError, load_settings
+
+
+def test_defaults_without_any_configuration() -> None:
+    settings = load_settings({}, {})
+    assert settings.backend is None
+    assert settings.protocol == "http/protobuf"
+    assert settings.debug is False
+    assert settings.excluded_paths == config.DEFAULT_EXCLUDED_PATHS
+    assert settings.sources["protocol"] == "default"
+
+
+def test_precedence_argument_over_o11ykit_over_otel_over_default() -> None:
+    environ = {"O11YKIT_SERVICE_NAME": "from-o11ykit", "OTEL_SERVICE_NAME": "from-otel"}
+    assert load_settings({"service_name": "from-arg"}, environ).service_name == "from-arg"
+    settings = load_settings({}, environ)
+    assert settings.service_name == "from-o11ykit"
+    assert settings.sources["service_name"] == "O11YKIT_SERVICE_NAME"
+    assert load_settings({}, {"OTEL_SERVICE_NAME": "from-otel"}).service_name == "from-otel"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("false", False), ("0", False), ("TRUE", True), ("on", True)]
+)
+def test_booleans_are_parsed_strictly(raw: str, expected: bool) -> None:
+    assert load_settings({}, {"O11YKIT_DEBUG": raw}).debug is expected
+
+
+def test_bad_argument_raises_naming_setting_and_accepted_values() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"backend": "zipkin"}, {})
+    message = str(caught.value)
+    assert "backend" in message
+    assert "otlp, jaeger, honeycomb, console, local, none" in message
+
+
+def test_unknown_argument_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="unknown o11ykit setting"):
+        load_settings({"servce_name": "typo"}, {})
+
+
+def test_bad_environment_value_warns_once_and_falls_back(caplog: pytest.LogCaptureFixture) -> None:
+    config._reported.clear()
+    environ = {"O11YKIT_DEBUG": "maybe", "O11YKIT_SAMPLE_RATIO": "2"}
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        first = load_settings({}, environ)
+        load_settings({}, environ)
+    assert first.debug is False and first.sample_ratio == 1.0
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages  # one per bad variable, not one per load
+    assert any("O11YKIT_DEBUG='maybe'" in m and "true, false" in m for m in messages)
+
+
+def test_bad_o11ykit_value_falls_back_to_the_otel_variable() -> None:
+    environ = {"O11YKIT_PROTOCOL": "carrier-pigeon", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+    settings = load_settings({}, environ)
+    assert settings.protocol == "grpc"
+    assert settings.sources["protocol"] == "OTEL_EXPORTER_OTLP_PROTOCOL"
+
+
+def test_otel_exporter_variables_are_honoured() -> None:
+    settings = load_settings(
+        {},
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318/",
+            "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=abc%3D%3D,tenant=t1",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2500",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        },
+    )
+    assert settings.endpoint == "http://collector:4318/v1/traces"
+    assert settings.headers == {"x-api-key": "abc==", "tenant": "t1"}
+    assert settings.export_timeout == 2.5
+    assert settings.schedule_delay == 0.2
+
+
+def test_signal_specific_otel_variables_win() -> None:
+    settings = load_settings(
+        {},
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://generic:4318",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://traces:9999/custom",
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc",
+        },
+    )
+    assert settings.endpoint == "http://traces:9999/custom"
+    assert settings.protocol == "grpc"
+
+
+def test_sdk_disabled_means_backend_none() -> None:
+    assert load_settings({}, {"OTEL_SDK_DISABLED": "true"}).backend == "none"
+    assert load_settings({}, {"OTEL_SDK_DISABLED": "false"}).backend is None
+
+
+def test_resource_attributes_feed_version_and_environment() -> None:
+    settings = load_settings(
+        {},
+        {"OTEL_RESOURCE_ATTRIBUTES": "service.version=1.2.3,deployment.environment.name=staging"},
+    )
+    assert settings.service_version == "1.2.3"
+    assert settings.environment == "staging"
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings({}, {})
+    with pytest.raises(AttributeError):
+        settings.debug = True  # type: ignore[misc]
+
+
+def test_masked_hides_secrets_but_shows_sources() -> None:
+    settings = load_settings(
+        {"honeycomb_api_key": "hcxik_secretsecret", "headers": {"authorization": "Bearer zzz"}}, {}
+    )
+    shown = config.masked(settings)
+    assert "secretsecret" not in str(shown) and "zzz" not in str(shown)
+    assert shown["honeycomb_api_key"] == ("*** (set)", "argument")
+    assert shown["headers"][0] == "{authorization=***}"

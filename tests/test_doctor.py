@@ -1,0 +1,70 @@
+"""`o11ykit doctor` as a user runs it: a real process against a real receiver, or none."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, free_port
+from tests.support.otlp_receiver import OtlpReceiver
+
+pytestmark = pytest.mark.integration
+
+
+def doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "o11ykit.cli", "doctor", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "", **(env or {})},
+    )
+
+
+def test_doctor_succeeds_against_a_live_receiver_and_masks_secrets(tmp_path) -> None:
+    with OtlpReceiver(tmp_path) as receiver:
+        result = doctor(
+            "--backend",
+            "otlp",
+            "--endpoint",
+            receiver.http_endpoint,
+            env={"OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20topsecret"},
+        )
+        spans = receiver.wait_for_spans(lambda s: len(s) >= 1)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "doctor: all good" in result.stdout
+    assert spans[0]["name"] == "o11ykit doctor test span"
+    assert "topsecret" not in result.stdout
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in result.stdout  # where the value came from
+    assert "sqlalchemy" in result.stdout and "active" in result.stdout
+
+
+def test_doctor_diagnoses_connection_refused() -> None:
+    result = doctor("--backend", "otlp", "--endpoint", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "connection refused" in result.stdout and "doctor: problems found" in result.stdout
+
+
+def test_doctor_diagnoses_wrong_protocol_for_the_port(tmp_path) -> None:
+    with OtlpReceiver(tmp_path) as receiver:
+        result = doctor("--backend", "otlp", "--endpoint", receiver.grpc_endpoint)
+    assert result.returncode == 1
+    assert "wrong protocol" in result.stdout and "4317" in result.stdout
+
+
+def test_doctor_diagnoses_a_rejected_key(tmp_path) -> None:
+    # The receiver's error modes answer 500/429; a 401 needs a server that checks keys,
+    # so this checks the wording the transport gives a 401 instead.
+    from o11ykit.transport import _diagnose_http_status
+
+    failure = _diagnose_http_status(401, "https://api.honeycomb.io/v1/traces", b"unknown API key")
+    assert failure.kind == "bad key" and "API key" in str(failure)
+
+
+def test_doctor_reports_a_bad_setting_clearly() -> None:
+    result = doctor("--backend", "zipkin")
+    assert result.returncode == 1
+    assert "accepted values: otlp, jaeger, honeycomb, console, local, none" in result.stdout

@@ -1,0 +1,152 @@
+"""Export over real sockets to a real OTLP receiver: HTTP and gRPC, headers, Honeycomb keys."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from o11ykit.backends import honeycomb
+from o11ykit.config import load_settings
+from o11ykit.pipeline import BoundedBatchProcessor, SafeSpanExporter
+from o11ykit.privacy import Scrubber
+from o11ykit.resource import build_resource
+from o11ykit.setup import build_transport
+from tests.support.otlp_receiver import OtlpReceiver
+
+pytestmark = pytest.mark.integration
+CLASSIC_KEY = "0123456789abcdef0123456789abcdef"
+ENVIRONMENT_KEY = "hcxik_01hqk4k20cjeh63wca8vva5stw"
+
+
+class _Keep(SpanExporter):
+    def __init__(self) -> None:
+        self.spans: list = []
+
+    def export(self, spans):
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+def _spans(settings, count: int = 1):
+    keep = _Keep()
+    provider = TracerProvider(resource=build_resource(settings), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(keep))
+    tracer = provider.get_tracer("test")
+    for index in range(count):
+        with tracer.start_as_current_span(
+            f"work-{index}", attributes={"tenant.id": "acme", "url.query": "a=1&token=s3cr3t"}
+        ):
+            pass
+    return keep.spans
+
+
+def _export_through_pipeline(settings) -> SafeSpanExporter:
+    _, transport = build_transport(settings)
+    exporter = SafeSpanExporter(transport, Scrubber(), settings.export_timeout)
+    processor = BoundedBatchProcessor(exporter, schedule_delay=0.05)
+    for span in _spans(settings, 3):
+        processor.on_end(span)
+    processor.shutdown(5.0)
+    return exporter
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_otlp_export_arrives_scrubbed_with_headers(tmp_path, protocol: str) -> None:
+    with OtlpReceiver(tmp_path) as receiver:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        settings = load_settings(
+            {
+                "service_name": "svc",
+                "backend": "otlp",
+                "endpoint": endpoint,
+                "protocol": protocol,
+                "headers": {"x-team": "blue"},
+            },
+            {},
+        )
+        exporter = _export_through_pipeline(settings)
+        spans = receiver.wait_for_spans(lambda s: len(s) >= 3)
+        request = receiver.requests()[0]
+    assert exporter.stats.exported == 3 and exporter.stats.dropped == 0
+    assert request["transport"] == ("grpc" if protocol == "grpc" else "http")
+    assert request["headers"]["x-team"] == "blue"
+    assert {s["name"] for s in spans} == {"work-0", "work-1", "work-2"}
+    assert spans[0]["resource"]["service.name"] == "svc"
+    assert spans[0]["attributes"]["tenant.id"] == "acme"
+    assert "s3cr3t" not in str(receiver.requests())
+
+
+@pytest.mark.parametrize(
+    ("key", "dataset_expected"), [(CLASSIC_KEY, True), (ENVIRONMENT_KEY, False)]
+)
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_honeycomb_headers_by_key_kind(
+    tmp_path, key: str, dataset_expected: bool, protocol: str
+) -> None:
+    with OtlpReceiver(tmp_path) as receiver:
+        endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_endpoint
+        settings = load_settings(
+            {
+                "service_name": "shop",
+                "backend": "honeycomb",
+                "endpoint": endpoint,
+                "protocol": protocol,
+                "honeycomb_api_key": key,
+                "honeycomb_dataset": "traces",
+            },
+            {},
+        )
+        _export_through_pipeline(settings)
+        receiver.wait_for_spans(lambda s: len(s) >= 3)
+        headers = receiver.requests()[0]["headers"]
+    assert headers["x-honeycomb-team"] == key
+    assert ("x-honeycomb-dataset" in headers) is dataset_expected
+    if dataset_expected:
+        assert headers["x-honeycomb-dataset"] == "traces"
+
+
+def test_honeycomb_endpoints_and_key_from_environment() -> None:
+    us = load_settings({"backend": "honeycomb"}, {"HONEYCOMB_API_KEY": ENVIRONMENT_KEY})
+    eu = load_settings(
+        {"backend": "honeycomb", "honeycomb_region": "eu"}, {"HONEYCOMB_API_KEY": ENVIRONMENT_KEY}
+    )
+    assert build_transport(us)[1].target == "https://api.honeycomb.io/v1/traces"
+    assert build_transport(eu)[1].target == "https://api.eu1.honeycomb.io/v1/traces"
+    assert honeycomb.headers(us) == {"x-honeycomb-team": ENVIRONMENT_KEY}
+
+
+def test_honeycomb_without_key_is_a_clear_error_when_asked_for_in_code() -> None:
+    from o11ykit.config import ConfigError
+
+    with pytest.raises(ConfigError, match="HONEYCOMB_API_KEY"):
+        build_transport(load_settings({"backend": "honeycomb"}, {}))
+    # Asked for only in the environment: reported, and nothing is exported.
+    assert build_transport(load_settings({}, {"O11YKIT_BACKEND": "honeycomb"})) == ("none", None)
+
+
+@pytest.mark.parametrize(
+    ("environ", "backend", "target"),
+    [
+        ({}, "local", "http://127.0.0.1:4318/v1/traces"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"},
+            "otlp",
+            "http://collector:4318/v1/traces",
+        ),
+        ({"O11YKIT_BACKEND": "jaeger"}, "jaeger", "http://localhost:4318/v1/traces"),
+        ({"O11YKIT_BACKEND": "jaeger", "O11YKIT_PROTOCOL": "grpc"}, "jaeger", "localhost:4317"),
+    ],
+)
+def test_backend_choice_and_default_endpoints(environ, backend: str, target: str) -> None:
+    name, transport = build_transport(load_settings({}, environ))
+    assert (name, transport.target) == (backend, target)
+
+
+def test_rejections_are_counted_not_raised(tmp_path) -> None:
+    with OtlpReceiver(tmp_path, mode="error500") as receiver:
+        settings = load_settings({"backend": "otlp", "endpoint": receiver.http_endpoint}, {})
+        exporter = _export_through_pipeline(settings)
+    assert exporter.stats.exported == 0
+    assert exporter.stats.dropped_export_failed == 3
+    assert "HTTP 500" in (exporter.stats.last_error or "")

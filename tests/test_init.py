@@ -1,0 +1,149 @@
+"""init() as a service calls it: each case in a fresh process with its own global state."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import run_python
+
+pytestmark = pytest.mark.integration
+
+
+def test_second_init_returns_the_same_handle_and_exports_once(tmp_path) -> None:
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver(tmp_path) as receiver:
+        result = run_python(
+            f"""
+            import o11ykit
+            endpoint = "{receiver.http_endpoint}"
+            first = o11ykit.init(service_name="a", backend="otlp", endpoint=endpoint)
+            second = o11ykit.init()
+            assert first is second
+            with first.tracer("t").start_as_current_span("once"):
+                pass
+            o11ykit.shutdown(timeout=5)
+            """
+        )
+        assert result.returncode == 0, result.stderr
+        spans = receiver.wait_for_spans(lambda s: len(s) >= 1)
+    assert [s["name"] for s in spans] == ["once"]
+
+
+def test_attaches_to_an_existing_provider_and_says_so_once() -> None:
+    result = run_python(
+        """
+        import logging
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        theirs = TracerProvider(); memory = InMemorySpanExporter()
+        theirs.add_span_processor(SimpleSpanProcessor(memory))
+        trace.set_tracer_provider(theirs)
+        import o11ykit
+        handle = o11ykit.init(service_name="x")
+        o11ykit.init()
+        assert handle.provider is theirs and handle.attached and handle.processor is None
+        with o11ykit.context(tenant_id="acme"):
+            with trace.get_tracer("t").start_as_current_span("s"):
+                pass
+        print(memory.get_finished_spans()[0].attributes["tenant.id"])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "acme"
+    assert result.stderr.count("already installed") == 1
+
+
+def test_init_makes_no_network_call_and_leaves_root_logging_alone() -> None:
+    result = run_python(
+        """
+        import logging, socket
+        def refuse(*a, **k):
+            raise AssertionError("network call during init")
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        root = logging.getLogger()
+        before = (root.level, list(root.handlers), [h.formatter for h in root.handlers])
+        import o11ykit
+        o11ykit.init(service_name="quiet", backend="otlp", endpoint="http://127.0.0.1:9")
+        assert (root.level, list(root.handlers), [h.formatter for h in root.handlers]) == before
+        print("ok")
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_bad_argument_raises_bad_environment_is_survived() -> None:
+    result = run_python(
+        """
+        import o11ykit
+        try:
+            o11ykit.init(backend="zipkin")
+        except o11ykit.ConfigError as exc:
+            print("raised:", exc)
+        handle = o11ykit.init(backend="none")
+        print("backend:", handle.backend)
+        """,
+        env={"O11YKIT_SAMPLE_RATIO": "lots"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "raised: o11ykit setting backend" in result.stdout
+    assert "backend: none" in result.stdout
+    assert result.stderr.count("O11YKIT_SAMPLE_RATIO='lots'") == 1
+
+
+def test_resource_describes_the_service(tmp_path) -> None:
+    result = run_python(
+        """
+        import json, o11ykit
+        handle = o11ykit.init(service_name="pay", backend="none", environment="staging")
+        print(json.dumps(dict(handle.provider.resource.attributes)))
+        """,
+        env={"GITHUB_SHA": "0123456789abcdef0123"},
+    )
+    assert result.returncode == 0, result.stderr
+    resource = json.loads(result.stdout)
+    assert resource["service.name"] == "pay"
+    assert resource["service.version"] == "0123456789ab"
+    assert resource["deployment.environment.name"] == "staging"
+    for key in ("service.instance.id", "host.name", "process.pid"):
+        assert key in resource
+
+
+def test_container_id_is_read_from_cgroup_files(tmp_path) -> None:
+    from o11ykit.resource import detect_container_id
+
+    container = "a" * 64
+    (tmp_path / "cgroup").write_text(f"0::/system.slice/docker-{container}.scope\n")
+    assert detect_container_id(tmp_path) == container
+    (tmp_path / "cgroup").write_text("0::/\n")
+    (tmp_path / "mountinfo").write_text(f"1 2 0:1 /var/lib/docker/containers/{container}/hosts\n")
+    assert detect_container_id(tmp_path) == container
+    (tmp_path / "mountinfo").write_text("nothing here\n")
+    assert detect_container_id(tmp_path) is None
+
+
+def test_shutdown_with_a_dead_backend_returns_within_its_timeout() -> None:
+    result = run_python(
+        """
+        import socket, time, o11ykit
+        # A port that accepts connections and never answers: the worst case for a flush.
+        silent = socket.socket(); silent.bind(("127.0.0.1", 0)); silent.listen(16)
+        port = silent.getsockname()[1]
+        handle = o11ykit.init(service_name="s", backend="otlp",
+                              endpoint=f"http://127.0.0.1:{port}", schedule_delay=30)
+        for i in range(100):
+            with handle.tracer("t").start_as_current_span(f"s{i}"):
+                pass
+        started = time.monotonic()
+        o11ykit.shutdown(timeout=0.5)
+        print(round(time.monotonic() - started, 3))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout) < 1.0

@@ -1,0 +1,159 @@
+"""Spans as the service's own code produces them, captured with the o11ykit_spans fixture."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import StaticPool
+
+import o11ykit
+from o11ykit.context import policy
+from o11ykit.privacy import pseudonymize
+
+# Created at import, before any init(): SQL spans must still appear for it.
+EARLY_ENGINE = create_engine("sqlite://", poolclass=StaticPool)
+
+
+def _app(engine, **fastapi_options) -> FastAPI:
+    app = FastAPI(**fastapi_options)
+
+    @app.get("/items/{item_id}")
+    def item(item_id: int) -> dict:
+        logging.getLogger("shop").warning("item %s", item_id)
+        with engine.connect() as db:
+            return {"value": db.execute(text("SELECT :v AS v"), {"v": item_id}).scalar()}
+
+    @app.get("/health")
+    def health() -> dict:
+        with engine.connect() as db:
+            db.execute(text("SELECT 1"))
+        return {}
+
+    o11ykit.instrument_app(app)
+    return app
+
+
+def _by_kind(spans, kind: SpanKind):
+    return [s for s in spans if s.kind is kind]
+
+
+def test_sql_spans_for_engines_created_before_and_after_init(o11ykit_spans) -> None:
+    late_engine = create_engine("sqlite://", poolclass=StaticPool)
+    tracer = trace.get_tracer("job")
+    with o11ykit.context(tenant_id="acme", user_id="u-1"), tracer.start_as_current_span("job"):
+        for engine in (EARLY_ENGINE, late_engine):
+            with engine.connect() as db:
+                db.execute(text("SELECT :secret AS s"), {"secret": "hunter2"})
+    sql = _by_kind(o11ykit_spans.spans, SpanKind.CLIENT)
+    assert len(sql) == 2
+    for span in sql:
+        assert span.attributes["tenant.id"] == "acme"
+        assert span.attributes["enduser.id"] == "u-1"
+        assert span.attributes["db.system.name"] == "sqlite"
+        assert "hunter2" not in str(dict(span.attributes))
+    # One span per statement: no `connect` span per pool checkout.
+    assert {s.name for s in o11ykit_spans.spans} == {"job", "SELECT"}
+
+
+def test_sql_outside_any_trace_makes_no_root_span(o11ykit_spans) -> None:
+    with EARLY_ENGINE.connect() as db:
+        db.execute(text("SELECT 1"))
+    assert o11ykit_spans.spans == []
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["fastapi-native-span", "o11ykit-span"])
+def test_fastapi_one_server_span_with_identity_and_no_noise(o11ykit_spans, native: bool) -> None:
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    app = _app(engine, **({} if native else {"telemetry": {"tracing": False}}))
+    with TestClient(app) as client:
+        response = client.get(
+            "/items/7?token=s3cr3t", headers={"X-Tenant-ID": "acme", "X-User-ID": "u-9"}
+        )
+    assert response.status_code == 200
+    spans = o11ykit_spans.spans
+    server = _by_kind(spans, SpanKind.SERVER)
+    assert len(server) == 1, [s.name for s in spans]
+    assert server[0].name == "GET /items/{item_id}"
+    assert server[0].attributes["http.route"] == "/items/{item_id}"
+    assert server[0].attributes["http.response.status_code"] == 200
+    assert len(spans) == 2  # server + SQL: no operation, send or receive spans
+    for span in spans:
+        assert span.attributes["tenant.id"] == "acme"
+        assert span.attributes["enduser.id"] == "u-9"
+        assert span.context.trace_id == server[0].context.trace_id
+    assert "s3cr3t" not in str([dict(s.attributes) for s in spans])
+
+
+def test_health_checks_and_their_sql_are_not_traced(o11ykit_spans) -> None:
+    app = _app(create_engine("sqlite://", poolclass=StaticPool))
+    with TestClient(app) as client:
+        assert client.get("/health").status_code == 200
+    assert o11ykit_spans.spans == []
+
+
+def test_forged_inbound_baggage_is_ignored_at_the_edge(o11ykit_spans) -> None:
+    app = _app(create_engine("sqlite://", poolclass=StaticPool))
+    with TestClient(app) as client:
+        client.get("/items/1", headers={"baggage": "tenant.id=evil,enduser.id=mallory"})
+    for span in o11ykit_spans.spans:
+        assert "tenant.id" not in span.attributes and "enduser.id" not in span.attributes
+
+
+def test_log_records_carry_trace_and_tenant(o11ykit_spans, caplog) -> None:
+    app = _app(create_engine("sqlite://", poolclass=StaticPool))
+    with caplog.at_level(logging.WARNING, logger="shop"), TestClient(app) as client:
+        client.get("/items/3", headers={"X-Tenant-ID": "globex"})
+    record = next(r for r in caplog.records if r.name == "shop")
+    server = _by_kind(o11ykit_spans.spans, SpanKind.SERVER)[0]
+    assert record.trace_id == format(server.context.trace_id, "032x")
+    assert getattr(record, "tenant.id") == "globex"
+    outside = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
+    assert outside is not None  # records made directly, outside the factory, are untouched
+
+
+def test_pseudonymised_user_ids(o11ykit_spans, monkeypatch) -> None:
+    monkeypatch.setattr(policy, "pseudonym_key", "k")
+    tracer = trace.get_tracer("t")
+    with o11ykit.context(tenant_id="acme", user_id="u-42"), tracer.start_as_current_span("work"):
+        pass
+    attributes = o11ykit_spans.spans[0].attributes
+    assert attributes["enduser.pseudo.id"] == pseudonymize("k", "u-42")
+    assert "enduser.id" not in attributes
+
+
+def test_code_set_attribute_is_not_overwritten_by_context(o11ykit_spans) -> None:
+    tracer = trace.get_tracer("t")
+    explicit = {"tenant.id": "explicit"}
+    with (
+        o11ykit.context(tenant_id="from-context"),
+        tracer.start_as_current_span("s", attributes=explicit),
+    ):
+        pass
+    assert o11ykit_spans.spans[0].attributes["tenant.id"] == "explicit"
+
+
+def test_resolver_reads_identity_from_the_request(o11ykit_spans) -> None:
+    from o11ykit import TracingMiddleware
+
+    app = FastAPI()
+
+    @app.get("/me")
+    def me() -> dict:
+        return {}
+
+    def from_claims(request) -> tuple[str, str]:
+        tenant, _, user = request.headers["authorization"].removeprefix("Claims ").partition(":")
+        return tenant, user
+
+    app.add_middleware(TracingMiddleware, resolver=from_claims)
+    with TestClient(app) as client:
+        client.get("/me", headers={"authorization": "Claims initech:peter"})
+    server = _by_kind(o11ykit_spans.spans, SpanKind.SERVER)[0]
+    assert server.attributes["tenant.id"] == "initech"
+    assert server.attributes["enduser.id"] == "peter"
