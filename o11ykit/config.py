@@ -378,3 +378,22 @@ def masked(settings: Settings) -> dict[str, tuple[str, str]]:
             display = "" if value is None else str(value)
         shown[setting.name] = (display, settings.sources.get(setting.name, "default"))
     return shown
+
+
+def settings_reference() -> str:
+    """The settings table of docs/settings.md, generated so the docs cannot drift."""
+    rows = [
+        "| setting | environment | default | accepted | what it does |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for setting in SETTINGS:
+        variables = [setting.env_name, *dict.fromkeys(v for v, _ in setting.otel)]
+        default = setting.default
+        if isinstance(default, tuple):
+            default = ", ".join(default)
+        shown_default = "" if default in (None, {}, "") else f"`{default}`"
+        rows.append(
+            f"| `{setting.name}` | {'<br>'.join(f'`{v}`' for v in variables)} | {shown_default} "
+            f"| {p.accepted(setting.parse)} | {setting.help} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -125,3 +125,10 @@ def test_masked_hides_secrets_but_shows_sources() -> None:
     assert "secretsecret" not in str(shown) and "zzz" not in str(shown)
     assert shown["honeycomb_api_key"] == ("*** (set)", "argument")
     assert shown["headers"][0] == "{authorization=***}"
+
+
+def test_settings_doc_matches_the_settings_table() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "settings.md").read_text()
+    assert config.settings_reference() in doc
