@@ -103,17 +103,34 @@ def read_inbound(
 class TrustedBaggagePropagator(TextMapPropagator):
     """W3C baggage, sent only to trusted hosts and read only when inbound is trusted."""
 
-    def __init__(self, trust: HostTrust, trust_inbound: bool) -> None:
+    def __init__(
+        self,
+        trust: HostTrust,
+        trust_inbound: bool,
+        max_entries: int = 8,
+        max_value_length: int = 128,
+    ) -> None:
         self._trust = trust
         self._trust_inbound = trust_inbound
+        self._max_entries = max_entries
+        self._max_value_length = max_value_length
         self._w3c = W3CBaggagePropagator()
 
     def extract(
         self, carrier: CarrierT, context: Context | None = None, getter: Getter = default_getter
     ) -> Context:
+        base = context if context is not None else Context()
         if not self._trust_inbound:
-            return context if context is not None else Context()
-        return self._w3c.extract(carrier, context, getter)
+            return base
+        extracted = otel_baggage.get_all(self._w3c.extract(carrier, Context(), getter))
+        kept = [
+            (key, value)
+            for key, value in list(extracted.items())[: self._max_entries]
+            if len(str(value)) <= self._max_value_length
+        ]
+        for key, value in kept:
+            base = otel_baggage.set_baggage(key, value, base)
+        return base
 
     def inject(
         self, carrier: CarrierT, context: Context | None = None, setter: Setter = default_setter

@@ -16,6 +16,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from o11ykit.privacy import pseudonymize
 
@@ -57,6 +58,10 @@ class IdentityPolicy:
 
 
 policy = IdentityPolicy()
+# The parent of work that must not be traced (health checks): unsampled, so with the
+# parent-based sampler nothing below it is recorded. It is no trace, and logs say so.
+UNTRACED_SPAN_CONTEXT = SpanContext(1, 1, is_remote=False, trace_flags=TraceFlags(0))
+UNTRACED = trace.set_span_in_context(NonRecordingSpan(UNTRACED_SPAN_CONTEXT))
 _current: ContextVar[Identity | None] = ContextVar("o11ykit.identity", default=None)
 
 
@@ -123,7 +128,7 @@ def correlating_record_factory(
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
         span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
+        if span_context.is_valid and span_context is not UNTRACED_SPAN_CONTEXT:
             record.trace_id = format(span_context.trace_id, "032x")
             record.span_id = format(span_context.span_id, "016x")
         else:

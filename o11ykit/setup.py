@@ -39,7 +39,12 @@ def build_propagator(settings: Settings) -> CompositePropagator:
     return CompositePropagator(
         [
             TraceContextTextMapPropagator(),
-            TrustedBaggagePropagator(trust, settings.baggage_trust_inbound),
+            TrustedBaggagePropagator(
+                trust,
+                settings.baggage_trust_inbound,
+                settings.baggage_max_entries,
+                settings.baggage_max_value_length,
+            ),
         ]
     )
 

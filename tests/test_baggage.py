@@ -72,3 +72,11 @@ def test_inbound_reading_caps_count_length_and_keys() -> None:
         "enduser.pseudo.id": "p1",
     }
     assert read_inbound(header, max_entries=1, max_value_length=128) == {}
+
+
+def test_trusted_inbound_baggage_is_capped_before_it_travels_on() -> None:
+    propagator = TrustedBaggagePropagator(
+        default_trust, trust_inbound=True, max_entries=2, max_value_length=5
+    )
+    context = propagator.extract({"baggage": "a=1,b=toolongvalue,c=3,d=4"})
+    assert baggage.get_all(context) == {"a": "1"}

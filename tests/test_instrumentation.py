@@ -157,3 +157,19 @@ def test_resolver_reads_identity_from_the_request(o11ykit_spans) -> None:
     server = _by_kind(o11ykit_spans.spans, SpanKind.SERVER)[0]
     assert server.attributes["tenant.id"] == "initech"
     assert server.attributes["enduser.id"] == "peter"
+
+
+def test_logs_under_an_untraced_health_check_carry_no_trace_id(caplog) -> None:
+    from opentelemetry import context as otel_context
+
+    from o11ykit.context import UNTRACED
+    from o11ykit.instrumentation import logs
+
+    logs.enable()
+    token = otel_context.attach(UNTRACED)
+    try:
+        with caplog.at_level(logging.INFO, logger="health"):
+            logging.getLogger("health").info("probe")
+    finally:
+        otel_context.detach(token)
+    assert caplog.records[-1].trace_id == "-"

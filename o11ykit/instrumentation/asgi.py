@@ -13,26 +13,21 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
-    SpanKind,
-    StatusCode,
-    TraceFlags,
-)
+from opentelemetry.trace import SpanKind, StatusCode
 
 from o11ykit import state
 from o11ykit.baggage import read_inbound
-from o11ykit.context import ENDUSER_PSEUDO_ID, TENANT_ID, policy, stamp, use_identity
+from o11ykit.context import (
+    ENDUSER_PSEUDO_ID,
+    TENANT_ID,
+    UNTRACED,
+    policy,
+    stamp,
+    use_identity,
+)
 
 ASGIApp = Callable[..., Any]
 Resolver = Callable[[Any], "tuple[str | None, str | None]"]
-
-# Work under an excluded path runs under an unsampled parent, so with the parent-based
-# sampler nothing below it is recorded either: a health check's SQL is not a root span.
-_UNSAMPLED = trace.set_span_in_context(
-    NonRecordingSpan(SpanContext(1, 1, is_remote=False, trace_flags=TraceFlags(0)))
-)
 
 
 class _ScopeHeaders(Getter[dict]):
@@ -74,7 +69,9 @@ class TracingMiddleware:
             return
         settings = handle.settings
         if is_excluded(scope.get("path", ""), settings.excluded_paths):
-            token = otel_context.attach(_UNSAMPLED)
+            # Under an unsampled parent nothing below is recorded: a health check's SQL
+            # does not become a root span of its own.
+            token = otel_context.attach(UNTRACED)
             try:
                 await self.app(scope, receive, send)
             finally:

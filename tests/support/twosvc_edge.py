@@ -1,0 +1,92 @@
+"""The edge service of tests/test_two_services.py, run by uvicorn in its own process.
+
+    python -m uvicorn tests.support.twosvc_edge:app --host 127.0.0.1 --port PORT
+
+Configured entirely by the environment the test gives it:
+
+* ``TWOSVC_INNER_URL``: base URL of the inner service;
+* ``TWOSVC_DB``: this service's own SQLite file;
+* ``TWOSVC_LOG_FILE``: where its log lines go, with trace and tenant correlation;
+* ``O11YKIT_*``: o11ykit's settings (endpoint, schedule delay, pseudonym key, ...).
+
+It is an edge service, so it keeps the default of ignoring inbound baggage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import httpx
+import requests
+from fastapi import FastAPI
+from sqlalchemy import create_engine, text
+
+import o11ykit
+
+INNER_URL = os.environ["TWOSVC_INNER_URL"].rstrip("/")
+DB_PATH = os.environ["TWOSVC_DB"]
+LOG_FILE = os.environ["TWOSVC_LOG_FILE"]
+
+# The app's own logging setup: o11ykit only adds attributes to records, never handlers.
+# The test parses these key=value fields, so keep each one a single token.
+LOG_FORMAT = (
+    "%(name)s trace_id=%(trace_id)s span_id=%(span_id)s tenant=%(tenant.id)s "
+    "user=%(enduser.id)s pseudo=%(enduser.pseudo.id)s %(message)s"
+)
+
+log = logging.getLogger("twosvc.edge")
+
+
+def _configure_logging() -> None:
+    handler = logging.FileHandler(LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    # Uvicorn's own handlers must not print (or re-format) these lines a second time.
+    log.propagate = False
+
+
+_configure_logging()
+app = FastAPI()
+o11ykit.init("edge", "otlp", app=app)
+
+engine = create_engine(f"sqlite:///{DB_PATH}")
+# Outside any request: o11ykit records no span for this setup SQL.
+with engine.begin() as setup:
+    setup.execute(text("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, sku TEXT)"))
+    setup.execute(text("INSERT OR IGNORE INTO orders (id, sku) VALUES (1, 'SKU-1')"))
+
+# trust_env=False: a proxy configured on the machine must never carry loopback calls away.
+http_client = httpx.Client(base_url=INNER_URL, trust_env=False, timeout=5.0)
+session = requests.Session()
+session.trust_env = False
+
+
+@app.get("/orders/{order_id}")
+def get_order(order_id: int) -> dict[str, Any]:
+    """One log line, one SQL query, then inner twice: once per instrumented client library."""
+    log.info("order lookup order_id=%s", order_id)
+    with engine.connect() as connection:
+        # A bound parameter: its value must never reach a span.
+        row = connection.execute(
+            text("SELECT id, sku FROM orders WHERE id = :order_id"), {"order_id": order_id}
+        ).first()
+    via_httpx = http_client.get(f"/stock/{order_id}")
+    via_httpx.raise_for_status()
+    via_requests = session.get(f"{INNER_URL}/stock/{order_id}", timeout=5.0)
+    via_requests.raise_for_status()
+    return {
+        "order_id": order_id,
+        "sku": row.sku if row else None,
+        "inner": {"httpx": via_httpx.json(), "requests": via_requests.json()},
+    }
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    """Excluded from tracing by default; its SQL (marked health_probe) must not be traced."""
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1 AS health_probe"))
+    return {"status": "ok"}

@@ -1,0 +1,67 @@
+"""The inner service of tests/test_two_services.py, run by uvicorn in its own process.
+
+    O11YKIT_BAGGAGE_TRUST_INBOUND=true \
+        python -m uvicorn tests.support.twosvc_inner:app --host 127.0.0.1 --port PORT
+
+Configured by ``TWOSVC_DB``, ``TWOSVC_LOG_FILE`` and ``O11YKIT_*`` like the edge. It is an
+internal service: the test starts it trusting inbound baggage, which is how it learns the
+tenant and user (the edge sends no X-Tenant-ID / X-User-ID headers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from fastapi import FastAPI, Request
+from sqlalchemy import create_engine, text
+
+import o11ykit
+
+DB_PATH = os.environ["TWOSVC_DB"]
+LOG_FILE = os.environ["TWOSVC_LOG_FILE"]
+
+# Same fields as the edge's, so the test reads both files with one parser.
+LOG_FORMAT = (
+    "%(name)s trace_id=%(trace_id)s span_id=%(span_id)s tenant=%(tenant.id)s "
+    "user=%(enduser.id)s pseudo=%(enduser.pseudo.id)s %(message)s"
+)
+
+log = logging.getLogger("twosvc.inner")
+
+
+def _configure_logging() -> None:
+    handler = logging.FileHandler(LOG_FILE, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+_configure_logging()
+app = FastAPI()
+o11ykit.init("inner", "otlp", app=app)
+
+engine = create_engine(f"sqlite:///{DB_PATH}")
+with engine.begin() as setup:
+    setup.execute(text("CREATE TABLE IF NOT EXISTS stock (item_id INTEGER PRIMARY KEY, qty INT)"))
+    setup.execute(text("INSERT OR IGNORE INTO stock (item_id, qty) VALUES (1, 10)"))
+
+
+@app.get("/stock/{item_id}")
+def get_stock(item_id: int, request: Request) -> dict[str, Any]:
+    """Echoes the baggage header it received, so the test can see what the edge forwarded."""
+    log.info("stock lookup item_id=%s", item_id)
+    with engine.connect() as connection:
+        qty = connection.execute(
+            text("SELECT qty FROM stock WHERE item_id = :item_id"), {"item_id": item_id}
+        ).scalar()
+    return {"item_id": item_id, "qty": qty, "baggage_seen": request.headers.get("baggage")}
+
+
+@app.get("/health")
+def health() -> dict[str, str]:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1 AS health_probe"))
+    return {"status": "ok"}
