@@ -59,6 +59,8 @@ class Scrubber:
         self._secret_key = re.compile("|".join(re.escape(w) for w in sorted(normalized)))
         self._allow = frozenset(allow)
         self._key_verdicts: dict[str, bool] = {}
+        # Pairs already found clean; most attribute pairs repeat from span to span.
+        self._clean_pairs: set[tuple[str, Any]] = set()
 
     def is_secret_key(self, key: str) -> bool:
         verdict = self._key_verdicts.get(key)
@@ -118,8 +120,17 @@ class Scrubber:
         if not attributes:
             return None
         changed: dict[str, Any] | None = None
+        known_clean = self._clean_pairs
         for key, value in attributes.items():
+            try:
+                if (key, value) in known_clean:
+                    continue
+                hashable = True
+            except TypeError:  # a list: checked every time
+                hashable = False
             clean = self.scrub_value(key, value)
+            if hashable and clean is value and len(known_clean) < _KEY_CACHE_LIMIT:
+                known_clean.add((key, value))
             if clean is not value and clean != value:
                 if changed is None:
                     changed = dict(attributes)

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
 from o11ykit._version import __version__
+from o11ykit.otlp_encoding import encode_request
 from o11ykit.resource import process_identity
 
 _GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -42,20 +42,8 @@ class Transport(Protocol):
 
 
 def encode(spans: Sequence[ReadableSpan]) -> bytes:
-    """OTLP protobuf bytes, with this process's pid and instance id in the resource.
-
-    A forked worker inherits its parent's resource; correcting it here, once per batch,
-    keeps forking free of any work on the request path.
-    """
-    request = encode_spans(spans)
-    pid, instance_id = process_identity()
-    for resource_spans in request.resource_spans:
-        for attribute in resource_spans.resource.attributes:
-            if attribute.key == "process.pid" and attribute.value.int_value != pid:
-                attribute.value.int_value = pid
-            elif attribute.key == "service.instance.id":
-                attribute.value.string_value = instance_id
-    return request.SerializeToString()
+    """OTLP protobuf bytes, with this process's pid and instance id in the resource."""
+    return encode_request(spans, process_identity())
 
 
 class OtlpTransport:
