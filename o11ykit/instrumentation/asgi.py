@@ -31,23 +31,48 @@ Resolver = Callable[[Any], "tuple[str | None, str | None]"]
 
 
 class _ScopeHeaders(Getter[dict]):
+    """Reads the raw ASGI header list only for the keys the propagators ask for."""
+
     def get(self, carrier: dict, key: str) -> list[str] | None:
-        value = carrier.get(key)
-        return [value] if value is not None else None
+        wanted = key.lower().encode("latin-1")
+        values = [v.decode("latin-1") for k, v in carrier.get("headers", ()) if k == wanted]
+        return values or None
 
     def keys(self, carrier: dict) -> list[str]:
-        return list(carrier)
+        return [k.decode("latin-1") for k, _ in carrier.get("headers", ())]
 
 
 _GETTER = _ScopeHeaders()
 
 
-def is_excluded(path: str, excluded: Iterable[str]) -> bool:
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in excluded)
+def path_matcher(paths: Iterable[str]) -> Callable[[str], bool]:
+    """Matches each path and everything below it (`/health` and `/health/db`)."""
+    exact = frozenset(paths)
+    prefixes = tuple(p.rstrip("/") + "/" for p in exact)
+    return lambda path: path in exact or path.startswith(prefixes)
 
 
-def scope_headers(scope: dict) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
+class _EdgeRules:
+    """What the middleware needs from the settings, prepared once instead of per request."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.excluded = path_matcher(settings.excluded_paths)
+        # ASGI servers give header names in lower case.
+        self.wanted = {
+            settings.tenant_header.lower().encode("latin-1"): "tenant",
+            settings.user_header.lower().encode("latin-1"): "user",
+            b"baggage": "baggage",
+        }
+
+    def headers(self, scope: dict) -> dict[str, str]:
+        found: dict[str, str] = {}
+        wanted = self.wanted
+        for name, value in scope.get("headers", ()):
+            role = wanted.get(name)
+            if role is not None:
+                found[role] = value.decode("latin-1")
+        return found
 
 
 class TracingMiddleware:
@@ -61,14 +86,21 @@ class TracingMiddleware:
     def __init__(self, app: ASGIApp, resolver: Resolver | None = None) -> None:
         self.app = app
         self.resolver = resolver
+        self._rules: _EdgeRules | None = None
+
+    def _rules_for(self, settings: Any) -> _EdgeRules:
+        rules = self._rules
+        if rules is None or rules.settings is not settings:
+            rules = self._rules = _EdgeRules(settings)
+        return rules
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         handle = state.current()
         if scope["type"] != "http" or handle is None:
             await self.app(scope, receive, send)
             return
-        settings = handle.settings
-        if is_excluded(scope.get("path", ""), settings.excluded_paths):
+        rules = self._rules_for(handle.settings)
+        if rules.excluded(scope.get("path", "")):
             # Under an unsampled parent nothing below is recorded: a health check's SQL
             # does not become a root span of its own.
             token = otel_context.attach(UNTRACED)
@@ -77,26 +109,26 @@ class TracingMiddleware:
             finally:
                 otel_context.detach(token)
             return
-        headers = scope_headers(scope)
-        identity = self._identity(scope, headers, settings, handle.resolver)
+        identity = self._identity(scope, rules, handle.resolver)
         current = trace.get_current_span()
         if current.is_recording() and getattr(current, "kind", None) is SpanKind.SERVER:
             stamp(current, identity)
             with use_identity(identity):
                 await self.app(scope, receive, send)
             return
-        await self._traced(scope, receive, send, headers, identity, handle.tracer("o11ykit.asgi"))
+        await self._traced(scope, receive, send, identity, handle.tracer("o11ykit.asgi"))
 
-    def _identity(self, scope: dict, headers: dict[str, str], settings: Any, default: Any):
+    def _identity(self, scope: dict, rules: _EdgeRules, default: Resolver | None) -> Any:
+        settings = rules.settings
         resolver = self.resolver or default
         limit = settings.baggage_max_value_length
+        headers = rules.headers(scope)
         if resolver is not None:
             from starlette.requests import Request
 
             tenant_id, user_id = resolver(Request(scope))
         else:
-            tenant_id = headers.get(settings.tenant_header.lower())
-            user_id = headers.get(settings.user_header.lower())
+            tenant_id, user_id = headers.get("tenant"), headers.get("user")
         tenant_id = tenant_id if tenant_id and len(tenant_id) <= limit else None
         user_id = user_id if user_id and len(user_id) <= limit else None
         pseudonymized = False
@@ -108,7 +140,7 @@ class TracingMiddleware:
             user_id = user_id or inbound.get("enduser.id")
         return policy.identity(tenant_id, user_id, pseudonymized=pseudonymized)
 
-    async def _traced(self, scope, receive, send, headers, identity, tracer) -> None:
+    async def _traced(self, scope, receive, send, identity, tracer) -> None:
         method = scope.get("method", "HTTP")
         attributes: dict[str, Any] = {
             "http.request.method": method,
@@ -117,7 +149,7 @@ class TracingMiddleware:
         }
         if scope.get("query_string"):
             attributes["url.query"] = scope["query_string"].decode("latin-1")
-        parent = propagate.extract(headers, getter=_GETTER)
+        parent = propagate.extract(scope, getter=_GETTER)
         span = tracer.start_span(
             method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from o11ykit.instrumentation.asgi import TracingMiddleware, is_excluded
+from o11ykit.instrumentation.asgi import TracingMiddleware, path_matcher
 
 MARK = "_o11ykit_instrumented"
 
@@ -29,9 +29,10 @@ def instrument_app(app: Any, excluded_paths: tuple[str, ...], resolver: Any = No
     if native is not None:
         native["operation_spans"] = False
         user_exclude = native.get("exclude")
+        excluded = path_matcher(excluded_paths)
 
         def exclude(scope: dict) -> bool:
-            if is_excluded(scope.get("path", ""), excluded_paths):
+            if excluded(scope.get("path", "")):
                 return True
             return bool(user_exclude and user_exclude(scope))
 

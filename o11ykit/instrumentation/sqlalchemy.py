@@ -14,6 +14,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
+from o11ykit.context import current_identity
+
 _tracer: Tracer | None = None
 _MAX_STATEMENT = 2048
 _DESCRIPTION_CACHE_LIMIT = 1024
@@ -67,6 +69,10 @@ def _before(conn, cursor, statement, parameters, context, executemany) -> None:
         **operation,
         "db.query.text": statement[:_MAX_STATEMENT],
     }
+    identity = current_identity()
+    if identity is not None:
+        # Given at start, the stamping processor finds them there and has nothing to add.
+        attributes.update(identity.attributes)
     context._o11ykit_span = _tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
 
 
