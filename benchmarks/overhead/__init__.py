@@ -1,0 +1,1 @@
+"""Request-overhead benchmark: uninstrumented vs plain OpenTelemetry vs o11ykit."""
