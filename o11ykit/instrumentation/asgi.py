@@ -96,6 +96,9 @@ class TracingMiddleware:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         handle = state.current()
+        if scope["type"] == "lifespan" and handle is not None:
+            await self.app(scope, receive, _flushing_at_shutdown(send, handle))
+            return
         if scope["type"] != "http" or handle is None:
             await self.app(scope, receive, send)
             return
@@ -185,3 +188,18 @@ def _finish(span: trace.Span, scope: dict, method: str, status: list[int]) -> No
             span.set_attribute("error.type", str(status[0]))
             span.set_status(StatusCode.ERROR)
     span.end()
+
+
+def _flushing_at_shutdown(send: Callable, handle: Any) -> Callable:
+    """Flush when the server reports the app shut down.
+
+    uvicorn re-raises SIGTERM after a graceful shutdown, so the process ends without
+    running atexit hooks: under Docker or Kubernetes the last spans would be lost.
+    """
+
+    async def send_after_flush(message: dict) -> None:
+        if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            handle.force_flush(handle.settings.shutdown_timeout)
+        await send(message)
+
+    return send_after_flush
