@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import trace
@@ -24,6 +25,7 @@ TENANT_ID = "tenant.id"
 ENDUSER_ID = "enduser.id"
 ENDUSER_PSEUDO_ID = "enduser.pseudo.id"
 IDENTITY_KEYS = (TENANT_ID, ENDUSER_ID, ENDUSER_PSEUDO_ID)
+_IDENTITY_CACHE_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,24 @@ class IdentityPolicy:
     """How raw ids become attributes; init() replaces it with the configured one."""
 
     pseudonym_key: str | None = None
+    _cache: dict[tuple, Identity | None] = field(default_factory=dict, repr=False)
 
     def identity(
         self, tenant_id: str | None, user_id: str | None, *, pseudonymized: bool = False
+    ) -> Identity | None:
+        # The same few tenants and users come back request after request; an identity
+        # (and its HMAC) is computed once per key in force.
+        key = (tenant_id, user_id, pseudonymized, self.pseudonym_key)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._build(tenant_id, user_id, pseudonymized)
+            if len(self._cache) >= _IDENTITY_CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def _build(
+        self, tenant_id: str | None, user_id: str | None, pseudonymized: bool
     ) -> Identity | None:
         attributes: dict[str, str] = {}
         if tenant_id:
@@ -54,7 +71,7 @@ class IdentityPolicy:
                 attributes[ENDUSER_PSEUDO_ID] = pseudonymize(self.pseudonym_key, str(user_id))
             else:
                 attributes[ENDUSER_ID] = str(user_id)
-        return Identity(attributes) if attributes else None
+        return Identity(MappingProxyType(attributes)) if attributes else None
 
 
 policy = IdentityPolicy()
@@ -67,6 +84,15 @@ _current: ContextVar[Identity | None] = ContextVar("o11ykit.identity", default=N
 
 def current_identity() -> Identity | None:
     return _current.get()
+
+
+def set_identity(identity: Identity | None) -> Token:
+    """For hot paths; elsewhere `use_identity` reads better."""
+    return _current.set(identity)
+
+
+def reset_identity(token: Token) -> None:
+    _current.reset(token)
 
 
 @contextmanager

@@ -26,9 +26,14 @@ class Handle:
     resolver: Any = None
     instrumentations: dict[str, str] = field(default_factory=dict)
     closed: bool = False
+    _tracers: dict[str, trace.Tracer] = field(default_factory=dict, repr=False)
 
     def tracer(self, name: str = "o11ykit") -> trace.Tracer:
-        return self.provider.get_tracer(name)
+        # Cached: the SDK builds a new scope and tracer on every get_tracer() call.
+        tracer = self._tracers.get(name)
+        if tracer is None:
+            tracer = self._tracers[name] = self.provider.get_tracer(name)
+        return tracer
 
     def stats(self) -> ExportStats:
         """Spans exported and dropped so far (queue full, backend failing)."""
@@ -39,9 +44,7 @@ class Handle:
         from o11ykit.instrumentation.fastapi import instrument_app
 
         try:
-            self.instrumentations["fastapi"] = "active: " + instrument_app(
-                app, self.settings.excluded_paths, self.resolver
-            )
+            self.instrumentations["fastapi"] = "active: " + instrument_app(app, self.resolver)
         except RuntimeError as exc:  # Starlette refuses middleware once the app has started
             self.instrumentations["fastapi"] = f"skipped: {exc}"
             log.warning("o11ykit: could not instrument the app: %s", exc)

@@ -7,7 +7,6 @@ the service its telemetry, never its latency, and is counted and reported once a
 
 from __future__ import annotations
 
-import atexit
 import collections
 import logging
 import os
@@ -106,8 +105,12 @@ class SafeSpanExporter(SpanExporter):
         self._scrubber = scrubber
         self._timeout = timeout
         self._deadline: float | None = None
-        self.warning = OncePerInterval()
+        # One limiter per message: a full queue must not hide a dead backend, nor the reverse.
+        self._failure_warning = OncePerInterval()
+        self._recovery_note = OncePerInterval()
         self._failing = False
+        self._in_flight = 0
+        self._abandoned = False
 
     def set_deadline(self, deadline: float) -> None:
         self._deadline = deadline
@@ -119,29 +122,42 @@ class SafeSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         timeout = self._time_left()
-        if timeout <= 0:
+        if timeout <= 0 or self._abandoned:
             self.stats.dropped_export_failed += len(spans)
             return SpanExportResult.FAILURE
+        self._in_flight = len(spans)
         try:
             self.transport.send(scrubbed(spans, self._scrubber), timeout)
         except ExportFailure as failure:
-            self._record_failure(len(spans), str(failure))
-            return SpanExportResult.FAILURE
+            return self._failed(len(spans), str(failure))
         except Exception as exc:
-            self._record_failure(len(spans), f"unexpected {type(exc).__name__}: {exc}")
+            return self._failed(len(spans), f"unexpected {type(exc).__name__}: {exc}")
+        finally:
+            self._in_flight = 0
+        if self._abandoned:  # shutdown already counted this batch as dropped
             return SpanExportResult.FAILURE
         self.stats.exported += len(spans)
         if self._failing:
             self._failing = False
-            log.warning("o11ykit: export to %s works again", self.transport.target)
+            self._recovery_note.warn("o11ykit: export to %s works again", self.transport.target)
         return SpanExportResult.SUCCESS
+
+    def abandon_in_flight(self) -> None:
+        """At shutdown: a send still running past the deadline is counted as dropped now."""
+        self._abandoned = True
+        self.stats.dropped_export_failed += self._in_flight
+
+    def _failed(self, count: int, reason: str) -> SpanExportResult:
+        if not self._abandoned:
+            self._record_failure(count, reason)
+        return SpanExportResult.FAILURE
 
     def _record_failure(self, count: int, reason: str) -> None:
         self.stats.dropped_export_failed += count
         self.stats.failed_batches += 1
         self.stats.last_error = reason
         self._failing = True
-        self.warning.warn(
+        self._failure_warning.warn(
             "o11ykit: spans are not reaching the backend (%s); %d dropped so far. "
             "The service is unaffected. Run `o11ykit doctor` for a diagnosis.",
             reason,
@@ -168,8 +184,11 @@ class BoundedBatchProcessor(SpanProcessor):
         max_queue_size: int = 2048,
         max_batch_size: int = 512,
         schedule_delay: float = 1.0,
+        exit_timeout: float = 1.0,
     ) -> None:
         self.exporter = exporter
+        self.exit_timeout = exit_timeout
+        self._queue_warning = OncePerInterval()
         self._max_queue = max_queue_size
         self._batch = max_batch_size
         self._delay = schedule_delay
@@ -190,7 +209,7 @@ class BoundedBatchProcessor(SpanProcessor):
             self._start_in_this_process()
         if len(self._queue) >= self._max_queue:
             self.exporter.stats.dropped_queue_full += 1
-            self.exporter.warning.warn(
+            self._queue_warning.warn(
                 "o11ykit: the export queue is full (%d spans); dropping spans until it drains",
                 self._max_queue,
             )
@@ -200,14 +219,14 @@ class BoundedBatchProcessor(SpanProcessor):
             self._wake.set()
 
     def _start_in_this_process(self) -> None:
-        forked = self._pid is not None
         self._pid = os.getpid()
         self._queue = collections.deque()  # a parent's pending spans are the parent's to send
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._thread = threading.Thread(target=self._run, name="o11ykit-export", daemon=True)
         self._thread.start()
-        if forked and "multiprocessing" in sys.modules:
+        multiprocessing = sys.modules.get("multiprocessing")
+        if multiprocessing is not None and multiprocessing.parent_process() is not None:
             _flush_at_multiprocessing_exit(self)
 
     def _run(self) -> None:
@@ -238,6 +257,7 @@ class BoundedBatchProcessor(SpanProcessor):
         self.exporter.set_deadline(time.monotonic() + timeout)
         self.force_flush(int(timeout * 1000))
         self._closed = True
+        self.exporter.abandon_in_flight()
         self._wake.set()
         if self._queue:
             self.exporter.stats.dropped_export_failed += len(self._queue)
@@ -250,8 +270,4 @@ def _flush_at_multiprocessing_exit(processor: BoundedBatchProcessor) -> None:
     # registry is the hook that does run there.
     from multiprocessing import util
 
-    util.Finalize(None, processor.shutdown, exitpriority=100)
-
-
-def flush_at_exit(processor: BoundedBatchProcessor, timeout: float) -> None:
-    atexit.register(processor.shutdown, timeout)
+    util.Finalize(None, processor.shutdown, args=(processor.exit_timeout,), exitpriority=100)

@@ -73,6 +73,7 @@ def build_processor(
         max_queue_size=settings.max_queue_size,
         max_batch_size=settings.max_export_batch_size,
         schedule_delay=settings.schedule_delay,
+        exit_timeout=settings.shutdown_timeout,
     )
 
 

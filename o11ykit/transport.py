@@ -8,8 +8,11 @@ service with a dead backend must not pay for. A failed batch is counted, not ret
 from __future__ import annotations
 
 import http.client
+import os
+import select
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -74,7 +77,7 @@ def _diagnose_http_status(status: int, target: str, body: bytes) -> ExportFailur
     return ExportFailure("server error", f"{target} answered HTTP {status} ({snippet})")
 
 
-def _diagnose_os_error(exc: BaseException, target: str, grpc_hint: bool) -> ExportFailure:
+def _diagnose_os_error(exc: BaseException, target: str, fresh_connection: bool) -> ExportFailure:
     if isinstance(exc, ConnectionRefusedError):
         return ExportFailure("connection refused", f"nothing listens at {target}")
     if isinstance(exc, (socket.timeout, TimeoutError)):
@@ -83,9 +86,10 @@ def _diagnose_os_error(exc: BaseException, target: str, grpc_hint: bool) -> Expo
         return ExportFailure("TLS", f"TLS handshake with {target} failed: {exc}")
     if isinstance(exc, socket.gaierror):
         return ExportFailure("unknown host", f"cannot resolve the host of {target}")
-    if isinstance(exc, (http.client.BadStatusLine, http.client.RemoteDisconnected)) or (
-        isinstance(exc, ConnectionResetError) and grpc_hint
-    ):
+    # A new connection that is reset or answered with something that is not HTTP is the
+    # classic sign of an HTTP request sent to a gRPC (HTTP/2-only) port.
+    not_http = isinstance(exc, (http.client.BadStatusLine, http.client.RemoteDisconnected))
+    if fresh_connection and (not_http or isinstance(exc, ConnectionResetError)):
         return ExportFailure(
             "wrong protocol",
             f"{target} did not answer HTTP; is this a gRPC port (4317)? "
@@ -110,44 +114,81 @@ class HttpTransport(OtlpTransport):
             **headers,
         }
         self._connection: http.client.HTTPConnection | None = None
+        self._owner = os.getpid()
 
-    def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        if self._connection is None:
+    def _connection_for(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """The kept-alive connection, or a new one; and whether it is being reused."""
+        connection = self._connection
+        if connection is not None and (self._owner != os.getpid() or _closed_by_peer(connection)):
+            # Another process's socket (we were forked) is dropped unclosed: closing it
+            # would cut the parent's connection. One the server closed is just stale.
+            if self._owner == os.getpid():
+                connection.close()
+            connection = self._connection = None
+        reused = connection is not None
+        if connection is None:
             if self._https:
-                self._connection = http.client.HTTPSConnection(
+                connection = http.client.HTTPSConnection(
                     self._host, self._port, timeout=timeout, context=ssl.create_default_context()
                 )
             else:
-                self._connection = http.client.HTTPConnection(
-                    self._host, self._port, timeout=timeout
-                )
-        self._connection.timeout = timeout
-        if self._connection.sock is not None:
-            self._connection.sock.settimeout(timeout)
-        return self._connection
+                connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            self._connection, self._owner = connection, os.getpid()
+        connection.timeout = timeout
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout)
+        return connection, reused
 
     def post(self, body: bytes, timeout: float) -> None:
-        connection = self._connect(timeout)
+        deadline = time.monotonic() + timeout
+        connection, reused = self._connection_for(timeout)
         try:
-            connection.request("POST", self._path, body=body, headers=self._headers)
-            response = connection.getresponse()
-            answer = response.read()
+            status, answer, will_close = self._exchange(connection, body)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise _diagnose_os_error(exc, self.target, grpc_hint=True) from None
-        if response.status >= 300:
-            if response.will_close:
+            if not reused or time.monotonic() >= deadline:
+                raise _diagnose_os_error(exc, self.target, fresh_connection=not reused) from None
+            # A kept-alive connection can die between batches (idle timeouts of collectors
+            # and load balancers); the batch was not delivered, so send it once on a new one.
+            connection, _ = self._connection_for(max(deadline - time.monotonic(), 0.01))
+            try:
+                status, answer, will_close = self._exchange(connection, body)
+            except (OSError, http.client.HTTPException) as again:
                 self.close()
-            raise _diagnose_http_status(response.status, self.target, answer)
+                raise _diagnose_os_error(again, self.target, fresh_connection=True) from None
+        if will_close:
+            self.close()
+        if status >= 300:
+            raise _diagnose_http_status(status, self.target, answer)
+
+    def _exchange(self, connection: http.client.HTTPConnection, body: bytes) -> tuple:
+        connection.request("POST", self._path, body=body, headers=self._headers)
+        response = connection.getresponse()
+        return response.status, response.read(), response.will_close
 
     def close(self) -> None:
-        if self._connection is not None:
+        if self._connection is not None and self._owner == os.getpid():
             self._connection.close()
-            self._connection = None
+        self._connection = None
+
+
+def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+    """An idle kept-alive socket that is readable has been closed (or spoken to) by the peer."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class GrpcTransport(OtlpTransport):
-    """OTLP/gRPC with the request already encoded; the channel opens on first use."""
+    """OTLP/gRPC with the request already encoded; the channel opens on first use.
+
+    A channel belongs to the process that opened it: a forked worker opens its own.
+    """
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         parts = urlsplit(url)
@@ -156,9 +197,10 @@ class GrpcTransport(OtlpTransport):
         self._metadata = tuple((k.lower(), v) for k, v in headers.items())
         self._channel = None
         self._call = None
+        self._owner = os.getpid()
 
     def _export_call(self):
-        if self._call is None:
+        if self._call is None or self._owner != os.getpid():
             import grpc  # imported on first export: keeps `import o11ykit` lean
 
             self._channel = (
@@ -167,6 +209,7 @@ class GrpcTransport(OtlpTransport):
                 else grpc.insecure_channel(self.target)
             )
             self._call = self._channel.unary_unary(_GRPC_METHOD)
+            self._owner = os.getpid()
         return self._call
 
     def post(self, body: bytes, timeout: float) -> None:
@@ -178,9 +221,13 @@ class GrpcTransport(OtlpTransport):
             raise _diagnose_grpc(exc, self.target) from None
 
     def close(self) -> None:
-        if self._channel is not None:
+        if self._channel is not None and self._owner == os.getpid():
             self._channel.close()
         self._channel = self._call = None
+
+
+# What grpc says when the peer speaks HTTP/1.x, e.g. an OTLP/HTTP port.
+_NOT_GRPC_MARKERS = ("http1.x", "failed parsing http/2", "http status")
 
 
 def _diagnose_grpc(exc, target: str) -> ExportFailure:
@@ -188,10 +235,11 @@ def _diagnose_grpc(exc, target: str) -> ExportFailure:
 
     code = exc.code() if hasattr(exc, "code") else None
     details = (exc.details() if hasattr(exc, "details") else "") or ""
+    lowered = details.lower()
     if code == grpc.StatusCode.UNAVAILABLE:
-        if "refused" in details.lower():
+        if "refused" in lowered:
             return ExportFailure("connection refused", f"nothing listens at {target}")
-        if "http" in details.lower() or "protocol" in details.lower() or "frame" in details.lower():
+        if any(marker in lowered for marker in _NOT_GRPC_MARKERS):
             return ExportFailure(
                 "wrong protocol",
                 f"{target} did not answer gRPC; is this the HTTP port (4318)? "
@@ -204,4 +252,6 @@ def _diagnose_grpc(exc, target: str) -> ExportFailure:
         return ExportFailure("timed out", f"{target} did not answer in time")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return ExportFailure("throttled", f"{target} is throttling: {details}")
+    if code == grpc.StatusCode.CANCELLED:
+        return ExportFailure("cancelled", f"the export to {target} was cut off by shutdown")
     return ExportFailure("server error", f"{target} answered {code}: {details}")

@@ -67,7 +67,9 @@ def test_sql_outside_any_trace_makes_no_root_span(o11ykit_spans) -> None:
     assert o11ykit_spans.spans == []
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["fastapi-native-span", "o11ykit-span"])
+@pytest.mark.parametrize(
+    "native", [True, False], ids=["fastapi-default", "native-tracing-off-by-the-app"]
+)
 def test_fastapi_one_server_span_with_identity_and_no_noise(o11ykit_spans, native: bool) -> None:
     engine = create_engine("sqlite://", poolclass=StaticPool)
     app = _app(engine, **({} if native else {"telemetry": {"tracing": False}}))

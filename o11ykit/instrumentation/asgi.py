@@ -22,8 +22,9 @@ from o11ykit.context import (
     TENANT_ID,
     UNTRACED,
     policy,
+    reset_identity,
+    set_identity,
     stamp,
-    use_identity,
 )
 
 ASGIApp = Callable[..., Any]
@@ -116,8 +117,11 @@ class TracingMiddleware:
         current = trace.get_current_span()
         if current.is_recording() and getattr(current, "kind", None) is SpanKind.SERVER:
             stamp(current, identity)
-            with use_identity(identity):
+            token = set_identity(identity)
+            try:
                 await self.app(scope, receive, send)
+            finally:
+                reset_identity(token)
             return
         await self._traced(scope, receive, send, identity, handle.tracer("o11ykit.asgi"))
 
@@ -152,11 +156,12 @@ class TracingMiddleware:
         }
         if scope.get("query_string"):
             attributes["url.query"] = scope["query_string"].decode("latin-1")
+        if identity is not None:
+            attributes.update(identity.attributes)
         parent = propagate.extract(scope, getter=_GETTER)
         span = tracer.start_span(
             method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
-        stamp(span, identity)
         status: list[int] = []
 
         async def send_with_status(message: dict) -> None:
@@ -165,28 +170,37 @@ class TracingMiddleware:
             await send(message)
 
         token = otel_context.attach(trace.set_span_in_context(span, parent))
+        identity_token = set_identity(identity)
+        error: BaseException | None = None
         try:
-            with use_identity(identity):
-                await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive, send_with_status)
         except BaseException as exc:
-            span.set_attribute("error.type", type(exc).__qualname__)
-            span.set_status(StatusCode.ERROR)
+            error = exc
             raise
         finally:
+            reset_identity(identity_token)
             otel_context.detach(token)
-            _finish(span, scope, method, status)
+            _finish(span, scope, method, status, error)
 
 
-def _finish(span: trace.Span, scope: dict, method: str, status: list[int]) -> None:
+def _finish(
+    span: trace.Span, scope: dict, method: str, status: list[int], error: BaseException | None
+) -> None:
+    """Everything known only at the end, set in one call: each call takes the span's lock."""
+    final: dict[str, Any] = {}
     route = getattr(scope.get("route"), "path", None)
     if route:
-        span.set_attribute("http.route", route)
+        final["http.route"] = route
         span.update_name(f"{method} {route}")
     if status:
-        span.set_attribute("http.response.status_code", status[0])
-        if status[0] >= 500:
-            span.set_attribute("error.type", str(status[0]))
-            span.set_status(StatusCode.ERROR)
+        final["http.response.status_code"] = status[0]
+    if error is not None:
+        final["error.type"] = type(error).__qualname__
+    elif status and status[0] >= 500:
+        final["error.type"] = str(status[0])
+    span.set_attributes(final)
+    if "error.type" in final:
+        span.set_status(StatusCode.ERROR)
     span.end()
 
 
