@@ -17,6 +17,7 @@ from o11ykit import backends
 from o11ykit.backends import honeycomb, jaeger, local
 from o11ykit.config import ConfigError, Settings, load_settings, masked
 from o11ykit.instrumentation import enable_all
+from o11ykit.privacy import Scrubber
 from o11ykit.resource import build_resource
 from o11ykit.setup import build_transport
 from o11ykit.transport import ExportFailure
@@ -130,7 +131,7 @@ def _send_test_span(settings: Settings, report: Report) -> None:
     span = make_test_span(settings)
     trace_id = format(span.context.trace_id, "032x")
     try:
-        transport.send([span], settings.export_timeout)
+        transport.send([span], settings.export_timeout, Scrubber())
     except ExportFailure as failure:
         report.fail(f"test span not accepted by {transport.target}: {failure}")
         hint = HINTS.get(failure.kind)

@@ -17,9 +17,10 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 
+Clean = Callable[[str, Any], Any]
 _CACHE_LIMIT = 8192
-_pair_cache: dict[tuple[str, Any], bytes] = {}
-_block_cache: dict[tuple[int, int], tuple[object, bytes]] = {}
+# Values that are different in nearly every span would only churn the cache.
+_UNCACHED_KEYS = frozenset({"url.query", "url.full", "http.url", "http.target", "url.original"})
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
@@ -70,36 +71,8 @@ def _key_value(key: str, value: Any) -> bytes:
     return _string(1, key) + _field(2, _any_value(value))
 
 
-def _attributes(number: int, attributes: Mapping[str, Any] | None) -> bytes:
-    """Repeated KeyValue fields; a pair seen before costs one dictionary lookup."""
-    if not attributes:
-        return b""
-    parts = []
-    for key, value in attributes.items():
-        try:
-            cache_key = (key, value)
-            encoded = _pair_cache.get(cache_key)
-        except TypeError:  # an unhashable value (a list): encode it every time
-            encoded, cache_key = None, None
-        if encoded is None:
-            encoded = _field(number, _key_value(key, value))
-            if cache_key is not None and len(_pair_cache) < _CACHE_LIMIT:
-                _pair_cache[cache_key] = encoded
-        parts.append(encoded)
-    return b"".join(parts)
-
-
-def _cached_block(owner: object, build: Callable[[], bytes]) -> bytes:
-    # Keyed by identity (the cache holds the owner, so its id cannot be reused meanwhile)
-    # and by pid, because a forked worker's resource carries the worker's pid.
-    key = (id(owner), os.getpid())
-    cached = _block_cache.get(key)
-    if cached is not None and cached[0] is owner:
-        return cached[1]
-    block = build()
-    if len(_block_cache) < _CACHE_LIMIT:
-        _block_cache[key] = (owner, block)
-    return block
+def _keep(key: str, value: Any) -> Any:
+    return value
 
 
 def _resource(resource: Any, identity: tuple[int, str]) -> bytes:
@@ -126,66 +99,119 @@ def _flags(parent: Any) -> int:
     return _HAS_IS_REMOTE | (_IS_REMOTE if parent is not None and parent.is_remote else 0)
 
 
-def _span(span: ReadableSpan) -> bytes:
-    context = span.context
-    parts = [
-        b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-        b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-    ]
-    if context.trace_state:
-        parts.append(_string(3, context.trace_state.to_header()))
-    if span.parent is not None:
-        parts.append(b"\x22\x08" + span.parent.span_id.to_bytes(8, "big"))
-    parts.append(_string(5, span.name))
-    parts.append(b"\x30" + _varint(span.kind.value + 1))
-    parts.append(b"\x39" + _pack_fixed64(span.start_time or 0))
-    parts.append(b"\x41" + _pack_fixed64(span.end_time or 0))
-    parts.append(_attributes(9, span.attributes))
-    if span.dropped_attributes:
-        parts.append(b"\x50" + _varint(span.dropped_attributes))
-    for event in span.events:
-        body = b"\x09" + _pack_fixed64(event.timestamp) + _string(2, event.name)
-        body += _attributes(3, event.attributes)
-        if event.dropped_attributes:
-            body += b"\x20" + _varint(event.dropped_attributes)
-        parts.append(_field(11, body))
-    if span.dropped_events:
-        parts.append(b"\x60" + _varint(span.dropped_events))
-    for link in span.links:
-        body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
-        body += b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
-        body += _attributes(4, link.attributes)
-        if link.dropped_attributes:
-            body += b"\x28" + _varint(link.dropped_attributes)
-        body += b"\x35" + _pack_fixed32(_flags(link.context))
-        parts.append(_field(13, body))
-    if span.dropped_links:
-        parts.append(b"\x70" + _varint(span.dropped_links))
-    status = span.status
-    status_body = _string(2, status.description) if status.description else b""
-    if status.status_code.value:
-        status_body += b"\x18" + _varint(status.status_code.value)
-    parts.append(_field(15, status_body))
-    parts.append(b"\x85\x01" + _pack_fixed32(_flags(span.parent)))
-    return _field(2, b"".join(parts))
+class SpanEncoder:
+    """Encodes batches, remembering what repeats from batch to batch.
+
+    `scrubber` cleans each attribute value before it is written; a pair seen before costs
+    one dictionary lookup, because cleaning and encoding are cached together, keyed by the
+    original pair. One encoder serves one scrubber, so a cached decision is always its own.
+    """
+
+    def __init__(self, scrubber: Any = None) -> None:
+        self.scrubber = scrubber
+        self._clean: Clean = scrubber.scrub_value if scrubber is not None else _keep
+        # One cache per field number: a pair is a different field in a span and an event.
+        self._pairs: dict[int, dict[tuple[str, Any], bytes]] = {3: {}, 4: {}, 9: {}}
+        self._blocks: dict[tuple[int, int], tuple[object, bytes]] = {}
+
+    def encode(self, spans: Sequence[ReadableSpan], identity: tuple[int, str]) -> bytes:
+        """An ExportTraceServiceRequest: spans grouped by resource, then by scope."""
+        groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+        for span in spans:
+            resource, scope = span.resource, span.instrumentation_scope
+            scopes = groups.setdefault(id(resource), (resource, {}))[1]
+            scopes.setdefault(id(scope), (scope, []))[1].append(self._span(span))
+        out = []
+        for resource, scopes in groups.values():
+            body = [self._block(resource, lambda r=resource: _resource(r, identity))]
+            for scope, encoded in scopes.values():
+                scope_body = self._block(scope, lambda s=scope: _scope(s)) + b"".join(encoded)
+                if scope is not None and scope.schema_url:
+                    scope_body += _string(3, scope.schema_url)
+                body.append(_field(2, scope_body))
+            if resource.schema_url:
+                body.append(_string(3, resource.schema_url))
+            out.append(_field(1, b"".join(body)))
+        return b"".join(out)
+
+    def _attributes(self, number: int, attributes: Mapping[str, Any] | None) -> bytes:
+        if not attributes:
+            return b""
+        parts = []
+        cache = self._pairs[number]
+        for key, value in attributes.items():
+            cacheable = key not in _UNCACHED_KEYS
+            try:
+                encoded = cache.get((key, value)) if cacheable else None
+            except TypeError:  # an unhashable value (a list): encoded every time
+                encoded, cacheable = None, False
+            if encoded is None:
+                encoded = _field(number, _key_value(key, self._clean(key, value)))
+                if cacheable:
+                    if len(cache) >= _CACHE_LIMIT:
+                        cache.clear()  # the pairs still in use come back at once
+                    cache[(key, value)] = encoded
+            parts.append(encoded)
+        return b"".join(parts)
+
+    def _block(self, owner: object, build: Callable[[], bytes]) -> bytes:
+        # Keyed by identity (the cache holds the owner, so its id cannot be reused meanwhile)
+        # and by pid, because a forked worker's resource carries the worker's pid.
+        key = (id(owner), os.getpid())
+        cached = self._blocks.get(key)
+        if cached is not None and cached[0] is owner:
+            return cached[1]
+        block = build()
+        if len(self._blocks) < _CACHE_LIMIT:
+            self._blocks[key] = (owner, block)
+        return block
+
+    def _span(self, span: ReadableSpan) -> bytes:
+        context = span.context
+        parts = [
+            b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
+            b"\x12\x08" + context.span_id.to_bytes(8, "big"),
+        ]
+        if context.trace_state:
+            parts.append(_string(3, context.trace_state.to_header()))
+        if span.parent is not None:
+            parts.append(b"\x22\x08" + span.parent.span_id.to_bytes(8, "big"))
+        parts.append(_string(5, span.name))
+        parts.append(b"\x30" + _varint(span.kind.value + 1))
+        parts.append(b"\x39" + _pack_fixed64(span.start_time or 0))
+        parts.append(b"\x41" + _pack_fixed64(span.end_time or 0))
+        parts.append(self._attributes(9, span.attributes))
+        if span.dropped_attributes:
+            parts.append(b"\x50" + _varint(span.dropped_attributes))
+        for event in span.events:
+            body = b"\x09" + _pack_fixed64(event.timestamp) + _string(2, event.name)
+            body += self._attributes(3, event.attributes)
+            if event.dropped_attributes:
+                body += b"\x20" + _varint(event.dropped_attributes)
+            parts.append(_field(11, body))
+        if span.dropped_events:
+            parts.append(b"\x60" + _varint(span.dropped_events))
+        for link in span.links:
+            body = b"\x0a\x10" + link.context.trace_id.to_bytes(16, "big")
+            body += b"\x12\x08" + link.context.span_id.to_bytes(8, "big")
+            body += self._attributes(4, link.attributes)
+            if link.dropped_attributes:
+                body += b"\x28" + _varint(link.dropped_attributes)
+            body += b"\x35" + _pack_fixed32(_flags(link.context))
+            parts.append(_field(13, body))
+        if span.dropped_links:
+            parts.append(b"\x70" + _varint(span.dropped_links))
+        status = span.status
+        status_body = _string(2, status.description) if status.description else b""
+        if status.status_code.value:
+            status_body += b"\x18" + _varint(status.status_code.value)
+        parts.append(_field(15, status_body))
+        parts.append(b"\x85\x01" + _pack_fixed32(_flags(span.parent)))
+        return _field(2, b"".join(parts))
 
 
-def encode_request(spans: Sequence[ReadableSpan], identity: tuple[int, str]) -> bytes:
-    """An ExportTraceServiceRequest: spans grouped by resource, then by scope."""
-    groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
-    for span in spans:
-        resource, scope = span.resource, span.instrumentation_scope
-        scopes = groups.setdefault(id(resource), (resource, {}))[1]
-        scopes.setdefault(id(scope), (scope, []))[1].append(_span(span))
-    out = []
-    for resource, scopes in groups.values():
-        body = [_cached_block(resource, lambda r=resource: _resource(r, identity))]
-        for scope, encoded in scopes.values():
-            scope_body = _cached_block(scope, lambda s=scope: _scope(s)) + b"".join(encoded)
-            if scope is not None and scope.schema_url:
-                scope_body += _string(3, scope.schema_url)
-            body.append(_field(2, scope_body))
-        if resource.schema_url:
-            body.append(_string(3, resource.schema_url))
-        out.append(_field(1, b"".join(body)))
-    return b"".join(out)
+def encode_request(
+    spans: Sequence[ReadableSpan], identity: tuple[int, str], scrubber: Any = None
+) -> bytes:
+    """One batch with a fresh encoder (nothing remembered), e.g. for doctor and tests."""
+    return SpanEncoder(scrubber).encode(spans, identity)

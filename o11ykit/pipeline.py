@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from o11ykit.privacy import Scrubber
@@ -63,39 +63,6 @@ class OncePerInterval:
         return True
 
 
-def scrubbed(spans: Sequence[ReadableSpan], scrubber: Scrubber) -> list[ReadableSpan]:
-    result: list[ReadableSpan] = []
-    for span in spans:
-        attributes = scrubber.scrub(span.attributes)
-        events = span.events
-        clean_events = [scrubber.scrub(event.attributes) for event in events]
-        if attributes is None and not any(clean_events):
-            result.append(span)
-            continue
-        if any(clean_events):
-            events = tuple(
-                Event(e.name, clean or e.attributes, e.timestamp)
-                for e, clean in zip(events, clean_events, strict=True)
-            )
-        result.append(
-            ReadableSpan(
-                name=span.name,
-                context=span.context,
-                parent=span.parent,
-                resource=span.resource,
-                attributes=attributes if attributes is not None else span.attributes,
-                events=events,
-                links=span.links,
-                kind=span.kind,
-                status=span.status,
-                start_time=span.start_time,
-                end_time=span.end_time,
-                instrumentation_scope=span.instrumentation_scope,
-            )
-        )
-    return result
-
-
 class SafeSpanExporter(SpanExporter):
     """Scrubs, encodes and sends; never raises, never retries, never blocks past a deadline."""
 
@@ -127,7 +94,7 @@ class SafeSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         self._in_flight = len(spans)
         try:
-            self.transport.send(scrubbed(spans, self._scrubber), timeout)
+            self.transport.send(spans, timeout, self._scrubber)
         except ExportFailure as failure:
             return self._failed(len(spans), str(failure))
         except Exception as exc:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+from opentelemetry.sdk.trace import Event, ReadableSpan
 
 REDACTED = "[REDACTED]"
 
@@ -136,3 +138,38 @@ class Scrubber:
                     changed = dict(attributes)
                 changed[key] = clean
         return changed
+
+
+def scrubbed(spans: Sequence[ReadableSpan], scrubber: Scrubber) -> list[ReadableSpan]:
+    """Copies of the spans that needed scrubbing, the others as they are (for in-process
+    readers: the console and the test fixture; export scrubs while encoding)."""
+    result: list[ReadableSpan] = []
+    for span in spans:
+        attributes = scrubber.scrub(span.attributes)
+        events = span.events
+        clean_events = [scrubber.scrub(event.attributes) for event in events]
+        if attributes is None and not any(clean_events):
+            result.append(span)
+            continue
+        if any(clean_events):
+            events = tuple(
+                Event(e.name, clean or e.attributes, e.timestamp)
+                for e, clean in zip(events, clean_events, strict=True)
+            )
+        result.append(
+            ReadableSpan(
+                name=span.name,
+                context=span.context,
+                parent=span.parent,
+                resource=span.resource,
+                attributes=attributes if attributes is not None else span.attributes,
+                events=events,
+                links=span.links,
+                kind=span.kind,
+                status=span.status,
+                start_time=span.start_time,
+                end_time=span.end_time,
+                instrumentation_scope=span.instrumentation_scope,
+            )
+        )
+    return result

@@ -19,8 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from o11ykit import state
 from o11ykit.context import _current
-from o11ykit.pipeline import scrubbed
-from o11ykit.privacy import Scrubber
+from o11ykit.privacy import Scrubber, scrubbed
 
 
 class SpanCapture(SpanProcessor):

@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 from opentelemetry.sdk.trace import ReadableSpan
 
 from o11ykit._version import __version__
-from o11ykit.otlp_encoding import encode_request
+from o11ykit.otlp_encoding import SpanEncoder
+from o11ykit.privacy import Scrubber
 from o11ykit.resource import process_identity
 
 _GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -39,21 +40,21 @@ class ExportFailure(Exception):
 class Transport(Protocol):
     target: str
 
-    def send(self, spans: Sequence[ReadableSpan], timeout: float) -> None: ...
+    def send(self, spans: Sequence[ReadableSpan], timeout: float, scrubber: Scrubber) -> None: ...
 
     def close(self) -> None: ...
 
 
-def encode(spans: Sequence[ReadableSpan]) -> bytes:
-    """OTLP protobuf bytes, with this process's pid and instance id in the resource."""
-    return encode_request(spans, process_identity())
-
-
 class OtlpTransport:
     target: str
+    _encoder: SpanEncoder | None = None
 
-    def send(self, spans: Sequence[ReadableSpan], timeout: float) -> None:
-        self.post(encode(spans), timeout)
+    def send(self, spans: Sequence[ReadableSpan], timeout: float, scrubber: Scrubber) -> None:
+        """Scrubbed OTLP protobuf, with this process's pid and instance id in the resource."""
+        encoder = self._encoder
+        if encoder is None or encoder.scrubber is not scrubber:
+            encoder = self._encoder = SpanEncoder(scrubber)
+        self.post(encoder.encode(spans, process_identity()), timeout)
 
     def post(self, body: bytes, timeout: float) -> None:
         raise NotImplementedError

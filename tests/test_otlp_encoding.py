@@ -96,3 +96,30 @@ def test_the_resource_carries_this_processs_identity() -> None:
     attributes = {kv.key: kv.value for kv in parsed.resource_spans[0].resource.attributes}
     assert attributes["process.pid"].int_value == 4242
     assert attributes["service.instance.id"].string_value == "worker-2"
+
+
+def test_scrubbing_while_encoding_matches_scrubbing_first() -> None:
+    from o11ykit.otlp_encoding import SpanEncoder
+    from o11ykit.privacy import REDACTED, Scrubber, scrubbed
+
+    keep = _Keep()
+    provider = TracerProvider(resource=Resource({"service.name": "s"}), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(keep))
+    tracer = provider.get_tracer("t")
+    for query in ("q=1&token=first", "q=2&token=second"):
+        with tracer.start_as_current_span(
+            "GET", attributes={"url.query": query, "password": "hunter2", "tenant.id": "acme"}
+        ) as span:
+            span.add_event("login", {"session_id": "abc", "ok": True})
+    scrubber = Scrubber()
+    encoder = SpanEncoder(scrubber)
+    for _ in range(2):  # the second pass is served from the caches
+        body = encoder.encode(keep.spans, (os.getpid(), "i"))
+        parsed = ExportTraceServiceRequest.FromString(body)
+        assert parsed == encode_spans(scrubbed(keep.spans, scrubber))
+    for secret in (b"first", b"second", b"hunter2", b"abc"):
+        assert secret not in body
+    assert REDACTED.encode() in body
+    # A different scrubber gets its own decisions, not the cached ones.
+    lenient = SpanEncoder(Scrubber(allow=["password"]))
+    assert b"hunter2" in lenient.encode(keep.spans, (os.getpid(), "i"))

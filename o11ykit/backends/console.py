@@ -11,6 +11,7 @@ from opentelemetry.trace import StatusCode
 
 from o11ykit.config import Settings
 from o11ykit.context import IDENTITY_KEYS
+from o11ykit.privacy import Scrubber, scrubbed
 
 _SHOWN = (*IDENTITY_KEYS, "http.route", "http.response.status_code", "db.system.name")
 
@@ -34,9 +35,9 @@ class ConsoleTransport:
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 
-    def send(self, spans: Sequence[ReadableSpan], timeout: float) -> None:
+    def send(self, spans: Sequence[ReadableSpan], timeout: float, scrubber: Scrubber) -> None:
         stream = self._stream or sys.stderr
-        stream.write("".join(format_span(span) + "\n" for span in spans))
+        stream.write("".join(format_span(span) + "\n" for span in scrubbed(spans, scrubber)))
         stream.flush()
 
     def close(self) -> None:

@@ -64,6 +64,7 @@ class _EdgeRules:
             settings.tenant_header.lower().encode("latin-1"): "tenant",
             settings.user_header.lower().encode("latin-1"): "user",
             b"baggage": "baggage",
+            b"traceparent": "traceparent",
         }
 
     def headers(self, scope: dict) -> dict[str, str]:
@@ -113,7 +114,8 @@ class TracingMiddleware:
             finally:
                 otel_context.detach(token)
             return
-        identity = self._identity(scope, rules, handle.resolver)
+        headers = rules.headers(scope)
+        identity = self._identity(scope, headers, rules, handle.resolver)
         current = trace.get_current_span()
         if current.is_recording() and getattr(current, "kind", None) is SpanKind.SERVER:
             stamp(current, identity)
@@ -123,13 +125,19 @@ class TracingMiddleware:
             finally:
                 reset_identity(token)
             return
-        await self._traced(scope, receive, send, identity, handle.tracer("o11ykit.asgi"))
+        # Without a traceparent (or trusted baggage) there is nothing to extract.
+        extract = "traceparent" in headers or (
+            "baggage" in headers and rules.settings.baggage_trust_inbound
+        )
+        tracer = handle.tracer("o11ykit.asgi")
+        await self._traced(scope, receive, send, identity, tracer, extract)
 
-    def _identity(self, scope: dict, rules: _EdgeRules, default: Resolver | None) -> Any:
+    def _identity(
+        self, scope: dict, headers: dict[str, str], rules: _EdgeRules, default: Resolver | None
+    ) -> Any:
         settings = rules.settings
         resolver = self.resolver or default
         limit = settings.baggage_max_value_length
-        headers = rules.headers(scope)
         if resolver is not None:
             from starlette.requests import Request
 
@@ -147,7 +155,7 @@ class TracingMiddleware:
             user_id = user_id or inbound.get("enduser.id")
         return policy.identity(tenant_id, user_id, pseudonymized=pseudonymized)
 
-    async def _traced(self, scope, receive, send, identity, tracer) -> None:
+    async def _traced(self, scope, receive, send, identity, tracer, extract: bool) -> None:
         method = scope.get("method", "HTTP")
         attributes: dict[str, Any] = {
             "http.request.method": method,
@@ -158,7 +166,7 @@ class TracingMiddleware:
             attributes["url.query"] = scope["query_string"].decode("latin-1")
         if identity is not None:
             attributes.update(identity.attributes)
-        parent = propagate.extract(scope, getter=_GETTER)
+        parent = propagate.extract(scope, getter=_GETTER) if extract else None
         span = tracer.start_span(
             method, context=parent, kind=SpanKind.SERVER, attributes=attributes
         )
