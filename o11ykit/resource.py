@@ -8,7 +8,6 @@ import socket
 import sys
 import uuid
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 
 from opentelemetry.sdk.resources import Resource
@@ -50,6 +49,8 @@ def default_service_name() -> str:
 
 
 def detect_version(service_name: str, environ: Mapping[str, str]) -> str | None:
+    from importlib import metadata  # only here: it costs several ms to import
+
     try:
         return metadata.version(service_name)
     except (metadata.PackageNotFoundError, ValueError):

@@ -7,14 +7,12 @@ service with a dead backend must not pay for. A failed batch is counted, not ret
 
 from __future__ import annotations
 
-import http.client
 import os
 import select
 import socket
-import ssl
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -23,6 +21,12 @@ from o11ykit._version import __version__
 from o11ykit.otlp_encoding import SpanEncoder
 from o11ykit.privacy import Scrubber
 from o11ykit.resource import process_identity
+
+if TYPE_CHECKING:
+    import http.client
+
+# http.client (with email and ssl behind it) is imported on the first export, in the
+# export thread: `import o11ykit` and init() stay lean.
 
 _GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _USER_AGENT = f"o11ykit/{__version__}"
@@ -83,6 +87,9 @@ def _diagnose_os_error(exc: BaseException, target: str, fresh_connection: bool) 
         return ExportFailure("connection refused", f"nothing listens at {target}")
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return ExportFailure("timed out", f"{target} did not answer in time")
+    import http.client
+    import ssl
+
     if isinstance(exc, ssl.SSLError):
         return ExportFailure("TLS", f"TLS handshake with {target} failed: {exc}")
     if isinstance(exc, socket.gaierror):
@@ -128,6 +135,9 @@ class HttpTransport(OtlpTransport):
             connection = self._connection = None
         reused = connection is not None
         if connection is None:
+            import http.client
+            import ssl
+
             if self._https:
                 connection = http.client.HTTPSConnection(
                     self._host, self._port, timeout=timeout, context=ssl.create_default_context()
@@ -141,6 +151,8 @@ class HttpTransport(OtlpTransport):
         return connection, reused
 
     def post(self, body: bytes, timeout: float) -> None:
+        import http.client
+
         deadline = time.monotonic() + timeout
         connection, reused = self._connection_for(timeout)
         try:
