@@ -175,3 +175,24 @@ def test_logs_under_an_untraced_health_check_carry_no_trace_id(caplog) -> None:
     finally:
         otel_context.detach(token)
     assert caplog.records[-1].trace_id == "-"
+
+
+def test_a_failing_resolver_never_fails_the_request(o11ykit_spans, caplog) -> None:
+    from o11ykit import TracingMiddleware
+
+    app = FastAPI()
+
+    @app.get("/me")
+    def me() -> dict:
+        return {"ok": True}
+
+    def broken(request) -> tuple[str, str]:
+        return request.headers["x-missing"], "u"
+
+    app.add_middleware(TracingMiddleware, resolver=broken)
+    with caplog.at_level(logging.WARNING, logger="o11ykit"), TestClient(app) as client:
+        responses = [client.get("/me") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    server = _by_kind(o11ykit_spans.spans, SpanKind.SERVER)
+    assert len(server) == 3 and all("tenant.id" not in s.attributes for s in server)
+    assert sum("resolver raised KeyError" in r.getMessage() for r in caplog.records) == 1

@@ -25,7 +25,3 @@ def choose(settings: Settings) -> str:
     if settings.backend:
         return settings.backend
     return "otlp" if settings.endpoint else "local"
-
-
-def module(settings: Settings) -> ModuleType:
-    return BY_NAME[choose(settings)]

@@ -26,6 +26,7 @@ from o11ykit.context import (
     set_identity,
     stamp,
 )
+from o11ykit.pipeline import OncePerInterval
 
 ASGIApp = Callable[..., Any]
 Resolver = Callable[[Any], "tuple[str | None, str | None]"]
@@ -139,9 +140,7 @@ class TracingMiddleware:
         resolver = self.resolver or default
         limit = settings.baggage_max_value_length
         if resolver is not None:
-            from starlette.requests import Request
-
-            tenant_id, user_id = resolver(Request(scope))
+            tenant_id, user_id = _resolve(resolver, scope)
         else:
             tenant_id, user_id = headers.get("tenant"), headers.get("user")
         tenant_id = tenant_id if tenant_id and len(tenant_id) <= limit else None
@@ -189,6 +188,25 @@ class TracingMiddleware:
             reset_identity(identity_token)
             otel_context.detach(token)
             _finish(span, scope, method, status, error)
+
+
+_resolver_warning = OncePerInterval()
+
+
+def _resolve(resolver: Resolver, scope: dict) -> tuple[str | None, str | None]:
+    """The user's resolver, which must not be able to fail the request it describes."""
+    from starlette.requests import Request
+
+    try:
+        tenant_id, user_id = resolver(Request(scope))
+    except Exception as exc:  # a telemetry helper must not break the request it describes
+        _resolver_warning.warn(
+            "o11ykit: the tenant/user resolver raised %s: %s; this request is not attributed",
+            type(exc).__name__,
+            exc,
+        )
+        return None, None
+    return (str(tenant_id) if tenant_id else None), (str(user_id) if user_id else None)
 
 
 def _finish(
