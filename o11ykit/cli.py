@@ -22,6 +22,47 @@ def _doctor(args: argparse.Namespace) -> int:
     return doctor.main(arguments, sys.stdout)
 
 
+def _store_serve(args: argparse.Namespace) -> int:
+    from o11ykit.store import server
+
+    return server.serve(args)
+
+
+def _add_store(commands: argparse._SubParsersAction) -> None:
+    store = commands.add_parser("store", help="the embedded local trace store")
+    actions = store.add_subparsers(dest="store_command", required=True)
+    serve = actions.add_parser(
+        "serve", help="receive OTLP (HTTP 4318, gRPC 4317) and answer Jaeger API v3 (16686)"
+    )
+    serve.add_argument("--dir", dest="directory", help="data directory (./.o11ykit/store)")
+    serve.add_argument("--host", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (4318; 0: any free)")
+    serve.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (4317; 0: any free)")
+    serve.add_argument("--no-grpc", action="store_true", help="serve OTLP over HTTP only")
+    serve.add_argument("--query-port", type=int, help="Jaeger API v3 port (16686; 0: any free)")
+    serve.add_argument("--max-spans", type=int, help="keep at most this many spans")
+    serve.add_argument("--max-age", help="keep spans this long: seconds, or a duration like 24h")
+    serve.add_argument("--max-body-bytes", type=int, help="largest OTLP request (16 MiB)")
+    serve.add_argument(
+        "--listen-all", action="store_true", help="listen on every interface, not only loopback"
+    )
+    # For spawn_store(): where to write the real ports, and to die with the parent.
+    serve.add_argument("--ready-file", help=argparse.SUPPRESS)
+    serve.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(run=_store_serve)
+
+
+def _add_traces(commands: argparse._SubParsersAction) -> None:
+    try:
+        from o11ykit import traces_cli
+    except ImportError as missing:  # Rich comes with the workshop extra
+        reason = f"o11ykit traces needs {missing.name}: pip install 'o11ykit[workshop]'"
+        traces = commands.add_parser("traces", help="search, show and break down traces")
+        traces.set_defaults(run=lambda args: sys.exit(reason))
+        return
+    traces_cli.register(commands)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="o11ykit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -33,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--protocol", help="http/protobuf or grpc")
     doctor.add_argument("--service-name", dest="service_name")
     doctor.set_defaults(run=_doctor)
+    _add_store(commands)
+    _add_traces(commands)
     return parser
 
 

@@ -1,0 +1,433 @@
+"""A Jaeger API v3 client for the local store and a real Jaeger alike (stdlib only).
+
+Everything that reads traces (labs, solvers, drills, the `o11ykit traces` command) goes
+through this one client, so a lab passes against Jaeger exactly as it does against the
+embedded store. The o11ykit endpoints (breakdown, compare) exist only in the local store.
+Time and duration texts follow the Jaeger HTTP API: RFC 3339 with nanoseconds, Go durations.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
+STATUSES = ("unset", "ok", "error")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+class QueryError(Exception):
+    """The query API refused or could not be reached; the message is the server's or a diagnosis."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --------------------------------------------------------------------------------------------
+# Times and durations as the Jaeger HTTP API writes them
+# --------------------------------------------------------------------------------------------
+
+_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9}
+_GO_UNITS.update({"m": 60 * 10**9, "h": 3600 * 10**9})
+_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
+)
+
+
+def parse_duration(text: str) -> int:
+    """A Go duration ("250ms", "1m30s", "1.5s") in nanoseconds; ValueError if it is not one."""
+    stripped = text.strip()
+    parts = _GO_PART.findall(stripped)
+    if stripped in ("0", "0s"):
+        return 0
+    if not parts or "".join(n + u for n, u in parts) != stripped:
+        raise ValueError(f"{text!r} is not a duration like 250ms, 1.5s, 1m30s")
+    return round(sum(float(number) * _GO_UNITS[unit] for number, unit in parts))
+
+
+def format_duration(nanoseconds: int) -> str:
+    """Nanoseconds as the shortest exact Go duration text ("250ms", "1500us")."""
+    for unit in ("h", "m", "s", "ms", "us"):
+        if nanoseconds % _GO_UNITS[unit] == 0:
+            return f"{nanoseconds // _GO_UNITS[unit]}{unit}"
+    return f"{nanoseconds}ns"
+
+
+def parse_time(text: str) -> int:
+    """RFC 3339 (fraction down to nanoseconds, any offset) as Unix nanoseconds."""
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not an RFC 3339 time like 2025-01-31T12:00:00Z")
+    day, clock, fraction, offset = match.groups()
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    seconds = datetime.fromisoformat(f"{day}T{clock}{offset}").timestamp()
+    return int(seconds) * 10**9 + int((fraction or "0").ljust(9, "0"))
+
+
+def format_time(moment: datetime | int) -> str:
+    """A datetime (naive = UTC) or Unix nanoseconds as RFC 3339 in UTC, nanosecond precision."""
+    nanoseconds = moment if isinstance(moment, int) else _datetime_ns(moment)
+    seconds, fraction = divmod(nanoseconds, 10**9)
+    clock = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{clock}.{fraction:09d}Z"
+
+
+def _datetime_ns(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    whole = int(moment.replace(microsecond=0).timestamp())
+    return whole * 10**9 + moment.microsecond * 1_000
+
+
+# --------------------------------------------------------------------------------------------
+# Traces as simple values
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    time_ns: int
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SpanView:
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    service: str
+    name: str
+    kind: str  # KINDS
+    start_ns: int
+    end_ns: int
+    duration_ms: float
+    status: str  # "ok", "error" or "unset"
+    status_message: str
+    attributes: dict[str, Any]
+    resource: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Trace:
+    trace_id: str
+    spans: list[SpanView]  # by start time
+
+    @property
+    def root(self) -> SpanView:
+        """The earliest span whose parent is not in the trace (the root, or an orphan)."""
+        present = {s.span_id for s in self.spans}
+        orphans = [s for s in self.spans if s.parent_span_id not in present]
+        return (orphans or self.spans)[0]
+
+    @property
+    def start_ns(self) -> int:
+        return min(s.start_ns for s in self.spans)
+
+    @property
+    def end_ns(self) -> int:
+        return max(s.end_ns for s in self.spans)
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1_000_000
+
+    @property
+    def errors(self) -> int:
+        return sum(s.status == "error" for s in self.spans)
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    span_kind: str
+
+
+def any_value(value: Mapping[str, Any]) -> Any:
+    """An OTLP JSON AnyValue as a plain Python value."""
+    if "stringValue" in value:
+        return value["stringValue"]
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "intValue" in value:
+        return int(value["intValue"])  # a string in OTLP JSON: int64 does not fit a double
+    if "doubleValue" in value:
+        return float(value["doubleValue"])
+    if "arrayValue" in value:
+        return [any_value(v) for v in value["arrayValue"].get("values", [])]
+    if "kvlistValue" in value:
+        return attributes(value["kvlistValue"].get("values", []))
+    if "bytesValue" in value:
+        return base64.b64decode(value["bytesValue"]).hex()
+    return None
+
+
+def attributes(pairs: list[Mapping[str, Any]] | None) -> dict[str, Any]:
+    return {kv["key"]: any_value(kv.get("value", {})) for kv in pairs or []}
+
+
+def _hex_id(raw: str | None) -> str:
+    """OTLP JSON ids are hex; protobuf's own JSON mapping writes base64. Accept both."""
+    if not raw:
+        return ""
+    if re.fullmatch(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}", raw):
+        return raw.lower()
+    return base64.b64decode(raw).hex()
+
+
+def _enum(raw: Any, names: tuple[str, ...], prefix: str) -> str:
+    """An enum given as a number or as its OTLP name ("SPAN_KIND_SERVER") -> our label."""
+    if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()):
+        index = int(raw)
+        return names[index] if 0 <= index < len(names) else str(raw)
+    if isinstance(raw, str):
+        return raw.lower().removeprefix(prefix)
+    return names[0]
+
+
+def _span(raw: Mapping[str, Any], resource: dict[str, Any]) -> SpanView:
+    start, end = int(raw.get("startTimeUnixNano", 0)), int(raw.get("endTimeUnixNano", 0))
+    status = raw.get("status") or {}
+    return SpanView(
+        trace_id=_hex_id(raw.get("traceId")),
+        span_id=_hex_id(raw.get("spanId")),
+        parent_span_id=_hex_id(raw.get("parentSpanId")) or None,
+        service=str(resource.get("service.name", "")),
+        name=raw.get("name", ""),
+        kind=_enum(raw.get("kind", 0), KINDS, "span_kind_"),
+        start_ns=start,
+        end_ns=end,
+        duration_ms=(end - start) / 1_000_000,
+        status=_enum(status.get("code", 0), STATUSES, "status_code_"),
+        status_message=status.get("message", ""),
+        attributes=attributes(raw.get("attributes")),
+        resource=resource,
+        events=[
+            Event(e.get("name", ""), int(e.get("timeUnixNano", 0)), attributes(e.get("attributes")))
+            for e in raw.get("events") or []
+        ],
+    )
+
+
+def parse_traces(body: Mapping[str, Any]) -> list[Trace]:
+    """`{"result": {"resourceSpans": [...]}}` (or bare TracesData) -> traces, first seen first."""
+    data = body.get("result", body)
+    by_trace: dict[str, list[SpanView]] = {}
+    for resource_spans in data.get("resourceSpans") or []:
+        resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
+        for scope_spans in resource_spans.get("scopeSpans") or []:
+            for raw in scope_spans.get("spans") or []:
+                span = _span(raw, resource)
+                by_trace.setdefault(span.trace_id, []).append(span)
+    return [
+        Trace(trace_id, sorted(spans, key=lambda s: s.start_ns))
+        for trace_id, spans in by_trace.items()
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
+
+
+class JaegerQuery:
+    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        host = urlsplit(self.base_url).hostname or ""
+        # Loopback must never go through an http_proxy set on the machine.
+        handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def services(self) -> list[str]:
+        return sorted(self._get("/api/v3/services").get("services") or [])
+
+    def operations(self, service: str, span_kind: str | None = None) -> list[Operation]:
+        params = {"service": service, "spanKind": span_kind}
+        body = self._get("/api/v3/operations", params)
+        return [
+            Operation(o.get("name", ""), o.get("spanKind", ""))
+            for o in body.get("operations") or []
+        ]
+
+    def find_traces(
+        self,
+        service: str | None = None,
+        operation: str | None = None,
+        *,
+        start: datetime,
+        end: datetime,
+        attributes: Mapping[str, str] | None = None,
+        duration_min: str | None = None,
+        duration_max: str | None = None,
+        search_depth: int = 20,
+    ) -> list[Trace]:
+        """Traces with at least one span matching every condition (Jaeger's FindTraces)."""
+        params = {
+            "query.serviceName": service,
+            "query.operationName": operation,
+            "query.startTimeMin": format_time(start),
+            "query.startTimeMax": format_time(end),
+            "query.attributes": json.dumps(dict(attributes)) if attributes else None,
+            "query.durationMin": duration_min,
+            "query.durationMax": duration_max,
+            "query.searchDepth": str(search_depth),
+        }
+        try:
+            return parse_traces(self._get("/api/v3/traces", params))
+        except QueryError as exc:
+            if exc.status == 404:  # Jaeger answers "no traces" with 404
+                return []
+            raise
+
+    def get_trace(self, trace_id: str) -> Trace | None:
+        try:
+            traces = parse_traces(self._get(f"/api/v3/traces/{quote(trace_id)}"))
+        except QueryError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return traces[0] if traces else None
+
+    def breakdown(
+        self,
+        group_by: str,
+        *,
+        start: datetime,
+        end: datetime,
+        service: str | None = None,
+        operation: str | None = None,
+        where: Mapping[str, str] | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """The local store's breakdown (docs/store-api.md), as its JSON answer."""
+        params = {"groupBy": group_by, "limit": str(limit)}
+        return self._o11ykit("breakdown", params, start, end, service, operation, where)
+
+    def compare(
+        self,
+        selection: str,
+        *,
+        start: datetime,
+        end: datetime,
+        service: str | None = None,
+        operation: str | None = None,
+        where: Mapping[str, str] | None = None,
+        limit: int = 20,
+    ) -> dict[str, Any]:
+        """The local store's compare; `selection` is "errors" or "slower:<duration>"."""
+        params = {"selection": selection, "limit": str(limit)}
+        return self._o11ykit("compare", params, start, end, service, operation, where)
+
+    def _o11ykit(
+        self,
+        endpoint: str,
+        params: dict[str, str | None],
+        start: datetime,
+        end: datetime,
+        service: str | None,
+        operation: str | None,
+        where: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
+        params.update(
+            start=format_time(start),
+            end=format_time(end),
+            service=service,
+            operation=operation,
+            where=json.dumps(dict(where)) if where else None,
+        )
+        try:
+            return self._get(f"/api/o11ykit/{endpoint}", params)
+        except QueryError as exc:
+            # Jaeger has no such endpoint: a 404, or its UI's HTML page in place of JSON.
+            if exc.status in (404, 200):
+                raise QueryError(
+                    f"{self.base_url} has no /api/o11ykit/{endpoint}: breakdown and compare "
+                    "exist only in o11ykit's local store, not in Jaeger",
+                    exc.status,
+                ) from None
+            raise
+
+    def _get(self, path: str, params: Mapping[str, str | None] | None = None) -> dict[str, Any]:
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        try:
+            with self._opener.open(url, timeout=self.timeout) as answer:
+                status, raw = answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            raise QueryError(_error_message(exc.code, exc.read(), url), exc.code) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise QueryError(f"cannot reach the query API at {self.base_url}: {reason}") from None
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise QueryError(f"{url} did not answer with a JSON object", status)
+        return body
+
+
+def _error_message(status: int, raw: bytes, url: str) -> str:
+    """The server's own words: google.rpc.Status or the grpc-gateway envelope; else the status."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("error", body)
+        if isinstance(detail, dict) and detail.get("message"):
+            return str(detail["message"])
+    return f"{url} answered HTTP {status}"
+
+
+# --------------------------------------------------------------------------------------------
+# Jaeger UI links, for learners who would rather click
+# --------------------------------------------------------------------------------------------
+
+
+def ui_search_link(
+    ui_base: str,
+    service: str | None,
+    operation: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    min_duration: str | None = None,
+    limit: int = 20,
+) -> str:
+    """The Jaeger UI search page with the same conditions (times in microseconds)."""
+    params: dict[str, str] = {}
+    if service:
+        params["service"] = service
+    if operation:
+        params["operation"] = operation
+    if tags:
+        params["tags"] = json.dumps(dict(tags), separators=(",", ":"))
+    if min_duration:
+        params["minDuration"] = min_duration
+    if start is not None and end is not None:
+        # The UI ignores start/end unless the lookback says they are custom.
+        params.update(
+            lookback="custom",
+            start=str(_datetime_ns(start) // 1000),
+            end=str(_datetime_ns(end) // 1000),
+        )
+    params["limit"] = str(limit)
+    return f"{ui_base.rstrip('/')}/search?{urlencode(params)}"
+
+
+def ui_trace_link(ui_base: str, trace_id: str) -> str:
+    return f"{ui_base.rstrip('/')}/trace/{trace_id}"

@@ -1,0 +1,670 @@
+"""Breakdown and compare: the questions Honeycomb users ask and the Jaeger API cannot answer.
+
+`breakdown` groups the spans of a window by any attribute (count, errors, p50/p95/p99);
+`compare` is BubbleUp: which attribute values are more common among the errors (or the
+slow spans) than among the rest. Both are pure functions of an open store connection.
+
+Where a key lives decides the cost (see docs/store.md and docs/store-api.md):
+
+* span columns (`service.name`, `name`, `status`, `kind`) and resource attributes: read
+  from the spans row, resource values mapped in Python (there are few resources);
+* indexed span attributes: one join on span_attributes per span;
+* any other span attribute: the stored OTLP span bytes are decoded, newest spans first,
+  at most SCAN_LIMIT of them; the result says so (`truncated`).
+
+Percentiles are exact (nearest rank). SQLite's GROUP BY sorts every row through a temporary
+B-tree, which measured slower than streaming (group, duration, status) triples into Python
+lists and sorting each group there, so the counting is done in Python too; see the report
+figures in docs/store-api.md.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from o11ykit.store.ingest import value_text  # the text ingest stores: one definition
+from o11ykit.store.schema import INDEXED_SPAN_KEYS
+
+# Spans decoded at most when a key is read from the stored span bytes (~10 µs each).
+SCAN_LIMIT = 20_000
+# A compare side larger than this is examined through a systematic 1-in-k sample of span
+# rows: a percentage from n sampled spans has a standard error of at most 50/sqrt(n) points
+# (0.35 points at 20,000), well below the differences BubbleUp is looking for.
+COMPARE_SAMPLE = 20_000
+
+STATUS_LABELS = {0: "unset", 1: "ok", 2: "error"}
+KIND_LABELS = {
+    0: "unspecified",
+    1: "internal",
+    2: "server",
+    3: "client",
+    4: "producer",
+    5: "consumer",
+}
+# Pseudo-keys answered from span columns; they win over attributes of the same name.
+COLUMN_KEYS = {
+    "service.name": "s.service",
+    "name": "s.name",
+    "status": "s.status_code",
+    "kind": "s.kind",
+}
+
+COLUMN, INDEXED, RESOURCE, SPAN_BYTES = (
+    "span column",
+    "indexed span attribute",
+    "resource attribute",
+    "span bytes",
+)
+
+
+class AnalyticsError(ValueError):
+    """A parameter the store cannot answer for; the message names it and what it accepts."""
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    value: str | None  # None: the spans without the key
+    count: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def label(self) -> str:
+        return "(none)" if self.value is None else self.value
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "value": self.value,
+            "count": self.count,
+            "errors": self.errors,
+            "errorRate": round(self.errors / self.count, 6) if self.count else 0.0,
+            "p50Ms": self.p50_ms,
+            "p95Ms": self.p95_ms,
+            "p99Ms": self.p99_ms,
+        }
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    group_by: str
+    source: str  # COLUMN, INDEXED, RESOURCE or SPAN_BYTES
+    start_ns: int
+    end_ns: int
+    total: int  # spans grouped
+    groups: list[Group]  # the largest `limit` groups, count descending
+    more_groups: int = 0  # groups left out by `limit`
+    truncated: bool = False  # SCAN_LIMIT reached: only the newest `total` spans were read
+    note: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "groupBy": self.group_by,
+            "source": self.source,
+            "startTimeUnixNano": str(self.start_ns),
+            "endTimeUnixNano": str(self.end_ns),
+            "total": self.total,
+            "groups": [g.to_dict() for g in self.groups],
+            "moreGroups": self.more_groups,
+            "truncated": self.truncated,
+            "percentiles": "exact (nearest rank)",
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which spans are compared against the rest: the errors, or those slower than a bound."""
+
+    kind: str  # "errors" or "slower"
+    threshold_ms: float | None = None
+
+    @classmethod
+    def errors(cls) -> Selection:
+        return cls("errors")
+
+    @classmethod
+    def slower_than(cls, milliseconds: float) -> Selection:
+        if not milliseconds >= 0:
+            raise AnalyticsError(f"selection: a duration must be >= 0 ms, got {milliseconds}")
+        return cls("slower", float(milliseconds))
+
+    def describe(self) -> str:
+        return "errors" if self.kind == "errors" else f"slower than {self.threshold_ms:g} ms"
+
+    def sql(self) -> tuple[str, list[object]]:
+        if self.kind == "errors":
+            return "s.status_code = 2", []
+        return "s.duration_ns > ?", [round((self.threshold_ms or 0.0) * 1_000_000)]
+
+
+@dataclass(frozen=True)
+class Difference:
+    key: str
+    value: str | None
+    selection_count: int
+    selection_pct: float
+    baseline_count: int
+    baseline_pct: float
+
+    @property
+    def difference(self) -> float:
+        """Percentage points more common in the selection than in the baseline."""
+        return self.selection_pct - self.baseline_pct
+
+    @property
+    def ratio(self) -> float:
+        return self.selection_pct / self.baseline_pct if self.baseline_pct else math.inf
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "selectionCount": self.selection_count,
+            "selectionPct": round(self.selection_pct, 3),
+            "baselineCount": self.baseline_count,
+            "baselinePct": round(self.baseline_pct, 3),
+            "differencePct": round(self.difference, 3),
+            "ratio": None if math.isinf(self.ratio) else round(self.ratio, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    selection: str
+    start_ns: int
+    end_ns: int
+    selection_count: int  # spans in the selection (exact)
+    baseline_count: int  # spans in the baseline (exact)
+    selection_examined: int  # spans whose attributes were counted (a sample when large)
+    baseline_examined: int
+    keys: list[str]
+    pairs: list[Difference]  # most over-represented first
+    truncated: bool = False  # SCAN_LIMIT reached on the span-bytes path
+    note: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "selection": self.selection,
+            "startTimeUnixNano": str(self.start_ns),
+            "endTimeUnixNano": str(self.end_ns),
+            "selectionCount": self.selection_count,
+            "baselineCount": self.baseline_count,
+            "selectionExamined": self.selection_examined,
+            "baselineExamined": self.baseline_examined,
+            "keys": self.keys,
+            "pairs": [p.to_dict() for p in self.pairs],
+            "truncated": self.truncated,
+            "note": self.note,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Where a key lives, and filters as SQL
+# --------------------------------------------------------------------------------------------
+
+
+def key_source(conn: sqlite3.Connection, key: str) -> str:
+    if key in COLUMN_KEYS:
+        return COLUMN
+    if key in INDEXED_SPAN_KEYS or _has_key(conn, "span_attributes", key):
+        return INDEXED
+    if _has_key(conn, "resource_attributes", key):
+        return RESOURCE
+    return SPAN_BYTES
+
+
+def _has_key(conn: sqlite3.Connection, table: str, key: str) -> bool:
+    # Both tables are indexed on (key, value, ...): one index seek.
+    return (
+        conn.execute(f"SELECT 1 FROM {table} WHERE key = ? LIMIT 1", (key,)).fetchone() is not None
+    )
+
+
+def indexed_keys(conn: sqlite3.Connection) -> list[str]:
+    """The distinct keys of span_attributes, one index seek each rather than a scan."""
+    rows = conn.execute(
+        "WITH RECURSIVE k(key) AS (SELECT MIN(key) FROM span_attributes UNION ALL "
+        "SELECT (SELECT MIN(key) FROM span_attributes WHERE key > k.key) FROM k "
+        "WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL"
+    )
+    return [key for (key,) in rows]
+
+
+def resource_keys(conn: sqlite3.Connection) -> list[str]:
+    return [k for (k,) in conn.execute("SELECT DISTINCT key FROM resource_attributes ORDER BY key")]
+
+
+def _column_value(key: str, raw: object) -> str:
+    if key == "status":
+        return STATUS_LABELS.get(raw, str(raw))  # type: ignore[arg-type]
+    if key == "kind":
+        return KIND_LABELS.get(raw, str(raw))  # type: ignore[arg-type]
+    return str(raw)
+
+
+def _column_code(key: str, value: str) -> int:
+    """The stored number for a status or kind given as a label, a number or an OTLP enum name."""
+    labels = STATUS_LABELS if key == "status" else KIND_LABELS
+    wanted = value.strip().lower().removeprefix("status_code_").removeprefix("span_kind_")
+    for code, label in labels.items():
+        if wanted in (label, str(code)):
+            return code
+    raise AnalyticsError(f"where: {key} must be one of {', '.join(labels.values())}; got {value!r}")
+
+
+@dataclass
+class Filters:
+    """The window and filters as SQL over `spans s`, plus keys only the span bytes can answer."""
+
+    sql: list[str] = field(default_factory=list)
+    args: list[object] = field(default_factory=list)
+    decoded: dict[str, str] = field(default_factory=dict)
+
+    def where(self, *extra: str) -> str:
+        return " AND ".join([*self.sql, *extra])
+
+
+def build_filters(
+    conn: sqlite3.Connection,
+    start_ns: int,
+    end_ns: int,
+    service: str | None,
+    operation: str | None,
+    where: dict[str, str] | None,
+) -> Filters:
+    if end_ns <= start_ns:
+        raise AnalyticsError("end must be after start")
+    filters = Filters(["s.start_ns >= ?", "s.start_ns < ?"], [start_ns, end_ns])
+    if service:
+        filters.sql.append("s.service = ?")
+        filters.args.append(service)
+    if operation:
+        filters.sql.append("s.name = ?")
+        filters.args.append(operation)
+    for key, value in (where or {}).items():
+        _add_condition(conn, filters, key, str(value))
+    return filters
+
+
+def _add_condition(conn: sqlite3.Connection, filters: Filters, key: str, value: str) -> None:
+    source = key_source(conn, key)
+    if source == COLUMN:
+        column = COLUMN_KEYS[key]
+        filters.sql.append(f"{column} = ?")
+        filters.args.append(value if key in ("service.name", "name") else _column_code(key, value))
+        return
+    # Jaeger matches an attribute filter against span and resource attributes alike.
+    in_resource = (
+        "s.resource_id IN (SELECT resource_id FROM resource_attributes WHERE key = ? AND value = ?)"
+    )
+    if source == INDEXED:
+        # Correlated, so the cost follows the window, not how common the value is overall.
+        in_span = (
+            "EXISTS (SELECT 1 FROM span_attributes a WHERE a.key = ? AND a.value = ? "
+            "AND a.span_id = s.id)"
+        )
+        if _has_key(conn, "resource_attributes", key):
+            filters.sql.append(f"({in_span} OR {in_resource})")
+            filters.args += [key, value, key, value]
+        else:
+            filters.sql.append(in_span)
+            filters.args += [key, value]
+    elif source == RESOURCE:
+        filters.sql.append(in_resource)
+        filters.args += [key, value]
+    else:
+        filters.decoded[key] = value
+
+
+# --------------------------------------------------------------------------------------------
+# Reading spans through the stored bytes
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ScannedSpan:
+    service: str
+    name: str
+    kind: int
+    status_code: int
+    duration_ns: int
+    resource_id: int
+    attributes: dict[str, str | None]
+    selected: bool
+
+
+def _scan(
+    conn: sqlite3.Connection, filters: Filters, chosen: str = "0", chosen_args: Iterable = ()
+) -> tuple[list[_ScannedSpan], bool]:
+    """The newest SCAN_LIMIT matching spans, decoded; and whether the limit cut the scan.
+
+    `chosen` is a SQL condition marking the spans of a compare selection.
+    """
+    rows = conn.execute(
+        "SELECT s.service, s.name, s.kind, s.status_code, s.duration_ns, s.resource_id, "
+        f"{chosen}, s.span FROM spans s WHERE {filters.where()} "
+        "ORDER BY s.start_ns DESC LIMIT ?",
+        [*chosen_args, *filters.args, SCAN_LIMIT + 1],
+    ).fetchall()
+    truncated = len(rows) > SCAN_LIMIT
+    spans = []
+    for *columns, selected, body in rows[:SCAN_LIMIT]:
+        decoded = trace_pb2.Span.FromString(body)
+        attributes = {kv.key: value_text(kv.value) for kv in decoded.attributes}
+        if all(attributes.get(k) == v for k, v in filters.decoded.items()):
+            spans.append(_ScannedSpan(*columns, attributes, bool(selected)))
+    return spans, truncated
+
+
+def _resource_values(conn: sqlite3.Connection, key: str) -> dict[int, str]:
+    rows = conn.execute("SELECT resource_id, value FROM resource_attributes WHERE key = ?", (key,))
+    return dict(rows.fetchall())
+
+
+def _scanned_value(span: _ScannedSpan, key: str, resources: dict[int, str]) -> str | None:
+    if key in COLUMN_KEYS:
+        raw = {
+            "service.name": span.service,
+            "name": span.name,
+            "status": span.status_code,
+            "kind": span.kind,
+        }[key]
+        return _column_value(key, raw)
+    if key in span.attributes:
+        return span.attributes[key]
+    return resources.get(span.resource_id)
+
+
+# --------------------------------------------------------------------------------------------
+# breakdown
+# --------------------------------------------------------------------------------------------
+
+
+def breakdown(
+    conn: sqlite3.Connection,
+    *,
+    group_by: str,
+    start_ns: int,
+    end_ns: int,
+    service: str | None = None,
+    operation: str | None = None,
+    where: dict[str, str] | None = None,
+    limit: int = 50,
+) -> Breakdown:
+    """Spans of the window grouped by `group_by`: count, errors, p50/p95/p99 per value."""
+    if not group_by:
+        raise AnalyticsError("groupBy: an attribute key is required")
+    if limit < 1:
+        raise AnalyticsError("limit must be at least 1")
+    filters = build_filters(conn, start_ns, end_ns, service, operation, where)
+    source = key_source(conn, group_by)
+    if filters.decoded:
+        source = SPAN_BYTES
+    truncated = False
+    if source == SPAN_BYTES:
+        triples, truncated = _scanned_triples(conn, filters, group_by)
+        groups = _aggregate(triples)
+    else:
+        groups = _aggregate(_sql_triples(conn, filters, group_by, source))
+    # The SQL path groups by what is stored (resource ids, status codes): shown values now.
+    if source == RESOURCE:
+        groups = _merge(groups, _resource_values(conn, group_by).get)
+    elif source == COLUMN:
+        groups = _merge(groups, lambda raw: _column_value(group_by, raw))
+    ranked = sorted(
+        (_summarise(value, durations, errors) for value, (durations, errors) in groups.items()),
+        key=lambda g: (-g.count, g.value is None, g.value or ""),
+    )
+    note = ""
+    if truncated:
+        note = f"read from span bytes: only the newest {SCAN_LIMIT} matching spans were examined"
+    return Breakdown(
+        group_by=group_by,
+        source=source,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        total=sum(g.count for g in ranked),
+        groups=ranked[:limit],
+        more_groups=max(0, len(ranked) - limit),
+        truncated=truncated,
+        note=note,
+    )
+
+
+Triple = tuple[object, int, int]  # (raw group value, duration_ns, status_code)
+Groups = dict[object, tuple[list[int], int]]  # raw value -> (durations, errors)
+
+
+def _sql_triples(
+    conn: sqlite3.Connection, filters: Filters, key: str, source: str
+) -> Iterator[Triple]:
+    if source == COLUMN:
+        head, join, args = COLUMN_KEYS[key], "", []
+    elif source == RESOURCE:
+        head, join, args = "s.resource_id", "", []
+    else:
+        head = "a.value"
+        join = "LEFT JOIN span_attributes a ON a.span_id = s.id AND a.key = ?"
+        args = [key]
+    return conn.execute(
+        f"SELECT {head}, s.duration_ns, s.status_code FROM spans s {join} WHERE {filters.where()}",
+        [*args, *filters.args],
+    )
+
+
+def _scanned_triples(
+    conn: sqlite3.Connection, filters: Filters, key: str
+) -> tuple[list[Triple], bool]:
+    spans, truncated = _scan(conn, filters)
+    resources = _resource_values(conn, key) if key not in COLUMN_KEYS else {}
+    return [
+        (_scanned_value(s, key, resources), s.duration_ns, s.status_code) for s in spans
+    ], truncated
+
+
+def _aggregate(triples: Iterable[Triple]) -> Groups:
+    durations: dict[object, list[int]] = {}
+    errors: Counter[object] = Counter()
+    for value, duration, status in triples:
+        bucket = durations.get(value)
+        if bucket is None:
+            bucket = durations[value] = []
+        bucket.append(duration)
+        if status == 2:
+            errors[value] += 1
+    return {value: (found, errors[value]) for value, found in durations.items()}
+
+
+def _merge(groups: Groups, convert: Callable[[object], str | None]) -> Groups:
+    """Raw group values (resource ids, status codes) -> the values shown; equal ones merged."""
+    merged: Groups = {}
+    for raw, (durations, errors) in groups.items():
+        value = None if raw is None else convert(raw)
+        if value in merged:
+            known, known_errors = merged[value]
+            merged[value] = (known + durations, known_errors + errors)
+        else:
+            merged[value] = (durations, errors)
+    return merged
+
+
+def percentile(sorted_values: list[int], fraction: float) -> int:
+    """Nearest rank: the smallest value with at least `fraction` of the values at or below it."""
+    return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+def _summarise(value: object, durations: list[int], errors: int) -> Group:
+    durations.sort()
+    ms = [percentile(durations, q) / 1_000_000 for q in (0.5, 0.95, 0.99)]
+    return Group(None if value is None else str(value), len(durations), errors, *ms)
+
+
+# --------------------------------------------------------------------------------------------
+# compare (BubbleUp)
+# --------------------------------------------------------------------------------------------
+
+
+def compare(
+    conn: sqlite3.Connection,
+    *,
+    start_ns: int,
+    end_ns: int,
+    selection: Selection,
+    service: str | None = None,
+    operation: str | None = None,
+    where: dict[str, str] | None = None,
+    keys: list[str] | None = None,
+    limit: int = 20,
+) -> Comparison:
+    """(key, value) pairs ranked by how much more common they are in the selection."""
+    if limit < 1:
+        raise AnalyticsError("limit must be at least 1")
+    filters = build_filters(conn, start_ns, end_ns, service, operation, where)
+    if keys is None:
+        keys = list(
+            dict.fromkeys(["service.name", "name", *indexed_keys(conn), *resource_keys(conn)])
+        )
+    sources = {key: key_source(conn, key) for key in keys}
+    chosen, chosen_args = selection.sql()
+    if filters.decoded or SPAN_BYTES in sources.values():
+        sides, truncated = _scanned_sides(conn, filters, keys, chosen, chosen_args)
+    else:
+        sides, truncated = _sql_sides(conn, filters, sources, chosen, chosen_args), False
+    (sel_total, sel_n, sel_counts), (base_total, base_n, base_counts) = sides
+    pairs = _rank(keys, sel_n, sel_counts, base_n, base_counts)
+    note = ""
+    if truncated:
+        note = f"read from span bytes: only the newest {SCAN_LIMIT} matching spans were examined"
+    return Comparison(
+        selection=selection.describe(),
+        start_ns=start_ns,
+        end_ns=end_ns,
+        selection_count=sel_total,
+        baseline_count=base_total,
+        selection_examined=sel_n,
+        baseline_examined=base_n,
+        keys=keys,
+        pairs=pairs[:limit],
+        truncated=truncated,
+        note=note,
+    )
+
+
+Side = tuple[int, int, Counter]  # (spans on this side, spans examined, (key, value) counts)
+
+
+def _sql_sides(
+    conn: sqlite3.Connection,
+    filters: Filters,
+    sources: dict[str, str],
+    chosen: str,
+    chosen_args: list,
+) -> tuple[Side, Side]:
+    total, selected = conn.execute(
+        f"SELECT count(*), coalesce(sum({chosen}), 0) FROM spans s WHERE {filters.where()}",
+        [*chosen_args, *filters.args],
+    ).fetchone()
+    return (
+        _sql_side(conn, filters, sources, chosen, chosen_args, selected),
+        _sql_side(conn, filters, sources, f"NOT ({chosen})", chosen_args, total - selected),
+    )
+
+
+def _sql_side(
+    conn: sqlite3.Connection,
+    filters: Filters,
+    sources: dict[str, str],
+    predicate: str,
+    predicate_args: list,
+    size: int,
+) -> Side:
+    """Value counts on one side, over every span or, when large, a systematic sample by row id."""
+    every = max(1, math.ceil(size / COMPARE_SAMPLE))
+    condition = f"{predicate} AND s.id % {every} = 0" if every > 1 else predicate
+    where, args = filters.where(condition), [*filters.args, *predicate_args]
+    counts: Counter[tuple[str, str | None]] = Counter()
+    examined = 0
+    resources = {
+        key: _resource_values(conn, key) for key, source in sources.items() if source == RESOURCE
+    }
+    rows = conn.execute(
+        f"SELECT s.service, s.name, s.status_code, s.kind, s.resource_id, count(*) FROM spans s "
+        f"WHERE {where} GROUP BY 1, 2, 3, 4, 5",
+        args,
+    )
+    for service, name, status, kind, resource_id, n in rows:
+        examined += n
+        raw = {"service.name": service, "name": name, "status": status, "kind": kind}
+        for key, source in sources.items():
+            if source == COLUMN:
+                counts[key, _column_value(key, raw[key])] += n
+            elif source == RESOURCE and resource_id in resources[key]:
+                counts[key, resources[key][resource_id]] += n
+    indexed = [key for key, source in sources.items() if source == INDEXED]
+    if indexed:
+        marks = ", ".join("?" * len(indexed))
+        rows = conn.execute(
+            "SELECT a.key, a.value, count(*) FROM spans s "
+            f"JOIN span_attributes a ON a.span_id = s.id WHERE {where} "
+            f"AND a.key IN ({marks}) GROUP BY 1, 2",
+            [*args, *indexed],
+        )
+        for key, value, n in rows:
+            counts[key, value] += n
+    return size, examined, counts
+
+
+def _scanned_sides(
+    conn: sqlite3.Connection, filters: Filters, keys: list[str], chosen: str, chosen_args: list
+) -> tuple[tuple[Side, Side], bool]:
+    spans, truncated = _scan(conn, filters, chosen, chosen_args)
+    resources = {key: _resource_values(conn, key) for key in keys if key not in COLUMN_KEYS}
+    counts: dict[bool, Counter] = {True: Counter(), False: Counter()}
+    sizes: Counter[bool] = Counter()
+    for span in spans:
+        sizes[span.selected] += 1
+        for key in keys:
+            value = _scanned_value(span, key, resources.get(key, {}))
+            if value is not None:
+                counts[span.selected][key, value] += 1
+    selection = (sizes[True], sizes[True], counts[True])
+    return (selection, (sizes[False], sizes[False], counts[False])), truncated
+
+
+def _rank(
+    keys: list[str], sel_n: int, sel: Counter, base_n: int, base: Counter
+) -> list[Difference]:
+    pairs = []
+    for key in keys:
+        values = {v for (k, v) in sel if k == key} | {v for (k, v) in base if k == key}
+        if not values:
+            continue
+        # The spans without the key are a value of their own: "(none)".
+        sel_none = sel_n - sum(sel[key, v] for v in values)
+        base_none = base_n - sum(base[key, v] for v in values)
+        counted = [(v, sel[key, v], base[key, v]) for v in values] + [(None, sel_none, base_none)]
+        for value, in_sel, in_base in counted:
+            difference = Difference(
+                key, value, in_sel, _pct(in_sel, sel_n), in_base, _pct(in_base, base_n)
+            )
+            if difference.difference > 0:
+                pairs.append(difference)
+    pairs.sort(key=lambda d: (-d.difference, -d.ratio, d.key, d.value or ""))
+    return pairs
+
+
+def _pct(part: int, whole: int) -> float:
+    return 100.0 * part / whole if whole else 0.0

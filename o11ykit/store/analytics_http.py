@@ -1,0 +1,149 @@
+"""`/api/o11ykit/breakdown` and `/api/o11ykit/compare`: parameters in, JSON-ready answers out.
+
+The query server routes `/api/o11ykit/*` here with the query string already split. Errors
+are google.rpc.Status objects like the Jaeger API's own (3 invalid argument, 5 not found),
+and a 400 always names the parameter and what it accepts. See docs/store-api.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+
+from o11ykit.backends.jaeger_query import parse_duration, parse_time
+from o11ykit.store import analytics
+from o11ykit.store.analytics import AnalyticsError, Selection
+
+PREFIX = "/api/o11ykit/"
+DEFAULT_LOOKBACK_NS = 3600 * 10**9
+MAX_LIMIT = 1000
+
+Answer = tuple[int, dict]
+
+
+class BadParameter(ValueError):
+    pass
+
+
+def handle(
+    method: str, path: str, params: Mapping[str, str], connection: sqlite3.Connection
+) -> Answer:
+    endpoint = (
+        ENDPOINTS.get(path.rstrip("/").removeprefix(PREFIX)) if path.startswith(PREFIX) else None
+    )
+    if endpoint is None:
+        known = ", ".join(PREFIX + name for name in ENDPOINTS)
+        return 404, {"code": 5, "message": f"no such endpoint {path}; known: {known}"}
+    if method.upper() != "GET":
+        return 405, {"code": 12, "message": f"{path} answers GET only"}
+    try:
+        return 200, endpoint(params, connection)
+    except (BadParameter, AnalyticsError) as exc:
+        return 400, {"code": 3, "message": str(exc)}
+    except sqlite3.Error as exc:
+        return 500, {"code": 13, "message": f"the store could not answer: {exc}"}
+
+
+def _breakdown(params: Mapping[str, str], connection: sqlite3.Connection) -> dict:
+    group_by = (params.get("groupBy") or "").strip()
+    if not group_by:
+        raise BadParameter(
+            "groupBy is required: an attribute key (e.g. tenant.id, service.version) "
+            "or service.name, name, status, kind"
+        )
+    start_ns, end_ns = _window(params)
+    result = analytics.breakdown(
+        connection,
+        group_by=group_by,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        service=params.get("service") or None,
+        operation=params.get("operation") or None,
+        where=_where(params),
+        limit=_limit(params, 50),
+    )
+    return result.to_dict()
+
+
+def _compare(params: Mapping[str, str], connection: sqlite3.Connection) -> dict:
+    start_ns, end_ns = _window(params)
+    keys = [k.strip() for k in params.get("keys", "").split(",") if k.strip()] or None
+    result = analytics.compare(
+        connection,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        selection=_selection(params.get("selection", "")),
+        service=params.get("service") or None,
+        operation=params.get("operation") or None,
+        where=_where(params),
+        keys=keys,
+        limit=_limit(params, 20),
+    )
+    return result.to_dict()
+
+
+ENDPOINTS: dict[str, Callable[[Mapping[str, str], sqlite3.Connection], dict]] = {
+    "breakdown": _breakdown,
+    "compare": _compare,
+}
+
+
+def _window(params: Mapping[str, str]) -> tuple[int, int]:
+    """start/end as RFC 3339; the end defaults to now, the start to an hour before the end."""
+    end_ns = _time(params, "end") if params.get("end") else time.time_ns()
+    start_ns = _time(params, "start") if params.get("start") else end_ns - DEFAULT_LOOKBACK_NS
+    if end_ns <= start_ns:
+        raise BadParameter("end must be after start")
+    return start_ns, end_ns
+
+
+def _time(params: Mapping[str, str], name: str) -> int:
+    try:
+        return parse_time(params[name])
+    except ValueError as exc:
+        raise BadParameter(f"{name}: {exc}") from None
+
+
+def _selection(raw: str) -> Selection:
+    accepted = "accepted: errors, slower:<duration> (e.g. slower:250ms)"
+    text = raw.strip()
+    if text == "errors":
+        return Selection.errors()
+    if text.startswith("slower:"):
+        try:
+            return Selection.slower_than(parse_duration(text.removeprefix("slower:")) / 1e6)
+        except ValueError as exc:
+            raise BadParameter(f"selection: {exc}; {accepted}") from None
+    raise BadParameter(f"selection {raw!r} is not understood; {accepted}")
+
+
+def _where(params: Mapping[str, str]) -> dict[str, str] | None:
+    raw = params.get("where")
+    if not raw:
+        return None
+    accepted = 'a JSON object of attribute key to value, e.g. {"tenant.id":"acme"}'
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise BadParameter(f"where is not JSON; expected {accepted}") from None
+    if not isinstance(parsed, dict) or any(
+        isinstance(v, (dict, list)) or v is None for v in parsed.values()
+    ):
+        raise BadParameter(f"where must be {accepted}")
+    # Values compare as the text the store keeps: true/false for booleans, as Jaeger does.
+    return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in parsed.items()}
+
+
+def _limit(params: Mapping[str, str], default: int) -> int:
+    raw = params.get("limit")
+    if not raw:
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadParameter(f"limit must be a whole number from 1 to {MAX_LIMIT}; got {raw!r}")
+    return limit

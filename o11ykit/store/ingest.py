@@ -1,0 +1,536 @@
+"""OTLP trace requests in: bytes -> a validated batch of rows -> one SQLite transaction.
+
+Decoding and validating (`decode_body`, `batch_from_request`) run on the thread that received
+the request; only `Store.write` touches the database, from the single writer thread, so SQLite
+never sees two writers. A batch is all or nothing: one bad span rejects the whole request
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from o11ykit.store.schema import INDEXED_SPAN_KEYS, open_database
+
+# Exporters send a few MiB at most; the limit stops a runaway client, not a real one.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# One attribute value this large is a bug (a whole payload logged into a span), not telemetry.
+MAX_ATTRIBUTE_BYTES = 64 * 1024
+PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
+JSON_TYPES = frozenset({"application/json"})
+UNKNOWN_SERVICE = "unknown_service"
+_REQUEST_FIELDS = frozenset({"resourceSpans", "resource_spans"})
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
+# Retention runs when the count is this much over its limit, so not on every batch.
+_COUNT_SLACK = 1.05
+_AGE_CHECK_SECONDS = 5.0
+
+
+class IngestError(Exception):
+    """A request the store refuses, with the HTTP status to answer and why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# --------------------------------------------------------------------------------------------
+# Bytes -> ExportTraceServiceRequest
+# --------------------------------------------------------------------------------------------
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decode_body(
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None = None,
+    *,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> ExportTraceServiceRequest:
+    """Parse an OTLP/HTTP request body (protobuf or JSON, optionally gzip)."""
+    media = media_type(content_type)
+    if media not in PROTOBUF_TYPES and media not in JSON_TYPES:
+        raise IngestError(
+            415,
+            f"unsupported Content-Type {content_type!r}: "
+            "send application/x-protobuf or application/json",
+        )
+    body = decompress(body, content_encoding, max_bytes)
+    if media in JSON_TYPES:
+        return parse_json(body)
+    return parse_protobuf(body)
+
+
+def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding != "gzip":
+        raise IngestError(415, f"unsupported Content-Encoding {content_encoding!r}: use gzip")
+    out: list[bytes] = []
+    size = 0
+    rest = body
+    try:
+        # A loop, because gzip allows several members one after another.
+        while rest:
+            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            # Bounded, so a small "gzip bomb" cannot inflate into gigabytes of memory.
+            chunk = inflater.decompress(rest, max_bytes - size + 1)
+            size += len(chunk)
+            if size > max_bytes:
+                raise IngestError(413, f"body over {max_bytes} bytes once decompressed")
+            if not inflater.eof:
+                raise IngestError(400, "malformed gzip body: truncated")
+            out.append(chunk)
+            rest = inflater.unused_data
+    except zlib.error as exc:
+        raise IngestError(400, f"malformed gzip body: {exc}") from None
+    return b"".join(out)
+
+
+def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except (DecodeError, RecursionError) as exc:
+        raise IngestError(400, f"malformed protobuf ExportTraceServiceRequest: {exc}") from None
+    return request
+
+
+def parse_json(body: bytes) -> ExportTraceServiceRequest:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise IngestError(400, f"malformed JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise IngestError(400, "the JSON body must be an object (an ExportTraceServiceRequest)")
+    unknown = sorted(set(document) - _REQUEST_FIELDS)
+    if unknown:
+        raise IngestError(
+            400, f"unknown field(s) in ExportTraceServiceRequest: {', '.join(unknown)}"
+        )
+    _hex_ids_to_base64(document)
+    try:
+        # Nested unknown fields are ignored, as OTLP asks of receivers (newer senders).
+        return json_format.ParseDict(
+            document, ExportTraceServiceRequest(), ignore_unknown_fields=True
+        )
+    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
+        raise IngestError(400, f"invalid OTLP JSON: {exc}") from None
+
+
+def _hex_ids_to_base64(document: dict[str, Any]) -> None:
+    """OTLP JSON writes ids as hex; protobuf's JSON mapping wants base64 for bytes fields."""
+    for span in _json_objects(document, "resourceSpans", "scopeSpans", "spans"):
+        _convert_ids(span, ("traceId", "spanId", "parentSpanId"))
+        for link in _json_list(span, "links"):
+            _convert_ids(link, ("traceId", "spanId"))
+
+
+def _json_list(node: dict[str, Any], key: str) -> Iterator[dict[str, Any]]:
+    # Both spellings, as json_format accepts both; anything malformed is left to ParseDict.
+    for name in dict.fromkeys((key, _snake_case(key))):
+        items = node.get(name)
+        if isinstance(items, list):
+            yield from (item for item in items if isinstance(item, dict))
+
+
+def _json_objects(node: dict[str, Any], *path: str) -> Iterator[dict[str, Any]]:
+    if not path:
+        yield node
+        return
+    for child in _json_list(node, path[0]):
+        yield from _json_objects(child, *path[1:])
+
+
+def _snake_case(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def _convert_ids(node: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        for name in dict.fromkeys((key, _snake_case(key))):
+            value = node.get(name)
+            if not isinstance(value, str):
+                continue
+            try:
+                node[name] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+            except ValueError:
+                raise IngestError(400, f"invalid {key} {value[:64]!r}: not hex") from None
+
+
+# --------------------------------------------------------------------------------------------
+# ExportTraceServiceRequest -> rows
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResourceRow:
+    digest: bytes
+    service: str
+    attributes: dict[str, str]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ScopeRow:
+    digest: bytes
+    data: bytes
+    schema_url: str
+
+
+@dataclass(frozen=True)
+class SpanRow:
+    resource: int  # index into Batch.resources
+    scope: int  # index into Batch.scopes
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes | None
+    name: str
+    kind: int
+    start_ns: int
+    duration_ns: int
+    status_code: int
+    data: bytes
+    indexed: list[tuple[str, str]]
+
+
+@dataclass
+class Batch:
+    resources: list[ResourceRow] = field(default_factory=list)
+    scopes: list[ScopeRow] = field(default_factory=list)
+    spans: list[SpanRow] = field(default_factory=list)
+
+
+def value_text(value: AnyValue) -> str:
+    """An attribute value as text, the way Jaeger compares `attributes` search values."""
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    if kind == "int_value":
+        return str(value.int_value)
+    if kind == "double_value":
+        text = repr(value.double_value)
+        return text.removesuffix(".0")
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    if kind is None:
+        return ""
+    return json.dumps(_plain(value), separators=(",", ":"))
+
+
+def _plain(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_plain(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {pair.key: _plain(pair.value) for pair in value.kvlist_value.values}
+    return value_text(value)
+
+
+def batch_from_request(
+    request: ExportTraceServiceRequest,
+    *,
+    indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
+    max_attribute_bytes: int = MAX_ATTRIBUTE_BYTES,
+) -> Batch:
+    """Validate every span and unpack what queries filter on; IngestError on the first fault."""
+    keys = frozenset(indexed_keys)
+    batch = Batch()
+    for resource_spans in request.resource_spans:
+        resource = _resource_row(resource_spans.resource, max_attribute_bytes)
+        batch.resources.append(resource)
+        resource_index = len(batch.resources) - 1
+        for scope_spans in resource_spans.scope_spans:
+            batch.scopes.append(
+                _scope_row(scope_spans.scope, scope_spans.schema_url, max_attribute_bytes)
+            )
+            scope_index = len(batch.scopes) - 1
+            for span in scope_spans.spans:
+                _check_span(span, max_attribute_bytes)
+                batch.spans.append(_span_row(span, resource_index, scope_index, keys))
+    return batch
+
+
+def _resource_row(resource: Resource, limit: int) -> ResourceRow:
+    if resource.ByteSize() > limit:
+        _check_attributes(resource.attributes, limit, "resource")
+    data = resource.SerializeToString(deterministic=True)
+    attributes = {pair.key: value_text(pair.value) for pair in resource.attributes}
+    return ResourceRow(
+        digest=hashlib.sha256(data).digest(),
+        service=attributes.get("service.name") or UNKNOWN_SERVICE,
+        attributes=attributes,
+        data=data,
+    )
+
+
+def _scope_row(scope: InstrumentationScope, schema_url: str, limit: int) -> ScopeRow:
+    if scope.ByteSize() > limit:
+        _check_attributes(scope.attributes, limit, "scope")
+    data = scope.SerializeToString(deterministic=True)
+    # The schema URL is part of the identity: the same scope under two URLs is two rows.
+    digest = hashlib.sha256(data + b"\0" + schema_url.encode()).digest()
+    return ScopeRow(digest=digest, data=data, schema_url=schema_url)
+
+
+def _check_span(span: Span, limit: int) -> None:
+    name = span.name[:100]
+    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE_ID:
+        raise IngestError(
+            400,
+            f"invalid trace id {span.trace_id.hex()!r} in span {name!r}: "
+            "must be 16 bytes and not all zero",
+        )
+    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN_ID:
+        raise IngestError(
+            400,
+            f"invalid span id {span.span_id.hex()!r} in span {name!r}: "
+            "must be 8 bytes and not all zero",
+        )
+    if len(span.parent_span_id) not in (0, 8):
+        raise IngestError(
+            400,
+            f"invalid parent span id {span.parent_span_id.hex()!r} in span {name!r}: "
+            "must be 8 bytes or empty",
+        )
+    # Measuring each attribute costs more than the rest of ingest: only a span larger than
+    # the limit can hold an attribute larger than it.
+    if span.ByteSize() > limit:
+        _check_attributes(span.attributes, limit, f"span {name!r}")
+        for event in span.events:
+            _check_attributes(event.attributes, limit, f"event {event.name[:100]!r}")
+        for link in span.links:
+            _check_attributes(link.attributes, limit, f"a link of span {name!r}")
+
+
+def _check_attributes(pairs: Iterable[KeyValue], limit: int, where: str) -> None:
+    for pair in pairs:
+        if pair.ByteSize() > limit:
+            raise IngestError(
+                400, f"attribute {pair.key[:200]!r} of {where} is over the {limit}-byte limit"
+            )
+
+
+def _span_row(span: Span, resource: int, scope: int, keys: frozenset[str]) -> SpanRow:
+    parent = span.parent_span_id
+    start = span.start_time_unix_nano
+    return SpanRow(
+        resource=resource,
+        scope=scope,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=parent if parent and parent != _ZERO_SPAN_ID else None,
+        name=span.name,
+        kind=span.kind,
+        start_ns=start,
+        # A clock step can end a span before it starts; a negative duration helps nobody.
+        duration_ns=max(0, span.end_time_unix_nano - start),
+        status_code=span.status.code,
+        data=span.SerializeToString(),
+        indexed=[
+            (pair.key, value_text(pair.value)) for pair in span.attributes if pair.key in keys
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Rows -> SQLite
+# --------------------------------------------------------------------------------------------
+
+_INSERT_SPAN = (
+    "INSERT INTO spans(id, trace_id, span_id, parent_span_id, service, name, kind, start_ns,"
+    " duration_ns, status_code, resource_id, scope_id, span)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class Store:
+    """The one writer of a store directory. Not thread-safe: one thread calls `write`."""
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_spans: int | None = None,
+        max_age_seconds: float | None = None,
+        indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
+    ) -> None:
+        self.directory = Path(directory)
+        self.max_spans = max_spans
+        self.max_age_seconds = max_age_seconds
+        self.indexed_keys = frozenset(indexed_keys)
+        self.connection = open_database(self.directory)
+        # A checkpoint (with its fsync) every 64 MiB of WAL instead of every 4 MiB: commits
+        # measured 6.5 ms -> 3.6 ms each for 512-span batches, readers unaffected.
+        self.connection.execute("PRAGMA wal_autocheckpoint=16384")
+        self.connection.execute("PRAGMA journal_size_limit=67108864")
+        # Digest -> row id; only grows, since retention never deletes resources or scopes.
+        self._resource_ids: dict[bytes, int] = {}
+        self._scope_ids: dict[bytes, int] = {}
+        # Row ids are assigned here rather than by SQLite so executemany can insert the
+        # span_attributes rows that point at them in the same pass. Safe: one writer.
+        self._next_id = self._scalar("SELECT coalesce(max(id), 0) FROM spans") + 1
+        self._count = self._scalar("SELECT count(*) FROM spans")
+        self._next_age_check = 0.0
+
+    @property
+    def span_count(self) -> int:
+        return self._count
+
+    def ingest(self, request: ExportTraceServiceRequest) -> int:
+        """Validate and write one request; returns the number of spans written."""
+        return self.write(batch_from_request(request, indexed_keys=self.indexed_keys))
+
+    def write(self, batch: Batch) -> int:
+        if not batch.spans:
+            return 0
+        new_resources: dict[bytes, int] = {}
+        new_scopes: dict[bytes, int] = {}
+        with self._transaction():
+            resource_ids = [self._resource_id(row, new_resources) for row in batch.resources]
+            scope_ids = [self._scope_id(row, new_scopes) for row in batch.scopes]
+            spans, attributes = self._rows(batch, resource_ids, scope_ids)
+            self.connection.executemany(_INSERT_SPAN, spans)
+            self.connection.executemany(
+                "INSERT INTO span_attributes(span_id, key, value) VALUES (?, ?, ?)", attributes
+            )
+            evicted = self._evict(len(spans))
+        # Only now: a rolled-back transaction must leave no trace in the caches either.
+        self._resource_ids.update(new_resources)
+        self._scope_ids.update(new_scopes)
+        self._next_id += len(spans)
+        self._count += len(spans) - evicted
+        return len(spans)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def _rows(
+        self, batch: Batch, resource_ids: list[int], scope_ids: list[int]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[int, str, str]]]:
+        services = [row.service for row in batch.resources]
+        spans = []
+        attributes = []
+        row_id = self._next_id
+        for span in batch.spans:
+            spans.append(
+                (
+                    row_id,
+                    span.trace_id,
+                    span.span_id,
+                    span.parent_span_id,
+                    services[span.resource],
+                    span.name,
+                    span.kind,
+                    span.start_ns,
+                    span.duration_ns,
+                    span.status_code,
+                    resource_ids[span.resource],
+                    scope_ids[span.scope],
+                    span.data,
+                )
+            )
+            attributes.extend((row_id, key, value) for key, value in span.indexed)
+            row_id += 1
+        return spans, attributes
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def _scalar(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
+        return self.connection.execute(sql, parameters).fetchone()[0]
+
+    def _resource_id(self, row: ResourceRow, new: dict[bytes, int]) -> int:
+        known = self._resource_ids.get(row.digest) or new.get(row.digest)
+        if known:
+            return known
+        cursor = self.connection.execute(
+            "INSERT OR IGNORE INTO resources(digest, service, attributes, resource)"
+            " VALUES (?, ?, ?, ?)",
+            (row.digest, row.service, json.dumps(row.attributes), row.data),
+        )
+        if cursor.rowcount == 1:
+            resource_id = cursor.lastrowid
+            self.connection.executemany(
+                "INSERT INTO resource_attributes(resource_id, key, value) VALUES (?, ?, ?)",
+                [(resource_id, key, value) for key, value in row.attributes.items()],
+            )
+        else:  # stored by an earlier run of the store, before this cache existed
+            resource_id = self._scalar("SELECT id FROM resources WHERE digest = ?", (row.digest,))
+        new[row.digest] = resource_id
+        return resource_id
+
+    def _scope_id(self, row: ScopeRow, new: dict[bytes, int]) -> int:
+        known = self._scope_ids.get(row.digest) or new.get(row.digest)
+        if known:
+            return known
+        self.connection.execute(
+            "INSERT OR IGNORE INTO scopes(digest, scope, schema_url) VALUES (?, ?, ?)",
+            (row.digest, row.data, row.schema_url),
+        )
+        scope_id = self._scalar("SELECT id FROM scopes WHERE digest = ?", (row.digest,))
+        new[row.digest] = scope_id
+        return scope_id
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def _evict(self, added: int) -> int:
+        evicted = self._evict_by_count(self._count + added) + self._evict_by_age()
+        if evicted:
+            self.connection.execute(
+                "UPDATE meta SET value = value + ? WHERE key = 'evicted_spans'", (evicted,)
+            )
+        return evicted
+
+    def _evict_by_count(self, count: int) -> int:
+        if self.max_spans is None or count <= self.max_spans * _COUNT_SLACK:
+            return 0
+        keep_from = self._scalar(
+            "SELECT id FROM spans ORDER BY id DESC LIMIT 1 OFFSET ?", (self.max_spans - 1,)
+        )
+        self.connection.execute("DELETE FROM span_attributes WHERE span_id < ?", (keep_from,))
+        return self.connection.execute("DELETE FROM spans WHERE id < ?", (keep_from,)).rowcount
+
+    def _evict_by_age(self) -> int:
+        now = time.time()
+        if self.max_age_seconds is None or now < self._next_age_check:
+            return 0
+        self._next_age_check = now + _AGE_CHECK_SECONDS
+        cutoff = int((now - self.max_age_seconds) * 1e9)
+        self.connection.execute(
+            "DELETE FROM span_attributes WHERE span_id IN"
+            " (SELECT id FROM spans WHERE start_ns < ?)",
+            (cutoff,),
+        )
+        return self.connection.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,)).rowcount

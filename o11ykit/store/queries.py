@@ -1,0 +1,328 @@
+"""The Jaeger API v3 questions over the store: services, operations, trace search, one trace.
+
+Search follows Jaeger's semantics: every condition (service, operation, time window, duration,
+each attribute pair) must hold for ONE span, and the answer is the whole of each trace that has
+such a span, most recent first. An attribute pair matches the span's own attributes or its
+resource's; keys in span_attributes are index lookups, other keys are read from the stored
+span bytes of the candidates the other conditions leave.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from o11ykit.store.ingest import value_text
+from o11ykit.store.schema import INDEXED_SPAN_KEYS
+
+DEFAULT_SEARCH_DEPTH = 20
+MAX_SEARCH_DEPTH = 1000
+SPAN_KINDS = {
+    "unspecified": 0,
+    "internal": 1,
+    "server": 2,
+    "client": 3,
+    "producer": 4,
+    "consumer": 5,
+}
+KIND_NAMES = {number: name for name, number in SPAN_KINDS.items()}
+# Below this many spans carrying an attribute pair, the search starts from the pair's index
+# entries; above it, walking the time window newest first finds enough traces sooner.
+_SELECTIVE_PAIR = 20_000
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
+)
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+
+
+class QueryError(ValueError):
+    """A query parameter the store cannot use; the message names it."""
+
+
+def parse_time(text: str, name: str = "time") -> int:
+    """RFC 3339 with up to nanoseconds (as Jaeger's HTTP API takes it) -> Unix nanoseconds."""
+    match = _RFC3339.fullmatch(text.strip())
+    if not match:
+        raise QueryError(f"{name}: {text!r} is not an RFC 3339 time (2026-11-22T10:00:00Z)")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, offset = match.group(7) or "", match.group(8)
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+    except ValueError as exc:
+        raise QueryError(f"{name}: {text!r}: {exc}") from None
+    seconds = int(moment.timestamp())
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
+    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0"))
+
+
+def parse_duration(text: str, name: str = "duration") -> int:
+    """A Go duration ("1.5s", "250ms", "10us", "1h30m") -> nanoseconds."""
+    body = text.strip()
+    sign = -1 if body.startswith("-") else 1
+    body = body.lstrip("+-")
+    if body == "0":
+        return 0
+    total = Decimal(0)
+    position = 0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != position:
+            break
+        try:
+            total += Decimal(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        except InvalidOperation:
+            break
+        position = match.end()
+    if not body or position != len(body):
+        raise QueryError(f"{name}: {text!r} is not a duration (like 1.5s, 250ms, 10us, 1h30m)")
+    return sign * int(total)
+
+
+def parse_trace_id(text: str) -> bytes:
+    """Hex, 64 or 128 bits (a 64-bit id is the low half, as Jaeger reads it)."""
+    if not re.fullmatch(r"[0-9a-fA-F]{1,32}", text):
+        raise QueryError(f"trace id {text[:64]!r} is not 1 to 32 hex digits")
+    return bytes.fromhex(text.rjust(32, "0"))
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    start_min_ns: int
+    start_max_ns: int
+    service: str | None = None
+    operation: str | None = None
+    duration_min_ns: int | None = None
+    duration_max_ns: int | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    search_depth: int = DEFAULT_SEARCH_DEPTH
+
+
+@dataclass(frozen=True)
+class StoredSpan:
+    trace_id: bytes
+    resource_id: int
+    scope_id: int
+    data: bytes  # the OTLP Span protobuf bytes
+
+
+@dataclass
+class Traces:
+    """Whole traces in answer order, with the resources and scopes their spans point at."""
+
+    traces: list[list[StoredSpan]] = field(default_factory=list)
+    resources: dict[int, bytes] = field(default_factory=dict)
+    scopes: dict[int, tuple[bytes, str]] = field(default_factory=dict)
+
+
+class Queries:
+    """Read-only questions over one connection (each server thread brings its own)."""
+
+    def __init__(self, connection: sqlite3.Connection, indexed_keys: frozenset[str] | None = None):
+        self.connection = connection
+        self.indexed_keys = indexed_keys or frozenset(INDEXED_SPAN_KEYS)
+
+    def services(self) -> list[str]:
+        # A skip scan of the service index: one seek per distinct service, not one per span.
+        rows = self.connection.execute(
+            "WITH RECURSIVE s(name) AS ("
+            " SELECT min(service) FROM spans"
+            " UNION ALL"
+            " SELECT (SELECT min(service) FROM spans WHERE service > s.name) FROM s"
+            " WHERE s.name IS NOT NULL)"
+            " SELECT name FROM s WHERE name IS NOT NULL"
+        )
+        return [name for (name,) in rows]
+
+    def operations(self, service: str, span_kind: str | None = None) -> list[tuple[str, str]]:
+        """(name, Jaeger span kind) pairs of one service, sorted."""
+        kind_filter = None
+        if span_kind:
+            if span_kind.lower() not in SPAN_KINDS:
+                raise QueryError(f"spanKind {span_kind!r} is not one of {', '.join(SPAN_KINDS)}")
+            kind_filter = SPAN_KINDS[span_kind.lower()]
+        operations = []
+        for name in self._operation_names(service):
+            kinds = self.connection.execute(
+                "SELECT DISTINCT kind FROM spans WHERE service = ? AND name = ?", (service, name)
+            )
+            operations.extend(
+                (name, KIND_NAMES.get(kind, "unspecified"))
+                for (kind,) in kinds
+                if kind_filter is None or kind == kind_filter
+            )
+        return sorted(operations)
+
+    def _operation_names(self, service: str) -> list[str]:
+        rows = self.connection.execute(
+            "WITH RECURSIVE o(name) AS ("
+            " SELECT min(name) FROM spans WHERE service = ?1"
+            " UNION ALL"
+            " SELECT (SELECT min(name) FROM spans WHERE service = ?1 AND name > o.name) FROM o"
+            " WHERE o.name IS NOT NULL)"
+            " SELECT name FROM o WHERE name IS NOT NULL",
+            (service,),
+        )
+        return [name for (name,) in rows]
+
+    def get_trace(self, trace_id_hex: str) -> Traces | None:
+        trace_id = parse_trace_id(trace_id_hex)
+        answer = self._load([trace_id])
+        return answer if answer.traces else None
+
+    def find_traces(self, query: TraceQuery) -> Traces:
+        depth = max(1, min(query.search_depth or DEFAULT_SEARCH_DEPTH, MAX_SEARCH_DEPTH))
+        found: dict[bytes, None] = {}  # insertion-ordered set: newest match first
+        for trace_id in self._matching_trace_ids(query):
+            found[trace_id] = None
+            if len(found) >= depth:
+                break
+        return self._load(list(found))
+
+    # -- search -------------------------------------------------------------------------------
+
+    def _matching_trace_ids(self, query: TraceQuery) -> Iterator[bytes]:
+        indexed = {k: v for k, v in query.attributes.items() if k in self.indexed_keys}
+        others = {k: v for k, v in query.attributes.items() if k not in self.indexed_keys}
+        resource_matches = {
+            key: self._resources_with(key, value) for key, value in query.attributes.items()
+        }
+        driver = self._driving_pair(indexed, resource_matches)
+        sql, parameters = self._search_sql(query, indexed, resource_matches, driver)
+        for trace_id, resource_id, data in self.connection.execute(sql, parameters):
+            if others and not _matches_other(others, resource_id, data, resource_matches):
+                continue
+            yield trace_id
+
+    def _resources_with(self, key: str, value: str) -> set[int]:
+        rows = self.connection.execute(
+            "SELECT resource_id FROM resource_attributes WHERE key = ? AND value = ?",
+            (key, value),
+        )
+        return {resource_id for (resource_id,) in rows}
+
+    def _driving_pair(
+        self, indexed: dict[str, str], resource_matches: dict[str, set[int]]
+    ) -> tuple[str, str] | None:
+        """The rarest indexed pair, when rare enough to start the search from its index."""
+        best: tuple[int, tuple[str, str]] | None = None
+        for key, value in indexed.items():
+            if resource_matches[key]:
+                continue  # whole resources match: the index of span attributes is not enough
+            (count,) = self.connection.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM span_attributes"
+                " WHERE key = ? AND value = ? LIMIT ?)",
+                (key, value, _SELECTIVE_PAIR),
+            ).fetchone()
+            if count < _SELECTIVE_PAIR and (best is None or count < best[0]):
+                best = (count, (key, value))
+        return best[1] if best else None
+
+    def _search_sql(
+        self,
+        query: TraceQuery,
+        indexed: dict[str, str],
+        resource_matches: dict[str, set[int]],
+        driver: tuple[str, str] | None,
+    ) -> tuple[str, list[Any]]:
+        conditions = ["s.start_ns >= ?", "s.start_ns < ?"]
+        parameters: list[Any] = [query.start_min_ns, query.start_max_ns]
+        for column, value, operator in (
+            ("s.service", query.service, "="),
+            ("s.name", query.operation, "="),
+            ("s.duration_ns", query.duration_min_ns, ">="),
+            ("s.duration_ns", query.duration_max_ns, "<="),
+        ):
+            if value is not None and value != "":
+                conditions.append(f"{column} {operator} ?")
+                parameters.append(value)
+        for key, value in indexed.items():
+            if driver == (key, value):
+                continue
+            condition = (
+                "EXISTS (SELECT 1 FROM span_attributes a"
+                " WHERE a.key = ? AND a.value = ? AND a.span_id = s.id)"
+            )
+            parameters.extend((key, value))
+            resources = resource_matches[key]
+            if resources:
+                condition = f"({condition} OR s.resource_id IN ({_numbers(resources)}))"
+            conditions.append(condition)
+        # Only the bytes of spans that need a look at a non-indexed key are read.
+        needs_bytes = len(indexed) < len(query.attributes)
+        columns = f"s.trace_id, s.resource_id, {'s.span' if needs_bytes else 'NULL'}"
+        where = " AND ".join(conditions)
+        if driver:
+            sql = (
+                f"SELECT {columns} FROM span_attributes d JOIN spans s ON s.id = d.span_id"
+                f" WHERE d.key = ? AND d.value = ? AND {where} ORDER BY s.start_ns DESC"
+            )
+            return sql, [*driver, *parameters]
+        return f"SELECT {columns} FROM spans s WHERE {where} ORDER BY s.start_ns DESC", parameters
+
+    # -- whole traces -------------------------------------------------------------------------
+
+    def _load(self, trace_ids: list[bytes]) -> Traces:
+        answer = Traces()
+        if not trace_ids:
+            return answer
+        by_trace: dict[bytes, list[StoredSpan]] = {trace_id: [] for trace_id in trace_ids}
+        marks = ", ".join("?" * len(trace_ids))
+        rows = self.connection.execute(
+            "SELECT trace_id, resource_id, scope_id, span FROM spans"
+            f" WHERE trace_id IN ({marks}) ORDER BY start_ns, id",
+            trace_ids,
+        )
+        for row in rows:
+            by_trace[row[0]].append(StoredSpan(*row))
+        answer.traces = [spans for spans in by_trace.values() if spans]
+        resource_ids = {span.resource_id for spans in answer.traces for span in spans}
+        scope_ids = {span.scope_id for spans in answer.traces for span in spans}
+        answer.resources = dict(
+            self.connection.execute(
+                f"SELECT id, resource FROM resources WHERE id IN ({_numbers(resource_ids)})"
+            ).fetchall()
+        )
+        answer.scopes = {
+            scope_id: (data, schema_url)
+            for scope_id, data, schema_url in self.connection.execute(
+                f"SELECT id, scope, schema_url FROM scopes WHERE id IN ({_numbers(scope_ids)})"
+            )
+        }
+        return answer
+
+
+def _numbers(ids: set[int]) -> str:
+    # Row ids from our own tables, so inlining them is safe and spares SQLite's variable limit.
+    return ", ".join(str(int(i)) for i in sorted(ids)) or "NULL"
+
+
+def _matches_other(
+    pairs: dict[str, str], resource_id: int, data: bytes, resource_matches: dict[str, set[int]]
+) -> bool:
+    """The pairs on keys not indexed: on the span's resource, or in the span's own bytes."""
+    missing = {k: v for k, v in pairs.items() if resource_id not in resource_matches[k]}
+    if not missing:
+        return True
+    attributes = {pair.key: pair.value for pair in Span.FromString(data).attributes}
+    return all(
+        key in attributes and value_text(attributes[key]) == value for key, value in missing.items()
+    )

@@ -1,0 +1,385 @@
+"""`o11ykit traces services|search|show|breakdown|compare`: traces in the terminal, with Rich.
+
+Every command talks to the Jaeger API v3 (the local store's or a real Jaeger's) through
+JaegerQuery, and ends with the Jaeger UI link showing the same thing, for learners who
+would rather click. Rich drops colour by itself when stdout is not a terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from o11ykit.backends.jaeger_query import (
+    JaegerQuery,
+    QueryError,
+    SpanView,
+    Trace,
+    parse_duration,
+    ui_search_link,
+    ui_trace_link,
+)
+
+DEFAULT_URL = "http://127.0.0.1:16686"
+BAR_WIDTH = 40
+ERROR_MARK = "✗"
+PIPED_WIDTH = 140
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `traces` and its commands to the `o11ykit` command's subparsers."""
+    traces = subparsers.add_parser("traces", help="search, show and break down traces")
+    commands = traces.add_subparsers(dest="traces_command", required=True)
+
+    services = commands.add_parser("services", help="the services that sent spans")
+    _common(services)
+    services.set_defaults(run=_runner(_services))
+
+    search = commands.add_parser("search", help="find traces")
+    _common(search)
+    _filters(search)
+    search.add_argument("--min-duration", help="a Go duration, e.g. 250ms")
+    search.add_argument("--max-duration", help="a Go duration, e.g. 2s")
+    search.add_argument("--limit", type=int, default=20, help="traces at most (default 20)")
+    search.set_defaults(run=_runner(_search))
+
+    show = commands.add_parser("show", help="one trace as a waterfall")
+    _common(show)
+    show.add_argument("trace_id")
+    show.add_argument("--attrs", action="store_true", help="print each span's attributes")
+    show.set_defaults(run=_runner(_show))
+
+    breakdown = commands.add_parser("breakdown", help="spans grouped by an attribute")
+    _common(breakdown)
+    _filters(breakdown)
+    breakdown.add_argument("--by", required=True, help="attribute key, or name/status/kind")
+    breakdown.add_argument("--limit", type=int, default=50)
+    breakdown.set_defaults(run=_runner(_breakdown))
+
+    compare = commands.add_parser("compare", help="what the errors or slow spans have in common")
+    _common(compare)
+    _filters(compare)
+    chosen = compare.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--errors", action="store_true", help="select the spans with errors")
+    chosen.add_argument("--slower-than", help="select the spans slower than, e.g. 250ms")
+    compare.add_argument("--limit", type=int, default=20)
+    compare.set_defaults(run=_runner(_compare))
+    return traces
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        help=f"query API / Jaeger UI base URL (default: settings query_url or {DEFAULT_URL})",
+    )
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--service")
+    parser.add_argument("--operation")
+    parser.add_argument("--since", default="15m", help="how far back, a Go duration (default 15m)")
+    parser.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="span or resource attribute equals value (repeatable)",
+    )
+
+
+def _query_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return args.url.rstrip("/")
+    from o11ykit.config import load_settings
+
+    return (load_settings().query_url or DEFAULT_URL).rstrip("/")
+
+
+Command = Callable[[argparse.Namespace, JaegerQuery, Console], None]
+
+
+def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
+    """Turns a command into `run(args) -> exit code`: a failed query is one readable line."""
+
+    def run(args: argparse.Namespace) -> int:
+        console = Console(file=sys.stdout, highlight=False, width=_width())
+        try:
+            command(args, JaegerQuery(_query_url(args)), console)
+        except QueryError as exc:
+            print(f"o11ykit traces: {exc}", file=sys.stderr)
+            return 1
+        except ValueError as exc:  # a bad --since, --attr or duration
+            print(f"o11ykit traces: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    return run
+
+
+def _width() -> int | None:
+    """Rich's own choice on a terminal; piped or captured, wide enough not to cut trace ids."""
+    if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return PIPED_WIDTH
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    end = datetime.now(timezone.utc)
+    return end - timedelta(microseconds=parse_duration(args.since) // 1000), end
+
+
+def _attrs(args: argparse.Namespace) -> dict[str, str]:
+    pairs = {}
+    for item in args.attr:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--attr {item!r}: expected KEY=VALUE, e.g. tenant.id=acme")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _link(console: Console, url: str) -> None:
+    # soft_wrap: a link must stay one line to be clickable and copyable.
+    console.print(f"Jaeger UI: {url}", soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------------------
+# services, search
+# --------------------------------------------------------------------------------------------
+
+
+def _services(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+    names = client.services()
+    if not names:
+        console.print("No services have sent spans yet.")
+    for name in names:
+        console.print(name)
+    _link(console, f"{client.base_url}/search")
+
+
+def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+    start, end = _window(args)
+    tags = _attrs(args)
+    for flag in (args.min_duration, args.max_duration):
+        if flag:
+            parse_duration(flag)  # refuse a bad duration here rather than as a server 400
+    traces = client.find_traces(
+        args.service,
+        args.operation,
+        start=start,
+        end=end,
+        attributes=tags,
+        duration_min=args.min_duration,
+        duration_max=args.max_duration,
+        search_depth=args.limit,
+    )
+    traces.sort(key=lambda t: t.start_ns, reverse=True)
+    console.print(_traces_table(traces[: args.limit]))
+    link = ui_search_link(
+        client.base_url, args.service, args.operation, tags, start, end, limit=args.limit
+    )
+    _link(console, link)
+
+
+def _traces_table(traces: list[Trace]) -> Table:
+    table = Table(title=f"{len(traces)} trace(s)", title_justify="left")
+    table.add_column("trace id", no_wrap=True)
+    table.add_column("root", overflow="fold")
+    table.add_column("start (UTC)", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("spans", justify="right")
+    table.add_column("errors", justify="right")
+    for trace in traces:
+        root = trace.root
+        errors = Text(f"{ERROR_MARK} {trace.errors}", style="red") if trace.errors else Text("0")
+        table.add_row(
+            trace.trace_id,
+            f"{root.service}: {root.name}",
+            _clock(trace.start_ns),
+            f"{trace.duration_ms:.2f} ms",
+            str(len(trace.spans)),
+            errors,
+        )
+    return table
+
+
+def _clock(nanoseconds: int) -> str:
+    moment = datetime.fromtimestamp(nanoseconds / 1e9, timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+# --------------------------------------------------------------------------------------------
+# show: the waterfall
+# --------------------------------------------------------------------------------------------
+
+
+def _show(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+    trace = client.get_trace(args.trace_id)
+    if trace is None:
+        raise QueryError(f"trace {args.trace_id} was not found at {client.base_url}")
+    console.print(
+        f"Trace {trace.trace_id}: {len(trace.spans)} spans, {trace.duration_ms:.2f} ms, "
+        f"{trace.errors} error(s)"
+    )
+    console.print(waterfall(trace, with_attributes=args.attrs))
+    _link(console, ui_trace_link(client.base_url, trace.trace_id))
+
+
+def walk(trace: Trace) -> list[tuple[int, SpanView]]:
+    """(depth, span) in tree order: children by start time under their parent."""
+    present = {s.span_id for s in trace.spans}
+    children: dict[str | None, list[SpanView]] = {}
+    for span in trace.spans:  # already by start time
+        parent = span.parent_span_id if span.parent_span_id in present else None
+        children.setdefault(parent, []).append(span)
+    ordered: list[tuple[int, SpanView]] = []
+    stack = [(0, span) for span in reversed(children.get(None, []))]
+    while stack:
+        depth, span = stack.pop()
+        ordered.append((depth, span))
+        stack += [(depth + 1, child) for child in reversed(children.get(span.span_id, []))]
+    return ordered
+
+
+def bar(span: SpanView, trace: Trace, width: int = BAR_WIDTH) -> str:
+    """The span's place in the trace: spaces to its start, then at least one block."""
+    total = max(trace.end_ns - trace.start_ns, 1)
+    offset = min(width - 1, (span.start_ns - trace.start_ns) * width // total)
+    length = max(1, round((span.end_ns - span.start_ns) * width / total))
+    return (" " * offset + "█" * min(length, width - offset)).ljust(width)
+
+
+def waterfall(trace: Trace, *, with_attributes: bool = False) -> Table:
+    table = Table(box=None, pad_edge=False, show_header=True)
+    table.add_column("span", no_wrap=True)
+    table.add_column("timeline", no_wrap=True, width=BAR_WIDTH)
+    table.add_column("ms", justify="right", no_wrap=True)
+    previous_service = None
+    for depth, span in walk(trace):
+        failed = span.status == "error"
+        style = "red" if failed else ""
+        label = span.name if span.service == previous_service else f"{span.service}: {span.name}"
+        previous_service = span.service
+        mark = f" {ERROR_MARK}" if failed else ""
+        table.add_row(
+            Text("  " * depth + label + mark, style=style),
+            Text(bar(span, trace), style="red" if failed else "cyan"),
+            Text(f"{span.duration_ms:.2f}", style=style),
+        )
+        if failed and span.status_message:
+            table.add_row(Text("  " * (depth + 2) + span.status_message, style="red"), "", "")
+        if with_attributes:
+            for key, value in sorted(span.attributes.items()):
+                table.add_row(Text("  " * (depth + 2) + f"{key}={value}", style="dim"), "", "")
+    return table
+
+
+# --------------------------------------------------------------------------------------------
+# breakdown, compare
+# --------------------------------------------------------------------------------------------
+
+
+def _breakdown(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+    start, end = _window(args)
+    tags = _attrs(args)
+    answer = client.breakdown(
+        args.by,
+        start=start,
+        end=end,
+        service=args.service,
+        operation=args.operation,
+        where=tags,
+        limit=args.limit,
+    )
+    console.print(_breakdown_table(answer))
+    if answer.get("note"):
+        console.print(answer["note"], style="yellow")
+    _link(console, ui_search_link(client.base_url, args.service, args.operation, tags, start, end))
+
+
+def _breakdown_table(answer: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{answer['total']} spans by {answer['groupBy']} ({answer['source']})",
+        title_justify="left",
+    )
+    table.add_column(answer["groupBy"], overflow="fold")
+    for heading in ("count", "errors", "error %", "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for group in answer["groups"]:
+        value = "(none)" if group["value"] is None else group["value"]
+        errors = Text(str(group["errors"]), style="red" if group["errors"] else "")
+        table.add_row(
+            value,
+            str(group["count"]),
+            errors,
+            f"{100 * group['errorRate']:.1f}",
+            f"{group['p50Ms']:.2f}",
+            f"{group['p95Ms']:.2f}",
+            f"{group['p99Ms']:.2f}",
+        )
+    if answer.get("moreGroups"):
+        table.caption = f"{answer['moreGroups']} smaller group(s) not shown"
+    return table
+
+
+def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+    start, end = _window(args)
+    tags = _attrs(args)
+    if args.errors:
+        selection, ui_tags, min_duration = "errors", {**tags, "error": "true"}, None
+    else:
+        parse_duration(args.slower_than)
+        selection, ui_tags, min_duration = f"slower:{args.slower_than}", tags, args.slower_than
+    answer = client.compare(
+        selection,
+        start=start,
+        end=end,
+        service=args.service,
+        operation=args.operation,
+        where=tags,
+        limit=args.limit,
+    )
+    console.print(_compare_table(answer))
+    if answer.get("note"):
+        console.print(answer["note"], style="yellow")
+    link = ui_search_link(
+        client.base_url,
+        args.service,
+        args.operation,
+        ui_tags,
+        start,
+        end,
+        min_duration=min_duration,
+    )
+    _link(console, link)
+
+
+def _compare_table(answer: dict[str, Any]) -> Table:
+    title = (
+        f"{answer['selection']}: {answer['selectionCount']} spans "
+        f"against {answer['baselineCount']} others"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("attribute", overflow="fold")
+    table.add_column("value", overflow="fold")
+    for heading in ("in selection", "in baseline", "difference"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for pair in answer["pairs"]:
+        table.add_row(
+            pair["key"],
+            "(none)" if pair["value"] is None else pair["value"],
+            f"{pair['selectionPct']:.1f}% ({pair['selectionCount']})",
+            f"{pair['baselinePct']:.1f}% ({pair['baselineCount']})",
+            f"+{pair['differencePct']:.1f} pts",
+        )
+    if not answer["pairs"]:
+        table.caption = "nothing is more common in the selection than in the baseline"
+    return table

@@ -1,0 +1,59 @@
+"""An application process exporting spans with the OpenTelemetry SDK's own OTLP exporters.
+
+    python -m tests.support.store_exporter --protocol http --endpoint URL --service S --spans N
+
+Prints `{"trace_ids": [...], "spans": N}` once every span is flushed; exits 1 if the flush
+failed, so a test never mistakes a lost batch for a store that lost it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+
+def exporter(protocol: str, endpoint: str):
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=endpoint)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http")
+    parser.add_argument("--endpoint", required=True)
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--spans", type=int, default=2000)
+    args = parser.parse_args()
+    provider = TracerProvider(resource=Resource.create({"service.name": args.service}))
+    # A queue larger than the run: spans the SDK dropped would look like spans the store lost.
+    processor = BatchSpanProcessor(
+        exporter(args.protocol, args.endpoint),
+        max_queue_size=args.spans + 1,
+        max_export_batch_size=512,
+    )
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("tests.store_exporter")
+    trace_ids = set()
+    for n in range(args.spans):
+        with tracer.start_as_current_span(
+            f"op-{n % 5}", attributes={"tenant.id": f"t{n % 3}"}
+        ) as s:
+            trace_ids.add(format(s.get_span_context().trace_id, "032x"))
+    flushed = provider.force_flush(timeout_millis=30_000)
+    provider.shutdown()
+    print(json.dumps({"spans": args.spans, "traces": len(trace_ids), "flushed": flushed}))
+    return 0 if flushed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

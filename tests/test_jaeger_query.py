@@ -1,0 +1,330 @@
+"""The Jaeger API v3 client against a tiny fake Jaeger serving recorded OTLP JSON."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from o11ykit.backends import jaeger_query as jq
+from o11ykit.backends.jaeger_query import JaegerQuery, QueryError
+from o11ykit.store import analytics_http
+from tests.conftest import free_port
+
+T0 = 1_750_000_000 * 1_000_000_000
+MS = 1_000_000
+CHECKOUT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PAYMENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def _kv(key: str, value: object) -> dict:
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def _span(trace, span, parent, name, kind, start_ms, end_ms, attrs=None, status=None, **extra):
+    return {
+        "traceId": trace,
+        "spanId": span,
+        "parentSpanId": parent,
+        "name": name,
+        "kind": kind,
+        "startTimeUnixNano": str(T0 + start_ms * MS),
+        "endTimeUnixNano": str(T0 + end_ms * MS),
+        "attributes": [_kv(k, v) for k, v in (attrs or {}).items()],
+        "status": status or {},
+        **extra,
+    }
+
+
+def _resource_spans(service: str, spans: list[dict]) -> dict:
+    return {
+        "resource": {"attributes": [_kv("service.name", service), _kv("service.version", "2.0")]},
+        "scopeSpans": [{"scope": {"name": "o11ykit"}, "spans": spans}],
+    }
+
+
+# Shaped as Jaeger v2 answers: hex ids, numeric kinds and status codes, times as strings.
+CHECKOUT = [
+    _resource_spans(
+        "frontend",
+        [
+            _span(CHECKOUT_TRACE, "a1a1a1a1a1a1a1a1", "", "GET /checkout", 2, 0, 120),
+            _span(CHECKOUT_TRACE, "a2a2a2a2a2a2a2a2", "a1a1a1a1a1a1a1a1", "POST", 3, 5, 115),
+        ],
+    ),
+    _resource_spans(
+        "checkout",
+        [
+            _span(
+                CHECKOUT_TRACE,
+                "a3a3a3a3a3a3a3a3",
+                "a2a2a2a2a2a2a2a2",
+                "POST /checkout",
+                2,
+                10,
+                110,
+                {"tenant.id": "acme", "http.response.status_code": 502, "retry": True},
+                {"code": 2, "message": "payment declined"},
+                events=[
+                    {
+                        "name": "exception",
+                        "timeUnixNano": str(T0 + 100 * MS),
+                        "attributes": [_kv("exception.type", "PaymentError")],
+                    }
+                ],
+            ),
+            _span(
+                CHECKOUT_TRACE,
+                "a4a4a4a4a4a4a4a4",
+                "a3a3a3a3a3a3a3a3",
+                "SELECT orders",
+                3,
+                20,
+                50,
+                {"db.system.name": "postgresql"},
+                {"code": 1},
+            ),
+        ],
+    ),
+]
+PAYMENT = [
+    _resource_spans(
+        "payments",
+        [_span(PAYMENT_TRACE, "b1b1b1b1b1b1b1b1", "", "charge", "SPAN_KIND_SERVER", 200, 230)],
+    )
+]
+OPERATIONS = {
+    "checkout": [
+        {"name": "POST /checkout", "spanKind": "server"},
+        {"name": "SELECT orders", "spanKind": "client"},
+    ]
+}
+
+
+class FakeJaeger:
+    """Jaeger's query API on a free loopback port; with a store, also o11ykit's endpoints."""
+
+    def __init__(self, store: sqlite3.Connection | None = None) -> None:
+        self.store = store
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self.url = ""
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FakeJaeger:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                params = dict(parse_qsl(parts.query))
+                fake.requests.append((parts.path, params))
+                status, body = fake.answer(parts.path, params)
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._server is not None and self._thread is not None
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+    def answer(self, path: str, params: dict[str, str]) -> tuple[int, dict]:
+        if path == "/api/v3/services":
+            return 200, {"services": ["payments", "checkout", "frontend"]}
+        if path == "/api/v3/operations":
+            return 200, {"operations": OPERATIONS.get(params.get("service", ""), [])}
+        if path == "/api/v3/traces":
+            if params.get("query.serviceName") == "bad":
+                return 400, _gateway_error(3, 400, "service bad is not allowed here")
+            if params.get("query.serviceName") == "nothing":
+                return 404, _gateway_error(5, 404, "trace not found")
+            return 200, {"result": {"resourceSpans": CHECKOUT + PAYMENT}}
+        if path == f"/api/v3/traces/{CHECKOUT_TRACE}":
+            return 200, {"result": {"resourceSpans": CHECKOUT}}
+        if path.startswith("/api/v3/traces/"):
+            return 404, _gateway_error(5, 404, "trace not found")
+        if path.startswith("/api/o11ykit/") and self.store is not None:
+            return analytics_http.handle("GET", path, params, self.store)
+        return 404, {"code": 5, "message": "Not Found"}
+
+
+def _gateway_error(grpc_code: int, http_code: int, message: str) -> dict:
+    return {"error": {"grpcCode": grpc_code, "httpCode": http_code, "message": message}}
+
+
+@pytest.fixture
+def fake():
+    with FakeJaeger() as server:
+        yield server
+
+
+START = datetime(2025, 6, 15, 12, 0, tzinfo=timezone.utc)
+END = START + timedelta(minutes=15)
+
+
+def test_services_and_operations(fake):
+    client = JaegerQuery(fake.url)
+    assert client.services() == ["checkout", "frontend", "payments"]
+    operations = client.operations("checkout", span_kind="server")
+    assert [o.name for o in operations] == ["POST /checkout", "SELECT orders"]
+    assert fake.requests[-1] == (
+        "/api/v3/operations",
+        {"service": "checkout", "spanKind": "server"},
+    )
+
+
+def test_find_traces_sends_jaeger_parameters_and_groups_spans(fake):
+    traces = JaegerQuery(fake.url).find_traces(
+        "checkout",
+        "POST /checkout",
+        start=START,
+        end=END,
+        attributes={"tenant.id": "acme"},
+        duration_min="100ms",
+        search_depth=5,
+    )
+    path, params = fake.requests[-1]
+    assert path == "/api/v3/traces"
+    assert params == {
+        "query.serviceName": "checkout",
+        "query.operationName": "POST /checkout",
+        "query.startTimeMin": "2025-06-15T12:00:00.000000000Z",
+        "query.startTimeMax": "2025-06-15T12:15:00.000000000Z",
+        "query.attributes": '{"tenant.id": "acme"}',
+        "query.durationMin": "100ms",
+        "query.searchDepth": "5",
+    }
+    assert [t.trace_id for t in traces] == [CHECKOUT_TRACE, PAYMENT_TRACE]
+    checkout = traces[0]
+    assert len(checkout.spans) == 4 and checkout.errors == 1
+    assert checkout.root.name == "GET /checkout" and checkout.root.service == "frontend"
+    assert checkout.duration_ms == 120.0
+    assert traces[1].spans[0].kind == "server"  # the enum name form is understood too
+
+
+def test_span_view_fields(fake):
+    trace = JaegerQuery(fake.url).get_trace(CHECKOUT_TRACE)
+    assert trace is not None
+    span = next(s for s in trace.spans if s.name == "POST /checkout")
+    assert span.trace_id == CHECKOUT_TRACE
+    assert span.span_id == "a3a3a3a3a3a3a3a3"
+    assert span.parent_span_id == "a2a2a2a2a2a2a2a2"
+    assert span.service == "checkout" and span.kind == "server"
+    assert (span.start_ns, span.end_ns, span.duration_ms) == (T0 + 10 * MS, T0 + 110 * MS, 100.0)
+    assert (span.status, span.status_message) == ("error", "payment declined")
+    assert span.attributes == {"tenant.id": "acme", "http.response.status_code": 502, "retry": True}
+    assert span.resource == {"service.name": "checkout", "service.version": "2.0"}
+    assert span.events[0].name == "exception"
+    assert span.events[0].attributes == {"exception.type": "PaymentError"}
+    assert trace.spans[0].parent_span_id is None
+    db = next(s for s in trace.spans if s.name == "SELECT orders")
+    assert (db.kind, db.status) == ("client", "ok")
+
+
+def test_missing_trace_is_none_and_no_traces_is_empty(fake):
+    client = JaegerQuery(fake.url)
+    assert client.get_trace("ffffffffffffffffffffffffffffffff") is None
+    assert client.find_traces("nothing", start=START, end=END) == []
+
+
+def test_server_error_message_is_kept(fake):
+    with pytest.raises(QueryError, match="service bad is not allowed here") as caught:
+        JaegerQuery(fake.url).find_traces("bad", start=START, end=END)
+    assert caught.value.status == 400
+
+
+def test_unreachable_server_is_a_query_error():
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(QueryError, match=f"cannot reach the query API at {url}"):
+        JaegerQuery(url, timeout=1.0).services()
+
+
+def test_o11ykit_endpoints_on_a_plain_jaeger_say_so(fake):
+    with pytest.raises(QueryError, match="exist only in o11ykit's local store"):
+        JaegerQuery(fake.url).breakdown("tenant.id", start=START, end=END)
+
+
+def test_base64_ids_are_read_as_hex():
+    body = {"result": {"resourceSpans": CHECKOUT}}
+    raw = body["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    encoded = dict(raw, traceId="S/kvNXezTaajzpKdDg5HNg==", spanId="oaGhoaGhoaE=")
+    trace = jq.parse_traces({"resourceSpans": [{"scopeSpans": [{"spans": [encoded]}]}]})[0]
+    assert trace.trace_id == CHECKOUT_TRACE
+    assert trace.spans[0].span_id == "a1a1a1a1a1a1a1a1"
+
+
+def test_ui_links():
+    link = jq.ui_search_link(
+        "http://127.0.0.1:16686/",
+        "checkout",
+        "POST /checkout",
+        {"tenant.id": "acme"},
+        START,
+        END,
+    )
+    assert link == (
+        "http://127.0.0.1:16686/search?service=checkout&operation=POST+%2Fcheckout"
+        "&tags=%7B%22tenant.id%22%3A%22acme%22%7D&lookback=custom"
+        "&start=1749988800000000&end=1749989700000000&limit=20"
+    )
+    assert (
+        jq.ui_search_link("http://j:16686", "svc") == "http://j:16686/search?service=svc&limit=20"
+    )
+    assert jq.ui_trace_link("http://j:16686/", "abc") == "http://j:16686/trace/abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "nanoseconds"),
+    [
+        ("250ms", 250 * MS),
+        ("1.5s", 1_500 * MS),
+        ("1m30s", 90_000 * MS),
+        ("300us", 300_000),
+        ("300µs", 300_000),
+        ("2h", 7_200_000 * MS),
+        ("0", 0),
+        ("15ns", 15),
+    ],
+)
+def test_go_durations(text, nanoseconds):
+    assert jq.parse_duration(text) == nanoseconds
+
+
+@pytest.mark.parametrize("text", ["", "250", "ms", "1d", "-5s", "5 s", "1.5.2s"])
+def test_bad_go_durations(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        jq.parse_duration(text)
+
+
+def test_times_round_trip_at_nanosecond_precision():
+    assert jq.parse_time("2025-06-15T12:00:00.123456789Z") == 1_749_988_800_123_456_789
+    assert jq.parse_time("2025-06-15T14:00:00+02:00") == 1_749_988_800 * 10**9
+    assert jq.format_time(1_749_988_800_123_456_789) == "2025-06-15T12:00:00.123456789Z"
+    assert jq.format_duration(250 * MS) == "250ms"
+    with pytest.raises(ValueError, match="RFC 3339"):
+        jq.parse_time("yesterday")

@@ -1,0 +1,372 @@
+"""Breakdown and compare over a small store with known ground truth (rows written directly)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+
+from o11ykit.store import analytics, analytics_http
+from o11ykit.store.analytics import AnalyticsError, Selection
+from o11ykit.store.schema import open_database
+from tests.support.store_rows import CLIENT, ERROR, MS, OK, SERVER, SpanRow, StoreWriter
+
+T0 = 1_750_000_000 * 1_000_000_000
+WINDOW = (T0, T0 + 600 * 1_000_000_000)
+TENANTS = ("beta", "gamma", "delta")
+
+
+def workload(count: int = 2000, seed: int = 3) -> list[SpanRow]:
+    """acme: 10% of the traffic, 90% of the errors; version 2.0: 20% of spans, ten times slower.
+
+    Tenant and version are drawn independently, so neither explains the other.
+    """
+    rng = random.Random(seed)
+    spacing = (WINDOW[1] - WINDOW[0]) // count
+    rows = []
+    for i in range(count):
+        acme = rng.random() < 0.10
+        tenant = "acme" if acme else rng.choice(TENANTS)
+        version = "2.0" if rng.random() < 0.20 else "1.0"
+        error = rng.random() < (0.45 if acme else 0.0055)
+        base_ms = rng.randint(1, 100)
+        attributes: dict[str, object] = {"http.route": rng.choice(("/cart", "/pay"))}
+        if i % 50 != 7:  # a few spans carry no tenant: the "(none)" group
+            attributes["tenant.id"] = tenant
+        if i % 4 == 0:
+            attributes["feature.flag"] = "new-checkout"  # not indexed: read from the span bytes
+        rows.append(
+            SpanRow(
+                service="checkout",
+                name=rng.choice(("GET /cart", "POST /pay")),
+                start_ns=WINDOW[0] + i * spacing,
+                duration_ns=base_ms * MS * (10 if version == "2.0" else 1) + i,
+                status_code=ERROR if error else OK,
+                kind=SERVER if i % 3 else CLIENT,
+                attributes=attributes,
+                resource={"service.version": version},
+            )
+        )
+    return rows
+
+
+def outside_window() -> list[SpanRow]:
+    # Just before the window and exactly at its (exclusive) end: never counted.
+    return [
+        SpanRow(
+            "checkout", "GET /cart", WINDOW[0] - 1, 5 * MS, ERROR, attributes={"tenant.id": "acme"}
+        ),
+        SpanRow(
+            "checkout", "GET /cart", WINDOW[1], 5 * MS, ERROR, attributes={"tenant.id": "acme"}
+        ),
+    ]
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[SpanRow]:
+    return workload()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, rows):
+    connection = open_database(tmp_path_factory.mktemp("store"))
+    StoreWriter(connection).add_many([*rows, *outside_window()])
+    yield connection
+    connection.close()
+
+
+def value_of(row: SpanRow, key: str) -> str | None:
+    if key == "service.version":
+        return row.resource.get(key)
+    if key == "status":
+        return {0: "unset", 1: "ok", 2: "error"}[row.status_code]
+    if key == "name":
+        return row.name
+    value = row.attributes.get(key)
+    return None if value is None else str(value)
+
+
+def expected_groups(rows: list[SpanRow], key: str) -> dict[str | None, tuple]:
+    """Brute force: count, errors and nearest-rank percentiles per value."""
+    by_value: dict[str | None, list[SpanRow]] = {}
+    for row in rows:
+        by_value.setdefault(value_of(row, key), []).append(row)
+    expected = {}
+    for value, members in by_value.items():
+        durations = sorted(r.duration_ns for r in members)
+        ranks = [durations[math.ceil(q * len(durations)) - 1] / MS for q in (0.5, 0.95, 0.99)]
+        errors = sum(r.status_code == ERROR for r in members)
+        expected[value] = (len(members), errors, *ranks)
+    return expected
+
+
+def actual_groups(result: analytics.Breakdown) -> dict[str | None, tuple]:
+    return {g.value: (g.count, g.errors, g.p50_ms, g.p95_ms, g.p99_ms) for g in result.groups}
+
+
+# --------------------------------------------------------------------------------------------
+# breakdown
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "source"),
+    [
+        ("tenant.id", analytics.INDEXED),
+        ("service.version", analytics.RESOURCE),
+        ("name", analytics.COLUMN),
+        ("status", analytics.COLUMN),
+        ("feature.flag", analytics.SPAN_BYTES),
+    ],
+)
+def test_breakdown_is_exact_for_every_kind_of_key(store, rows, key, source):
+    result = analytics.breakdown(store, group_by=key, start_ns=WINDOW[0], end_ns=WINDOW[1])
+
+    assert result.source == source
+    assert actual_groups(result) == expected_groups(rows, key)
+    assert result.total == len(rows)
+    counts = [g.count for g in result.groups]
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_breakdown_shows_acme_errors_and_slow_version(store):
+    by_tenant = analytics.breakdown(
+        store, group_by="tenant.id", start_ns=WINDOW[0], end_ns=WINDOW[1]
+    )
+    groups = {g.value: g for g in by_tenant.groups}
+    assert groups["acme"].errors / groups["acme"].count > 0.3
+    assert groups[None].label == "(none)"
+    by_version = analytics.breakdown(
+        store, group_by="service.version", start_ns=WINDOW[0], end_ns=WINDOW[1]
+    )
+    versions = {g.value: g for g in by_version.groups}
+    assert versions["2.0"].p50_ms > 5 * versions["1.0"].p50_ms
+
+
+def test_breakdown_filters_by_service_operation_and_where(store, rows):
+    acme_pay = [
+        r for r in rows if r.attributes.get("tenant.id") == "acme" and r.name == "POST /pay"
+    ]
+    result = analytics.breakdown(
+        store,
+        group_by="service.version",
+        start_ns=WINDOW[0],
+        end_ns=WINDOW[1],
+        service="checkout",
+        operation="POST /pay",
+        where={"tenant.id": "acme"},
+    )
+    assert actual_groups(result) == expected_groups(acme_pay, "service.version")
+
+    slow = [r for r in rows if r.resource["service.version"] == "2.0" and r.status_code == ERROR]
+    result = analytics.breakdown(
+        store,
+        group_by="tenant.id",
+        start_ns=WINDOW[0],
+        end_ns=WINDOW[1],
+        where={"service.version": "2.0", "status": "error"},
+    )
+    assert actual_groups(result) == expected_groups(slow, "tenant.id")
+
+
+def test_where_on_an_unindexed_key_reads_span_bytes(store, rows):
+    flagged = [r for r in rows if r.attributes.get("feature.flag") == "new-checkout"]
+    result = analytics.breakdown(
+        store,
+        group_by="tenant.id",
+        start_ns=WINDOW[0],
+        end_ns=WINDOW[1],
+        where={"feature.flag": "new-checkout"},
+    )
+    assert result.source == analytics.SPAN_BYTES
+    assert actual_groups(result) == expected_groups(flagged, "tenant.id")
+
+
+def test_span_bytes_scan_is_capped_and_says_so(store, rows, monkeypatch):
+    monkeypatch.setattr(analytics, "SCAN_LIMIT", 100)
+    result = analytics.breakdown(
+        store, group_by="feature.flag", start_ns=WINDOW[0], end_ns=WINDOW[1]
+    )
+    assert result.truncated and "newest 100" in result.note
+    assert result.total == 100
+    # The newest spans are the ones read.
+    assert actual_groups(result) == expected_groups(rows[-100:], "feature.flag")
+
+
+def test_breakdown_limit_and_kind_labels(store):
+    result = analytics.breakdown(
+        store, group_by="kind", start_ns=WINDOW[0], end_ns=WINDOW[1], limit=1
+    )
+    assert [g.value for g in result.groups] == ["server"]
+    assert result.more_groups == 1
+    clients = analytics.breakdown(
+        store, group_by="name", start_ns=WINDOW[0], end_ns=WINDOW[1], where={"kind": "client"}
+    )
+    assert clients.total == len(range(0, 2000, 3))
+
+
+def test_breakdown_to_dict_is_json(store):
+    result = analytics.breakdown(store, group_by="tenant.id", start_ns=WINDOW[0], end_ns=WINDOW[1])
+    body = json.loads(json.dumps(result.to_dict()))
+    assert body["groupBy"] == "tenant.id"
+    assert body["groups"][0].keys() >= {"value", "count", "errors", "p50Ms", "p95Ms", "p99Ms"}
+    assert body["startTimeUnixNano"] == str(WINDOW[0])
+
+
+def test_bad_parameters_are_refused(store):
+    with pytest.raises(AnalyticsError, match="end must be after start"):
+        analytics.breakdown(store, group_by="name", start_ns=WINDOW[1], end_ns=WINDOW[0])
+    with pytest.raises(AnalyticsError, match="status must be one of"):
+        analytics.breakdown(
+            store, group_by="name", start_ns=WINDOW[0], end_ns=WINDOW[1], where={"status": "x"}
+        )
+    with pytest.raises(AnalyticsError, match=">= 0"):
+        Selection.slower_than(-1)
+
+
+def test_empty_window_gives_no_groups(store):
+    result = analytics.breakdown(store, group_by="tenant.id", start_ns=1, end_ns=2)
+    assert result.groups == [] and result.total == 0
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert analytics.percentile(values, 0.5) == 50
+    assert analytics.percentile(values, 0.95) == 95
+    assert analytics.percentile(values, 0.99) == 99
+    assert analytics.percentile([7], 0.99) == 7
+
+
+# --------------------------------------------------------------------------------------------
+# compare
+# --------------------------------------------------------------------------------------------
+
+
+def test_errors_bubble_up_acme(store, rows):
+    result = analytics.compare(
+        store, start_ns=WINDOW[0], end_ns=WINDOW[1], selection=Selection.errors()
+    )
+    top = result.pairs[0]
+    assert (top.key, top.value) == ("tenant.id", "acme")
+    errors = [r for r in rows if r.status_code == ERROR]
+    acme_errors = sum(r.attributes.get("tenant.id") == "acme" for r in errors)
+    assert result.selection_count == len(errors)
+    assert result.baseline_count == len(rows) - len(errors)
+    assert top.selection_count == acme_errors
+    assert top.selection_pct == pytest.approx(100 * acme_errors / len(errors))
+    assert top.difference > 70
+    assert "status" not in result.keys  # trivially different for errors: not a default key
+
+
+def test_slow_spans_bubble_up_version_2(store):
+    result = analytics.compare(
+        store,
+        start_ns=WINDOW[0],
+        end_ns=WINDOW[1],
+        selection=Selection.slower_than(150),
+    )
+    top = result.pairs[0]
+    assert (top.key, top.value) == ("service.version", "2.0")
+    assert top.selection_pct == 100.0
+    assert top.baseline_count < top.selection_count
+
+
+def test_sampled_baseline_still_ranks_acme_first(store, monkeypatch):
+    monkeypatch.setattr(analytics, "COMPARE_SAMPLE", 300)
+    result = analytics.compare(
+        store, start_ns=WINDOW[0], end_ns=WINDOW[1], selection=Selection.errors()
+    )
+    assert result.baseline_examined < result.baseline_count
+    assert (result.pairs[0].key, result.pairs[0].value) == ("tenant.id", "acme")
+
+
+def test_compare_on_span_bytes_keys(store):
+    result = analytics.compare(
+        store,
+        start_ns=WINDOW[0],
+        end_ns=WINDOW[1],
+        selection=Selection.errors(),
+        keys=["tenant.id", "feature.flag", "service.version"],
+    )
+    assert (result.pairs[0].key, result.pairs[0].value) == ("tenant.id", "acme")
+    assert result.selection_examined == result.selection_count
+
+
+def test_uniform_errors_make_nothing_stand_out(tmp_path):
+    rng = random.Random(11)
+    rows = workload(5000, seed=5)
+    for row in rows:  # errors independent of every attribute
+        row.status_code = ERROR if rng.random() < 0.1 else OK
+    connection = open_database(tmp_path)
+    StoreWriter(connection).add_many(rows)
+    result = analytics.compare(
+        connection, start_ns=WINDOW[0], end_ns=WINDOW[1], selection=Selection.errors()
+    )
+    connection.close()
+    assert result.selection_count > 450
+    assert all(p.difference < 6 for p in result.pairs), result.pairs[:3]
+
+
+def test_compare_to_dict_is_json(store):
+    result = analytics.compare(
+        store, start_ns=WINDOW[0], end_ns=WINDOW[1], selection=Selection.errors(), limit=3
+    )
+    body = json.loads(json.dumps(result.to_dict()))
+    assert len(body["pairs"]) == 3
+    assert body["selection"] == "errors"
+    assert body["pairs"][0]["key"] == "tenant.id"
+
+
+# --------------------------------------------------------------------------------------------
+# /api/o11ykit/* parameters
+# --------------------------------------------------------------------------------------------
+
+START_TEXT, END_TEXT = "2025-06-15T15:06:40Z", "2025-06-15T15:16:40.000000000Z"
+
+
+def test_http_breakdown_and_compare_answer_json(store):
+    params = {"groupBy": "tenant.id", "start": START_TEXT, "end": END_TEXT, "limit": "2"}
+    status, body = analytics_http.handle("GET", "/api/o11ykit/breakdown", params, store)
+    assert status == 200 and len(body["groups"]) == 2 and body["total"] == 2000
+    params = {"selection": "slower:150ms", "start": START_TEXT, "end": END_TEXT}
+    status, body = analytics_http.handle("GET", "/api/o11ykit/compare/", params, store)
+    assert status == 200 and body["selection"] == "slower than 150 ms"
+    assert (body["pairs"][0]["key"], body["pairs"][0]["value"]) == ("service.version", "2.0")
+    where = {"where": '{"tenant.id": "acme"}', "groupBy": "status"}
+    status, body = analytics_http.handle(
+        "GET", "/api/o11ykit/breakdown", {**where, "start": START_TEXT, "end": END_TEXT}, store
+    )
+    assert status == 200 and body["total"] == sum(g["count"] for g in body["groups"])
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "named"),
+    [
+        ("/api/o11ykit/breakdown", {}, "groupBy is required"),
+        ("/api/o11ykit/breakdown", {"groupBy": "name", "start": "yesterday"}, "start:"),
+        ("/api/o11ykit/breakdown", {"groupBy": "name", "end": "2025-13"}, "end:"),
+        ("/api/o11ykit/breakdown", {"groupBy": "name", "limit": "0"}, "limit must be"),
+        ("/api/o11ykit/breakdown", {"groupBy": "name", "where": "{"}, "where is not JSON"),
+        ("/api/o11ykit/breakdown", {"groupBy": "name", "where": '{"a":[1]}'}, "where must be"),
+        ("/api/o11ykit/compare", {"selection": "slow"}, "accepted: errors, slower:<duration>"),
+        ("/api/o11ykit/compare", {"selection": "slower:fast"}, "selection: 'fast'"),
+        (
+            "/api/o11ykit/compare",
+            {"selection": "errors", "start": END_TEXT, "end": START_TEXT},
+            "end must be after start",
+        ),
+    ],
+)
+def test_http_bad_parameters_are_400_naming_them(store, path, params, named):
+    status, body = analytics_http.handle("GET", path, params, store)
+    assert status == 400 and body["code"] == 3
+    assert named in body["message"]
+
+
+def test_http_unknown_path_and_method(store):
+    status, body = analytics_http.handle("GET", "/api/o11ykit/bubbleup", {}, store)
+    assert status == 404 and body["code"] == 5 and "/api/o11ykit/compare" in body["message"]
+    status, body = analytics_http.handle("POST", "/api/o11ykit/compare", {}, store)
+    assert status == 405

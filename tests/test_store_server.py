@@ -1,0 +1,433 @@
+"""The store's receivers as exporters meet them: real processes on loopback, free ports."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from o11ykit.store.ingest import IngestError, Store, decode_body
+from o11ykit.store.schema import DATABASE_NAME
+from o11ykit.store.server import StoreProcess, StoreServer, spawn_store
+from tests.conftest import REPO
+from tests.support.store_data import counts, many, request, span
+
+pytestmark = pytest.mark.integration
+
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+JSON = {"Content-Type": "application/json"}
+
+
+def post(port: int, body: bytes, headers: dict[str, str], path: str = "/v1/traces"):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", path, body, headers)
+        response = connection.getresponse()
+        return response.status, response.read(), dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def trace_body(store: StoreProcess, trace_id: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"{store.query_url}/api/v3/traces/{trace_id}", timeout=5) as r:
+            return r.read().decode()
+    except urllib.error.HTTPError:
+        return None
+
+
+def stored_spans(directory: Path) -> dict[str, int]:
+    with sqlite3.connect(directory / DATABASE_NAME) as connection:
+        return dict(connection.execute("SELECT service, count(*) FROM spans GROUP BY service"))
+
+
+@pytest.fixture
+def store(tmp_path):
+    with spawn_store(tmp_path / "data", max_body_bytes=1024 * 1024) as store:
+        yield store
+
+
+# -- starting and stopping ---------------------------------------------------------------------
+
+
+def test_start_to_ready_is_under_a_second_and_stop_is_clean(tmp_path):
+    started = time.monotonic()
+    store = spawn_store(tmp_path / "data")
+    ready = time.monotonic() - started
+    try:
+        assert ready < 1.0, f"{ready:.2f} s to ready"
+        assert store.http_port and store.grpc_port and store.query_port
+        log = store.stderr()
+        assert f"http://127.0.0.1:{store.http_port}/v1/traces" in log
+        assert f"127.0.0.1:{store.grpc_port}" in log and str(store.query_port) in log
+    finally:
+        assert store.stop() == 0
+
+
+def test_listening_beyond_loopback_needs_asking_and_warns(tmp_path):
+    with spawn_store(tmp_path / "data", host="0.0.0.0", grpc_port=None) as store:
+        assert "WARNING listening on 0.0.0.0" in store.stderr()
+        assert post(store.http_port, many(1).SerializeToString(), PROTOBUF)[0] == 200
+
+
+def test_in_process_server_picks_free_ports_and_drains_on_stop(tmp_path):
+    with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0) as server:
+        assert post(server.http_port, many(3).SerializeToString(), PROTOBUF)[0] == 200
+        with urllib.request.urlopen(f"{server.query_url}/api/v3/services", timeout=5) as r:
+            assert json.loads(r.read()) == {"services": ["svc"]}
+    assert counts(tmp_path)["spans"] == 3
+
+
+# -- OTLP/HTTP -----------------------------------------------------------------------------------
+
+
+def test_protobuf_json_and_gzip_requests(store):
+    status, body, headers = post(store.http_port, many(2).SerializeToString(), PROTOBUF)
+    assert (status, body, headers["Content-Type"]) == (200, b"", "application/x-protobuf")
+    gzipped = gzip.compress(many(2, first_trace=10).SerializeToString())
+    assert post(store.http_port, gzipped, {**PROTOBUF, "Content-Encoding": "gzip"})[0] == 200
+    document = {
+        "resourceSpans": [
+            {
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "5b8efff798038103d269b633813fc60c",
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "json",
+                                "kind": 2,
+                                "startTimeUnixNano": "1",
+                                "endTimeUnixNano": "2",
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    status, body, headers = post(store.http_port, json.dumps(document).encode(), JSON)
+    assert (status, body, headers["Content-Type"]) == (200, b"{}", "application/json")
+    assert "5b8efff798038103d269b633813fc60c" in trace_body(
+        store, "5b8efff798038103d269b633813fc60c"
+    )
+    assert counts(store.directory)["spans"] == 5
+
+
+def test_bad_requests_get_4xx_with_a_message_and_change_nothing(store):
+    post(store.http_port, many(3).SerializeToString(), PROTOBUF)
+    before = counts(store.directory)
+    bad_id = many(2)
+    bad_id.resource_spans[0].scope_spans[0].spans[1].trace_id = bytes(16)
+    cases = [
+        (b"\x0a\xff\xff", PROTOBUF, 400, "malformed protobuf"),
+        (b"{", JSON, 400, "malformed JSON"),
+        (b'{"resourceSpans": [], "extra": 1}', JSON, 400, "extra"),
+        (bad_id.SerializeToString(), PROTOBUF, 400, "invalid trace id"),
+        (b"x", {"Content-Type": "text/plain"}, 415, "Content-Type"),
+    ]
+    for body, headers, status, fragment in cases:
+        answer, text, _ = post(store.http_port, body, headers)
+        assert answer == status, text
+        message = json.loads(text)
+        assert message["code"] == 3 and fragment in message["message"]
+    assert counts(store.directory) == before
+
+
+def test_other_paths_are_404_and_other_methods_405(store):
+    assert post(store.http_port, b"", PROTOBUF, path="/v1/metrics")[0] == 404
+    connection = http.client.HTTPConnection("127.0.0.1", store.http_port, timeout=5)
+    connection.request("GET", "/v1/traces")
+    response = connection.getresponse()
+    assert (response.status, response.getheader("Allow")) == (405, "POST")
+    connection.close()
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(store):
+    with socket.create_connection(("127.0.0.1", store.http_port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 2000000000\r\n\r\nonly a few bytes"
+        )
+        answer = sock.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "Connection: close" in answer
+
+
+def test_a_full_write_queue_answers_503_with_retry_after(tmp_path, monkeypatch):
+    release = threading.Event()
+    original = Store.write
+
+    def slow_write(self, batch):
+        release.wait(10)
+        return original(self, batch)
+
+    monkeypatch.setattr(Store, "write", slow_write)
+    body = many(1).SerializeToString()
+    with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0, queue_batches=1) as srv:
+        # One batch held by the writer, one waiting in the queue of one: the third is refused.
+        results: list[int] = []
+        senders = [
+            threading.Thread(target=lambda: results.append(post(srv.http_port, body, PROTOBUF)[0]))
+            for _ in range(2)
+        ]
+        for sender in senders:
+            sender.start()
+            time.sleep(0.3)
+        status, text, headers = post(srv.http_port, body, PROTOBUF)
+        release.set()
+        for sender in senders:
+            sender.join()
+    assert (status, headers.get("Retry-After")) == (503, "1"), text
+    assert json.loads(text)["code"] == 14
+    assert results == [200, 200]
+
+
+# -- real exporters ------------------------------------------------------------------------------
+
+
+def _exporter(protocol: str, endpoint: str, service: str, spans: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.store_exporter",
+            "--protocol",
+            protocol,
+            "--endpoint",
+            endpoint,
+            "--service",
+            service,
+            "--spans",
+            str(spans),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_several_sdk_exporters_at_once_lose_nothing(store):
+    exporters = [_exporter("http", store.traces_url, f"http-{n}", 2000) for n in range(4)]
+    exporters.append(_exporter("grpc", f"http://{store.grpc_target}", "grpc-0", 2000))
+    for process in exporters:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, out + err
+    assert stored_spans(store.directory) == {
+        **{f"http-{n}": 2000 for n in range(4)},
+        "grpc-0": 2000,
+    }
+
+
+def test_kill_9_while_an_exporter_sends_loses_at_most_the_batch_in_flight(tmp_path):
+    data, acked_file, batch_spans = tmp_path / "data", tmp_path / "acked.txt", 200
+    store = spawn_store(data, grpc_port=None)
+    sender = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.store_sender",
+            "--url",
+            store.traces_url,
+            "--acked",
+            str(acked_file),
+            "--batch-spans",
+            str(batch_spans),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not acked_file.exists() or len(acked_file.read_text().split()) < 20:
+            assert time.monotonic() < deadline and sender.poll() is None
+            time.sleep(0.02)
+        store.kill()
+        sender.wait(timeout=20)
+    finally:
+        store.kill()
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    acked = len(acked_file.read_text().split())
+    with sqlite3.connect(data / DATABASE_NAME) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        stored = connection.execute("SELECT count(*) FROM spans").fetchone()[0]
+        orphans = connection.execute(
+            "SELECT count(*) FROM span_attributes WHERE span_id NOT IN (SELECT id FROM spans)"
+        ).fetchone()[0]
+    # Every acknowledged batch is there, whole; at most one more was committed unacknowledged.
+    assert acked * batch_spans <= stored <= (acked + 1) * batch_spans
+    assert stored % batch_spans == 0 and orphans == 0
+    with spawn_store(data, grpc_port=None) as again:
+        assert (
+            post(again.http_port, many(5, first_trace=10**9).SerializeToString(), PROTOBUF)[0]
+            == 200
+        )
+    assert counts(data)["spans"] == stored + 5
+
+
+# -- the library and doctor against a running store ----------------------------------------------
+
+
+def test_o11ykit_init_with_the_local_backend_exports_to_the_store(store, python_snippet):
+    result = python_snippet(
+        f"""
+        import o11ykit
+        from opentelemetry import trace
+        endpoint = "{store.otlp_http_endpoint}"
+        o11ykit.init(service_name="roundtrip", backend="local", endpoint=endpoint)
+        with o11ykit.context(tenant_id="acme", user_id="u-1"):
+            with trace.get_tracer("t").start_as_current_span("work") as span:
+                print(format(span.get_span_context().trace_id, "032x"))
+        o11ykit.shutdown(timeout=5.0)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    trace_id = result.stdout.strip()
+    body = trace_body(store, trace_id)
+    assert body is not None, store.stderr()
+    document = json.loads(body)
+    spans = document["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert spans[0]["name"] == "work" and spans[0]["traceId"] == trace_id
+    assert {"key": "tenant.id", "value": {"stringValue": "acme"}} in spans[0]["attributes"]
+
+
+def test_doctor_with_the_local_backend_reads_its_span_back(store):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "o11ykit.cli",
+            "doctor",
+            "--backend",
+            "local",
+            "--endpoint",
+            store.otlp_http_endpoint,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "", "O11YKIT_QUERY_URL": store.query_url},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "read back through the query API" in result.stdout
+    assert "doctor: all good" in result.stdout
+
+
+# -- fuzzing the receiver ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fuzz_store(tmp_path_factory):
+    with spawn_store(
+        tmp_path_factory.mktemp("fuzz"), grpc_port=None, max_body_bytes=256 * 1024
+    ) as s:
+        yield s
+
+
+VALID_PROTOBUF = request([span(1, 1, attributes={"tenant.id": "a"}), span(1, 2, parent=1)])
+VALID_JSON = json.dumps(
+    {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "fuzz"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "s"},
+                        "spans": [
+                            {
+                                "traceId": "0af7651916cd43dd8448eb211c80319c",
+                                "spanId": "b7ad6b7169203331",
+                                "name": "x",
+                                "kind": "SPAN_KIND_CLIENT",
+                                "startTimeUnixNano": "5",
+                                "endTimeUnixNano": "9",
+                                "status": {"code": 1},
+                                "attributes": [{"key": "n", "value": {"intValue": "3"}}],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+).encode()
+
+
+@st.composite
+def mutated(draw, valid: bytes) -> bytes:
+    data = bytearray(valid)
+    for _ in range(draw(st.integers(1, 6))):
+        action = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
+        position = draw(st.integers(0, max(0, len(data) - 1)))
+        if action == "flip" and data:
+            data[position] ^= draw(st.integers(1, 255))
+        elif action == "cut":
+            del data[position:]
+        elif action == "insert":
+            data[position:position] = draw(st.binary(min_size=1, max_size=8))
+        elif data:
+            del data[position]
+    return bytes(data)
+
+
+bodies = st.one_of(
+    st.binary(max_size=2048),
+    mutated(VALID_PROTOBUF.SerializeToString()),
+    mutated(VALID_JSON),
+    st.just(VALID_PROTOBUF.SerializeToString()),
+)
+content_types = st.sampled_from(
+    ["application/x-protobuf", "application/json", "application/json; charset=utf-8", "text/plain"]
+)
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=bodies, content_type=content_types, compress=st.booleans())
+def test_fuzzed_requests_never_get_a_5xx_and_only_valid_ones_are_stored(
+    fuzz_store, body, content_type, compress
+):
+    headers = {"Content-Type": content_type}
+    if compress:
+        body = gzip.compress(body)
+        headers["Content-Encoding"] = "gzip"
+    before = counts(fuzz_store.directory)["spans"]
+    status, text, _ = post(fuzz_store.http_port, body, headers)
+    assert status < 500, text
+    try:
+        expected = sum(
+            len(scope.spans)
+            for resource in decode_body(
+                body, content_type, headers.get("Content-Encoding")
+            ).resource_spans
+            for scope in resource.scope_spans
+        )
+    except IngestError:
+        expected = 0
+    if status != 200:
+        expected = 0
+    assert counts(fuzz_store.directory)["spans"] == before + expected
+    with sqlite3.connect(fuzz_store.directory / DATABASE_NAME) as connection:
+        assert connection.execute("PRAGMA quick_check").fetchone() == ("ok",)

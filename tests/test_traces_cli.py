@@ -1,0 +1,197 @@
+"""`o11ykit traces ...` against the fake Jaeger of test_jaeger_query, asserting on printed text."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import time
+
+import pytest
+
+from o11ykit import traces_cli
+from o11ykit.store.schema import open_database
+from tests.conftest import free_port
+from tests.support.store_rows import ERROR, MS, OK, SpanRow, StoreWriter
+from tests.test_jaeger_query import CHECKOUT_TRACE, PAYMENT_TRACE, FakeJaeger
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="o11ykit")
+    traces_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["traces", *argv])
+    code = args.run(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """Recent spans: acme is 10% of the traffic and has nearly all the errors."""
+    rng = random.Random(1)
+    now = time.time_ns()
+    rows = []
+    for i in range(400):
+        acme = i % 10 == 0
+        rows.append(
+            SpanRow(
+                "checkout",
+                "POST /pay",
+                now - (i + 1) * 500 * MS,
+                rng.randint(1, 50) * MS * (8 if acme else 1),
+                ERROR if acme and i % 20 == 0 else OK,
+                attributes={"tenant.id": "acme" if acme else rng.choice(("beta", "gamma"))},
+                resource={"service.version": "2.0" if acme else "1.0"},
+            )
+        )
+    connection = open_database(tmp_path_factory.mktemp("cli-store"))
+    StoreWriter(connection).add_many(rows)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def fake(store):
+    with FakeJaeger(store) as server:
+        yield server
+
+
+def test_services(fake, capsys):
+    code, out, _ = run(["services", "--url", fake.url], capsys)
+    assert code == 0
+    assert out.splitlines()[:3] == ["checkout", "frontend", "payments"]
+    assert f"Jaeger UI: {fake.url}/search" in out
+
+
+def test_search_table_and_link(fake, capsys):
+    code, out, _ = run(
+        [
+            "search",
+            "--url",
+            fake.url,
+            "--service",
+            "checkout",
+            "--attr",
+            "tenant.id=acme",
+            "--min-duration",
+            "50ms",
+            "--since",
+            "30m",
+            "--limit",
+            "7",
+        ],
+        capsys,
+    )
+    assert code == 0
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if "│" in line}
+    checkout = rows[CHECKOUT_TRACE]
+    assert "frontend: GET /checkout" in checkout
+    assert "120.00 ms" in checkout
+    assert re.search(r"│\s+4\s+│\s+✗ 1\s+│", checkout)
+    assert re.search(r"│\s+1\s+│\s+0\s+│", rows[PAYMENT_TRACE])
+    assert "2025-06-15 15:06:40.000" in checkout  # the earliest span's start, UTC
+    _, params = fake.requests[-1]
+    assert params["query.attributes"] == '{"tenant.id": "acme"}'
+    assert params["query.durationMin"] == "50ms"
+    assert params["query.searchDepth"] == "7"
+    link = next(line for line in out.splitlines() if line.startswith("Jaeger UI: "))
+    assert link.startswith(f"Jaeger UI: {fake.url}/search?service=checkout&tags=")
+    assert "lookback=custom" in link and link.endswith("&limit=7")
+    assert "\x1b[" not in out  # no colour codes when stdout is not a terminal
+
+
+def test_show_prints_a_waterfall(fake, capsys):
+    code, out, _ = run(["show", CHECKOUT_TRACE, "--url", fake.url], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"Trace {CHECKOUT_TRACE}: 4 spans, 120.00 ms, 1 error(s)"
+    spans = [line for line in lines if "█" in line]
+    assert len(spans) == 4
+    # Indented by depth in tree order; a service is named where it changes.
+    assert spans[0].startswith("frontend: GET /checkout ")
+    assert spans[1].startswith("  POST ")
+    assert spans[2].startswith("    checkout: POST /checkout ✗")
+    assert spans[3].startswith("      SELECT orders ")
+    assert "payment declined" in lines[lines.index(spans[2]) + 1]
+    # The root's bar fills the timeline; the database call starts a sixth of the way in.
+    assert spans[0].count("█") == traces_cli.BAR_WIDTH
+    timeline = spans[0].index("█")
+    assert spans[3].count("█") == 10  # 30 ms of 120 ms in 40 columns
+    assert spans[3].index("█") - timeline == 6  # starts at 20 ms: 40 * 20 / 120 columns in
+    assert spans[3].rstrip().endswith("30.00")
+    assert f"Jaeger UI: {fake.url}/trace/{CHECKOUT_TRACE}" in out
+
+
+def test_show_with_attributes(fake, capsys):
+    _, out, _ = run(["show", CHECKOUT_TRACE, "--attrs", "--url", fake.url], capsys)
+    assert "tenant.id=acme" in out
+    assert "db.system.name=postgresql" in out
+    line = next(line for line in out.splitlines() if "tenant.id=acme" in line)
+    assert line.startswith(" " * 8)  # under its span (depth 2), indented further
+
+
+def test_show_unknown_trace_is_one_line_and_non_zero(fake, capsys):
+    code, _, err = run(["show", "ffffffffffffffffffffffffffffffff", "--url", fake.url], capsys)
+    assert code == 1
+    assert err.strip().count("\n") == 0 and "was not found" in err
+
+
+def test_breakdown_table(fake, capsys):
+    code, out, _ = run(["breakdown", "--by", "tenant.id", "--url", fake.url], capsys)
+    assert code == 0
+    assert "400 spans by tenant.id (indexed span attribute)" in out
+    acme = next(line for line in out.splitlines() if "│ acme" in line)
+    assert re.search(r"│ acme\s+│\s+40\s+│\s+20\s+│\s+50.0\s+│", acme)
+    _, params = fake.requests[-1]
+    assert params["groupBy"] == "tenant.id"
+    assert f"Jaeger UI: {fake.url}/search?" in out
+
+
+def test_compare_errors_puts_acme_first(fake, capsys):
+    code, out, _ = run(["compare", "--errors", "--url", fake.url], capsys)
+    assert code == 0
+    assert "errors: 20 spans against 380 others" in out
+    first = next(line for line in out.splitlines() if line.startswith("│ "))
+    # acme and version 2.0 are the same spans here: equal scores, ordered by key.
+    assert re.search(r"│ service\.version\s+│ 2\.0\s+│\s+100.0% \(20\)", first)
+    second = [line for line in out.splitlines() if line.startswith("│ ")][1]
+    assert re.search(r"│ tenant\.id\s+│ acme\s+│\s+100.0% \(20\)", second)
+    assert "tags=%7B%22error%22%3A%22true%22%7D" in out
+
+
+def test_compare_slower_than(fake, capsys):
+    code, out, _ = run(["compare", "--slower-than", "100ms", "--url", fake.url], capsys)
+    assert code == 0
+    assert "slower than 100 ms" in out
+    assert fake.requests[-1][1]["selection"] == "slower:100ms"
+    assert "minDuration=100ms" in out
+
+
+def test_breakdown_against_plain_jaeger_is_a_clear_error(capsys):
+    with FakeJaeger() as plain:
+        code, _, err = run(["breakdown", "--by", "tenant.id", "--url", plain.url], capsys)
+    assert code == 1
+    assert "only in o11ykit's local store" in err
+
+
+def test_unreachable_store(capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    code, out, err = run(["search", "--url", url], capsys)
+    assert code == 1 and out == ""
+    assert err.startswith(f"o11ykit traces: cannot reach the query API at {url}")
+    assert err.count("\n") == 1
+
+
+def test_bad_option_values(fake, capsys):
+    code, _, err = run(["search", "--url", fake.url, "--since", "soon"], capsys)
+    assert code == 2 and "not a duration" in err
+    code, _, err = run(["search", "--url", fake.url, "--attr", "tenant.id"], capsys)
+    assert code == 2 and "KEY=VALUE" in err
+
+
+def test_default_url_comes_from_settings(monkeypatch):
+    monkeypatch.setenv("O11YKIT_QUERY_URL", "http://jaeger.internal:16686")
+    args = argparse.Namespace(url=None)
+    assert traces_cli._query_url(args) == "http://jaeger.internal:16686"
+    monkeypatch.delenv("O11YKIT_QUERY_URL")
+    assert traces_cli._query_url(args) == traces_cli.DEFAULT_URL
