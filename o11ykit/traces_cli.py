@@ -23,10 +23,10 @@ from o11ykit.backends.jaeger_query import (
     QueryError,
     SpanView,
     Trace,
-    parse_duration,
     ui_search_link,
     ui_trace_link,
 )
+from o11ykit.timeformats import parse_duration
 
 DEFAULT_URL = "http://127.0.0.1:16686"
 BAR_WIDTH = 40

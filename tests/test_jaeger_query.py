@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
+from o11ykit import timeformats
 from o11ykit.backends import jaeger_query as jq
 from o11ykit.backends.jaeger_query import JaegerQuery, QueryError
 from o11ykit.store import analytics_http
@@ -309,22 +310,23 @@ def test_ui_links():
         ("2h", 7_200_000 * MS),
         ("0", 0),
         ("15ns", 15),
+        ("-5s", -5_000 * MS),  # Go durations may be negative; Jaeger accepts them
     ],
 )
 def test_go_durations(text, nanoseconds):
-    assert jq.parse_duration(text) == nanoseconds
+    assert timeformats.parse_duration(text) == nanoseconds
 
 
-@pytest.mark.parametrize("text", ["", "250", "ms", "1d", "-5s", "5 s", "1.5.2s"])
+@pytest.mark.parametrize("text", ["", "250", "ms", "1d", "5 s", "1.5.2s"])
 def test_bad_go_durations(text):
     with pytest.raises(ValueError, match="not a duration"):
-        jq.parse_duration(text)
+        timeformats.parse_duration(text)
 
 
 def test_times_round_trip_at_nanosecond_precision():
-    assert jq.parse_time("2025-06-15T12:00:00.123456789Z") == 1_749_988_800_123_456_789
-    assert jq.parse_time("2025-06-15T14:00:00+02:00") == 1_749_988_800 * 10**9
-    assert jq.format_time(1_749_988_800_123_456_789) == "2025-06-15T12:00:00.123456789Z"
-    assert jq.format_duration(250 * MS) == "250ms"
+    assert timeformats.parse_time("2025-06-15T12:00:00.123456789Z") == 1_749_988_800_123_456_789
+    assert timeformats.parse_time("2025-06-15T14:00:00+02:00") == 1_749_988_800 * 10**9
+    assert timeformats.format_time(1_749_988_800_123_456_789) == "2025-06-15T12:00:00.123456789Z"
+    assert timeformats.format_duration(250 * MS) == "250ms"
     with pytest.raises(ValueError, match="RFC 3339"):
-        jq.parse_time("yesterday")
+        timeformats.parse_time("yesterday")

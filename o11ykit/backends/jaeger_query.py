@@ -15,9 +15,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
+
+from o11ykit.timeformats import datetime_ns, format_time
 
 KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 STATUSES = ("unset", "ok", "error")
@@ -30,63 +32,6 @@ class QueryError(Exception):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
-
-
-# --------------------------------------------------------------------------------------------
-# Times and durations as the Jaeger HTTP API writes them
-# --------------------------------------------------------------------------------------------
-
-_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 10**9}
-_GO_UNITS.update({"m": 60 * 10**9, "h": 3600 * 10**9})
-_GO_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
-)
-
-
-def parse_duration(text: str) -> int:
-    """A Go duration ("250ms", "1m30s", "1.5s") in nanoseconds; ValueError if it is not one."""
-    stripped = text.strip()
-    parts = _GO_PART.findall(stripped)
-    if stripped in ("0", "0s"):
-        return 0
-    if not parts or "".join(n + u for n, u in parts) != stripped:
-        raise ValueError(f"{text!r} is not a duration like 250ms, 1.5s, 1m30s")
-    return round(sum(float(number) * _GO_UNITS[unit] for number, unit in parts))
-
-
-def format_duration(nanoseconds: int) -> str:
-    """Nanoseconds as the shortest exact Go duration text ("250ms", "1500us")."""
-    for unit in ("h", "m", "s", "ms", "us"):
-        if nanoseconds % _GO_UNITS[unit] == 0:
-            return f"{nanoseconds // _GO_UNITS[unit]}{unit}"
-    return f"{nanoseconds}ns"
-
-
-def parse_time(text: str) -> int:
-    """RFC 3339 (fraction down to nanoseconds, any offset) as Unix nanoseconds."""
-    match = _RFC3339.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"{text!r} is not an RFC 3339 time like 2025-01-31T12:00:00Z")
-    day, clock, fraction, offset = match.groups()
-    offset = "+00:00" if offset in ("Z", "z") else offset
-    seconds = datetime.fromisoformat(f"{day}T{clock}{offset}").timestamp()
-    return int(seconds) * 10**9 + int((fraction or "0").ljust(9, "0"))
-
-
-def format_time(moment: datetime | int) -> str:
-    """A datetime (naive = UTC) or Unix nanoseconds as RFC 3339 in UTC, nanosecond precision."""
-    nanoseconds = moment if isinstance(moment, int) else _datetime_ns(moment)
-    seconds, fraction = divmod(nanoseconds, 10**9)
-    clock = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{clock}.{fraction:09d}Z"
-
-
-def _datetime_ns(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    whole = int(moment.replace(microsecond=0).timestamp())
-    return whole * 10**9 + moment.microsecond * 1_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,8 +367,8 @@ def ui_search_link(
         # The UI ignores start/end unless the lookback says they are custom.
         params.update(
             lookback="custom",
-            start=str(_datetime_ns(start) // 1000),
-            end=str(_datetime_ns(end) // 1000),
+            start=str(datetime_ns(start) // 1000),
+            end=str(datetime_ns(end) // 1000),
         )
     params["limit"] = str(limit)
     return f"{ui_base.rstrip('/')}/search?{urlencode(params)}"

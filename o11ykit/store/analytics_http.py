@@ -12,9 +12,9 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 
-from o11ykit.backends.jaeger_query import parse_duration, parse_time
 from o11ykit.store import analytics
 from o11ykit.store.analytics import AnalyticsError, Selection
+from o11ykit.timeformats import parse_duration, parse_time
 
 PREFIX = "/api/o11ykit/"
 DEFAULT_LOOKBACK_NS = 3600 * 10**9

@@ -13,12 +13,11 @@ import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from o11ykit import timeformats
 from o11ykit.store.ingest import value_text
 from o11ykit.store.schema import INDEXED_SPAN_KEYS
 
@@ -37,21 +36,6 @@ KIND_NAMES = {number: name for name, number in SPAN_KINDS.items()}
 # entries; above it, walking the time window newest first finds enough traces sooner.
 _SELECTIVE_PAIR = 20_000
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
-)
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "μs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
-
 
 class QueryError(ValueError):
     """A query parameter the store cannot use; the message names it."""
@@ -59,42 +43,18 @@ class QueryError(ValueError):
 
 def parse_time(text: str, name: str = "time") -> int:
     """RFC 3339 with up to nanoseconds (as Jaeger's HTTP API takes it) -> Unix nanoseconds."""
-    match = _RFC3339.fullmatch(text.strip())
-    if not match:
-        raise QueryError(f"{name}: {text!r} is not an RFC 3339 time (2026-11-22T10:00:00Z)")
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    fraction, offset = match.group(7) or "", match.group(8)
     try:
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        return timeformats.parse_time(text)
     except ValueError as exc:
-        raise QueryError(f"{name}: {text!r}: {exc}") from None
-    seconds = int(moment.timestamp())
-    if offset not in ("Z", "z"):
-        sign = 1 if offset[0] == "+" else -1
-        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
-    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0"))
+        raise QueryError(f"{name}: {exc}") from None
 
 
 def parse_duration(text: str, name: str = "duration") -> int:
     """A Go duration ("1.5s", "250ms", "10us", "1h30m") -> nanoseconds."""
-    body = text.strip()
-    sign = -1 if body.startswith("-") else 1
-    body = body.lstrip("+-")
-    if body == "0":
-        return 0
-    total = Decimal(0)
-    position = 0
-    for match in _DURATION_PART.finditer(body):
-        if match.start() != position:
-            break
-        try:
-            total += Decimal(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        except InvalidOperation:
-            break
-        position = match.end()
-    if not body or position != len(body):
-        raise QueryError(f"{name}: {text!r} is not a duration (like 1.5s, 250ms, 10us, 1h30m)")
-    return sign * int(total)
+    try:
+        return timeformats.parse_duration(text)
+    except ValueError as exc:
+        raise QueryError(f"{name}: {exc}") from None
 
 
 def parse_trace_id(text: str) -> bytes:

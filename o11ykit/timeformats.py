@@ -1,0 +1,90 @@
+"""Times and durations as Jaeger's HTTP API writes them: RFC 3339 and Go durations.
+
+Shared by the store's query server and the query client, so both read the same text the
+same way. Everything is in Unix nanoseconds; errors are ValueError naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
+)
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+
+
+def parse_time(text: str) -> int:
+    """RFC 3339, fraction down to nanoseconds, any offset -> Unix nanoseconds."""
+    match = _RFC3339.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not an RFC 3339 time (2026-11-22T10:00:00Z)")
+    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    fraction, offset = match.group(7) or "", match.group(8)
+    try:
+        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+    except ValueError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+    seconds = int(moment.timestamp())
+    if offset not in ("Z", "z"):
+        sign = 1 if offset[0] == "+" else -1
+        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
+    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0"))
+
+
+def format_time(moment: datetime | int) -> str:
+    """A datetime (naive = UTC) or Unix nanoseconds as RFC 3339 in UTC, nanosecond precision."""
+    nanoseconds = moment if isinstance(moment, int) else datetime_ns(moment)
+    seconds, fraction = divmod(nanoseconds, 10**9)
+    clock = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{clock}.{fraction:09d}Z"
+
+
+def datetime_ns(moment: datetime) -> int:
+    """A datetime (naive = UTC) as Unix nanoseconds."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    whole = int(moment.replace(microsecond=0).timestamp())
+    return whole * 10**9 + moment.microsecond * 1_000
+
+
+def parse_duration(text: str) -> int:
+    """A Go duration ("1.5s", "250ms", "10us", "1h30m") -> nanoseconds, exactly."""
+    body = text.strip()
+    sign = -1 if body.startswith("-") else 1
+    body = body.lstrip("+-")
+    if body == "0":
+        return 0
+    total = Decimal(0)
+    position = 0
+    for match in _DURATION_PART.finditer(body):
+        if match.start() != position:
+            break
+        try:
+            total += Decimal(match.group(1)) * _UNITS[match.group(2)]
+        except InvalidOperation:
+            break
+        position = match.end()
+    if not body or position != len(body):
+        raise ValueError(f"{text!r} is not a duration (like 1.5s, 250ms, 10us, 1h30m)")
+    return sign * int(total)
+
+
+def format_duration(nanoseconds: int) -> str:
+    """Nanoseconds as the shortest exact Go duration text ("250ms", "1500us")."""
+    for unit in ("h", "m", "s", "ms", "us"):
+        if nanoseconds % _UNITS[unit] == 0:
+            return f"{nanoseconds // _UNITS[unit]}{unit}"
+    return f"{nanoseconds}ns"
