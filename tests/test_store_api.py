@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from o11ykit.store.server import StoreProcess, spawn_store
+from o11ykit.store.process import StoreProcess, spawn_store
 from tests.support.store_data import MS, SECOND, T0, request, span, span_id, trace_id
 from tests.support.store_openapi import validate, validate_error, validate_traces
 

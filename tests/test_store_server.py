@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from o11ykit.store.ingest import IngestError, Store, decode_body
+from o11ykit.store.process import StoreProcess, spawn_store
 from o11ykit.store.schema import DATABASE_NAME
-from o11ykit.store.server import StoreProcess, StoreServer, spawn_store
+from o11ykit.store.server import StoreServer
 from tests.conftest import REPO
 from tests.support.store_data import counts, many, request, span
 

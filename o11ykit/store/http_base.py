@@ -1,0 +1,97 @@
+"""What the store's HTTP servers share: the handler base, errors as google.rpc.Status."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+# Idle keep-alive connections are dropped after this; exporters reconnect.
+SOCKET_TIMEOUT = 30.0
+# google.rpc.Code numbers for the HTTP statuses the servers answer with.
+_RPC_CODES = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 500: 13, 503: 14}
+
+
+def rpc_status(status: int, message: str) -> dict[str, Any]:
+    """google.rpc.Status as the OpenAPI document defines it, plus Jaeger's gateway error.
+
+    The OpenAPI document types error bodies as google.rpc.Status; Jaeger's HTTP gateway
+    writes GRPCGatewayError ({"error": {...}}). Both are present so a client written
+    against either reads the message.
+    """
+    code = _RPC_CODES.get(status, 2)
+    phrase = HTTPStatus(status).phrase
+    detail = {"grpcCode": code, "httpCode": status, "message": message, "httpStatus": phrase}
+    return {"code": code, "message": message, "error": detail}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: exporters reuse their connection
+    timeout = SOCKET_TIMEOUT
+    server_version = "o11ykit-store"
+
+    def send_body(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def send_json(self, status: int, document: Any, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps(document, separators=(",", ":")).encode()
+        self.send_body(status, body, "application/json", headers)
+
+    def send_error_status(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.send_json(status, rpc_status(status, message), headers)
+
+    def discard_body(self, limit: int = 1024 * 1024) -> None:
+        """Read a body nobody wants, or give up the connection rather than read a big one."""
+        length = self.headers.get("Content-Length")
+        if length is None:
+            if self.headers.get("Transfer-Encoding"):
+                self.close_connection = True
+            return
+        try:
+            size = int(length)
+        except ValueError:
+            self.close_connection = True
+            return
+        if 0 <= size <= limit:
+            self.rfile.read(size)
+        else:
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # A line per request on stderr would bury the lines that matter.
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    # Exporters in many processes connect at once; the default backlog of 5 refuses some.
+    request_queue_size = 128
+    daemon_threads = True
+    # Idle keep-alive connections must not hold up stop() for SOCKET_TIMEOUT.
+    block_on_close = False
+
+
+def http_server(host: str, port: int, handler: type[Handler], **attributes: Any) -> Server:
+    bound = type(handler.__name__, (handler,), attributes)
+    try:
+        return Server((host, port), bound)
+    except OSError as exc:
+        # The bare errno text does not say which of the three ports is taken.
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None

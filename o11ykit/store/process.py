@@ -1,0 +1,146 @@
+"""The store as a child process (`python -m o11ykit.store serve`), for tests and labs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from o11ykit.store.receivers import TRACES_PATH
+
+
+class StoreProcess:
+    """A store running as `python -m o11ykit.store serve`; see `spawn_store`."""
+
+    def __init__(self, process: subprocess.Popen[bytes], work: Path, directory: Path) -> None:
+        self.process = process
+        self.directory = directory
+        self._work = work
+        self.http_port = 0
+        self.grpc_port: int | None = None
+        self.query_port = 0
+
+    def __enter__(self) -> StoreProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def traces_url(self) -> str:
+        return f"{self.otlp_http_endpoint}{TRACES_PATH}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def query_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
+
+    def stderr(self) -> str:
+        try:
+            return (self._work / "stderr.log").read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM (the store drains its queue and exits), then SIGKILL if it will not."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self._work, ignore_errors=True)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing is drained."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self._work, ignore_errors=True)
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        ready_file = self._work / "ready.json"
+        deadline = time.monotonic() + timeout
+        while not ready_file.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"the store exited with {self.process.returncode} before it was ready:\n"
+                    f"{self.stderr()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the store was not ready after {timeout} s:\n{self.stderr()}")
+            time.sleep(0.01)
+        ready = json.loads(ready_file.read_text(encoding="utf-8"))
+        self.http_port = int(ready["http_port"])
+        self.grpc_port = ready["grpc_port"]
+        self.query_port = int(ready["query_port"])
+
+
+def spawn_store(
+    directory: str | Path,
+    *,
+    http_port: int = 0,
+    grpc_port: int | None = 0,
+    query_port: int = 0,
+    max_spans: int | None = None,
+    max_age: float | None = None,
+    max_body_bytes: int | None = None,
+    host: str | None = None,
+    startup_timeout: float = 15.0,
+    env: dict[str, str] | None = None,
+) -> StoreProcess:
+    """Start a store in a child process and wait until it listens (free ports by default)."""
+    work = Path(tempfile.mkdtemp(prefix="o11ykit-store-"))
+    command = [
+        sys.executable,
+        "-m",
+        "o11ykit.store",
+        "serve",
+        "--dir",
+        str(directory),
+        "--otlp-http-port",
+        str(http_port),
+        "--query-port",
+        str(query_port),
+        "--ready-file",
+        str(work / "ready.json"),
+        "--exit-with-parent",
+    ]
+    command += ["--otlp-grpc-port", str(grpc_port)] if grpc_port is not None else ["--no-grpc"]
+    if max_spans is not None:
+        command += ["--max-spans", str(max_spans)]
+    if max_age is not None:
+        command += ["--max-age", str(max_age)]
+    if max_body_bytes is not None:
+        command += ["--max-body-bytes", str(max_body_bytes)]
+    if host is not None:
+        command += ["--host", host]
+    with (work / "stderr.log").open("wb") as log:
+        # A file, not a pipe: it can never fill up and block the child.
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
+        )
+    store = StoreProcess(process, work, Path(directory))
+    try:
+        store._wait_until_ready(startup_timeout)
+    except BaseException:
+        store.stop()
+        raise
+    return store

@@ -1,0 +1,125 @@
+"""The OTLP receivers: HTTP (protobuf or JSON, gzip) and gRPC, both into the writer."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from o11ykit.store.http_base import Handler
+from o11ykit.store.ingest import (
+    JSON_TYPES,
+    IngestError,
+    batch_from_request,
+    decode_body,
+    media_type,
+)
+from o11ykit.store.writer import StoreBusy, Writer
+
+TRACES_PATH = "/v1/traces"
+
+
+class OtlpHttpHandler(Handler):
+    writer: Writer
+    max_body_bytes: int
+    indexed_keys: frozenset[str]
+
+    def do_POST(self) -> None:
+        if urlsplit(self.path).path != TRACES_PATH:
+            self.discard_body()
+            self.send_error_status(404, f"no such path {self.path!r}: OTLP traces go to /v1/traces")
+            return
+        try:
+            body = self._read_body()
+            request = decode_body(
+                body,
+                self.headers.get("Content-Type"),
+                self.headers.get("Content-Encoding"),
+                max_bytes=self.max_body_bytes,
+            )
+            batch = batch_from_request(request, indexed_keys=self.indexed_keys)
+            self.writer.submit(batch)
+        except IngestError as exc:
+            self.send_error_status(exc.status, exc.message)
+            return
+        except (StoreBusy, TimeoutError) as exc:
+            self.send_error_status(503, str(exc) or "the store is busy", {"Retry-After": "1"})
+            return
+        if media_type(self.headers.get("Content-Type")) in JSON_TYPES:
+            self.send_body(200, b"{}", "application/json")
+        else:
+            response = ExportTraceServiceResponse().SerializeToString()
+            self.send_body(200, response, "application/x-protobuf")
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self.close_connection = True
+            raise IngestError(411, "Content-Length is required")
+        try:
+            size = int(length)
+        except ValueError:
+            size = -1
+        if size < 0:
+            self.close_connection = True
+            raise IngestError(400, f"invalid Content-Length {length!r}")
+        if size > self.max_body_bytes:
+            # Answered without reading it; the connection cannot be reused past an unread body.
+            self.close_connection = True
+            raise IngestError(413, f"body of {size} bytes is over the {self.max_body_bytes} limit")
+        return self.rfile.read(size)
+
+    def _not_allowed(self) -> None:
+        self.discard_body()
+        if urlsplit(self.path).path == TRACES_PATH:
+            self.send_error_status(405, "OTLP traces are sent with POST", {"Allow": "POST"})
+        else:
+            self.send_error_status(404, f"no such path {self.path!r}")
+
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
+
+
+def grpc_server(
+    host: str, port: int, writer: Writer, max_bytes: int, keys: frozenset[str]
+) -> tuple[Any, int] | None:
+    try:
+        import grpc
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
+    except ImportError:
+        return None
+
+    class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
+        # The CamelCase name is fixed by the generated servicer.
+        def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
+            try:
+                writer.submit(batch_from_request(request, indexed_keys=keys))
+            except IngestError as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+            except (StoreBusy, TimeoutError) as exc:
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc) or "the store is busy")
+            return ExportTraceServiceResponse()
+
+    from concurrent import futures
+
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="o11ykit-store-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_bytes),
+            # Never share a port with another process that happens to bind the same one.
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
+    bound = server.add_insecure_port(f"{_grpc_host(host)}:{port}")
+    if bound == 0:
+        raise OSError(f"the OTLP/gRPC receiver could not listen on {host}:{port}")
+    server.start()
+    return server, bound
+
+
+def _grpc_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
