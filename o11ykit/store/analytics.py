@@ -16,6 +16,12 @@ Percentiles are exact (nearest rank). SQLite's GROUP BY sorts every row through 
 B-tree, which measured slower than streaming (group, duration, status) triples into Python
 lists and sorting each group there, so the counting is done in Python too; see the report
 figures in docs/store-api.md.
+
+That costs about 1 µs a span, so a breakdown of a large window (ROLLUP_MIN_SPANS or more,
+no service, operation or where filter, a rolled-up key) reads the whole minutes of the window
+from the rollups table instead (span and error counts per minute, value and duration bucket)
+and scans only the partial minutes at its edges: counts and errors stay exact, percentiles
+come from duration buckets, within schema.PERCENTILE_ERROR.
 """
 
 from __future__ import annotations
@@ -25,11 +31,21 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from o11ykit.store.ingest import value_text  # the text ingest stores: one definition
-from o11ykit.store.schema import INDEXED_SPAN_KEYS
+from o11ykit.store.schema import (
+    INDEXED_SPAN_KEYS,
+    PERCENTILE_ERROR,
+    ROLLUP_COLUMN_KEYS,
+    ROLLUP_MINUTE_NS,
+    ROLLUP_RESOURCE_KEY,
+    ROLLUP_SPAN_KEYS,
+    bucket_duration_ns,
+    duration_bucket,
+)
 
 # Spans decoded at most when a key is read from the stored span bytes (~10 µs each).
 SCAN_LIMIT = 20_000
@@ -37,6 +53,10 @@ SCAN_LIMIT = 20_000
 # rows: a percentage from n sampled spans has a standard error of at most 50/sqrt(n) points
 # (0.35 points at 20,000), well below the differences BubbleUp is looking for.
 COMPARE_SAMPLE = 20_000
+# Below this many spans in the window a breakdown scans them (exact percentiles, ~50 ms at
+# the limit); from it on, whole minutes are read from rollups (flat ~50-100 ms at 1M spans).
+ROLLUP_MIN_SPANS = 50_000
+ROLLUP_NOTE = f"percentiles from rollups, within ±{math.ceil(PERCENTILE_ERROR * 1000) / 10}%"
 
 STATUS_LABELS = {0: "unset", 1: "ok", 2: "error"}
 KIND_LABELS = {
@@ -107,6 +127,7 @@ class Breakdown:
     groups: list[Group]  # the largest `limit` groups, count descending
     more_groups: int = 0  # groups left out by `limit`
     truncated: bool = False  # SCAN_LIMIT reached: only the newest `total` spans were read
+    approximate: bool = False  # percentiles from rollups' duration buckets
     note: str = ""
 
     def to_dict(self) -> dict[str, object]:
@@ -119,7 +140,11 @@ class Breakdown:
             "groups": [g.to_dict() for g in self.groups],
             "moreGroups": self.more_groups,
             "truncated": self.truncated,
-            "percentiles": "exact (nearest rank)",
+            "percentiles": "from rollups (nearest rank, bucketed)"
+            if self.approximate
+            else "exact (nearest rank)",
+            "approximate": self.approximate,
+            "percentileErrorPct": round(PERCENTILE_ERROR * 100, 2) if self.approximate else 0.0,
             "note": self.note,
         }
 
@@ -413,22 +438,15 @@ def breakdown(
     source = key_source(conn, group_by)
     if filters.decoded:
         source = SPAN_BYTES
+    minutes = None
+    if not (service or operation or where):
+        minutes = rollup_minutes(conn, group_by, source, start_ns, end_ns)
     truncated = False
-    if source == SPAN_BYTES:
-        triples, truncated = _scanned_triples(conn, filters, group_by)
-        groups = _aggregate(triples)
+    if minutes is not None:
+        ranked = _rollup_breakdown(conn, group_by, source, start_ns, end_ns, minutes)
     else:
-        groups = _aggregate(_sql_triples(conn, filters, group_by, source))
-    # The SQL path groups by what is stored (resource ids, status codes): shown values now.
-    if source == RESOURCE:
-        groups = _merge(groups, _resource_values(conn, group_by).get)
-    elif source == COLUMN:
-        groups = _merge(groups, lambda raw: _column_value(group_by, raw))
-    ranked = sorted(
-        (_summarise(value, durations, errors) for value, (durations, errors) in groups.items()),
-        key=lambda g: (-g.count, g.value is None, g.value or ""),
-    )
-    note = ""
+        ranked, truncated = _exact_breakdown(conn, filters, group_by, source)
+    note = ROLLUP_NOTE if minutes is not None else ""
     if truncated:
         note = f"read from span bytes: only the newest {SCAN_LIMIT} matching spans were examined"
     return Breakdown(
@@ -440,8 +458,39 @@ def breakdown(
         groups=ranked[:limit],
         more_groups=max(0, len(ranked) - limit),
         truncated=truncated,
+        approximate=minutes is not None,
         note=note,
     )
+
+
+def _exact_breakdown(
+    conn: sqlite3.Connection, filters: Filters, key: str, source: str
+) -> tuple[list[Group], bool]:
+    """Every span of the window read and grouped: exact percentiles."""
+    truncated = False
+    if source == SPAN_BYTES:
+        triples, truncated = _scanned_triples(conn, filters, key)
+        groups = _aggregate(triples)
+    else:
+        groups = _aggregate(_sql_triples(conn, filters, key, source))
+    # The SQL path groups by what is stored (resource ids, status codes): shown values now.
+    shown = _merge(groups, _shown_value(conn, key, source))
+    return _largest_first(
+        _summarise(value, durations, errors) for value, (durations, errors) in shown.items()
+    ), truncated
+
+
+def _shown_value(conn: sqlite3.Connection, key: str, source: str) -> Callable[[object], str | None]:
+    """Stored group value (resource id, status code, text) -> the value shown."""
+    if source == RESOURCE:
+        return _resource_values(conn, key).get
+    if source == COLUMN:
+        return lambda raw: _column_value(key, raw)
+    return lambda raw: str(raw)
+
+
+def _largest_first(groups: Iterable[Group]) -> list[Group]:
+    return sorted(groups, key=lambda g: (-g.count, g.value is None, g.value or ""))
 
 
 Triple = tuple[object, int, int]  # (raw group value, duration_ns, status_code)
@@ -488,9 +537,15 @@ def _aggregate(triples: Iterable[Triple]) -> Groups:
     return {value: (found, errors[value]) for value, found in durations.items()}
 
 
-def _merge(groups: Groups, convert: Callable[[object], str | None]) -> Groups:
+# A group's durations: every one (exact) or a Counter of duration buckets (rollups).
+Durations = TypeVar("Durations", list[int], Counter[int])
+
+
+def _merge(
+    groups: dict[object, tuple[Durations, int]], convert: Callable[[object], str | None]
+) -> dict[object, tuple[Durations, int]]:
     """Raw group values (resource ids, status codes) -> the values shown; equal ones merged."""
-    merged: Groups = {}
+    merged: dict[object, tuple[Durations, int]] = {}
     for raw, (durations, errors) in groups.items():
         value = None if raw is None else convert(raw)
         if value in merged:
@@ -510,6 +565,158 @@ def _summarise(value: object, durations: list[int], errors: int) -> Group:
     durations.sort()
     ms = [percentile(durations, q) / 1_000_000 for q in (0.5, 0.95, 0.99)]
     return Group(None if value is None else str(value), len(durations), errors, *ms)
+
+
+# --------------------------------------------------------------------------------------------
+# breakdown from rollups
+# --------------------------------------------------------------------------------------------
+
+
+def is_rolled_up(key: str, source: str) -> bool:
+    """Whether rollups can answer a breakdown by `key` (found in `source`)."""
+    if source in (COLUMN, RESOURCE):  # service.name and resource keys: via the resource id
+        return True
+    return source == INDEXED and key in ROLLUP_SPAN_KEYS
+
+
+def rollup_minutes(
+    conn: sqlite3.Connection, key: str, source: str, start_ns: int, end_ns: int
+) -> tuple[int, int] | None:
+    """The whole minutes [first, last) of the window to read from rollups; None: scan it all.
+
+    Rollups are used when they hold every stored span, the window has whole minutes they
+    still trust, and it holds at least ROLLUP_MIN_SPANS spans (below that, scanning is fast
+    and exact).
+    """
+    if not is_rolled_up(key, source):
+        return None
+    state = dict(
+        conn.execute(
+            "SELECT key, value FROM meta"
+            " WHERE key IN ('rolled_up_through_id', 'rollups_from_minute')"
+        ).fetchall()
+    )
+    if len(state) < 2:  # a store written by a version without rollups
+        return None
+    newest = conn.execute("SELECT max(id) FROM spans").fetchone()[0]
+    if newest is None or state["rolled_up_through_id"] < newest:
+        return None
+    first = max(-(-start_ns // ROLLUP_MINUTE_NS), state["rollups_from_minute"])
+    last = end_ns // ROLLUP_MINUTE_NS
+    if last <= first or _window_spans(conn, start_ns, end_ns) < ROLLUP_MIN_SPANS:
+        return None
+    return first, last
+
+
+def _window_spans(conn: sqlite3.Connection, start_ns: int, end_ns: int) -> int:
+    """Spans in the window, counted on the start-time index but never past ROLLUP_MIN_SPANS."""
+    return conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM spans WHERE start_ns >= ? AND start_ns < ? LIMIT ?)",
+        (start_ns, end_ns, ROLLUP_MIN_SPANS),
+    ).fetchone()[0]
+
+
+Histograms = dict[object, tuple[Counter[int], int]]  # raw value -> (bucket counts, errors)
+
+
+def _rollup_breakdown(
+    conn: sqlite3.Connection,
+    key: str,
+    source: str,
+    start_ns: int,
+    end_ns: int,
+    minutes: tuple[int, int],
+) -> list[Group]:
+    """Whole minutes from rollups, the partial minutes at the edges scanned; all bucketed."""
+    first, last = minutes
+    if source == INDEXED:
+        histograms = _rolled_up_attribute(conn, key, first, last)
+    elif key in ROLLUP_COLUMN_KEYS:  # status and kind are stored as their numbers
+        rows = _rollup_rows(conn, key, first, last)
+        histograms = _histograms(
+            (value if key == "name" else int(value), bucket, n, e) for value, bucket, n, e in rows
+        )
+    else:  # resource keys and service.name: by resource id
+        rows = _rollup_rows(conn, ROLLUP_RESOURCE_KEY, first, last)
+        histograms = _histograms((int(value), bucket, n, e) for value, bucket, n, e in rows)
+        if source == COLUMN:
+            services = dict(conn.execute("SELECT id, service FROM resources").fetchall())
+            histograms = _merge(histograms, services.get)
+    for edge_start, edge_end in (
+        (start_ns, first * ROLLUP_MINUTE_NS),
+        (last * ROLLUP_MINUTE_NS, end_ns),
+    ):
+        if edge_start < edge_end:
+            edge = build_filters(conn, edge_start, edge_end, None, None, None)
+            _add_spans(histograms, _sql_triples(conn, edge, key, source))
+    shown = _merge(histograms, _shown_value(conn, key, source))
+    return _largest_first(
+        _summarise_buckets(value, counts, errors) for value, (counts, errors) in shown.items()
+    )
+
+
+def _rollup_rows(
+    conn: sqlite3.Connection, key: str, first: int, last: int
+) -> list[tuple[str, int, int, int]]:
+    """(value, bucket, spans, errors) of `key` over minutes [first, last), summed in SQL."""
+    return conn.execute(
+        "SELECT value, bucket, sum(spans), sum(errors) FROM rollups"
+        " WHERE key = ? AND minute >= ? AND minute < ? GROUP BY value, bucket",
+        (key, first, last),
+    ).fetchall()
+
+
+def _rolled_up_attribute(conn: sqlite3.Connection, key: str, first: int, last: int) -> Histograms:
+    """A span attribute's groups, and the spans without it: all spans less those with it."""
+    histograms = _histograms(_rollup_rows(conn, key, first, last))
+    # Every span is counted once under the resource key: its buckets summed are all spans.
+    totals = conn.execute(
+        "SELECT bucket, sum(spans), sum(errors) FROM rollups"
+        " WHERE key = ? AND minute >= ? AND minute < ? GROUP BY bucket",
+        (ROLLUP_RESOURCE_KEY, first, last),
+    ).fetchall()
+    without = Counter({bucket: n for bucket, n, _ in totals})
+    errors = sum(e for _, _, e in totals)
+    for counts, group_errors in histograms.values():
+        without.subtract(counts)
+        errors -= group_errors
+    without = +without  # the buckets left positive
+    if without:
+        histograms[None] = (without, errors)
+    return histograms
+
+
+def _histograms(rows: Iterable[tuple[object, int, int, int]]) -> Histograms:
+    histograms: Histograms = {}
+    for value, bucket, spans, errors in rows:
+        counts, known_errors = histograms.get(value) or (Counter(), 0)
+        counts[bucket] += spans
+        histograms[value] = (counts, known_errors + errors)
+    return histograms
+
+
+def _add_spans(histograms: Histograms, triples: Iterable[Triple]) -> None:
+    """Spans scanned at the window's edges, added to the groups as buckets."""
+    for value, duration, status in triples:
+        counts, errors = histograms.get(value) or (Counter(), 0)
+        counts[duration_bucket(duration)] += 1
+        histograms[value] = (counts, errors + (status == 2))
+
+
+def bucket_percentile(counts: Counter[int], fraction: float) -> float:
+    """Nearest rank over duration buckets: the duration of the bucket holding that rank."""
+    rank = max(1, math.ceil(fraction * sum(counts.values())))
+    seen = 0
+    for bucket in sorted(counts):
+        seen += counts[bucket]
+        if seen >= rank:
+            return bucket_duration_ns(bucket)
+    raise ValueError("no spans")
+
+
+def _summarise_buckets(value: object, counts: Counter[int], errors: int) -> Group:
+    ms = [round(bucket_percentile(counts, q) / 1_000_000, 6) for q in (0.5, 0.95, 0.99)]
+    return Group(None if value is None else str(value), sum(counts.values()), errors, *ms)
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,15 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from o11ykit.store.schema import INDEXED_SPAN_KEYS, open_database
+from o11ykit.store.schema import (
+    INDEXED_SPAN_KEYS,
+    ROLLUP_COLUMN_KEYS,
+    ROLLUP_MINUTE_NS,
+    ROLLUP_RESOURCE_KEY,
+    ROLLUP_SPAN_KEYS,
+    duration_bucket,
+    open_database,
+)
 
 # Exporters send a few MiB at most; the limit stops a runaway client, not a real one.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -366,6 +375,16 @@ _INSERT_SPAN = (
     " duration_ns, status_code, resource_id, scope_id, span)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_ADD_TO_ROLLUP = (
+    " ON CONFLICT(key, minute, value, bucket) DO UPDATE"
+    " SET spans = spans + excluded.spans, errors = errors + excluded.errors"
+)
+_UPSERT_ROLLUP = (
+    "INSERT INTO rollups(key, minute, value, bucket, spans, errors) VALUES (?, ?, ?, ?, ?, ?)"
+    + _ADD_TO_ROLLUP
+)
+_ROLLUP_KEYS = (ROLLUP_RESOURCE_KEY, *ROLLUP_COLUMN_KEYS, *ROLLUP_SPAN_KEYS)
+RollupCell = tuple[str, int, str, int]  # (key, minute, value, duration bucket)
 
 
 class Store:
@@ -396,6 +415,13 @@ class Store:
         self._next_id = self._scalar("SELECT coalesce(max(id), 0) FROM spans") + 1
         self._count = self._scalar("SELECT count(*) FROM spans")
         self._next_age_check = 0.0
+        # Rollups need every rolled-up key unpacked. A store indexing fewer keys writes none;
+        # its rolled_up_through_id then stays behind and breakdowns scan spans (exact).
+        self._rollup_keys = frozenset(ROLLUP_SPAN_KEYS)
+        self._rollups_on = self._rollup_keys <= self.indexed_keys
+        self._rollups_from_minute = self._meta("rollups_from_minute")
+        if self._rollups_on:
+            self._catch_up_rollups()
 
     @property
     def span_count(self) -> int:
@@ -418,10 +444,14 @@ class Store:
             self.connection.executemany(
                 "INSERT INTO span_attributes(span_id, key, value) VALUES (?, ?, ?)", attributes
             )
-            evicted = self._evict(len(spans))
+            if self._rollups_on:
+                self.connection.executemany(_UPSERT_ROLLUP, self._rollup_rows(batch, resource_ids))
+                self._set_meta("rolled_up_through_id", self._next_id + len(spans) - 1)
+            evicted, rollups_from_minute = self._evict(len(spans))
         # Only now: a rolled-back transaction must leave no trace in the caches either.
         self._resource_ids.update(new_resources)
         self._scope_ids.update(new_scopes)
+        self._rollups_from_minute = rollups_from_minute
         self._next_id += len(spans)
         self._count += len(spans) - evicted
         return len(spans)
@@ -457,6 +487,94 @@ class Store:
             attributes.extend((row_id, key, value) for key, value in span.indexed)
             row_id += 1
         return spans, attributes
+
+    # -- rollups ------------------------------------------------------------------------------
+
+    def _rollup_rows(self, batch: Batch, resource_ids: list[int]) -> list[tuple[Any, ...]]:
+        """The batch counted per rollup cell, so each cell is one upsert, not one per span."""
+        resources = [str(rid) for rid in resource_ids]
+        keys = self._rollup_keys
+        first_minute = self._rollups_from_minute
+        cells: list[RollupCell] = []
+        error_cells: list[RollupCell] = []
+        for span in batch.spans:
+            minute = span.start_ns // ROLLUP_MINUTE_NS
+            if minute < first_minute:  # retention has cut that minute: breakdowns scan it
+                continue
+            bucket = duration_bucket(span.duration_ns)
+            own = [
+                (ROLLUP_RESOURCE_KEY, minute, resources[span.resource], bucket),
+                ("name", minute, span.name, bucket),
+                ("status", minute, str(span.status_code), bucket),
+                ("kind", minute, str(span.kind), bucket),
+            ]
+            own += [(key, minute, value, bucket) for key, value in span.indexed if key in keys]
+            cells += own
+            if span.status_code == 2:
+                error_cells += own
+        # Counter counts in C, faster than a dict updated in Python.
+        errors = Counter(error_cells)
+        return [(*cell, n, errors[cell]) for cell, n in Counter(cells).items()]
+
+    def _catch_up_rollups(self) -> None:
+        """Roll up spans written without rollups: a store from before them, or written by hand.
+
+        In SQL, one statement a key family: 13 s for 1M spans (2 cores), once.
+        """
+        through = self._meta("rolled_up_through_id")
+        newest = self._next_id - 1
+        if through >= newest:
+            return
+        self.connection.create_function(
+            "o11ykit_duration_bucket", 1, duration_bucket, deterministic=True
+        )
+        families = [
+            ("?", "CAST(s.resource_id AS TEXT)", "", [ROLLUP_RESOURCE_KEY]),
+            ("'name'", "s.name", "", []),
+            ("'status'", "CAST(s.status_code AS TEXT)", "", []),
+            ("'kind'", "CAST(s.kind AS TEXT)", "", []),
+            (
+                "a.key",
+                "a.value",
+                "JOIN span_attributes a ON a.span_id = s.id"
+                f" AND a.key IN ({', '.join('?' * len(ROLLUP_SPAN_KEYS))})",
+                list(ROLLUP_SPAN_KEYS),
+            ),
+        ]
+        first_ns = self._rollups_from_minute * ROLLUP_MINUTE_NS
+        with self._transaction():
+            for key, value, join, args in families:
+                self.connection.execute(
+                    "INSERT INTO rollups(key, minute, value, bucket, spans, errors)"
+                    f" SELECT {key}, s.start_ns / {ROLLUP_MINUTE_NS}, {value},"
+                    " o11ykit_duration_bucket(s.duration_ns), count(*), sum(s.status_code = 2)"
+                    f" FROM spans s {join} WHERE s.id > ? AND s.start_ns >= ?"
+                    " GROUP BY 1, 2, 3, 4" + _ADD_TO_ROLLUP,
+                    [*args, through, first_ns],
+                )
+            self._set_meta("rolled_up_through_id", newest)
+
+    def _trim_rollups(self, newest_evicted_ns: int) -> int:
+        """Drop rollups of the minutes eviction reached; returns the new first trusted minute.
+
+        Every minute up to the newest evicted span's may have lost spans its rollups still
+        count, so breakdowns scan those minutes (whatever is left of them) instead.
+        """
+        from_minute = newest_evicted_ns // ROLLUP_MINUTE_NS + 1
+        if from_minute <= self._rollups_from_minute:
+            return self._rollups_from_minute
+        for key in _ROLLUP_KEYS:  # one range delete a key: the primary key starts (key, minute)
+            self.connection.execute(
+                "DELETE FROM rollups WHERE key = ? AND minute < ?", (key, from_minute)
+            )
+        self._set_meta("rollups_from_minute", from_minute)
+        return from_minute
+
+    def _meta(self, key: str) -> int:
+        return self._scalar("SELECT value FROM meta WHERE key = ?", (key,))
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self.connection.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -505,27 +623,36 @@ class Store:
 
     # -- retention ----------------------------------------------------------------------------
 
-    def _evict(self, added: int) -> int:
-        evicted = self._evict_by_count(self._count + added) + self._evict_by_age()
-        if evicted:
-            self.connection.execute(
-                "UPDATE meta SET value = value + ? WHERE key = 'evicted_spans'", (evicted,)
-            )
-        return evicted
+    def _evict(self, added: int) -> tuple[int, int]:
+        """Evict by count and age; returns the spans evicted and the first trusted minute."""
+        by_count, newest_by_count = self._evict_by_count(self._count + added)
+        by_age, newest_by_age = self._evict_by_age()
+        evicted = by_count + by_age
+        if not evicted:
+            return 0, self._rollups_from_minute
+        self.connection.execute(
+            "UPDATE meta SET value = value + ? WHERE key = 'evicted_spans'", (evicted,)
+        )
+        return evicted, self._trim_rollups(max(newest_by_count, newest_by_age))
 
-    def _evict_by_count(self, count: int) -> int:
+    def _evict_by_count(self, count: int) -> tuple[int, int]:
+        """Spans evicted, and the newest start time among them (-1 when none)."""
         if self.max_spans is None or count <= self.max_spans * _COUNT_SLACK:
-            return 0
+            return 0, -1
         keep_from = self._scalar(
             "SELECT id FROM spans ORDER BY id DESC LIMIT 1 OFFSET ?", (self.max_spans - 1,)
         )
+        # Row ids follow arrival, not start time: a late span can be newer than the rest.
+        newest = self._scalar("SELECT max(start_ns) FROM spans WHERE id < ?", (keep_from,))
         self.connection.execute("DELETE FROM span_attributes WHERE span_id < ?", (keep_from,))
-        return self.connection.execute("DELETE FROM spans WHERE id < ?", (keep_from,)).rowcount
+        evicted = self.connection.execute("DELETE FROM spans WHERE id < ?", (keep_from,)).rowcount
+        return evicted, -1 if newest is None else newest
 
-    def _evict_by_age(self) -> int:
+    def _evict_by_age(self) -> tuple[int, int]:
+        """Spans evicted, and a bound on the newest start time among them (-1 when none)."""
         now = time.time()
         if self.max_age_seconds is None or now < self._next_age_check:
-            return 0
+            return 0, -1
         self._next_age_check = now + _AGE_CHECK_SECONDS
         cutoff = int((now - self.max_age_seconds) * 1e9)
         self.connection.execute(
@@ -533,4 +660,7 @@ class Store:
             " (SELECT id FROM spans WHERE start_ns < ?)",
             (cutoff,),
         )
-        return self.connection.execute("DELETE FROM spans WHERE start_ns < ?", (cutoff,)).rowcount
+        evicted = self.connection.execute(
+            "DELETE FROM spans WHERE start_ns < ?", (cutoff,)
+        ).rowcount
+        return evicted, cutoff - 1 if evicted else -1

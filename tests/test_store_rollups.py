@@ -1,0 +1,259 @@
+"""Rollups: breakdowns of large windows read per-minute counts, and must agree with a scan.
+
+Counts and errors must equal the exact scan's; percentiles must be within PERCENTILE_ERROR of
+the exact nearest-rank value. ROLLUP_MIN_SPANS is lowered so that small random stores take
+the rollup path, and raised to force the exact one for the ground truth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+
+import pytest
+
+from o11ykit.store import analytics, analytics_http
+from o11ykit.store.ingest import Batch, ResourceRow, ScopeRow, SpanRow, Store
+from o11ykit.store.schema import (
+    PERCENTILE_ERROR,
+    ROLLUP_MINUTE_NS,
+    bucket_duration_ns,
+    duration_bucket,
+    open_database,
+)
+from tests.support.store_rows import SpanRow as DirectRow
+from tests.support.store_rows import StoreWriter
+
+MINUTE = ROLLUP_MINUTE_NS
+T0 = 1_750_000_020 * 10**9  # 1,750,000,020 s: a whole minute
+KEYS = (
+    "tenant.id",  # an indexed attribute some spans lack: the "(none)" group
+    "http.route",
+    "error.type",  # only on errors
+    "name",
+    "status",
+    "kind",
+    "service.name",
+    "service.version",  # resource attributes
+    "deployment.environment.name",  # on some resources only
+)
+
+
+def resources() -> list[ResourceRow]:
+    rows = []
+    for n in range(6):
+        attributes = {"service.name": f"svc-{n % 3}", "service.version": f"1.{n // 3}"}
+        if n % 2:
+            attributes["deployment.environment.name"] = "production"
+        digest = hashlib.sha256(repr(sorted(attributes.items())).encode()).digest()
+        rows.append(ResourceRow(digest, attributes["service.name"], attributes, digest))
+    return rows
+
+
+def span(rng: random.Random, start_ns: int) -> SpanRow:
+    error = rng.random() < 0.1
+    indexed = [("http.route", rng.choice(("/a", "/b", "/c"))), ("enduser.id", str(rng.random()))]
+    if rng.random() < 0.8:
+        indexed.append(("tenant.id", rng.choice(("acme", "beta", "gamma", ""))))
+    if error:
+        indexed.append(("error.type", rng.choice(("timeout", "500"))))
+    # Zero, exact powers of two (bucket bounds) and a wide lognormal spread.
+    duration = rng.choice((0, 2 ** rng.randint(0, 40), int(rng.lognormvariate(16, 2))))
+    return SpanRow(
+        resource=rng.randrange(6),
+        scope=0,
+        trace_id=rng.randbytes(16),
+        span_id=rng.randbytes(8),
+        parent_span_id=None,
+        name=rng.choice(("GET /a", "GET /b", "SELECT")),
+        kind=rng.choice((2, 3)),
+        start_ns=start_ns,
+        duration_ns=duration,
+        status_code=2 if error else rng.choice((0, 1)),
+        data=b"",
+        indexed=indexed,
+    )
+
+
+def fill(store: Store, seed: int, spans: int, start_ns: int, minutes: float) -> None:
+    """Batches in rough time order, a few spans arriving late (older than their batch)."""
+    rng = random.Random(seed)
+    starts = sorted(start_ns + int(rng.random() * minutes * MINUTE) for _ in range(spans))
+    for i in range(0, spans, 100):
+        chunk = starts[i : i + 100]
+        late = [max(start_ns, s - rng.randint(0, 3) * MINUTE) for s in chunk[:5]]
+        rows = [span(rng, s) for s in late + chunk[5:]]
+        store.write(Batch(resources(), [ScopeRow(b"s" * 32, b"", "")], rows))
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(tmp_path)
+    fill(store, seed=11, spans=3000, start_ns=T0, minutes=12)
+    yield store
+    store.close()
+
+
+def both(monkeypatch, connection, **query) -> tuple[analytics.Breakdown, analytics.Breakdown]:
+    """The breakdown from rollups and the exact one."""
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    rolled = analytics.breakdown(connection, limit=1000, **query)
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 10**12)
+    exact = analytics.breakdown(connection, limit=1000, **query)
+    return rolled, exact
+
+
+def assert_agree(rolled: analytics.Breakdown, exact: analytics.Breakdown) -> None:
+    assert rolled.approximate and not exact.approximate
+    assert rolled.total == exact.total
+    assert {g.value: (g.count, g.errors) for g in rolled.groups} == {
+        g.value: (g.count, g.errors) for g in exact.groups
+    }
+    truth = {g.value: g for g in exact.groups}
+    for group in rolled.groups:
+        for name in ("p50_ms", "p95_ms", "p99_ms"):
+            got, want = getattr(group, name), getattr(truth[group.value], name)
+            # 1e-6 ms: the value is rounded to 6 places; log2 may round at a bucket bound.
+            assert abs(got - want) <= PERCENTILE_ERROR * want + 1e-6, (group.value, name)
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_rollups_agree_with_the_scan_on_random_windows(store, monkeypatch, key):
+    rng = random.Random(key)
+    windows = [(T0, T0 + 12 * MINUTE), (T0 - 5 * MINUTE, T0 + 20 * MINUTE)]  # aligned, all
+    windows += [(T0 + rng.randrange(3 * MINUTE), T0 + rng.randrange(5, 12) * MINUTE + 7)]
+    windows += [(T0 + MINUTE - 1, T0 + 2 * MINUTE + 1)]  # one whole minute, two partial
+    for start, end in windows:
+        rolled, exact = both(
+            monkeypatch, store.connection, group_by=key, start_ns=start, end_ns=end
+        )
+        assert_agree(rolled, exact)
+
+
+def test_the_result_says_percentiles_are_approximate_and_how_much(store, monkeypatch):
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    params = {
+        "groupBy": "tenant.id",
+        "start": "2025-06-15T15:07:00Z",
+        "end": "2025-06-15T15:19:00Z",
+    }
+    status, answer = analytics_http.handle(
+        "GET", "/api/o11ykit/breakdown", params, store.connection
+    )
+    assert status == 200
+    assert answer["approximate"] is True
+    assert answer["percentileErrorPct"] == 4.43
+    assert answer["note"] == "percentiles from rollups, within ±4.5%"
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 10**12)
+    _, exact = analytics_http.handle("GET", "/api/o11ykit/breakdown", params, store.connection)
+    assert (exact["approximate"], exact["percentileErrorPct"], exact["note"]) == (False, 0.0, "")
+
+
+def test_the_bucket_of_a_duration_stands_for_it_within_the_bound():
+    rng = random.Random(5)
+    durations = [0, 1, 2, 3, 1000, 2**40, 2**40 - 1, 2**40 + 1]
+    durations += [int(rng.lognormvariate(15, 4)) for _ in range(20_000)]
+    for duration in durations:
+        shown = bucket_duration_ns(duration_bucket(duration))
+        assert abs(shown - duration) <= PERCENTILE_ERROR * duration * (1 + 1e-9), duration
+    assert round(PERCENTILE_ERROR, 4) == 0.0443
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"where": {"http.route": "/a"}},
+        {"operation": "GET /a"},
+        {"service": "svc-1"},
+    ],
+)
+def test_filtered_breakdowns_scan_the_spans(store, monkeypatch, query):
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    result = analytics.breakdown(
+        store.connection, group_by="tenant.id", start_ns=T0, end_ns=T0 + 12 * MINUTE, **query
+    )
+    assert not result.approximate and result.total > 0
+
+
+@pytest.mark.parametrize(
+    ("key", "window"),
+    [
+        ("enduser.id", (T0, T0 + 12 * MINUTE)),  # high cardinality: not rolled up
+        ("tenant.id", (T0 + 1, T0 + MINUTE + 1)),  # no whole minute in it
+    ],
+)
+def test_keys_not_rolled_up_and_windows_without_a_whole_minute_are_scanned(
+    store, monkeypatch, key, window
+):
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    start, end = window
+    assert not analytics.breakdown(
+        store.connection, group_by=key, start_ns=start, end_ns=end
+    ).approximate
+
+
+def test_small_windows_are_scanned(store):
+    # 3,000 spans: far below the default ROLLUP_MIN_SPANS.
+    result = analytics.breakdown(
+        store.connection, group_by="tenant.id", start_ns=T0, end_ns=T0 + 12 * MINUTE
+    )
+    assert not result.approximate and result.total == 3000
+
+
+def test_spans_written_outside_the_store_are_scanned_until_it_rolls_them_up(tmp_path, monkeypatch):
+    connection = open_database(tmp_path)
+    StoreWriter(connection).add_many(
+        DirectRow("svc", "GET /a", T0 + i * 10**9, (i + 1) * 10**6, attributes={"tenant.id": "a"})
+        for i in range(300)
+    )
+    query = {"group_by": "tenant.id", "start_ns": T0, "end_ns": T0 + 5 * MINUTE}
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    assert not analytics.breakdown(connection, **query).approximate
+    Store(tmp_path).close()  # opening the writer catches rollups up
+    rolled, exact = both(monkeypatch, connection, **query)
+    assert_agree(rolled, exact)
+    connection.close()
+
+
+def test_retention_by_count_keeps_rollup_counts_exact(tmp_path, monkeypatch):
+    store = Store(tmp_path, max_spans=1000)
+    fill(store, seed=3, spans=3000, start_ns=T0, minutes=12)
+    assert store.span_count <= 1050
+    connection = store.connection
+    first_trusted, oldest = connection.execute(
+        "SELECT (SELECT value FROM meta WHERE key = 'rollups_from_minute'),"
+        " (SELECT min(minute) FROM rollups)"
+    ).fetchone()
+    assert first_trusted > T0 // MINUTE and oldest >= first_trusted
+    for key in ("tenant.id", "service.version", "status"):
+        rolled, exact = both(
+            monkeypatch, connection, group_by=key, start_ns=T0, end_ns=T0 + 12 * MINUTE
+        )
+        assert_agree(rolled, exact)
+    store.close()
+
+
+def test_retention_by_age_drops_old_rollups(tmp_path, monkeypatch):
+    now = time.time_ns()
+    start = now - 20 * MINUTE
+    store = Store(tmp_path, max_age_seconds=10 * 60)
+    fill(store, seed=4, spans=2000, start_ns=start, minutes=20)
+    oldest = store.connection.execute("SELECT min(minute) FROM rollups").fetchone()[0]
+    # Eviction runs at most every 5 s, so only the first batch's cutoff is certain.
+    assert oldest * MINUTE >= start + 9 * MINUTE
+    rolled, exact = both(
+        monkeypatch, store.connection, group_by="tenant.id", start_ns=start, end_ns=now
+    )
+    assert_agree(rolled, exact)
+    store.close()
+
+
+def test_percentiles_of_one_bucket_are_its_middle():
+    counts = analytics.Counter({duration_bucket(10**6): 99, duration_bucket(10**9): 1})
+    assert analytics.bucket_percentile(counts, 0.99) == pytest.approx(10**6, rel=PERCENTILE_ERROR)
+    assert analytics.bucket_percentile(counts, 1.0) == pytest.approx(10**9, rel=PERCENTILE_ERROR)
+    assert math.isclose(
+        bucket_duration_ns(duration_bucket(2**20)), 2 ** (20 + 1 / 16), rel_tol=1e-12
+    )
