@@ -24,7 +24,7 @@ from rich.console import Console
 
 from o11ykit.backends.jaeger_query import JaegerQuery, Trace
 from o11ykit.store.process import StoreProcess, spawn_store
-from o11ykit.traces_cli import _breakdown_table, waterfall
+from o11ykit.traces_cli import breakdown_table, waterfall
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +163,7 @@ def show_breakdown(query: JaegerQuery, console: Console) -> None:
     console.print("[bold]Which tenants did the service serve, and how fast?[/bold]")
     end = datetime.now(timezone.utc) + timedelta(seconds=1)
     answer = query.breakdown("tenant.id", start=end - timedelta(minutes=5), end=end)
-    console.print(_breakdown_table(answer))
+    console.print(breakdown_table(answer))
     console.print(
         "  The question Jaeger cannot answer, asked of the local store: spans grouped by\n"
         "  an attribute, with counts, errors and latency percentiles.\n"

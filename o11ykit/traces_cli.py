@@ -299,13 +299,13 @@ def _breakdown(args: argparse.Namespace, client: JaegerQuery, console: Console) 
         where=tags,
         limit=args.limit,
     )
-    console.print(_breakdown_table(answer))
+    console.print(breakdown_table(answer))
     if answer.get("note"):
         console.print(answer["note"], style="yellow")
     _link(console, ui_search_link(client.base_url, args.service, args.operation, tags, start, end))
 
 
-def _breakdown_table(answer: dict[str, Any]) -> Table:
+def breakdown_table(answer: dict[str, Any]) -> Table:
     table = Table(
         title=f"{answer['total']} spans by {answer['groupBy']} ({answer['source']})",
         title_justify="left",
