@@ -28,6 +28,9 @@ def rpc_status(status: int, message: str) -> dict[str, Any]:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: exporters reuse their connection
+    # Headers and body go out in separate writes; with Nagle on, every small answer would
+    # wait for the client's delayed ACK (about 40 ms) before its body left.
+    disable_nagle_algorithm = True
     timeout = SOCKET_TIMEOUT
     server_version = "o11ykit-store"
 

@@ -29,7 +29,6 @@ from o11ykit.store.ingest import (
     MAX_BODY_BYTES,
     Store,
 )
-from o11ykit.store.process import StoreProcess, spawn_store  # noqa: F401 - TEMPORARY
 from o11ykit.store.queries import (
     QueryError,
     parse_duration,
@@ -238,7 +237,10 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         out.flush()
         if args.ready_file:
             _write_ready(Path(args.ready_file), server)
-        stop.wait()
+        # Waking up now and then lets the main thread run a signal handler promptly even
+        # when the signal arrived while another thread was busy.
+        while not stop.wait(0.5):
+            pass
     finally:
         server.stop()
     out.write("o11ykit store: stopped\n")
