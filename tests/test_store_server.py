@@ -432,3 +432,13 @@ def test_fuzzed_requests_never_get_a_5xx_and_only_valid_ones_are_stored(
     assert counts(fuzz_store.directory)["spans"] == before + expected
     with sqlite3.connect(fuzz_store.directory / DATABASE_NAME) as connection:
         assert connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
+
+
+def test_sigterm_stops_the_store_cleanly_while_a_client_is_connected(tmp_path: Path) -> None:
+    # A signal can land while a request thread holds the GIL; the main thread must still
+    # notice it and drain, not sit there until the parent gives up and kills it.
+    for attempt in range(3):
+        store = spawn_store(tmp_path / f"s{attempt}", grpc_port=None)
+        with socket.create_connection(("127.0.0.1", store.http_port)):
+            returncode = store.stop(timeout=5.0)
+        assert returncode == 0, store.stderr()
