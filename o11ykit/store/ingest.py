@@ -442,6 +442,10 @@ class Store:
             spans, attributes = self._rows(batch, resource_ids, scope_ids)
             self.connection.executemany(_INSERT_SPAN, spans)
             self.connection.executemany(
+                "INSERT OR IGNORE INTO operations(service, name, kind) VALUES (?, ?, ?)",
+                {(row[4], row[5], row[6]) for row in spans},
+            )
+            self.connection.executemany(
                 "INSERT INTO span_attributes(span_id, key, value) VALUES (?, ?, ?)", attributes
             )
             if self._rollups_on:

@@ -119,29 +119,14 @@ class Queries:
             if span_kind.lower() not in SPAN_KINDS:
                 raise QueryError(f"spanKind {span_kind!r} is not one of {', '.join(SPAN_KINDS)}")
             kind_filter = SPAN_KINDS[span_kind.lower()]
-        operations = []
-        for name in self._operation_names(service):
-            kinds = self.connection.execute(
-                "SELECT DISTINCT kind FROM spans WHERE service = ? AND name = ?", (service, name)
-            )
-            operations.extend(
-                (name, KIND_NAMES.get(kind, "unspecified"))
-                for (kind,) in kinds
-                if kind_filter is None or kind == kind_filter
-            )
-        return sorted(operations)
-
-    def _operation_names(self, service: str) -> list[str]:
         rows = self.connection.execute(
-            "WITH RECURSIVE o(name) AS ("
-            " SELECT min(name) FROM spans WHERE service = ?1"
-            " UNION ALL"
-            " SELECT (SELECT min(name) FROM spans WHERE service = ?1 AND name > o.name) FROM o"
-            " WHERE o.name IS NOT NULL)"
-            " SELECT name FROM o WHERE name IS NOT NULL",
-            (service,),
+            "SELECT name, kind FROM operations WHERE service = ? ORDER BY name, kind", (service,)
         )
-        return [name for (name,) in rows]
+        return sorted(
+            (name, KIND_NAMES.get(kind, "unspecified"))
+            for name, kind in rows
+            if kind_filter is None or kind == kind_filter
+        )
 
     def get_trace(self, trace_id_hex: str) -> Traces | None:
         trace_id = parse_trace_id(trace_id_hex)
