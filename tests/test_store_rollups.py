@@ -257,3 +257,173 @@ def test_percentiles_of_one_bucket_are_its_middle():
     assert math.isclose(
         bucket_duration_ns(duration_bucket(2**20)), 2 ** (20 + 1 / 16), rel_tol=1e-12
     )
+
+
+# --------------------------------------------------------------------------------------------
+# compare from rollups
+# --------------------------------------------------------------------------------------------
+
+WINDOWS = [
+    (T0, T0 + 12 * MINUTE),  # whole minutes only
+    (T0 - 5 * MINUTE, T0 + 20 * MINUTE),  # all of it
+    (T0 + 17 * 10**9, T0 + 9 * MINUTE + 7),  # partial minutes at both edges
+    (T0 + MINUTE - 1, T0 + 2 * MINUTE + 1),  # one whole minute, two partial
+]
+
+
+def compare_both(
+    monkeypatch, connection, **query
+) -> tuple[analytics.Comparison, analytics.Comparison]:
+    """The comparison from rollups and the exact scan of every span (no sample) of its keys."""
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    rolled = analytics.compare(connection, limit=1000, **query)
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 10**12)
+    monkeypatch.setattr(analytics, "COMPARE_SAMPLE", 10**12)
+    exact = analytics.compare(connection, limit=1000, **{**query, "keys": rolled.keys})
+    assert rolled.note.startswith("from rollups") and exact.note == ""
+    assert not exact.approximate
+    return rolled, exact
+
+
+@pytest.mark.parametrize("keys", [list(KEYS), None], ids=["rolled-up keys", "default keys"])
+@pytest.mark.parametrize("window", WINDOWS)
+def test_compare_errors_from_rollups_equals_the_scan(store, monkeypatch, keys, window):
+    start, end = window
+    rolled, exact = compare_both(
+        monkeypatch,
+        store.connection,
+        start_ns=start,
+        end_ns=end,
+        selection=analytics.Selection.errors(),
+        keys=keys,
+    )
+    assert not rolled.approximate and rolled.error_bound_pct == 0
+    assert (rolled.selection_count, rolled.baseline_count) == (
+        exact.selection_count,
+        exact.baseline_count,
+    )
+    assert rolled.selection_count > 0 and rolled.baseline_count > 0
+    assert rolled.pairs == exact.pairs  # same pairs, counts, percentages and order
+    assert any(p.value is None for p in rolled.pairs)  # "(none)" is a value, as in the scan
+
+
+def test_default_keys_not_rolled_up_are_left_out_and_named(store, monkeypatch):
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    result = analytics.compare(
+        store.connection,
+        start_ns=T0,
+        end_ns=T0 + 12 * MINUTE,
+        selection=analytics.Selection.errors(),
+    )
+    assert "enduser.id" not in result.keys and "tenant.id" in result.keys
+    assert result.note == "from rollups; keys not rolled up, left out: enduser.id"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"where": {"http.route": "/a"}},
+        {"operation": "GET /a"},
+        {"service": "svc-1"},
+        {"keys": ["tenant.id", "enduser.id"]},  # asked for a key not rolled up: scanned
+        {"start_ns": T0 + 1, "end_ns": T0 + MINUTE + 1},  # no whole minute
+    ],
+)
+def test_filtered_compares_and_keys_not_rolled_up_are_scanned(store, monkeypatch, query):
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    query = {"start_ns": T0, "end_ns": T0 + 12 * MINUTE, **query}
+    for selection in (analytics.Selection.errors(), analytics.Selection.slower_than(1)):
+        result = analytics.compare(store.connection, selection=selection, **query)
+        assert not result.approximate and result.note == "" and result.selection_count > 0
+
+
+def test_small_windows_compare_by_scanning(store):
+    result = analytics.compare(
+        store.connection,
+        start_ns=T0,
+        end_ns=T0 + 12 * MINUTE,
+        selection=analytics.Selection.errors(),
+    )
+    assert result.note == "" and result.selection_count + result.baseline_count == 3000
+
+
+# Zero (an exact split: 0 ns has its own bucket), a bucket's lower bound, inside buckets.
+THRESHOLDS_MS = [0.0, 2**20 / 1e6, 1.0, 8.9, 25.0, 500.0]
+
+
+@pytest.mark.parametrize("threshold_ms", THRESHOLDS_MS)
+@pytest.mark.parametrize("window", WINDOWS)
+def test_compare_slower_from_rollups_is_within_its_bound(store, monkeypatch, threshold_ms, window):
+    start, end = window
+    selection = analytics.Selection.slower_than(threshold_ms)
+    rolled, exact = compare_both(
+        monkeypatch, store.connection, start_ns=start, end_ns=end, selection=selection
+    )
+    bound = rolled.error_bound_pct
+    # Side sizes: estimates (rounded) that still add up to every span of the window.
+    total = rolled.selection_count + rolled.baseline_count
+    assert abs(total - (exact.selection_count + exact.baseline_count)) <= 1
+    if threshold_ms == 0 or window in WINDOWS[:2]:  # split exactly; a threshold bucket in use
+        assert (bound == 0) == (threshold_ms == 0)
+    if bound == 0:  # no rolled-up span in the threshold's bucket: nothing estimated
+        assert not rolled.approximate and rolled.pairs == exact.pairs
+        return
+    assert rolled.approximate
+    truth = {(p.key, p.value): p for p in exact.pairs}
+    found = {(p.key, p.value): p for p in rolled.pairs}
+    for pair in rolled.pairs:
+        want = truth.get((pair.key, pair.value))
+        if want is None:  # not over-represented in truth: only within the bound of it
+            assert pair.difference <= bound + 1e-9
+            continue
+        assert abs(pair.selection_pct - want.selection_pct) <= bound + 1e-9
+        assert abs(pair.baseline_pct - want.baseline_pct) <= bound + 1e-9
+        assert abs(pair.difference - want.difference) <= bound + 1e-9
+    for key_value, want in truth.items():
+        if key_value not in found:
+            assert want.difference <= bound + 1e-9
+
+
+def test_the_threshold_bucket_is_split_by_log_position():
+    bucket = duration_bucket(10**7)
+    middle_ms = bucket_duration_ns(bucket) / 1e6  # halfway through the bucket, in log scale
+    selected, boundary, share = analytics._bucket_selection(
+        analytics.Selection.slower_than(middle_ms)
+    )
+    assert boundary == bucket and share == pytest.approx(0.5, abs=1e-6)
+    counts = analytics.Counter({bucket - 1: 7, bucket: 10, bucket + 1: 3})
+    assert selected(counts, 0) == pytest.approx(3 + 5, abs=1e-4)
+    errors, boundary, _ = analytics._bucket_selection(analytics.Selection.errors())
+    assert boundary is None and errors(counts, 4) == 4
+
+
+def test_compare_after_retention_by_count_stays_exact(tmp_path, monkeypatch):
+    store = Store(tmp_path, max_spans=1000)
+    fill(store, seed=3, spans=3000, start_ns=T0, minutes=12)
+    rolled, exact = compare_both(
+        monkeypatch,
+        store.connection,
+        start_ns=T0,
+        end_ns=T0 + 12 * MINUTE,
+        selection=analytics.Selection.errors(),
+    )
+    assert rolled.pairs == exact.pairs and rolled.selection_count == exact.selection_count
+    store.close()
+
+
+def test_compare_answer_says_it_is_approximate_and_how_much(store, monkeypatch):
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    params = {
+        "selection": "slower:25ms",
+        "start": "2025-06-15T15:07:00Z",
+        "end": "2025-06-15T15:19:00Z",
+    }
+    status, answer = analytics_http.handle("GET", "/api/o11ykit/compare", params, store.connection)
+    assert status == 200 and answer["approximate"] is True
+    assert 0 < answer["differenceErrorPct"] <= 200
+    assert answer["note"].startswith("from rollups: the spans in the threshold's 9%-wide")
+    assert "enduser.id" in answer["note"]
+    status, answer = analytics_http.handle(
+        "GET", "/api/o11ykit/compare", {**params, "selection": "errors"}, store.connection
+    )
+    assert (answer["approximate"], answer["differenceErrorPct"]) == (False, 0.0)
