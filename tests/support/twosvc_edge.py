@@ -14,49 +14,22 @@ It is an edge service, so it keeps the default of ignoring inbound baggage.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
 import httpx
 import requests
-from fastapi import FastAPI
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-import o11ykit
+from tests.support.twosvc_common import service, service_logger
 
 INNER_URL = os.environ["TWOSVC_INNER_URL"].rstrip("/")
-DB_PATH = os.environ["TWOSVC_DB"]
-LOG_FILE = os.environ["TWOSVC_LOG_FILE"]
-
-# The app's own logging setup: o11ykit only adds attributes to records, never handlers.
-# The test parses these key=value fields, so keep each one a single token.
-LOG_FORMAT = (
-    "%(name)s trace_id=%(trace_id)s span_id=%(span_id)s tenant=%(tenant.id)s "
-    "user=%(enduser.id)s pseudo=%(enduser.pseudo.id)s %(message)s"
+log = service_logger("twosvc.edge")
+app, engine = service(
+    "edge",
+    "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, sku TEXT)",
+    "INSERT OR IGNORE INTO orders (id, sku) VALUES (1, 'SKU-1')",
 )
-
-log = logging.getLogger("twosvc.edge")
-
-
-def _configure_logging() -> None:
-    handler = logging.FileHandler(LOG_FILE, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    # Uvicorn's own handlers must not print (or re-format) these lines a second time.
-    log.propagate = False
-
-
-_configure_logging()
-app = FastAPI()
-o11ykit.init("edge", "otlp", app=app)
-
-engine = create_engine(f"sqlite:///{DB_PATH}")
-# Outside any request: o11ykit records no span for this setup SQL.
-with engine.begin() as setup:
-    setup.execute(text("CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, sku TEXT)"))
-    setup.execute(text("INSERT OR IGNORE INTO orders (id, sku) VALUES (1, 'SKU-1')"))
 
 # trust_env=False: a proxy configured on the machine must never carry loopback calls away.
 http_client = httpx.Client(base_url=INNER_URL, trust_env=False, timeout=5.0)

@@ -10,43 +10,19 @@ tenant and user (the edge sends no X-Tenant-ID / X-User-ID headers).
 
 from __future__ import annotations
 
-import logging
-import os
 from typing import Any
 
-from fastapi import FastAPI, Request
-from sqlalchemy import create_engine, text
+from fastapi import Request
+from sqlalchemy import text
 
-import o11ykit
+from tests.support.twosvc_common import service, service_logger
 
-DB_PATH = os.environ["TWOSVC_DB"]
-LOG_FILE = os.environ["TWOSVC_LOG_FILE"]
-
-# Same fields as the edge's, so the test reads both files with one parser.
-LOG_FORMAT = (
-    "%(name)s trace_id=%(trace_id)s span_id=%(span_id)s tenant=%(tenant.id)s "
-    "user=%(enduser.id)s pseudo=%(enduser.pseudo.id)s %(message)s"
+log = service_logger("twosvc.inner")
+app, engine = service(
+    "inner",
+    "CREATE TABLE IF NOT EXISTS stock (item_id INTEGER PRIMARY KEY, qty INT)",
+    "INSERT OR IGNORE INTO stock (item_id, qty) VALUES (1, 10)",
 )
-
-log = logging.getLogger("twosvc.inner")
-
-
-def _configure_logging() -> None:
-    handler = logging.FileHandler(LOG_FILE, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-
-
-_configure_logging()
-app = FastAPI()
-o11ykit.init("inner", "otlp", app=app)
-
-engine = create_engine(f"sqlite:///{DB_PATH}")
-with engine.begin() as setup:
-    setup.execute(text("CREATE TABLE IF NOT EXISTS stock (item_id INTEGER PRIMARY KEY, qty INT)"))
-    setup.execute(text("INSERT OR IGNORE INTO stock (item_id, qty) VALUES (1, 10)"))
 
 
 @app.get("/stock/{item_id}")
