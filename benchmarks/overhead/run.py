@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
-import importlib.metadata as md
 import importlib.util
 import json
 import os
@@ -48,10 +46,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import (
+    REPO_ROOT,
+    exact_command,
+    o11ykit_snapshot,
+    raise_on_sigterm,
+    version,
+)
 from benchmarks.overhead import importcost
 from benchmarks.overhead.app import create_db
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results-latest.json"
 RECEIVER_MODULE = "tests.support.otlp_receiver"
@@ -81,13 +85,6 @@ PINNED_OTEL = (
 )
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
-
-
 def _module_present(module: str) -> bool:
     try:
         return importlib.util.find_spec(module) is not None
@@ -104,10 +101,10 @@ def _pip(args: list[str]) -> bool:
 def _matching_spec(dist: str) -> str:
     """``dist==version`` aligned with the installed OTel release line, if known."""
     if dist.startswith("opentelemetry-instrumentation-"):
-        version = _version("opentelemetry-instrumentation")
+        line = version("opentelemetry-instrumentation")
     else:  # the exporter follows the SDK's version numbers
-        version = _version("opentelemetry-sdk")
-    return f"{dist}=={version}" if version else dist
+        line = version("opentelemetry-sdk")
+    return f"{dist}=={line}" if line else dist
 
 
 def ensure_plain_otel(workdir: Path) -> list[str]:
@@ -117,7 +114,7 @@ def ensure_plain_otel(workdir: Path) -> list[str]:
         return []
     constraints = workdir / "otel-constraints.txt"
     constraints.write_text(
-        "".join(f"{d}=={v}\n" for d in PINNED_OTEL if (v := _version(d)) is not None)
+        "".join(f"{d}=={v}\n" for d in PINNED_OTEL if (v := version(d)) is not None)
     )
     notes = []
     for dist in missing:
@@ -127,9 +124,9 @@ def ensure_plain_otel(workdir: Path) -> list[str]:
             continue
         print(f"  no {spec} (see pip above); installing the latest {dist} with --no-deps")
         if _pip(["--no-deps", dist]):
-            importlib.invalidate_caches()  # so _version() sees the new distribution
+            importlib.invalidate_caches()  # so version() sees the new distribution
             notes.append(
-                f"installed {dist}=={_version(dist)} with --no-deps: no release matches the "
+                f"installed {dist}=={version(dist)} with --no-deps: no release matches the "
                 "installed OpenTelemetry versions and a normal install would downgrade them"
             )
         else:
@@ -477,25 +474,8 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": {d: _version(d) for d in dists},
+        "versions": {d: version(d) for d in dists},
     }
-
-
-def o11ykit_snapshot() -> dict[str, Any]:
-    """Git HEAD and a hash of the o11ykit sources (the library may change under a run)."""
-    digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "o11ykit").rglob("*.py")):
-        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                          capture_output=True, text=True).stdout.strip()
-    return {"git_head": head or None, "sources_sha256": digest.hexdigest()[:16]}
-
-
-def exact_command() -> str:
-    python = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        python = python.relative_to(REPO_ROOT)
-    return shlex.join([str(python), "-m", "benchmarks.overhead.run", *sys.argv[1:]])
 
 
 # --------------------------------------------------------------------------- main
@@ -523,17 +503,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_on_sigterm() -> None:
-    # A SIGTERM to the runner must still run the finally blocks that stop the children.
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _raise_on_sigterm()
+    raise_on_sigterm()
     children = Children()
     notes: list[str] = []
     started = time.monotonic()
@@ -571,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = summarise(rows, variants)
     report = {
-        "command": exact_command(),
+        "command": exact_command("benchmarks.overhead.run"),
         "environment": environment(),
         "settings": {k: v for k, v in vars(args).items() if k != "variant_list"},
         "sink": sink_note,

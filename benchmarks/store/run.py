@@ -23,14 +23,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
 import http.client
-import importlib.metadata as md
 import json
 import math
 import os
 import platform
-import shlex
 import shutil
 import signal
 import socket
@@ -45,13 +42,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from benchmarks.common import (
+    REPO_ROOT,
+    exact_command,
+    o11ykit_snapshot,
+    raise_on_sigterm,
+    version,
+)
 from o11ykit.store import synthetic
 from o11ykit.store.ingest import Store
 from o11ykit.store.process import StoreProcess, spawn_store
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.timeformats import format_time
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = HERE / "results-latest.json"
 GB = 10**9
@@ -433,13 +436,6 @@ def check_disk(parent: Path, spans: int) -> None:
         )
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return md.version(dist)
-    except md.PackageNotFoundError:
-        return None
-
-
 def environment() -> dict[str, Any]:
     dists = (
         "opentelemetry-sdk",
@@ -455,36 +451,8 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "platform": platform.platform(),
-        "versions": {d: _version(d) for d in dists},
+        "versions": {d: version(d) for d in dists},
     }
-
-
-def o11ykit_snapshot() -> dict[str, Any]:
-    """Git HEAD and a hash of the o11ykit sources: they may change while a run is going."""
-    digest = hashlib.sha256()
-    for path in sorted((REPO_ROOT / "o11ykit").rglob("*.py")):
-        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
-    head = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "o11ykit"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return {
-        "git_head": head or None,
-        "o11ykit_uncommitted_changes": bool(dirty),
-        "sources_sha256": digest.hexdigest()[:16],
-    }
-
-
-def exact_command() -> str:
-    python = Path(sys.executable)
-    with contextlib.suppress(ValueError):
-        python = python.relative_to(REPO_ROOT)
-    return shlex.join([str(python), "-m", "benchmarks.store.run", *sys.argv[1:]])
 
 
 def _phase(name: str, action: Callable[[], Any]) -> Any:
@@ -533,14 +501,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_on_sigterm() -> None:
-    # A SIGTERM to the runner must still run the finally blocks that stop the children.
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ingest = [
         _phase(
@@ -583,7 +543,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _raise_on_sigterm()
+    raise_on_sigterm()
     parent = args.dir or Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
     check_disk(parent, args.spans)
@@ -597,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     report = {
-        "command": exact_command(),
+        "command": exact_command("benchmarks.store.run"),
         "environment": environment(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "targets": TARGETS,

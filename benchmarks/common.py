@@ -1,0 +1,54 @@
+"""What every benchmark runner records about itself: versions, the o11ykit sources, the command."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shlex
+import signal
+import subprocess
+import sys
+from importlib import metadata as md
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def o11ykit_snapshot() -> dict[str, Any]:
+    """Git HEAD and a hash of the o11ykit sources: they may change while a run is going."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO_ROOT / "o11ykit").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    return {
+        "git_head": git("rev-parse", "--short", "HEAD") or None,
+        "o11ykit_uncommitted_changes": bool(git("status", "--porcelain", "--", "o11ykit")),
+        "sources_sha256": digest.hexdigest()[:16],
+    }
+
+
+def exact_command(module: str) -> str:
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(REPO_ROOT)
+    return shlex.join([str(python), "-m", module, *sys.argv[1:]])
+
+
+def raise_on_sigterm() -> None:
+    # A SIGTERM to a runner must still run the finally blocks that stop its children.
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
