@@ -146,6 +146,13 @@ def _bad_ids(trace: bytes, span_bytes: bytes) -> bytes:
     return message.SerializeToString()
 
 
+def _time_beyond_int64() -> bytes:
+    # Found by the fuzz test: OTLP times are fixed64, SQLite integers stop at 2^63 - 1.
+    message = request([span(1, 1)])
+    message.resource_spans[0].scope_spans[0].spans[0].end_time_unix_nano = 2**63
+    return message.SerializeToString()
+
+
 def _json_with(**fields) -> bytes:
     return json.dumps({"resourceSpans": [], **fields}).encode()
 
@@ -177,6 +184,7 @@ BAD_INPUTS = {
     "JSON empty span id": (_json_span(spanId=""), JSON, None, 400, "invalid span id"),
     "JSON wrong type": (_json_span(name=42), JSON, None, 400, "invalid OTLP JSON"),
     "attribute too big": (_big_attribute(), PROTOBUF, None, 400, "'payload'"),
+    "time beyond int64": (_time_beyond_int64(), PROTOBUF, None, 400, "invalid time"),
     "truncated gzip": (
         gzip.compress(many(3).SerializeToString())[:-10],
         PROTOBUF,

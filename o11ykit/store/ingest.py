@@ -306,6 +306,9 @@ def _scope_row(scope: InstrumentationScope, schema_url: str, limit: int) -> Scop
     return ScopeRow(digest=digest, data=data, schema_url=schema_url)
 
 
+_MAX_TIME_NS = 2**63 - 1
+
+
 def _check_span(span: Span, limit: int) -> None:
     name = span.name[:100]
     if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE_ID:
@@ -325,6 +328,13 @@ def _check_span(span: Span, limit: int) -> None:
             400,
             f"invalid parent span id {span.parent_span_id.hex()!r} in span {name!r}: "
             "must be 8 bytes or empty",
+        )
+    # OTLP times are unsigned 64-bit; SQLite integers (and any real clock) stop at 2^63.
+    if span.start_time_unix_nano > _MAX_TIME_NS or span.end_time_unix_nano > _MAX_TIME_NS:
+        raise IngestError(
+            400,
+            f"invalid time in span {name!r}: start_time_unix_nano and end_time_unix_nano "
+            f"must be at most {_MAX_TIME_NS} (Unix nanoseconds)",
         )
     # Measuring each attribute costs more than the rest of ingest: only a span larger than
     # the limit can hold an attribute larger than it.

@@ -49,6 +49,10 @@ class OtlpHttpHandler(Handler):
         except (StoreBusy, TimeoutError) as exc:
             self.send_error_status(503, str(exc) or "the store is busy", {"Retry-After": "1"})
             return
+        except Exception as exc:  # a bug must cost this request, not the connection or store
+            self.log_error("could not store a batch: %s: %s", type(exc).__name__, exc)
+            self.send_error_status(500, f"the store could not write this batch: {exc}")
+            return
         if media_type(self.headers.get("Content-Type")) in JSON_TYPES:
             self.send_body(200, b"{}", "application/json")
         else:
