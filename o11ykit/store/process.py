@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from o11ykit.store.receivers import TRACES_PATH
+
+# The child's side of the handshake, shared with the test receiver in tests/support.
+
+
+def write_ready_file(path: Path, data: dict[str, Any]) -> None:
+    """The real ports, for the parent that polls: it must never see the file half written."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def watch_parent(stop: threading.Event) -> None:
+    """Sets `stop` if the process that started this one dies without stopping it."""
+    parent = os.getppid()
+    while not stop.wait(1.0):
+        if os.getppid() != parent:
+            stop.set()
 
 
 class StoreProcess:

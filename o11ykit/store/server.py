@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import os
 import signal
 import sqlite3
@@ -29,6 +28,7 @@ from o11ykit.store.ingest import (
     MAX_BODY_BYTES,
     Store,
 )
+from o11ykit.store.process import watch_parent, write_ready_file
 from o11ykit.store.queries import (
     QueryError,
     parse_duration,
@@ -231,7 +231,7 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     if args.exit_with_parent:
-        threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
+        threading.Thread(target=watch_parent, args=(stop,), daemon=True).start()
     try:
         out.write(server.describe())
         out.flush()
@@ -252,21 +252,12 @@ def _port(value: int | None, default: int) -> int:
 
 
 def _write_ready(path: Path, server: StoreServer) -> None:
-    ready = {
-        "pid": os.getpid(),
-        "http_port": server.http_port,
-        "grpc_port": server.grpc_port,
-        "query_port": server.query_port,
-    }
-    # The parent polls for the file: it must never see it half written.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(ready), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _watch_parent(stop: threading.Event) -> None:
-    """Stops the store if the process that spawned it dies without stopping it."""
-    parent = os.getppid()
-    while not stop.wait(1.0):
-        if os.getppid() != parent:
-            stop.set()
+    write_ready_file(
+        path,
+        {
+            "pid": os.getpid(),
+            "http_port": server.http_port,
+            "grpc_port": server.grpc_port,
+            "query_port": server.query_port,
+        },
+    )

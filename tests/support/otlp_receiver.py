@@ -40,6 +40,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_serv
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from o11ykit.store.process import watch_parent, write_ready_file
+
 ExportRequest = trace_service_pb2.ExportTraceServiceRequest
 ExportResponse = trace_service_pb2.ExportTraceServiceResponse
 
@@ -389,21 +391,6 @@ def make_grpc_server(sink: Sink) -> tuple[grpc.Server, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    # The reader polls for the file: it must never see it half written.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _watch_parent(stop: threading.Event) -> None:
-    """Stops the receiver if the process that started it dies without stopping it."""
-    parent = os.getppid()
-    while not stop.wait(1.0):
-        if os.getppid() != parent:
-            stop.set()
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="A real OTLP trace receiver for tests.")
     parser.add_argument("--record", type=Path, required=True, help="JSON-lines file to append to")
@@ -427,7 +414,7 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     grpc_server, grpc_port = make_grpc_server(sink)
     try:
         ready = {"pid": os.getpid(), "http_port": http_server.server_port, "grpc_port": grpc_port}
-        write_json_atomically(args.ready_file, ready)
+        write_ready_file(args.ready_file, ready)
         stop.wait()
     finally:
         sink.stopping.set()
@@ -444,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     if args.exit_with_parent:
-        threading.Thread(target=_watch_parent, args=(stop,), daemon=True).start()
+        threading.Thread(target=watch_parent, args=(stop,), daemon=True).start()
     serve(args, stop)
     return 0
 
