@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(run=_doctor)
     _add_store(commands)
     _add_traces(commands)
+    from o11ykit.faults.cli import register as add_fault_commands  # here: imported lazily
+
+    add_fault_commands(commands)
     return parser
 
 

@@ -256,6 +256,15 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "trace UI/query base URL for links (Jaeger or the local store); default by backend",
     ),
+    _s("faults", p.boolean, False, "fault injection for drills; never in production"),
+    _s(
+        "faults_token",
+        p.text,
+        None,
+        "bearer token of the fault admin endpoint; without one the endpoint does not exist",
+        secret=True,
+    ),
+    _s("faults_audit_file", p.text, None, "JSONL audit log of injected and cleared faults"),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -293,6 +302,9 @@ class Settings:
     schedule_delay: float
     shutdown_timeout: float
     query_url: str | None
+    faults: bool
+    faults_token: str | None
+    faults_audit_file: str | None
     # Where each value came from: "argument", an environment variable's name, or "default".
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -45,6 +45,8 @@ class _ScopeHeaders(Getter[dict]):
 
 
 _GETTER = _ScopeHeaders()
+# o11ykit's own endpoints (the fault admin API): a drill's controls must leave no trace.
+OWN_PATHS = ("/_o11ykit",)
 
 
 def path_matcher(paths: Iterable[str]) -> Callable[[str], bool]:
@@ -59,7 +61,7 @@ class _EdgeRules:
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
-        self.excluded = path_matcher(settings.excluded_paths)
+        self.excluded = path_matcher((*settings.excluded_paths, *OWN_PATHS))
         # ASGI servers give header names in lower case.
         self.wanted = {
             settings.tenant_header.lower().encode("latin-1"): "tenant",

@@ -1,0 +1,96 @@
+"""A client of the fault admin API (stdlib only), for the CLI, drills and tests."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+ADMIN_PATH = "/_o11ykit/faults"  # the same as o11ykit.faults.middleware, without Starlette
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+class FaultAdminError(Exception):
+    """The admin API refused or could not be reached; the message is the server's."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class FaultClient:
+    def __init__(
+        self, base_url: str, token: str, timeout: float = 5.0, *, actor: str | None = None
+    ) -> None:
+        base = base_url.rstrip("/")
+        self.base_url = base.removesuffix(ADMIN_PATH)
+        self.token = token
+        self.timeout = timeout
+        self.actor = actor
+        host = urlsplit(self.base_url).hostname or ""
+        # Loopback must never go through an http_proxy set on the machine.
+        handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
+        self._opener = urllib.request.build_opener(*handlers)
+
+    def list(self) -> list[dict[str, Any]]:
+        return self._call("GET", "")["faults"]
+
+    def kinds(self) -> dict[str, Any]:
+        return self._call("GET", "")["kinds"]
+
+    def overview(self) -> dict[str, Any]:
+        """Faults and kinds in one request."""
+        return self._call("GET", "")
+
+    def get(self, fault_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/{quote(fault_id, safe='')}")
+
+    def inject(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "", spec)
+
+    def fix(self, fault_id: str, fixed: bool = True) -> dict[str, Any]:
+        return self._call("POST", f"/{quote(fault_id, safe='')}/fix", {"fixed": fixed})
+
+    def clear(self, fault_id: str | None = None) -> list[str]:
+        path = "" if fault_id is None else f"/{quote(fault_id, safe='')}"
+        return self._call("DELETE", path)["cleared"]
+
+    def audit(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/audit")["entries"]
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        url = f"{self.base_url}{ADMIN_PATH}{path}"
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
+        if self.actor:
+            headers["X-O11ykit-Actor"] = self.actor
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with self._opener.open(request, timeout=self.timeout) as answer:
+                raw = answer.read()
+        except urllib.error.HTTPError as exc:
+            raise FaultAdminError(_message(exc.code, exc.read(), url), exc.code) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise FaultAdminError(f"cannot reach {url}: {reason}") from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise FaultAdminError(f"{url} answered something that is not JSON") from None
+
+
+def _message(status: int, raw: bytes, url: str) -> str:
+    try:
+        error = json.loads(raw).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    if error:
+        return str(error)
+    if status == 404:
+        return f"{url} does not exist: is fault injection enabled there, with a token?"
+    return f"{url} answered {status}"
