@@ -1,0 +1,1 @@
+"""A multi-tenant commerce system to find faults in: gateway, catalog, orders, payments."""

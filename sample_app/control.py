@@ -1,0 +1,114 @@
+"""Injecting, fixing and clearing catalogue faults on a running stack, by id.
+
+A catalogue fault may live in several services (the catalog and its canary share the
+data-error fault). Each injection is validated against the catalogue first and applied
+to every service or to none: if one service refuses, the ones already changed are
+restored, so a bad spec changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from o11ykit.faults import FaultAdminError, FaultClient, FaultSpec, FaultSpecError, KindSpec
+from o11ykit.faults.kinds import GENERIC_KINDS
+from sample_app import dataset
+from sample_app.faults import catalogue
+
+
+@dataclass
+class Overrides:
+    """What a facilitator may change about a catalogue fault's scope and parameters."""
+
+    tenants: Sequence[str] = ()
+    users: Sequence[str] = ()
+    routes: Sequence[str] = ()
+    versions: Sequence[str] = ()
+    percent: float | None = None
+    seed: int | None = None
+    onset_s: float | None = None
+    ramp_s: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    fixed: bool = False
+
+
+def _kind_specs() -> dict[str, KindSpec]:
+    from sample_app.runtime import kind_specs
+
+    return {**GENERIC_KINDS, **kind_specs(catalogue.KINDS)}
+
+
+def build_spec(fault: catalogue.Fault, overrides: Overrides | None = None) -> dict[str, Any]:
+    """The engine spec for a catalogue fault; raises FaultSpecError for a bad override."""
+    overrides = overrides or Overrides()
+    scope = dict(fault.scope)
+    for name in ("tenants", "users", "routes", "versions"):
+        given = getattr(overrides, name)
+        if given:
+            scope[name] = list(given)
+    for name in ("percent", "seed", "onset_s", "ramp_s"):
+        given = getattr(overrides, name)
+        if given is not None:
+            scope[name] = given
+    spec = {"id": fault.id, "kind": fault.kind, "params": {**fault.params, **overrides.params},
+            "scope": scope, "fixed": overrides.fixed}  # fmt: skip
+    customers = None  # any user id is accepted: customers are too many to list
+    FaultSpec.from_dict(spec, kinds=_kind_specs(), tenants=dataset.shop_slugs(), users=customers)
+    return spec
+
+
+class StackFaults:
+    """The catalogue's faults on one running stack (URLs and token from its state file)."""
+
+    def __init__(self, service_urls: Mapping[str, str], token: str, timeout: float = 5.0) -> None:
+        self.clients = {name: FaultClient(url, token, timeout=timeout)
+                        for name, url in service_urls.items()}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> StackFaults:
+        urls = {name: info["url"] for name, info in state["services"].items()}
+        return cls(urls, state["token"])
+
+    def inject(self, fault_id: str, overrides: Overrides | None = None) -> dict[str, Any]:
+        fault = catalogue.get(fault_id)
+        spec = build_spec(fault, overrides)
+        done: list[str] = []
+        try:
+            for service in fault.services:
+                self.clients[service].inject(spec)
+                done.append(service)
+        except FaultAdminError:
+            for service in done:
+                self.clients[service].clear(fault.id)
+            raise
+        return spec
+
+    def fix(self, fault_id: str, fixed: bool = True) -> None:
+        fault = catalogue.get(fault_id)
+        for service in fault.services:
+            self.clients[service].fix(fault.id, fixed)
+
+    def clear(self, fault_id: str | None = None) -> list[str]:
+        """Clear one fault (or all of them); returns the ids that were cleared."""
+        if fault_id is not None:
+            fault = catalogue.get(fault_id)
+            for service in fault.services:
+                try:
+                    self.clients[service].clear(fault.id)
+                except FaultAdminError as exc:
+                    if exc.status != 404:
+                        raise
+            return [fault.id]
+        cleared: set[str] = set()
+        for client in self.clients.values():
+            cleared.update(client.clear())
+        return sorted(cleared)
+
+    def status(self) -> dict[str, list[dict[str, Any]]]:
+        """The faults each service holds now."""
+        return {name: client.list() for name, client in self.clients.items()}
+
+
+__all__ = ["FaultSpecError", "Overrides", "StackFaults", "build_spec"]

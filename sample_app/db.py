@@ -1,0 +1,65 @@
+"""One database per service: a SQLite file by default, a Postgres schema with DATABASE_URL.
+
+Faults such as lock contention, pool exhaustion and a missing index behave differently on
+the two, which is why both are real here: SQLite locks the whole file for a writer,
+Postgres one row; SQLite's pool is per process and small, Postgres's is the same pool
+with a server behind it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+
+# Small on purpose: a workshop machine runs five services, and a leak must hurt quickly.
+POOL_SIZE = 5
+POOL_TIMEOUT_S = 2.0
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def is_postgres(url: str | None) -> bool:
+    return bool(url) and url.startswith("postgresql")
+
+
+def sqlite_path(data_dir: Path, schema: str) -> Path:
+    return data_dir / f"{schema}.db"
+
+
+def make_engine(schema: str, data_dir: Path, database_url: str | None = None) -> Engine:
+    """The engine for one service's schema (its own tables, never another service's)."""
+    if is_postgres(database_url):
+        engine = create_engine(
+            database_url,
+            pool_size=POOL_SIZE,
+            max_overflow=0,
+            pool_timeout=POOL_TIMEOUT_S,
+            pool_pre_ping=False,
+            connect_args={"options": f"-csearch_path={schema}", "connect_timeout": 5},
+        )
+        return engine
+    data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        f"sqlite:///{sqlite_path(data_dir, schema)}",
+        pool_size=POOL_SIZE,
+        max_overflow=0,
+        pool_timeout=POOL_TIMEOUT_S,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection, _record) -> None:
+        cursor = connection.cursor()
+        # WAL lets the catalog and its canary read while the other writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    return engine
+
+
+def ensure_schema(engine: Engine, schema: str) -> None:
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))

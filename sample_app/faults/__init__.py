@@ -1,0 +1,1 @@
+"""The sample system's fault catalogue and what reads it (docs, signals, control)."""

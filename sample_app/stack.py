@@ -1,0 +1,339 @@
+"""The whole sample system as processes on loopback: the local store and five services.
+
+`Stack.start()` seeds the databases if needed, starts every process, waits until each
+answers its health check and writes a state file; on any failure, or Ctrl-C, it stops
+whatever it started before raising. `Stack.stop()` (or `o11ykit app down`, from the state
+file) stops them all. Children started for a foreground run or a test die with their
+parent (Linux's parent-death signal), so nothing is left behind even on a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from sample_app import seed, topology
+from sample_app.settings import ServiceEnvironment  # noqa: F401 - documents the variables
+
+STATE_FILE = "stack.json"
+HEALTH_TIMEOUT_S = 30.0
+# Services export often, so a learner sees a request in the store within a second.
+SCHEDULE_DELAY_S = "0.2"
+
+
+class StackError(RuntimeError):
+    """The stack could not start (or stop); the message says which part and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    database_url: str | None = None
+    # "local" starts the embedded store; anything else is o11ykit's backend setting, and the
+    # telemetry settings come from the environment (O11YKIT_ENDPOINT, HONEYCOMB_API_KEY...).
+    backend: str = "local"
+    ports: dict[str, int] = field(default_factory=dict)  # name -> port; 0 or absent: default
+    free_ports: bool = False  # every port picked free (tests), instead of the defaults
+    store_ports: tuple[int, int] = (4318, 16686)
+    faults_token: str | None = None
+    pseudonym_key: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    die_with_parent: bool = True
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: subprocess.Popen | None = None
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.token = config.faults_token or secrets.token_urlsafe(24)
+        self.services: dict[str, ServiceProcess] = {}
+        self.store = None
+        self.query_url: str | None = None
+        self.traces_url: str | None = None
+
+    # ---- start --------------------------------------------------------------------------
+
+    def start(self, *, progress=print) -> Stack:
+        try:
+            self._start(progress)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, progress) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        started = time.perf_counter()
+        report = seed.seed(self.data_dir, self.config.database_url)
+        if any("seconds" in r for r in report.values()):
+            progress(f"seeded the databases in {time.perf_counter() - started:.1f} s")
+        if self.config.backend == "local":
+            self._start_store()
+        ports = self._ports()
+        for service in topology.SERVICES:
+            self.services[service.name] = ServiceProcess(service.name, ports[service.name])
+        for service in topology.SERVICES:
+            self._spawn(service)
+        self._wait_healthy()
+        self.write_state()
+
+    def _ports(self) -> dict[str, int]:
+        ports = {}
+        for service in topology.SERVICES:
+            port = self.config.ports.get(service.name) or (
+                free_port() if self.config.free_ports else service.port
+            )
+            if not port_is_free(port):
+                raise StackError(
+                    f"port {port} for {service.name} is in use (another stack? `o11ykit app "
+                    "down` stops one; `--port-offset N` moves this one)"
+                )
+            ports[service.name] = port
+        return ports
+
+    def _start_store(self) -> None:
+        from o11ykit.store.process import spawn_store
+
+        http_port, query_port = (0, 0) if self.config.free_ports else self.config.store_ports
+        for port in (http_port, query_port):
+            if port and not port_is_free(port):
+                raise StackError(f"port {port} for the local trace store is in use")
+        self.store = spawn_store(
+            self.data_dir / "store", http_port=http_port, query_port=query_port, grpc_port=None
+        )
+        self.query_url = self.store.query_url
+        self.traces_url = self.store.traces_url
+
+    def environment(self, service: topology.Service) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("O11YKIT_", "OTEL_"))}
+        if self.config.backend != "local":
+            env.update({k: v for k, v in os.environ.items() if k.startswith(("O11YKIT_", "OTEL_"))})
+        env.update({
+            "SAMPLE_APP_SERVICE": service.name,
+            "SAMPLE_APP_DATA_DIR": str(self.data_dir),
+            "O11YKIT_SERVICE_NAME": service.service_name,
+            "O11YKIT_SERVICE_VERSION": service.version,
+            "O11YKIT_ENVIRONMENT": "workshop",
+            "O11YKIT_SCHEDULE_DELAY": SCHEDULE_DELAY_S,
+            "O11YKIT_FAULTS": "true",
+            "O11YKIT_FAULTS_TOKEN": self.token,
+            "O11YKIT_FAULTS_AUDIT_FILE": str(self.data_dir / "fault-audit.jsonl"),
+            "PYTHONUNBUFFERED": "1",
+        })  # fmt: skip
+        if self.config.backend == "local":
+            env.update(O11YKIT_BACKEND="local", O11YKIT_ENDPOINT=str(self.traces_url),
+                       O11YKIT_QUERY_URL=str(self.query_url))  # fmt: skip
+        else:
+            env.setdefault("O11YKIT_BACKEND", self.config.backend)
+        if self.config.database_url and service.has_database:
+            env["DATABASE_URL"] = self.config.database_url
+        if self.config.pseudonym_key:
+            env["O11YKIT_PSEUDONYM_KEY"] = self.config.pseudonym_key
+        if service.name != "gateway":
+            env["O11YKIT_BAGGAGE_TRUST_INBOUND"] = "true"
+        for callee in service.calls:
+            env[topology.URL_VARIABLES[callee]] = self.services[callee].url
+        env.update(self.config.extra_env)
+        return env
+
+    def _spawn(self, service: topology.Service) -> None:
+        entry = self.services[service.name]
+        command = [
+            sys.executable, "-m", "uvicorn", service.module, "--host", "127.0.0.1",
+            "--port", str(entry.port), "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+        log = (self.data_dir / "logs" / f"{service.name}.log").open("ab")
+        with log:
+            entry.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=self.environment(service),
+                preexec_fn=_die_with_parent if self.config.die_with_parent else None,
+                start_new_session=not self.config.die_with_parent,
+            )
+        entry.pid = entry.process.pid
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.data_dir / "logs" / f"{name}.log"
+        try:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        waiting = dict(self.services)
+        with httpx.Client(timeout=1.0) as client:
+            while waiting:
+                for name, entry in list(waiting.items()):
+                    code = entry.process.poll() if entry.process else None
+                    if code is not None:
+                        raise StackError(
+                            f"{name} exited with {code} during start-up; its log:\n"
+                            f"{self.log_tail(name)}"
+                        )
+                    try:
+                        if client.get(f"{entry.url}/health").status_code == 200:
+                            del waiting[name]
+                    except httpx.TransportError:
+                        pass
+                if waiting and time.monotonic() > deadline:
+                    names = ", ".join(waiting)
+                    raise StackError(f"not healthy after {HEALTH_TIMEOUT_S:.0f} s: {names}")
+                if waiting:
+                    time.sleep(0.05)
+
+    # ---- state ----------------------------------------------------------------------------
+
+    @property
+    def gateway_url(self) -> str:
+        return self.services["gateway"].url
+
+    def admin_urls(self) -> dict[str, str]:
+        return {name: entry.url for name, entry in self.services.items()}
+
+    def state(self) -> dict:
+        return {
+            "data_dir": str(self.data_dir),
+            "database_url": self.config.database_url,
+            "backend": self.config.backend,
+            "query_url": self.query_url,
+            "traces_url": self.traces_url,
+            "store_pid": self.store.pid if self.store else None,
+            "token": self.token,
+            "services": {n: {"port": e.port, "pid": e.pid, "url": e.url}
+                         for n, e in self.services.items()},
+        }  # fmt: skip
+
+    def write_state(self) -> Path:
+        path = self.data_dir / STATE_FILE
+        # It holds the fault token: readable by its owner only.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(self.state(), out, indent=2)
+        return path
+
+    # ---- stop -----------------------------------------------------------------------------
+
+    def stop(self, timeout: float = 5.0) -> None:
+        processes = [e.process for e in self.services.values() if e.process is not None]
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in processes:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.store is not None:
+            self.store.stop()
+            self.store = None
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / STATE_FILE).unlink()
+
+    def __enter__(self) -> Stack:
+        return self.start(progress=lambda _: None) if not self.services else self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def read_state(data_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(data_dir) / STATE_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def stop_from_state(state: Mapping, timeout: float = 5.0) -> list[str]:
+    """Stop a detached stack from its state file: SIGTERM each process, SIGKILL stragglers."""
+    pids = {name: info["pid"] for name, info in state["services"].items() if info.get("pid")}
+    if state.get("store_pid"):
+        pids["store"] = state["store_pid"]
+    stopped = []
+    for name, pid in pids.items():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            stopped.append(name)
+    deadline = time.monotonic() + timeout
+    for pid in pids.values():
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(FileNotFoundError):
+        (Path(state["data_dir"]) / STATE_FILE).unlink()
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie of ours counts as gone.
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def running(config: StackConfig) -> Iterator[Stack]:
+    stack = Stack(config).start(progress=lambda _: None)
+    try:
+        yield stack
+    finally:
+        stack.stop()
