@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,15 +22,20 @@ import pytest
 
 from o11ykit import cli
 from o11ykit.faults import FaultAdminError, FaultClient
-from tests.support.otlp_receiver import REPO_ROOT, OtlpReceiver
+from tests.conftest import free_port
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.processes import (
+    child_environment,
+    start_uvicorn,
+    stop_process,
+    wait_until_http_ready,
+)
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "drill-token-2718"
 READY_TIMEOUT = 30.0
-STOP_GRACE = 5.0
 POOL_TIMEOUT_S = 1.0  # tests/support/faults_app.py
-_NOT_INHERITED = ("O11YKIT_", "OTEL_", "SHOP_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -47,12 +49,6 @@ class Shop:
 
     def output(self) -> str:
         return self.output_file.read_text(encoding="utf-8", errors="replace")[-3000:]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def request(
@@ -75,54 +71,20 @@ def start_shop(directory: Path, receiver: OtlpReceiver) -> Shop:
     port = free_port()
     audit_file = directory / "audit.jsonl"
     output_file = directory / "shop.out"
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.upper().startswith(_NOT_INHERITED)},
-        "SHOP_DB": str(directory / "shop.db"),
-        "O11YKIT_ENDPOINT": receiver.http_endpoint,
-        "O11YKIT_SCHEDULE_DELAY": "0.1",
-        "O11YKIT_ENVIRONMENT": "staging",
-        "O11YKIT_FAULTS": "true",
-        "O11YKIT_FAULTS_TOKEN": TOKEN,
-        "O11YKIT_FAULTS_AUDIT_FILE": str(audit_file),
-    }
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.support.faults_app:app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
-    with output_file.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    environment = child_environment(
+        {
+            "SHOP_DB": str(directory / "shop.db"),
+            "O11YKIT_ENDPOINT": receiver.http_endpoint,
+            "O11YKIT_SCHEDULE_DELAY": "0.1",
+            "O11YKIT_ENVIRONMENT": "staging",
+            "O11YKIT_FAULTS": "true",
+            "O11YKIT_FAULTS_TOKEN": TOKEN,
+            "O11YKIT_FAULTS_AUDIT_FILE": str(audit_file),
+        },
+        not_inherited=("O11YKIT_", "OTEL_", "SHOP_"),
+    )
+    process = start_uvicorn("tests.support.faults_app:app", port, environment, output_file)
     return Shop(f"http://127.0.0.1:{port}", process, output_file, audit_file, receiver)
-
-
-def wait_until_ready(shop: Shop) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        if shop.process.poll() is not None:
-            raise RuntimeError(f"the shop exited with {shop.process.returncode}:\n{shop.output()}")
-        with contextlib.suppress(OSError):
-            if request(f"{shop.url}/health")[0] == 200:
-                return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the shop was not ready after {READY_TIMEOUT} s:\n{shop.output()}")
-        time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM so uvicorn shuts down and o11ykit flushes; SIGKILL if that hangs."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +93,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     with contextlib.ExitStack() as stack:
         receiver = stack.enter_context(OtlpReceiver(directory))
         running = start_shop(directory, receiver)
-        stack.callback(stop, running.process)
-        wait_until_ready(running)
+        stack.callback(stop_process, running.process)
+        health = f"{running.url}/health"
+        wait_until_http_ready(health, running.process, READY_TIMEOUT, running.output)
         yield running
 
 

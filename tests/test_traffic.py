@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import io
 import json
-import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -41,6 +39,12 @@ from sample_app.traffic.progress import showing_progress
 from sample_app.traffic.summary import Tally
 from sample_app.traffic.vocabulary import ADJECTIVES, SEARCH_WORDS
 from tests.conftest import REPO, free_port
+from tests.support.processes import (
+    child_environment,
+    start_uvicorn,
+    stop_process,
+    wait_until_http_ready,
+)
 
 ROUTES = {
     "/api/products",
@@ -334,52 +338,20 @@ class Gateway:
         return self.output_file.read_text(encoding="utf-8", errors="replace")[-3000:]
 
 
-def _wait_until_ready(gateway: Gateway) -> None:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if gateway.process.poll() is not None:
-            raise RuntimeError(f"the stand-in gateway exited:\n{gateway.output()}")
-        with (
-            contextlib.suppress(OSError),
-            opener.open(f"{gateway.url}/health", timeout=1.0) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"the stand-in gateway is not ready:\n{gateway.output()}")
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     directory = tmp_path_factory.mktemp("traffic_gateway")
     record_file, output_file = directory / "requests.jsonl", directory / "gateway.out"
     record_file.touch()
     port = free_port()
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.upper().endswith("_PROXY")},
-        "TRAFFIC_GATEWAY_RECORD": str(record_file),
-    }
-    command = [
-        sys.executable, "-m", "uvicorn", "tests.support.traffic_gateway:app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
-    with output_file.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=environment, stdin=subprocess.DEVNULL, stdout=output,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    environment = child_environment({"TRAFFIC_GATEWAY_RECORD": str(record_file)})
+    process = start_uvicorn("tests.support.traffic_gateway:app", port, environment, output_file)
     running = Gateway(f"http://127.0.0.1:{port}", process, record_file, output_file)
     try:
-        _wait_until_ready(running)
+        wait_until_http_ready(f"{running.url}/health", process, READY_TIMEOUT, running.output)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def read_journal(path: Path) -> list[dict[str, Any]]:

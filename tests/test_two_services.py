@@ -16,13 +16,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -33,7 +28,14 @@ from typing import Any
 import pytest
 
 from o11ykit.privacy import pseudonymize
-from tests.support.otlp_receiver import REPO_ROOT, OtlpReceiver
+from tests.conftest import free_port
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.processes import (
+    child_environment,
+    start_uvicorn,
+    stop_process,
+    wait_until_http_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +49,6 @@ IDENTITY_KEYS = ("tenant.id", "enduser.id", "enduser.pseudo.id")
 SCHEDULE_DELAY = "0.1"  # seconds: spans reach the receiver quickly, tests stay short
 READY_TIMEOUT = 30.0  # two cold interpreters importing FastAPI on a 2-core machine
 TRACE_TIMEOUT = 15.0
-STOP_GRACE = 5.0
 # What one /orders/{id} request must produce: (service, role) -> number of spans.
 EXPECTED_SHAPE = Counter(
     {
@@ -59,9 +60,8 @@ EXPECTED_SHAPE = Counter(
     }
 )
 CLIENT_SCOPES = {"opentelemetry.instrumentation.httpx", "opentelemetry.instrumentation.requests"}
-# Settings from the developer's shell would change what the services do; proxies could carry
-# loopback calls elsewhere.
-_NOT_INHERITED = ("O11YKIT_", "OTEL_", "TWOSVC_", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+# Settings from the developer's shell would change what the services do.
+_NOT_INHERITED = ("O11YKIT_", "OTEL_", "TWOSVC_")
 LOG_LINE = re.compile(
     r"^(?P<logger>\S+) trace_id=(?P<trace_id>\S+) span_id=(?P<span_id>\S+) "
     r"tenant=(?P<tenant>\S+) user=(?P<user>\S+) pseudo=(?P<pseudo>\S+) (?P<message>.*)$"
@@ -77,21 +77,6 @@ _order_ids = itertools.count(730_001)
 # --------------------------------------------------------------------------------------------
 # Processes
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    clean = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.upper().startswith(_NOT_INHERITED)
-    }
-    return {**clean, **extra}
 
 
 @dataclass
@@ -124,56 +109,12 @@ def start_service(name: str, directory: Path, env: Mapping[str, str]) -> Service
     port = free_port()
     log_file = directory / f"{name}.log"
     output_file = directory / f"{name}.out"
-    command = [
-        sys.executable, "-m", "uvicorn", f"tests.support.twosvc_{name}:app",
-        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-    ]  # fmt: skip
     environment = child_environment(
-        {"TWOSVC_DB": str(directory / f"{name}.db"), "TWOSVC_LOG_FILE": str(log_file), **env}
+        {"TWOSVC_DB": str(directory / f"{name}.db"), "TWOSVC_LOG_FILE": str(log_file), **env},
+        not_inherited=_NOT_INHERITED,
     )
-    # A file, not a pipe: nobody reads the output while the service runs, and a full pipe
-    # would block it.
-    with output_file.open("wb") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_uvicorn(f"tests.support.twosvc_{name}:app", port, environment, output_file)
     return Service(name, port, process, log_file, output_file)
-
-
-def stop_service(service: Service) -> None:
-    """SIGTERM first, so uvicorn shuts down and o11ykit flushes; SIGKILL if that hangs."""
-    process = service.process
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_until_ready(service: Service, timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if service.process.poll() is not None:
-            raise RuntimeError(
-                f"{service.name} exited with {service.process.returncode} before it was ready:"
-                f"\n{service.output()}"
-            )
-        try:
-            status, _ = get(f"{service.url}/health", timeout=1.0)
-            if status == 200:
-                return
-        except (OSError, urllib.error.URLError):
-            pass  # not listening yet
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{service.name} not ready after {timeout} s:\n{service.output()}")
-        time.sleep(0.1)
 
 
 @dataclass
@@ -215,14 +156,15 @@ def running_pair(
         }
         inner_environment = {**common, "O11YKIT_BAGGAGE_TRUST_INBOUND": "true", **(inner_env or {})}
         inner = start_service("inner", directory, inner_environment)
-        stack.callback(stop_service, inner)
+        stack.callback(stop_process, inner.process)
         edge = start_service(
             "edge", directory, {**common, "TWOSVC_INNER_URL": inner.url, **(edge_env or {})}
         )
-        stack.callback(stop_service, edge)
+        stack.callback(stop_process, edge.process)
         # Both interpreters start in parallel; only then wait for each.
-        wait_until_ready(inner)
-        wait_until_ready(edge)
+        for service in (inner, edge):
+            health = f"{service.url}/health"
+            wait_until_http_ready(health, service.process, READY_TIMEOUT, service.output)
         yield Pair(edge, inner, receiver)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from o11ykit.store.process import watch_parent, write_ready_file
+from tests.support.processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ("ok", "no_query_data", "bad_key", "missing_dataset", "never_complete", "stall")
@@ -253,14 +254,8 @@ class HoneycombFake:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if self._process is not None:
+            stop_process(self._process)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def scenario(self, name: str, **options: Any) -> None:

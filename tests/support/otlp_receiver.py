@@ -502,15 +502,11 @@ class OtlpReceiver:
             raise
 
     def stop(self) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        # Imported here: the receiver also runs as a plain script, where `tests` is not importable.
+        from tests.support.processes import stop_process
+
+        if self._process is not None:
+            stop_process(self._process)
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
