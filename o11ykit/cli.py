@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 
@@ -63,6 +64,20 @@ def _add_traces(commands: argparse._SubParsersAction) -> None:
     traces_cli.register(commands)
 
 
+def _add_workshop(commands: argparse._SubParsersAction) -> None:
+    """The sample system's and the labs' commands, which ship with the workshop tooling."""
+    for module, name in (("sample_app.cli", "app"), ("labs.cli", "lab")):
+        try:
+            plugin = importlib.import_module(module)
+        except ImportError as missing:
+            reason = f"o11ykit {name} needs {missing.name}: pip install 'o11ykit[workshop]'"
+            commands.add_parser(name, help=f"(unavailable: {reason})").set_defaults(
+                run=lambda args, reason=reason: sys.exit(reason)
+            )
+            continue
+        plugin.register(commands)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="o11ykit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     from o11ykit.faults.cli import register as add_fault_commands  # here: imported lazily
 
     add_fault_commands(commands)
+    _add_workshop(commands)
     return parser
 
 

@@ -146,8 +146,9 @@ class Stack:
             if port and not port_is_free(port):
                 raise StackError(f"port {port} for the local trace store is in use")
         self.store = spawn_store(
-            self.data_dir / "store", http_port=http_port, query_port=query_port, grpc_port=None
-        )
+            self.data_dir / "store", http_port=http_port, query_port=query_port, grpc_port=None,
+            detach=not self.config.die_with_parent,
+        )  # fmt: skip
         self.query_url = self.store.query_url
         self.traces_url = self.store.traces_url
 

@@ -38,3 +38,13 @@ def run_python(
 @pytest.fixture
 def python_snippet():
     return run_python
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample system's SQLite databases, seeded once per test session."""
+    from sample_app import seed
+
+    directory = tmp_path_factory.mktemp("sample-template")
+    seed.seed(directory)
+    return directory

@@ -21,6 +21,9 @@ TOKEN_VARIABLE = "O11YKIT_FAULTS_TOKEN"
 NO_TARGET = "give --url and --token (or run `o11ykit app up` for the sample system)"
 # Each takes the parsed arguments and returns (url, token), or None to pass.
 TARGET_RESOLVERS: list[Callable[[argparse.Namespace], tuple[str, str] | None]] = []
+# Whole modes for commands given without --url (the sample system's catalogue): each
+# returns an exit status, or None when it does not apply.
+MODES: list[Callable[[argparse.Namespace], int | None]] = []
 BAD_SPEC = 2  # exit status: the spec (or the command line) was refused, nothing changed
 FAILED = 1
 
@@ -64,6 +67,9 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_inject_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "name", nargs="?", metavar="ID", help="the fault's id (a catalogue id on the sample system)"
+    )
     parser.add_argument("--spec", metavar="FILE", help="a JSON spec file, or - for stdin")
     parser.add_argument("--kind", help="latency, error, exception, timeout, pool_hold, ...")
     parser.add_argument("--id", dest="fault_id", help="the fault's id (default: the kind)")
@@ -90,6 +96,11 @@ def resolve_target(args: argparse.Namespace) -> tuple[str, str]:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    if not args.url:
+        for mode in MODES:
+            status = mode(args)
+            if status is not None:
+                return status
     try:
         client = _client(args)
         return _COMMANDS[args.fault_command](client, args, out)
@@ -122,8 +133,8 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["kind"] = args.kind
     if "kind" not in spec:
         raise CliError("give --kind (or --spec FILE)", BAD_SPEC)
-    if args.fault_id:
-        spec["id"] = args.fault_id
+    if args.fault_id or args.name:
+        spec["id"] = args.fault_id or args.name
     spec.setdefault("id", str(spec["kind"]).replace("_", "-"))
     if args.param:
         spec["params"] = {**spec.get("params", {}), **_params(args.param)}

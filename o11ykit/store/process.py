@@ -125,8 +125,13 @@ def spawn_store(
     host: str | None = None,
     startup_timeout: float = 15.0,
     env: dict[str, str] | None = None,
+    detach: bool = False,
 ) -> StoreProcess:
-    """Start a store in a child process and wait until it listens (free ports by default)."""
+    """Start a store in a child process and wait until it listens (free ports by default).
+
+    It dies with this process unless `detach`: then it runs in its own session until
+    stopped by pid (what `o11ykit app up` needs, since `up` returns while the stack runs).
+    """
     work = Path(tempfile.mkdtemp(prefix="o11ykit-store-"))
     command = [
         sys.executable,
@@ -141,8 +146,9 @@ def spawn_store(
         str(query_port),
         "--ready-file",
         str(work / "ready.json"),
-        "--exit-with-parent",
     ]
+    if not detach:
+        command.append("--exit-with-parent")
     command += ["--otlp-grpc-port", str(grpc_port)] if grpc_port is not None else ["--no-grpc"]
     if max_spans is not None:
         command += ["--max-spans", str(max_spans)]
@@ -155,8 +161,9 @@ def spawn_store(
     with (work / "stderr.log").open("wb") as log:
         # A file, not a pipe: it can never fill up and block the child.
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
-        )
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+            start_new_session=detach,
+        )  # fmt: skip
     store = StoreProcess(process, work, Path(directory))
     try:
         store._wait_until_ready(startup_timeout)

@@ -1,0 +1,302 @@
+"""`o11ykit app up|down|status|traffic`, and `o11ykit fault` by catalogue id.
+
+Registered by o11ykit's command when the sample system is installed (it ships with the
+workshop distribution). The stack's state file (0600: it holds the fault token) lives in
+the data directory, `.o11ykit/sample-app` by default or $O11YKIT_APP_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DIR = ".o11ykit/sample-app"
+NOT_RUNNING = "the sample system is not running here: `o11ykit app up` starts it"
+
+
+def data_dir(args: argparse.Namespace | None = None) -> Path:
+    given = getattr(args, "data_dir", None) if args is not None else None
+    return Path(given or os.environ.get("O11YKIT_APP_DIR") or DEFAULT_DIR)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    app = commands.add_parser("app", help="the sample multi-tenant system: up, down, status")
+    actions = app.add_subparsers(dest="app_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help=f"databases, logs and state ({DEFAULT_DIR})")
+    up = actions.add_parser("up", parents=[common], help="start the store and the services")
+    up.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                    help="Postgres (postgresql+psycopg://...); default SQLite files")  # fmt: skip
+    up.add_argument("--backend", default="local",
+                    help="local (the embedded store, default), or o11ykit's backend from the "
+                         "environment: otlp, jaeger, honeycomb")  # fmt: skip
+    up.add_argument("--port-offset", type=int, default=0, help="add N to every default port")
+    up.add_argument("--free-ports", action="store_true", help="any free ports (for scripts)")
+    up.add_argument("--fault", action="append", default=[], metavar="ID",
+                    help="inject a catalogue fault once started (repeatable)")  # fmt: skip
+    up.add_argument("--foreground", action="store_true",
+                    help="stay attached; Ctrl-C stops everything")  # fmt: skip
+    up.set_defaults(run=_up)
+    down = actions.add_parser("down", parents=[common], help="stop everything `up` started")
+    down.set_defaults(run=_down)
+    status = actions.add_parser("status", parents=[common], help="what runs, and its faults")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=_status)
+    traffic = actions.add_parser("traffic", parents=[common], help="send shoppers' traffic")
+    from sample_app.traffic import add_arguments
+
+    add_arguments(traffic)
+    traffic.set_defaults(run=_traffic)
+
+
+# ---- app ----------------------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace) -> int:
+    from sample_app import stack, topology
+    from sample_app.control import StackFaults
+
+    directory = data_dir(args)
+    existing = stack.read_state(directory)
+    if existing is not None and _any_alive(existing):
+        print(f"already running (state in {directory / stack.STATE_FILE}); "
+              "`o11ykit app down` first", file=sys.stderr)  # fmt: skip
+        return 1
+    ports = {s.name: s.port + args.port_offset for s in topology.SERVICES}
+    store_ports = (4318 + args.port_offset, 16686 + args.port_offset)
+    config = stack.StackConfig(
+        data_dir=directory, database_url=args.database_url, backend=args.backend,
+        ports={} if args.free_ports else ports, free_ports=args.free_ports,
+        store_ports=store_ports, die_with_parent=args.foreground,
+    )  # fmt: skip
+    running = stack.Stack(config)
+    try:
+        started = time.perf_counter()
+        running.start(progress=print)
+        faults = StackFaults.from_state(running.state())
+        for fault_id in args.fault:
+            faults.inject(fault_id)
+    except KeyboardInterrupt:
+        running.stop()
+        print("interrupted: everything started was stopped", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        running.stop()
+        print(f"o11ykit app up: {exc}", file=sys.stderr)
+        return 1
+    _print_where(running.state(), time.perf_counter() - started)
+    if not args.foreground:
+        return 0
+    return _stay_attached(running)
+
+
+def _stay_attached(running: Any) -> int:
+    print("running in the foreground: Ctrl-C stops everything")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        while all(e.process.poll() is None for e in running.services.values()):
+            time.sleep(0.5)
+        print("a service exited; stopping the others", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        running.stop()
+
+
+def _print_where(state: dict, seconds: float) -> None:
+    print(f"the sample system is up ({seconds:.1f} s):")
+    for name, info in state["services"].items():
+        print(f"  {name:<15} {info['url']}")
+    if state.get("query_url"):
+        print(f"  {'trace store':<15} {state['query_url']}  (Jaeger API v3; `o11ykit traces`)")
+        print(f"  {'OTLP in':<15} {state['traces_url']}")
+    print(f"  {'data':<15} {state['data_dir']}")
+    print("send traffic: o11ykit app traffic --duration 60   stop: o11ykit app down")
+
+
+def _any_alive(state: dict) -> bool:
+    from sample_app.stack import _alive
+
+    pids = [i.get("pid") for i in state["services"].values()] + [state.get("store_pid")]
+    return any(pid and _alive(pid) for pid in pids)
+
+
+def _state_or_exit(args: argparse.Namespace) -> dict:
+    from sample_app import stack
+
+    state = stack.read_state(data_dir(args))
+    if state is None:
+        sys.exit(NOT_RUNNING)
+    return state
+
+
+def _down(args: argparse.Namespace) -> int:
+    from sample_app import stack
+
+    state = stack.read_state(data_dir(args))
+    if state is None:
+        print("nothing to stop: the sample system is not running here")
+        return 0
+    stopped = stack.stop_from_state(state)
+    print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    import httpx
+
+    from sample_app.control import StackFaults
+
+    state = _state_or_exit(args)
+    report: dict[str, Any] = {"services": {}, "faults": {}}
+    with httpx.Client(timeout=2.0) as client:
+        for name, info in state["services"].items():
+            try:
+                healthy = client.get(f"{info['url']}/health").status_code == 200
+            except httpx.TransportError:
+                healthy = False
+            report["services"][name] = {"url": info["url"], "healthy": healthy}
+    try:
+        report["faults"] = StackFaults.from_state(state).status()
+    except Exception as exc:  # a service down: its faults are unknown, say so
+        report["faults_error"] = str(exc)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for name, info in report["services"].items():
+            faults = ", ".join(f["id"] + (" (fixed)" if f.get("fixed") else "")
+                               for f in report["faults"].get(name, []))  # fmt: skip
+            mark = "healthy" if info["healthy"] else "NOT ANSWERING"
+            print(f"  {name:<15} {info['url']:<24} {mark:<14} {faults}")
+    return 0 if all(i["healthy"] for i in report["services"].values()) else 1
+
+
+def _traffic(args: argparse.Namespace) -> int:
+    from sample_app.traffic import config_from_args, run
+
+    if not getattr(args, "url", None) or args.url == _traffic_default_url():
+        state = _state_or_exit(args)
+        args.url = state["services"]["gateway"]["url"]
+    summary = run(config_from_args(args))
+    print(json.dumps(summary.as_dict(), indent=2))
+    return 0 if summary.total > summary.transport_errors else 1
+
+
+def _traffic_default_url() -> str:
+    from sample_app import topology
+
+    return f"http://127.0.0.1:{topology.BY_NAME['gateway'].port}"
+
+
+# ---- fault, by catalogue id ------------------------------------------------------------------
+
+
+def catalogue_mode(args: argparse.Namespace) -> int | None:
+    """`o11ykit fault ...` without --url: the catalogue, on the stack `app up` started."""
+    from o11ykit.faults import FaultAdminError, FaultSpecError
+    from sample_app import stack
+    from sample_app.control import StackFaults
+    from sample_app.faults import catalogue
+
+    command = args.fault_command
+    if command == "list":
+        return _list_catalogue(args)
+    if command == "show":
+        return _show_catalogue(args.fault_id)
+    state = stack.read_state(data_dir(None))
+    if state is None:
+        return None  # not ours: the generic mode explains what it needs
+    faults = StackFaults.from_state(state)
+    try:
+        if command == "inject":
+            fault_id = args.name or args.fault_id
+            if not fault_id:
+                print("o11ykit fault inject: give a catalogue id "
+                      f"(one of: {', '.join(catalogue.BY_ID)})", file=sys.stderr)  # fmt: skip
+                return 2
+            spec = faults.inject(fault_id, _overrides(args))
+            print(f"injected {fault_id} into {', '.join(catalogue.get(fault_id).services)}: "
+                  f"{json.dumps(spec['scope']) if spec['scope'] else 'everyone'}")  # fmt: skip
+        elif command == "fix":
+            faults.fix(args.fault_id, not args.undo)
+            print(f"{'unfixed' if args.undo else 'fixed'} {args.fault_id}")
+        elif command == "clear":
+            cleared = faults.clear(args.fault_id)
+            print(f"cleared {', '.join(cleared)}" if cleared else "nothing to clear")
+        elif command in ("status", "audit"):
+            print(json.dumps(faults.status(), indent=2))
+        else:
+            return None
+    except (KeyError, FaultSpecError) as exc:
+        print(f"o11ykit fault: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    except FaultAdminError as exc:
+        print(f"o11ykit fault: {exc}", file=sys.stderr)
+        return 2 if exc.status in (400, 404) else 1
+    return 0
+
+
+def _overrides(args: argparse.Namespace) -> Any:
+    from sample_app.control import Overrides
+
+    params = {}
+    for pair in args.param:
+        key, _, value = pair.partition("=")
+        params[key.strip()] = _number(value.strip())
+    return Overrides(
+        tenants=args.tenant, users=args.user, routes=args.route, versions=args.version,
+        percent=args.percent, seed=args.seed, onset_s=args.onset, ramp_s=args.ramp,
+        params=params, fixed=args.fixed,
+    )  # fmt: skip
+
+
+def _number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _list_catalogue(args: argparse.Namespace) -> int:
+    from sample_app.faults import catalogue
+
+    if getattr(args, "json", False):
+        print(json.dumps([{"id": f.id, "class": f.fault_class, "title": f.title,
+                           "services": f.services} for f in catalogue.FAULTS], indent=2))  # fmt: skip
+        return 0
+    for fault in catalogue.FAULTS:
+        print(f"  {fault.id:<16} {fault.fault_class:<32} {fault.title}")
+    return 0
+
+
+def _show_catalogue(fault_id: str) -> int:
+    from sample_app.faults import catalogue
+
+    try:
+        fault = catalogue.get(fault_id)
+    except KeyError as exc:
+        print(f"o11ykit fault: {exc.args[0]}", file=sys.stderr)
+        return 2
+    print(f"{fault.id}: {fault.title} ({fault.fault_class})\n")
+    print(f"story:      {fault.story}\nmechanism:  {fault.mechanism}\nfix switch: {fault.fix}")
+    print(f"services:   {', '.join(fault.services)}\nscope:      {fault.scope or 'everyone'}")
+    return 0
+
+
+def _register_fault_mode() -> None:
+    from o11ykit.faults import cli as fault_cli
+
+    fault_cli.MODES.append(catalogue_mode)
+
+
+# Once, when o11ykit's command first loads this module.
+_register_fault_mode()
