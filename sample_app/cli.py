@@ -31,17 +31,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help=f"databases, logs and state ({DEFAULT_DIR})")
     up = actions.add_parser("up", parents=[common], help="start the store and the services")
-    up.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
-                    help="Postgres (postgresql+psycopg://...); default SQLite files")  # fmt: skip
-    up.add_argument("--backend", default="local",
-                    help="local (the embedded store, default), or o11ykit's backend from the "
-                         "environment: otlp, jaeger, honeycomb")  # fmt: skip
+    up.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="Postgres (postgresql+psycopg://...); default SQLite files",
+    )
+    up.add_argument(
+        "--backend",
+        default="local",
+        help="local (the embedded store, default), or o11ykit's backend from the "
+        "environment: otlp, jaeger, honeycomb",
+    )
     up.add_argument("--port-offset", type=int, default=0, help="add N to every default port")
     up.add_argument("--free-ports", action="store_true", help="any free ports (for scripts)")
-    up.add_argument("--fault", action="append", default=[], metavar="ID",
-                    help="inject a catalogue fault once started (repeatable)")  # fmt: skip
-    up.add_argument("--foreground", action="store_true",
-                    help="stay attached; Ctrl-C stops everything")  # fmt: skip
+    up.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="inject a catalogue fault once started (repeatable)",
+    )
+    up.add_argument(
+        "--foreground", action="store_true", help="stay attached; Ctrl-C stops everything"
+    )
     up.set_defaults(run=_up)
     down = actions.add_parser("down", parents=[common], help="stop everything `up` started")
     down.set_defaults(run=_down)
@@ -65,16 +77,22 @@ def _up(args: argparse.Namespace) -> int:
     directory = data_dir(args)
     existing = stack.read_state(directory)
     if existing is not None and _any_alive(existing):
-        print(f"already running (state in {directory / stack.STATE_FILE}); "
-              "`o11ykit app down` first", file=sys.stderr)  # fmt: skip
+        print(
+            f"already running (state in {directory / stack.STATE_FILE}); `o11ykit app down` first",
+            file=sys.stderr,
+        )
         return 1
     ports = {s.name: s.port + args.port_offset for s in topology.SERVICES}
     store_ports = (4318 + args.port_offset, 16686 + args.port_offset)
     config = stack.StackConfig(
-        data_dir=directory, database_url=args.database_url, backend=args.backend,
-        ports={} if args.free_ports else ports, free_ports=args.free_ports,
-        store_ports=store_ports, die_with_parent=args.foreground,
-    )  # fmt: skip
+        data_dir=directory,
+        database_url=args.database_url,
+        backend=args.backend,
+        ports={} if args.free_ports else ports,
+        free_ports=args.free_ports,
+        store_ports=store_ports,
+        die_with_parent=args.foreground,
+    )
     running = stack.Stack(config)
     try:
         started = time.perf_counter()
@@ -171,8 +189,10 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         for name, info in report["services"].items():
-            faults = ", ".join(f["id"] + (" (fixed)" if f.get("fixed") else "")
-                               for f in report["faults"].get(name, []))  # fmt: skip
+            faults = ", ".join(
+                f["id"] + (" (fixed)" if f.get("fixed") else "")
+                for f in report["faults"].get(name, [])
+            )
             mark = "healthy" if info["healthy"] else "NOT ANSWERING"
             print(f"  {name:<15} {info['url']:<24} {mark:<14} {faults}")
     return 0 if all(i["healthy"] for i in report["services"].values()) else 1
@@ -218,12 +238,17 @@ def catalogue_mode(args: argparse.Namespace) -> int | None:
         if command == "inject":
             fault_id = args.name or args.fault_id
             if not fault_id:
-                print("o11ykit fault inject: give a catalogue id "
-                      f"(one of: {', '.join(catalogue.BY_ID)})", file=sys.stderr)  # fmt: skip
+                print(
+                    "o11ykit fault inject: give a catalogue id "
+                    f"(one of: {', '.join(catalogue.BY_ID)})",
+                    file=sys.stderr,
+                )
                 return 2
             spec = faults.inject(fault_id, _overrides(args))
-            print(f"injected {fault_id} into {', '.join(catalogue.get(fault_id).services)}: "
-                  f"{json.dumps(spec['scope']) if spec['scope'] else 'everyone'}")  # fmt: skip
+            print(
+                f"injected {fault_id} into {', '.join(catalogue.get(fault_id).services)}: "
+                f"{json.dumps(spec['scope']) if spec['scope'] else 'everyone'}"
+            )
         elif command == "fix":
             faults.fix(args.fault_id, not args.undo)
             print(f"{'unfixed' if args.undo else 'fixed'} {args.fault_id}")
@@ -251,10 +276,17 @@ def _overrides(args: argparse.Namespace) -> Any:
         key, _, value = pair.partition("=")
         params[key.strip()] = _number(value.strip())
     return Overrides(
-        tenants=args.tenant, users=args.user, routes=args.route, versions=args.version,
-        percent=args.percent, seed=args.seed, onset_s=args.onset, ramp_s=args.ramp,
-        params=params, fixed=args.fixed,
-    )  # fmt: skip
+        tenants=args.tenant,
+        users=args.user,
+        routes=args.route,
+        versions=args.version,
+        percent=args.percent,
+        seed=args.seed,
+        onset_s=args.onset,
+        ramp_s=args.ramp,
+        params=params,
+        fixed=args.fixed,
+    )
 
 
 def _number(text: str) -> Any:
@@ -270,8 +302,15 @@ def _list_catalogue(args: argparse.Namespace) -> int:
     from sample_app.faults import catalogue
 
     if getattr(args, "json", False):
-        print(json.dumps([{"id": f.id, "class": f.fault_class, "title": f.title,
-                           "services": f.services} for f in catalogue.FAULTS], indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                [
+                    {"id": f.id, "class": f.fault_class, "title": f.title, "services": f.services}
+                    for f in catalogue.FAULTS
+                ],
+                indent=2,
+            )
+        )
         return 0
     for fault in catalogue.FAULTS:
         print(f"  {fault.id:<16} {fault.fault_class:<32} {fault.title}")

@@ -52,8 +52,13 @@ def build_spec(fault: catalogue.Fault, overrides: Overrides | None = None) -> di
         given = getattr(overrides, name)
         if given is not None:
             scope[name] = given
-    spec = {"id": fault.id, "kind": fault.kind, "params": {**fault.params, **overrides.params},
-            "scope": scope, "fixed": overrides.fixed}  # fmt: skip
+    spec = {
+        "id": fault.id,
+        "kind": fault.kind,
+        "params": {**fault.params, **overrides.params},
+        "scope": scope,
+        "fixed": overrides.fixed,
+    }
     customers = None  # any user id is accepted: customers are too many to list
     FaultSpec.from_dict(spec, kinds=_kind_specs(), tenants=dataset.shop_slugs(), users=customers)
     return spec
@@ -63,8 +68,9 @@ class StackFaults:
     """The catalogue's faults on one running stack (URLs and token from its state file)."""
 
     def __init__(self, service_urls: Mapping[str, str], token: str, timeout: float = 5.0) -> None:
-        self.clients = {name: FaultClient(url, token, timeout=timeout)
-                        for name, url in service_urls.items()}  # fmt: skip
+        self.clients = {
+            name: FaultClient(url, token, timeout=timeout) for name, url in service_urls.items()
+        }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> StackFaults:

@@ -74,9 +74,16 @@ class ErrorsAsResponses:
             if started:
                 raise
             body = b'{"error":"internal error"}'
-            await send({"type": "http.response.start", "status": 500,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})  # fmt: skip
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
 
 
@@ -122,13 +129,18 @@ def kind_specs(kinds: Iterable[catalogue.Kind]) -> dict[str, Any]:
             name=kind.name,
             help=kind.help,
             params={
-                name: ParamSpec(type=param.type, default=param.default, min=param.minimum,
-                                max=param.maximum, help=param.help)
+                name: ParamSpec(
+                    type=param.type,
+                    default=param.default,
+                    min=param.minimum,
+                    max=param.maximum,
+                    help=param.help,
+                )
                 for name, param in kind.params.items()
             },
         )
         for kind in kinds
-    }  # fmt: skip
+    }
 
 
 def current_span() -> trace.Span:

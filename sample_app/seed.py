@@ -57,9 +57,12 @@ def _mark(engine: Engine) -> None:
             for table in inspect(engine).get_table_names():
                 column = inspect(engine).get_pk_constraint(table)["constrained_columns"]
                 if column == ["id"]:
-                    connection.execute(text(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                        f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"))  # fmt: skip
+                    connection.execute(
+                        text(
+                            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                            f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
+                        )
+                    )
         connection.execute(text("CREATE TABLE seed_info (version VARCHAR(8))"))
         connection.execute(text("INSERT INTO seed_info VALUES (:v)"), {"v": SEED_VERSION})
         if engine.dialect.name == "postgresql":
@@ -103,8 +106,14 @@ def _products() -> Iterator[tuple]:
         for product_id in shop.product_ids:
             # Minor units: cents, or whole yen (JPY has no minor unit).
             price = rng.randint(300, 40_000)
-            yield (product_id, shop.index, product_name(product_id), shop.locale, price,
-                   shop.currency)  # fmt: skip
+            yield (
+                product_id,
+                shop.index,
+                product_name(product_id),
+                shop.locale,
+                price,
+                shop.currency,
+            )
 
 
 def _reviews() -> Iterator[tuple]:
@@ -124,13 +133,15 @@ def seed_catalog(engine: Engine) -> dict[str, int]:
     counts = {
         "shops": bulk_insert(engine, "shops", ("id", "slug", "currency", "locale"), shops),
         "products": bulk_insert(
-            engine, "products",
-            ("id", "shop_id", "name", "locale", "price_minor", "currency"), _products(),
+            engine,
+            "products",
+            ("id", "shop_id", "name", "locale", "price_minor", "currency"),
+            _products(),
         ),
         "reviews": bulk_insert(
             engine, "reviews", ("id", "product_id", "shop_id", "rating"), _reviews()
         ),
-    }  # fmt: skip
+    }
     _mark(engine)
     return counts
 
@@ -171,8 +182,17 @@ def _orders(now: int) -> Iterator[tuple[tuple, list[tuple]]]:
             total += price * quantity
             items.append((item_id, order_id, product, quantity, price))
         created = now - rng.randrange(90 * DAY)
-        order = (order_id, shop.slug, shop.customer(number), numbers[shop.slug], created, total,
-                 shop.currency, "paid", _address(rng))  # fmt: skip
+        order = (
+            order_id,
+            shop.slug,
+            shop.customer(number),
+            numbers[shop.slug],
+            created,
+            total,
+            shop.currency,
+            "paid",
+            _address(rng),
+        )
         yield order, items
 
 
@@ -190,20 +210,34 @@ def seed_orders(engine: Engine, now: int | None = None) -> dict[str, int]:
         last[order[1]] = order[3]
     counts = {
         "orders": bulk_insert(
-            engine, "orders",
-            ("id", "shop", "customer", "number", "created_at", "total_minor", "currency", "status",
-             "shipping_address"),
+            engine,
+            "orders",
+            (
+                "id",
+                "shop",
+                "customer",
+                "number",
+                "created_at",
+                "total_minor",
+                "currency",
+                "status",
+                "shipping_address",
+            ),
             orders,
         ),
         "order_items": bulk_insert(
-            engine, "order_items", ("id", "order_id", "product_id", "quantity", "price_minor"),
+            engine,
+            "order_items",
+            ("id", "order_id", "product_id", "quantity", "price_minor"),
             items,
         ),
         "shop_counters": bulk_insert(
-            engine, "shop_counters", ("shop", "next_number", "invoiced_through"),
+            engine,
+            "shop_counters",
+            ("shop", "next_number", "invoiced_through"),
             [(s.slug, last.get(s.slug, 0) + 1, 0) for s in dataset.shops()],
         ),
-    }  # fmt: skip
+    }
     _mark(engine)
     return counts
 

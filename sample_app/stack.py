@@ -146,9 +146,12 @@ class Stack:
             if port and not port_is_free(port):
                 raise StackError(f"port {port} for the local trace store is in use")
         self.store = spawn_store(
-            self.data_dir / "store", http_port=http_port, query_port=query_port, grpc_port=None,
+            self.data_dir / "store",
+            http_port=http_port,
+            query_port=query_port,
+            grpc_port=None,
             detach=not self.config.die_with_parent,
-        )  # fmt: skip
+        )
         self.query_url = self.store.query_url
         self.traces_url = self.store.traces_url
 
@@ -156,21 +159,26 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("O11YKIT_", "OTEL_"))}
         if self.config.backend != "local":
             env.update({k: v for k, v in os.environ.items() if k.startswith(("O11YKIT_", "OTEL_"))})
-        env.update({
-            "SAMPLE_APP_SERVICE": service.name,
-            "SAMPLE_APP_DATA_DIR": str(self.data_dir),
-            "O11YKIT_SERVICE_NAME": service.service_name,
-            "O11YKIT_SERVICE_VERSION": service.version,
-            "O11YKIT_ENVIRONMENT": "workshop",
-            "O11YKIT_SCHEDULE_DELAY": SCHEDULE_DELAY_S,
-            "O11YKIT_FAULTS": "true",
-            "O11YKIT_FAULTS_TOKEN": self.token,
-            "O11YKIT_FAULTS_AUDIT_FILE": str(self.data_dir / "fault-audit.jsonl"),
-            "PYTHONUNBUFFERED": "1",
-        })  # fmt: skip
+        env.update(
+            {
+                "SAMPLE_APP_SERVICE": service.name,
+                "SAMPLE_APP_DATA_DIR": str(self.data_dir),
+                "O11YKIT_SERVICE_NAME": service.service_name,
+                "O11YKIT_SERVICE_VERSION": service.version,
+                "O11YKIT_ENVIRONMENT": "workshop",
+                "O11YKIT_SCHEDULE_DELAY": SCHEDULE_DELAY_S,
+                "O11YKIT_FAULTS": "true",
+                "O11YKIT_FAULTS_TOKEN": self.token,
+                "O11YKIT_FAULTS_AUDIT_FILE": str(self.data_dir / "fault-audit.jsonl"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if self.config.backend == "local":
-            env.update(O11YKIT_BACKEND="local", O11YKIT_ENDPOINT=str(self.traces_url),
-                       O11YKIT_QUERY_URL=str(self.query_url))  # fmt: skip
+            env.update(
+                O11YKIT_BACKEND="local",
+                O11YKIT_ENDPOINT=str(self.traces_url),
+                O11YKIT_QUERY_URL=str(self.query_url),
+            )
         else:
             env.setdefault("O11YKIT_BACKEND", self.config.backend)
         if self.config.database_url and service.has_database:
@@ -187,9 +195,18 @@ class Stack:
     def _spawn(self, service: topology.Service) -> None:
         entry = self.services[service.name]
         command = [
-            sys.executable, "-m", "uvicorn", service.module, "--host", "127.0.0.1",
-            "--port", str(entry.port), "--log-level", "warning", "--no-access-log",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "uvicorn",
+            service.module,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(entry.port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
         log = (self.data_dir / "logs" / f"{service.name}.log").open("ab")
         with log:
             entry.process = subprocess.Popen(
@@ -251,9 +268,10 @@ class Stack:
             "traces_url": self.traces_url,
             "store_pid": self.store.pid if self.store else None,
             "token": self.token,
-            "services": {n: {"port": e.port, "pid": e.pid, "url": e.url}
-                         for n, e in self.services.items()},
-        }  # fmt: skip
+            "services": {
+                n: {"port": e.port, "pid": e.pid, "url": e.url} for n, e in self.services.items()
+            },
+        }
 
     def write_state(self) -> Path:
         path = self.data_dir / STATE_FILE

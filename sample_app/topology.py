@@ -22,14 +22,20 @@ class Service:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("gateway", "gateway", 8080, "1.4.2", calls=("catalog", "catalog-canary", "orders"),
-            has_database=False),
+    Service(
+        "gateway",
+        "gateway",
+        8080,
+        "1.4.2",
+        calls=("catalog", "catalog-canary", "orders"),
+        has_database=False,
+    ),
     Service("catalog", "catalog", 8081, "1.7.3"),
     # The same code deployed as the next version, taking no traffic until a canary rollout.
     Service("catalog-canary", "catalog", 8085, "1.8.0"),
     Service("orders", "orders", 8082, "2.3.0", calls=("catalog", "payments")),
     Service("payments", "payments", 8083, "0.9.1", has_database=False),
-)  # fmt: skip
+)
 
 BY_NAME = {service.name: service for service in SERVICES}
 EDGE = "gateway"

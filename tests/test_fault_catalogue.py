@@ -41,13 +41,15 @@ def test_each_fault_names_things_that_exist(fault: catalogue.Fault):
 
 @pytest.mark.parametrize("kind", catalogue.KINDS, ids=lambda k: k.name)
 def test_each_switch_is_read_by_its_service_code(kind: catalogue.Kind):
-    code = "\n".join(p.read_text() for p in (ROOT / "sample_app/services" / kind.service).glob("*.py"))
+    code = "\n".join(
+        p.read_text() for p in (ROOT / "sample_app/services" / kind.service).glob("*.py")
+    )
     assert f'"{kind.name}"' in code, f"{kind.service} never asks about {kind.name}"
 
 
 def test_bad_overrides_are_refused_with_the_accepted_values():
     fault = catalogue.get("null-currency")
-    with pytest.raises(ValueError, match="percent.*0 to 100"):
+    with pytest.raises(ValueError, match=r"percent.*0 to 100"):
         build_spec(fault, Overrides(percent=150))
     with pytest.raises(ValueError, match="unknown tenant 'nope'"):
         build_spec(fault, Overrides(tenants=["nope"]))

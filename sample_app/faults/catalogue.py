@@ -76,31 +76,58 @@ class Fault:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("null_currency", "catalog", "an import left some of a shop's products with no currency",
-         {"share": Param(float, 0.34, 0.01, 1.0, "share of the shop's products affected")}),
-    Kind("unbounded_buffer", "catalog",
-         "the recently-viewed buffer behind 'trending' is never trimmed",
-         {"entries_per_view": Param(int, 5000, 1, 20_000, "entries each product view appends")}),
+    Kind(
+        "null_currency",
+        "catalog",
+        "an import left some of a shop's products with no currency",
+        {"share": Param(float, 0.34, 0.01, 1.0, "share of the shop's products affected")},
+    ),
+    Kind(
+        "unbounded_buffer",
+        "catalog",
+        "the recently-viewed buffer behind 'trending' is never trimmed",
+        {"entries_per_view": Param(int, 5000, 1, 20_000, "entries each product view appends")},
+    ),
     Kind("cache_ttl_zero", "catalog", "the shop ratings cache is configured with a TTL of 0"),
-    Kind("locale_filter", "catalog",
-         "search filters on the platform's default locale instead of the shop's"),
-    Kind("canary_rollout", "gateway",
-         "the gateway sends a share of catalog traffic to the canary (scope percent)"),
+    Kind(
+        "locale_filter",
+        "catalog",
+        "search filters on the platform's default locale instead of the shop's",
+    ),
+    Kind(
+        "canary_rollout",
+        "gateway",
+        "the gateway sends a share of catalog traffic to the canary (scope percent)",
+    ),
     Kind("unbounded_history", "orders", "order history ignores its page size"),
     Kind("lazy_items", "orders", "order history loads each order's items lazily"),
     Kind("dropped_index", "orders", "a migration dropped the index behind the sales report"),
-    Kind("payment_timeout", "orders",
-         "the payment client's timeout is below the provider's latency, with eager retries",
-         {"timeout_s": Param(float, 0.08, 0.01, 5.0, "client timeout per attempt"),
-          "retries": Param(int, 3, 0, 10, "immediate retries after a timeout")}),
+    Kind(
+        "payment_timeout",
+        "orders",
+        "the payment client's timeout is below the provider's latency, with eager retries",
+        {
+            "timeout_s": Param(float, 0.08, 0.01, 5.0, "client timeout per attempt"),
+            "retries": Param(int, 3, 0, 10, "immediate retries after a timeout"),
+        },
+    ),
     Kind("stale_endpoint", "orders", "orders calls a payment endpoint that was decommissioned"),
-    Kind("counter_lock_job", "orders",
-         "the invoice batch job holds a shop's counter row while it works",
-         {"hold_ms": Param(int, 1500, 10, 10_000, "how long each batch holds the lock"),
-          "every_s": Param(float, 2.0, 0.2, 60.0, "how often the job runs")}),
-    Kind("provider_latency", "payments", "the payment provider answers slowly",
-         {"ms": Param(int, 1200, 1, 30_000, "extra latency per charge")}),
-)  # fmt: skip
+    Kind(
+        "counter_lock_job",
+        "orders",
+        "the invoice batch job holds a shop's counter row while it works",
+        {
+            "hold_ms": Param(int, 1500, 10, 10_000, "how long each batch holds the lock"),
+            "every_s": Param(float, 2.0, 0.2, 60.0, "how often the job runs"),
+        },
+    ),
+    Kind(
+        "provider_latency",
+        "payments",
+        "the payment provider answers slowly",
+        {"ms": Param(int, 1200, 1, 30_000, "extra latency per charge")},
+    ),
+)
 KINDS_BY_NAME = {kind.name: kind for kind in KINDS}
 
 _CHECKOUT = ("checkout",)

@@ -41,10 +41,16 @@ def traffic_for(
 ) -> TrafficConfig:
     focus = fault.focus
     return TrafficConfig(
-        base_url=gateway_url, rate=RATE, duration_s=seconds, seed=seed,
-        personas=list(focus.personas) or None, focus_tenant=focus.tenant,
-        focus_user=focus.user, focus_share=0.5 if focus.tenant else 0.0, concurrency=12,
-    )  # fmt: skip
+        base_url=gateway_url,
+        rate=RATE,
+        duration_s=seconds,
+        seed=seed,
+        personas=list(focus.personas) or None,
+        focus_tenant=focus.tenant,
+        focus_user=focus.user,
+        focus_share=0.5 if focus.tenant else 0.0,
+        concurrency=12,
+    )
 
 
 def observe(
@@ -78,16 +84,17 @@ def play(
     fault: catalogue.Fault, faults: StackFaults, query: JaegerQuery, gateway_url: str, seed: int = 1
 ) -> dict[str, Phase]:
     """Before, with the fault, after its fix: the three phases of the contract."""
-    phases = {"before": observe(fault, query, gateway_url, want="absent", seed=seed,
-                                name="before")}  # fmt: skip
+    phases = {"before": observe(fault, query, gateway_url, want="absent", seed=seed, name="before")}
     faults.inject(fault.id)
     try:
-        phases["with fault"] = observe(fault, query, gateway_url, want="present",
-                                       seed=seed + 1, name="with fault")  # fmt: skip
+        phases["with fault"] = observe(
+            fault, query, gateway_url, want="present", seed=seed + 1, name="with fault"
+        )
         faults.fix(fault.id)
         time.sleep(fault.settle_s)
-        phases["after fix"] = observe(fault, query, gateway_url, want="absent", seed=seed + 2,
-                                      name="after fix")  # fmt: skip
+        phases["after fix"] = observe(
+            fault, query, gateway_url, want="absent", seed=seed + 2, name="after fix"
+        )
     finally:
         faults.clear(fault.id)
     return phases

@@ -20,8 +20,9 @@ injects one with its default scope (flags such as `--tenant` and `--percent` cha
 
 
 def _scope(fault: Fault) -> str:
-    parts = [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-             for k, v in fault.scope.items()]  # fmt: skip
+    parts = [
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in fault.scope.items()
+    ]
     return "; ".join(parts) or "everyone"
 
 

@@ -38,40 +38,53 @@ class Measurement:
 
     def describe(self) -> str:
         shown = "n/a" if self.value is None else f"{self.value:.3g}"
-        return (f"{self.signal.measure} of {self.signal.service} {self.signal.operation!r} "
-                f"{self.signal.where or ''} = {shown} (threshold {self.signal.threshold:g}, "
-                f"{self.samples} samples)")  # fmt: skip
+        return (
+            f"{self.signal.measure} of {self.signal.service} {self.signal.operation!r} "
+            f"{self.signal.where or ''} = {shown} (threshold {self.signal.threshold:g}, "
+            f"{self.samples} samples)"
+        )
 
 
 def _group(client: JaegerQuery, signal: Signal, start: datetime, end: datetime) -> dict | None:
     answer = client.breakdown(
-        "service.name", start=start, end=end, service=signal.service,
-        operation=signal.operation, where=signal.where or None,
-    )  # fmt: skip
+        "service.name",
+        start=start,
+        end=end,
+        service=signal.service,
+        operation=signal.operation,
+        where=signal.where or None,
+    )
     groups = answer.get("groups") or []
     return groups[0] if groups else None
 
 
 def _traces(client: JaegerQuery, signal: Signal, start: datetime, end: datetime) -> list[Trace]:
     return client.find_traces(
-        signal.service, signal.operation, start=start, end=end,
-        attributes=signal.where or None, search_depth=200,
-    )  # fmt: skip
+        signal.service,
+        signal.operation,
+        start=start,
+        end=end,
+        attributes=signal.where or None,
+        search_depth=200,
+    )
 
 
 def _sql_spans(trace: Trace, service: str) -> int:
     return sum(
-        1 for s in trace.spans
+        1
+        for s in trace.spans
         if s.service == service and any(k.startswith("db.") for k in s.attributes)
-    )  # fmt: skip
+    )
 
 
 def _payment_calls(trace: Trace, service: str) -> int:
     return sum(
-        1 for s in trace.spans
-        if s.service == service and s.kind == "client"
+        1
+        for s in trace.spans
+        if s.service == service
+        and s.kind == "client"
         and "/charges" in str(s.attributes.get("url.full", s.attributes.get("http.url", "")))
-    )  # fmt: skip
+    )
 
 
 _GROUP_FIELDS = {"error_rate": "errorRate", "p50_ms": "p50Ms", "p95_ms": "p95Ms"}
@@ -92,19 +105,28 @@ def measure(client: JaegerQuery, signal: Signal, start: datetime, end: datetime)
         return Measurement(signal, float(max(values)) if values else None, len(values))
     if kind == "zero_results":
         answer = client.breakdown(
-            "app.search.results", start=start, end=end, service=signal.service,
-            operation=signal.operation, where=signal.where or None, limit=1000,
-        )  # fmt: skip
+            "app.search.results",
+            start=start,
+            end=end,
+            service=signal.service,
+            operation=signal.operation,
+            where=signal.where or None,
+            limit=1000,
+        )
         total = int(answer.get("total") or 0)
         zero = sum(g["count"] for g in answer.get("groups") or [] if g["value"] == "0")
         return Measurement(signal, zero / total if total else None, total)
     if kind == "growth":
         traces = _traces(client, signal, start, end)
         spans = sorted(
-            (s for t in traces for s in t.spans
-             if s.service == signal.service and s.name == signal.operation),
+            (
+                s
+                for t in traces
+                for s in t.spans
+                if s.service == signal.service and s.name == signal.operation
+            ),
             key=lambda s: s.start_ns,
-        )  # fmt: skip
+        )
         if len(spans) < MIN_SAMPLES:
             return Measurement(signal, None, len(spans))
         third = len(spans) // 3

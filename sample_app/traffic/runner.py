@@ -154,9 +154,18 @@ class _Run:
         def record(status: int | None, error: str | None) -> None:
             elapsed_ms = round((time.perf_counter() - began) * 1000, 2)
             outcome = Outcome(
-                began_at, visit.index, visit.persona, step.method, step.path, step.route,
-                visit.tenant, visit.user, status, elapsed_ms, error,
-            )  # fmt: skip
+                began_at,
+                visit.index,
+                visit.persona,
+                step.method,
+                step.path,
+                step.route,
+                visit.tenant,
+                visit.user,
+                status,
+                elapsed_ms,
+                error,
+            )
             self._journal.write(outcome)
             self._tally.record(outcome)
 

@@ -5,11 +5,34 @@ from __future__ import annotations
 
 # What a product is: one word of each name, and what a shopper types into the search box.
 SEARCH_WORDS: tuple[str, ...] = (
-    "kettle", "teapot", "mug", "lamp", "chair", "desk", "scarf", "jacket", "candle",
-    "notebook", "pen", "bag", "bottle", "plate", "bowl", "clock", "towel", "pillow",
-)  # fmt: skip
+    "kettle",
+    "teapot",
+    "mug",
+    "lamp",
+    "chair",
+    "desk",
+    "scarf",
+    "jacket",
+    "candle",
+    "notebook",
+    "pen",
+    "bag",
+    "bottle",
+    "plate",
+    "bowl",
+    "clock",
+    "towel",
+    "pillow",
+)
 
 # What kind it is: names are "<adjective> <word>", and some searches include the adjective.
 ADJECTIVES: tuple[str, ...] = (
-    "classic", "modern", "compact", "deluxe", "organic", "vintage", "travel", "smart",
-)  # fmt: skip
+    "classic",
+    "modern",
+    "compact",
+    "deluxe",
+    "organic",
+    "vintage",
+    "travel",
+    "smart",
+)

@@ -27,8 +27,10 @@ def postgres_unavailable() -> str | None:
         with psycopg.connect(url, connect_timeout=2):
             return None
     except Exception as exc:
-        return (f"no Postgres answers at {postgres_url()} ({type(exc).__name__}); set "
-                f"{POSTGRES_VARIABLE} to test the sample system on Postgres")  # fmt: skip
+        return (
+            f"no Postgres answers at {postgres_url()} ({type(exc).__name__}); set "
+            f"{POSTGRES_VARIABLE} to test the sample system on Postgres"
+        )
 
 
 def seeded_copy(template: Path, target: Path) -> Path:

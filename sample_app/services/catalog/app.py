@@ -55,12 +55,20 @@ def search(shop: str, q: str = "", locale: str | None = None, limit: int = Query
     if switches.broken("locale_filter"):
         wanted = DEFAULT_LOCALE  # the refactor's bug: the platform default, not the shop's
     rows = db_rows(
-        select(models.Product.id, models.Product.name, models.Product.price_minor,
-               models.Product.currency)
-        .where(models.Product.shop_id == shop_id, models.Product.locale == wanted,
-               models.Product.name.like(f"%{q}%"))
-        .order_by(models.Product.id).limit(limit)
-    )  # fmt: skip
+        select(
+            models.Product.id,
+            models.Product.name,
+            models.Product.price_minor,
+            models.Product.currency,
+        )
+        .where(
+            models.Product.shop_id == shop_id,
+            models.Product.locale == wanted,
+            models.Product.name.like(f"%{q}%"),
+        )
+        .order_by(models.Product.id)
+        .limit(limit)
+    )
     items = [{"id": r[0], "name": r[1], **_price(r[2], r[3], shop_currency)} for r in rows]
     # The app's own instrumentation: how many results a search gave, on every search.
     current_span().set_attribute("app.search.results", len(items))
@@ -86,12 +94,17 @@ def product(product_id: int, shop: str):
     stale = switches.broken("cache_ttl_zero")
     rating, reviews = ratings.get(shop_id, ttl_s=0 if stale else 60).get(product_id, (None, 0))
     buffer = switches.broken("unbounded_buffer")
-    recent.record(product_id, extra=buffer.param("entries_per_view") if buffer else 0,
-                  bounded=buffer is None)  # fmt: skip
+    recent.record(
+        product_id, extra=buffer.param("entries_per_view") if buffer else 0, bounded=buffer is None
+    )
     return {
-        "id": product_id, "name": name, **_price(minor, currency, shop_currency),
-        "rating": rating, "reviews": reviews, "trending": recent.trending(),
-    }  # fmt: skip
+        "id": product_id,
+        "name": name,
+        **_price(minor, currency, shop_currency),
+        "rating": rating,
+        "reviews": reviews,
+        "trending": recent.trending(),
+    }
 
 
 class PriceRequest(BaseModel):
@@ -111,8 +124,7 @@ def prices(request: PriceRequest):
     missing = sorted(set(request.product_ids) - set(found))
     if missing:
         raise HTTPException(404, f"no such products in {request.shop}: {missing}")
-    return {"currency": shop_currency,
-            "prices": {str(k): minor for k, (minor, _) in found.items()}}  # fmt: skip
+    return {"currency": shop_currency, "prices": {str(k): minor for k, (minor, _) in found.items()}}
 
 
 @app.get("/health")
@@ -155,10 +167,11 @@ class CurrencyReconciler:
         every = max(1, round(1 / share))
         with engine.begin() as connection:
             connection.execute(
-                text("UPDATE products SET currency = NULL WHERE shop_id = :shop "
-                     "AND id % :every = 0"),
+                text(
+                    "UPDATE products SET currency = NULL WHERE shop_id = :shop AND id % :every = 0"
+                ),
                 {"shop": SHOPS[tenant][0], "every": every},
-            )  # fmt: skip
+            )
         self.applied[tenant] = share
 
     def _repair(self, tenant: str) -> None:
@@ -184,5 +197,6 @@ def _reconcile_forever(stop: threading.Event) -> None:
 
 if switches.engine is not None and env.service.name == "catalog":
     _stop = threading.Event()
-    threading.Thread(target=_reconcile_forever, args=(_stop,), daemon=True,
-                     name="currency-reconciler").start()  # fmt: skip
+    threading.Thread(
+        target=_reconcile_forever, args=(_stop,), daemon=True, name="currency-reconciler"
+    ).start()

@@ -54,8 +54,12 @@ def _relay(call: Any) -> Response:
 
 
 @app.get("/api/products")
-def search(q: str = "", locale: str | None = None, limit: int = Query(20, ge=1, le=100),
-           x_tenant_id: str | None = Header(None)):  # fmt: skip
+def search(
+    q: str = "",
+    locale: str | None = None,
+    limit: int = Query(20, ge=1, le=100),
+    x_tenant_id: str | None = Header(None),
+):
     params = {"shop": _tenant(x_tenant_id), "q": q, "limit": limit}
     if locale:
         params["locale"] = locale
@@ -80,23 +84,34 @@ def quote(cart: Cart, x_tenant_id: str | None = Header(None)):
 
 
 @app.post("/api/checkout")
-def checkout(cart: Cart, x_tenant_id: str | None = Header(None),
-             x_user_id: str | None = Header(None)):  # fmt: skip
-    payload = {"shop": _tenant(x_tenant_id), "customer": _user(x_user_id),
-               "items": cart.items, "card": cart.card}  # fmt: skip
+def checkout(
+    cart: Cart, x_tenant_id: str | None = Header(None), x_user_id: str | None = Header(None)
+):
+    payload = {
+        "shop": _tenant(x_tenant_id),
+        "customer": _user(x_user_id),
+        "items": cart.items,
+        "card": cart.card,
+    }
     return _relay(lambda: _clients["orders"].post("/orders", json=payload))
 
 
 @app.get("/api/orders")
-def orders(limit: int = Query(20, ge=1, le=100), x_tenant_id: str | None = Header(None),
-           x_user_id: str | None = Header(None)):  # fmt: skip
+def orders(
+    limit: int = Query(20, ge=1, le=100),
+    x_tenant_id: str | None = Header(None),
+    x_user_id: str | None = Header(None),
+):
     params = {"shop": _tenant(x_tenant_id), "customer": _user(x_user_id), "limit": limit}
     return _relay(lambda: _clients["orders"].get("/orders", params=params))
 
 
 @app.get("/api/staff/sales")
-def sales(days: int = Query(30, ge=1, le=90), x_tenant_id: str | None = Header(None),
-          x_user_id: str | None = Header(None)):  # fmt: skip
+def sales(
+    days: int = Query(30, ge=1, le=90),
+    x_tenant_id: str | None = Header(None),
+    x_user_id: str | None = Header(None),
+):
     shop = _tenant(x_tenant_id)
     if _user(x_user_id) != dataset.shop(shop).staff:
         raise HTTPException(403, "the sales report is for the shop's staff")

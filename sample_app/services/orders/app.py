@@ -46,8 +46,9 @@ class OrderRequest(QuoteRequest):
 
 
 def _quote(request: QuoteRequest) -> tuple[int, str, dict[int, int]]:
-    answer = catalog.post("/prices", json={
-        "shop": request.shop, "product_ids": [i.product_id for i in request.items]})  # fmt: skip
+    answer = catalog.post(
+        "/prices", json={"shop": request.shop, "product_ids": [i.product_id for i in request.items]}
+    )
     if answer.status_code == 404:
         raise HTTPException(404, answer.json().get("detail", "unknown products"))
     if answer.status_code >= 400:
@@ -82,9 +83,17 @@ def place_order(request: OrderRequest):
     url, policy = _payment_target()
     reference = f"{request.shop}:{request.customer}:{time.time_ns()}"
     try:
-        charge = payments_client.charge(payments, f"{url}/charges", {
-            "amount_minor": total, "currency": currency, "card": request.card,
-            "reference": reference}, policy)  # fmt: skip
+        charge = payments_client.charge(
+            payments,
+            f"{url}/charges",
+            {
+                "amount_minor": total,
+                "currency": currency,
+                "card": request.card,
+                "reference": reference,
+            },
+            policy,
+        )
     except payments_client.PaymentError as exc:
         raise HTTPException(503, str(exc)) from None
     if charge.status_code == 402:
@@ -93,14 +102,27 @@ def place_order(request: OrderRequest):
         raise HTTPException(502, f"payments answered {charge.status_code}")
     with Session(engine) as session, session.begin():
         number = session.execute(
-            text("UPDATE shop_counters SET next_number = next_number + 1 WHERE shop = :shop "
-                 "RETURNING next_number - 1"), {"shop": request.shop}).scalar_one()  # fmt: skip
+            text(
+                "UPDATE shop_counters SET next_number = next_number + 1 WHERE shop = :shop "
+                "RETURNING next_number - 1"
+            ),
+            {"shop": request.shop},
+        ).scalar_one()
         order = models.Order(
-            shop=request.shop, customer=request.customer, number=number,
-            created_at=int(time.time()), total_minor=total, currency=currency, status="paid",
-            items=[models.OrderItem(product_id=i.product_id, quantity=i.quantity,
-                                    price_minor=prices[i.product_id]) for i in request.items],
-        )  # fmt: skip
+            shop=request.shop,
+            customer=request.customer,
+            number=number,
+            created_at=int(time.time()),
+            total_minor=total,
+            currency=currency,
+            status="paid",
+            items=[
+                models.OrderItem(
+                    product_id=i.product_id, quantity=i.quantity, price_minor=prices[i.product_id]
+                )
+                for i in request.items
+            ],
+        )
         session.add(order)
         session.flush()
         order_id = order.id
@@ -121,11 +143,16 @@ def history(shop: str, customer: str, limit: int = Query(HISTORY_PAGE, ge=1, le=
     with Session(engine) as session:
         orders = session.scalars(query).all()
         page = [
-            {"id": o.id, "number": o.number, "created_at": o.created_at,
-             "total_minor": o.total_minor, "currency": o.currency,
-             "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in o.items]}
+            {
+                "id": o.id,
+                "number": o.number,
+                "created_at": o.created_at,
+                "total_minor": o.total_minor,
+                "currency": o.currency,
+                "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in o.items],
+            }
             for o in orders
-        ]  # fmt: skip
+        ]
     return {"orders": page[:limit], "count": len(page[:limit])}
 
 
@@ -140,8 +167,9 @@ def sales(shop: str, days: int = Query(30, ge=1, le=90)):
     since = int(time.time()) - days * 86_400
     with engine.connect() as connection:
         rows = connection.execute(_SALES, {"shop": shop, "since": since}).all()
-    return {"days": [{"day": int(d) * 86_400, "orders": n, "total_minor": int(t)}
-                     for d, n, t in rows]}  # fmt: skip
+    return {
+        "days": [{"day": int(d) * 86_400, "orders": n, "total_minor": int(t)} for d, n, t in rows]
+    }
 
 
 @app.get("/health")
@@ -184,5 +212,9 @@ def _background(stop: threading.Event) -> None:
 _stop = threading.Event()
 if switches.engine is not None:
     threading.Thread(target=_background, args=(_stop,), daemon=True, name="index").start()
-    threading.Thread(target=invoicing.run_forever, args=(engine, switches, _stop), daemon=True,
-                     name="invoice-job").start()  # fmt: skip
+    threading.Thread(
+        target=invoicing.run_forever,
+        args=(engine, switches, _stop),
+        daemon=True,
+        name="invoice-job",
+    ).start()

@@ -32,8 +32,9 @@ def charge(client: httpx.Client, url: str, body: dict, policy: Policy) -> httpx.
             return client.post(url, json=body, timeout=policy.timeout_s)
         except (httpx.TimeoutException, httpx.ConnectError) as exc:
             if attempt >= policy.retries:
-                raise PaymentError(f"payment provider: {type(exc).__name__} after "
-                                   f"{attempt + 1} attempt(s)") from exc  # fmt: skip
+                raise PaymentError(
+                    f"payment provider: {type(exc).__name__} after {attempt + 1} attempt(s)"
+                ) from exc
             attempt += 1
             if policy.backoff_s:
                 time.sleep(policy.backoff_s * attempt)

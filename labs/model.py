@@ -1,0 +1,224 @@
+"""A lab as data: `labs/<id>/lab.yaml`, loaded strictly.
+
+Every text a learner reads is given in English and Japanese; a missing translation, an
+unknown field or a fault the catalogue does not have is an error at load time, with the
+file and the field named, so a broken lab never reaches a workshop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from o11ykit.backends.query_spec import QuerySpec
+from sample_app.faults import catalogue
+
+LABS_DIR = Path(__file__).resolve().parent
+LANGUAGES = ("en", "ja")
+LEVELS = ("first steps", "beginner", "intermediate", "advanced")
+ANSWER_FIELDS = ("service", "operation", "attribute", "fault_class", "version", "count")
+
+
+class LabError(ValueError):
+    """A lab file that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Text:
+    en: str
+    ja: str
+
+    def __call__(self, language: str) -> str:
+        return self.ja if language == "ja" else self.en
+
+
+@dataclass(frozen=True)
+class Step:
+    title: Text
+    text: Text
+    look: QuerySpec | None = None
+
+
+@dataclass(frozen=True)
+class AnswerKey:
+    fields: tuple[str, ...]
+    expected: dict[str, Any]  # service, operation, attribute {key: value}, fault_class, version
+    fault_class_aliases: tuple[str, ...] = ()
+    count_question: Text | None = None  # what `count` counts; its truth comes from the solver
+    count_tolerance: float = 0.25
+
+
+@dataclass(frozen=True)
+class Lab:
+    id: str
+    order: int
+    level: str
+    minutes: int
+    fault: str | None
+    title: Text
+    story: Text
+    goal: Text
+    steps: tuple[Step, ...]
+    hints: tuple[Text, ...]
+    answer: AnswerKey
+    prove: Text
+    facilitator: dict[str, Any] = field(default_factory=dict)
+    scope: dict[str, Any] = field(default_factory=dict)
+    traffic: dict[str, Any] = field(default_factory=dict)
+    warmup_s: float = 4.0
+
+    @property
+    def catalogue_fault(self) -> catalogue.Fault | None:
+        return catalogue.get(self.fault) if self.fault else None
+
+    @property
+    def directory(self) -> Path:
+        return LABS_DIR / self.id
+
+
+def _text(where: str, raw: Any) -> Text:
+    if not isinstance(raw, dict) or set(raw) != set(LANGUAGES):
+        raise LabError(f"{where}: needs exactly the languages {', '.join(LANGUAGES)}")
+    for language in LANGUAGES:
+        if not isinstance(raw[language], str) or not raw[language].strip():
+            raise LabError(f"{where}.{language}: an empty text")
+    return Text(raw["en"].strip(), raw["ja"].strip())
+
+
+def _only(where: str, raw: dict, accepted: tuple[str, ...]) -> None:
+    unknown = sorted(set(raw) - set(accepted))
+    if unknown:
+        raise LabError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}"
+        )
+
+
+def _look(where: str, raw: Any) -> QuerySpec | None:
+    if raw is None:
+        return None
+    try:
+        return QuerySpec(**raw)
+    except (TypeError, ValueError) as exc:
+        raise LabError(f"{where}: {exc}") from None
+
+
+def _answer(where: str, raw: dict) -> AnswerKey:
+    _only(
+        where,
+        raw,
+        ("fields", "expected", "fault_class_aliases", "count_question", "count_tolerance"),
+    )
+    fields = tuple(raw.get("fields") or ())
+    bad = sorted(set(fields) - set(ANSWER_FIELDS))
+    if not fields or bad:
+        raise LabError(f"{where}.fields: accepted: {', '.join(ANSWER_FIELDS)}")
+    expected = dict(raw.get("expected") or {})
+    missing = [f for f in fields if f != "count" and f not in expected]
+    if missing:
+        raise LabError(f"{where}.expected: no expected value for {', '.join(missing)}")
+    if "count" in fields and "count_question" not in raw:
+        raise LabError(f"{where}: a count answer needs count_question")
+    question = (
+        _text(f"{where}.count_question", raw["count_question"]) if "count_question" in raw else None
+    )
+    return AnswerKey(
+        fields,
+        expected,
+        tuple(raw.get("fault_class_aliases") or ()),
+        question,
+        float(raw.get("count_tolerance", 0.25)),
+    )
+
+
+_LAB_FIELDS = (
+    "id",
+    "order",
+    "level",
+    "minutes",
+    "fault",
+    "scope",
+    "traffic",
+    "title",
+    "story",
+    "goal",
+    "steps",
+    "hints",
+    "answer",
+    "prove",
+    "facilitator",
+    "warmup_s",
+)
+
+
+def load(path: Path) -> Lab:
+    where = (
+        str(path.relative_to(LABS_DIR.parent))
+        if path.is_relative_to(LABS_DIR.parent)
+        else str(path)
+    )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise LabError(f"{where}: not YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise LabError(f"{where}: not a mapping")
+    _only(where, raw, _LAB_FIELDS)
+    if raw.get("id") != path.parent.name:
+        raise LabError(f"{where}: id must be the folder's name, {path.parent.name!r}")
+    if raw.get("level") not in LEVELS:
+        raise LabError(f"{where}.level: accepted: {', '.join(LEVELS)}")
+    fault = raw.get("fault")
+    if fault is not None and fault not in catalogue.BY_ID:
+        raise LabError(f"{where}.fault: {fault!r} is not in the catalogue")
+    steps = []
+    for number, step in enumerate(raw.get("steps") or (), 1):
+        at = f"{where}.steps[{number}]"
+        _only(at, step, ("title", "text", "look"))
+        steps.append(
+            Step(
+                _text(f"{at}.title", step.get("title")),
+                _text(f"{at}.text", step.get("text")),
+                _look(f"{at}.look", step.get("look")),
+            )
+        )
+    hints = tuple(_text(f"{where}.hints[{i}]", h) for i, h in enumerate(raw.get("hints") or (), 1))
+    if len(hints) != 3:
+        raise LabError(
+            f"{where}.hints: a ladder of exactly three hints (the last nearly gives it away)"
+        )
+    if not steps:
+        raise LabError(f"{where}.steps: at least one step")
+    return Lab(
+        id=raw["id"],
+        order=int(raw.get("order", 99)),
+        level=raw["level"],
+        minutes=int(raw.get("minutes", 20)),
+        fault=fault,
+        title=_text(f"{where}.title", raw.get("title")),
+        story=_text(f"{where}.story", raw.get("story")),
+        goal=_text(f"{where}.goal", raw.get("goal")),
+        steps=tuple(steps),
+        hints=hints,
+        answer=_answer(f"{where}.answer", raw.get("answer") or {}),
+        prove=_text(f"{where}.prove", raw.get("prove")),
+        facilitator=dict(raw.get("facilitator") or {}),
+        scope=dict(raw.get("scope") or {}),
+        traffic=dict(raw.get("traffic") or {}),
+        warmup_s=float(raw.get("warmup_s", 4.0)),
+    )
+
+
+@cache
+def all_labs() -> tuple[Lab, ...]:
+    return tuple(sorted((load(p) for p in LABS_DIR.glob("*/lab.yaml")), key=lambda lab: lab.order))
+
+
+def get(lab_id: str) -> Lab:
+    for lab in all_labs():
+        if lab.id == lab_id:
+            return lab
+    raise KeyError(f"no lab {lab_id!r}; the labs are: {', '.join(lab.id for lab in all_labs())}")
