@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Set-up and entry point for a fresh machine with nothing but Python 3.10+.
 
-    python3 dev.py start   # the main job: the sample system with a guided walk-through
+    python3 dev.py start   # the main job: the sample system with a guided lab
     python3 dev.py test    # ruff, then the whole test suite
 
 Each command creates `.venv` on first use and reinstalls only when pyproject.toml
@@ -48,7 +48,7 @@ def run(argv: list[str]) -> int:
 
 
 def start(args: list[str]) -> int:
-    return run([str(PYTHON), "-m", "examples.walkthrough", *args])
+    return run([str(PYTHON), "-m", "labs.tour", *args])
 
 
 def test(args: list[str]) -> int:

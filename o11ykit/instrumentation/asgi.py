@@ -225,7 +225,10 @@ def _finish(
     if error is not None:
         final["error.type"] = type(error).__qualname__
     elif status and status[0] >= 500:
-        final["error.type"] = str(status[0])
+        # An app that turned its exception into a 500 and said which keeps its error.type:
+        # "KeyError" tells a learner more than "500".
+        recorded = getattr(span, "attributes", None) or {}
+        final["error.type"] = recorded.get("error.type") or str(status[0])
     span.set_attributes(final)
     if "error.type" in final:
         span.set_status(StatusCode.ERROR)

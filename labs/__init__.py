@@ -1,0 +1,1 @@
+"""Guided, graded labs and incident drills on the sample system (content as data)."""

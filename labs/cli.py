@@ -1,0 +1,254 @@
+"""`o11ykit lab list|start|look|hint|answer|check|prove|solve|stop|reset`.
+
+`start` brings the sample system up when it is not running (local store by default),
+injects the lab's fault with the lab's scope, starts its traffic and walks through the
+guide; in a terminal it pauses between steps, without one (or with CI=true) it prints
+them all. Progress is kept beside the stack's state, so each command picks up where the
+last one left off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from labs import model
+
+SHOWN_GROUPS = 12
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    lab = commands.add_parser("lab", help="guided, graded labs on the sample system")
+    actions = lab.add_subparsers(dest="lab_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--lang", choices=model.LANGUAGES, default=os.environ.get("O11YKIT_LANG", "en")
+    )
+    common.add_argument("--data-dir", help="the sample system's data directory")
+    common.add_argument(
+        "--backend",
+        choices=("local", "jaeger", "honeycomb"),
+        default=os.environ.get("O11YKIT_LAB_BACKEND", "local"),
+        help="where the learner looks: the local store, Jaeger or Honeycomb",
+    )
+    actions.add_parser("list", parents=[common], help="the labs").set_defaults(run=_list)
+    start = actions.add_parser("start", parents=[common], help="start a lab")
+    start.add_argument("lab_id", metavar="LAB")
+    start.add_argument("--no-traffic", action="store_true", help="send your own requests")
+    start.set_defaults(run=_start)
+    look = actions.add_parser("look", parents=[common], help="a step's query, for your backend")
+    look.add_argument("step", type=int, nargs="?", help="step number (all steps without it)")
+    look.add_argument(
+        "--run", dest="run_query", action="store_true", help="run it against the local store"
+    )
+    look.set_defaults(run=_look)
+    actions.add_parser("hint", parents=[common], help="the next hint").set_defaults(run=_hint)
+    answer = actions.add_parser("answer", parents=[common], help="submit and grade an answer")
+    answer.add_argument("--service")
+    answer.add_argument("--operation")
+    answer.add_argument("--attr", help="KEY=VALUE")
+    answer.add_argument("--class", dest="fault_class", help="the kind of fault")
+    answer.add_argument("--version")
+    answer.add_argument("--count", type=float)
+    answer.set_defaults(run=_answer)
+    actions.add_parser(
+        "check", parents=[common], help="your answers so far, and the best score"
+    ).set_defaults(run=_check)
+    actions.add_parser(
+        "prove", parents=[common], help="flip the fix switch; watch the signal go"
+    ).set_defaults(run=_prove)
+    actions.add_parser(
+        "solve", parents=[common], help="(facilitators) run the lab's solver"
+    ).set_defaults(run=_solve)
+    actions.add_parser(
+        "stop", parents=[common], help="clear the fault, stop the traffic"
+    ).set_defaults(run=_stop)
+    actions.add_parser(
+        "reset", parents=[common], help="stop, and forget the progress"
+    ).set_defaults(run=_reset)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 110)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and not os.environ.get("CI")
+
+
+def _state(args: argparse.Namespace, start: bool = False) -> dict:
+    from sample_app import stack
+    from sample_app.cli import data_dir
+
+    directory = data_dir(args)
+    state = stack.read_state(directory)
+    if state is None and start:
+        running = stack.Stack(stack.StackConfig(data_dir=directory, die_with_parent=False))
+        running.start(progress=print)
+        state = running.state()
+    if state is None:
+        sys.exit("the sample system is not running: `o11ykit lab start LAB` starts it")
+    return state
+
+
+def _session(args: argparse.Namespace, lab_id: str | None = None, start: bool = False) -> Any:
+    from labs.session import PROGRESS_FILE, LabSession
+
+    state = _state(args, start)
+    if lab_id is None:
+        import json
+        from pathlib import Path
+
+        try:
+            lab_id = json.loads((Path(state["data_dir"]) / PROGRESS_FILE).read_text())["lab"]
+        except (FileNotFoundError, ValueError, KeyError):
+            sys.exit("no lab is running: `o11ykit lab start LAB` (see `o11ykit lab list`)")
+    try:
+        lab = model.get(lab_id)
+    except KeyError as exc:
+        sys.exit(str(exc.args[0]))
+    return LabSession(lab, state, backend=args.backend)
+
+
+def _list(args: argparse.Namespace) -> int:
+    for lab in model.all_labs():
+        print(f"  {lab.id:<20} {lab.level:<13} {lab.minutes:>3} min  {lab.title(args.lang)}")
+    return 0
+
+
+def print_step(console: Any, session: Any, number: int, language: str, run: bool) -> None:
+    from labs.session import render_look
+
+    step = session.lab.steps[number - 1]
+    console.print(f"\n[bold]{number}. {step.title(language)}[/bold]")
+    console.print(step.text(language), soft_wrap=True)
+    if step.look is None:
+        return
+    console.print(f"  → {render_look(step.look, session.backend).text}", soft_wrap=True)
+    if run and session.backend == "local":
+        show_result(console, session.run_look(step))
+
+
+def show_result(console: Any, result: dict | None) -> None:
+    from o11ykit.traces_cli import breakdown_table
+
+    if not result:
+        return
+    if result.get("kind") == "breakdown":
+        shown = {**result, "groups": result.get("groups", [])[:SHOWN_GROUPS]}
+        console.print(breakdown_table(shown))
+        hidden = len(result.get("groups", [])) - SHOWN_GROUPS
+        if hidden > 0:
+            console.print(f"    ... and {hidden} more rows (the command above shows them all)")
+    else:
+        for trace in result.get("traces", [])[:5]:
+            console.print(
+                f"    {trace['traceId']}  {trace['root']}  {trace['durationMs']:.1f} ms  "
+                f"{trace['spans']} spans  {trace['errors']} errors"
+            )
+
+
+def _start(args: argparse.Namespace) -> int:
+    session = _session(args, args.lab_id, start=True)
+    lab, language, console = session.lab, args.lang, _console()
+    if session.progress.get("traffic_pid"):
+        session.stop()
+    session.inject()
+    if not args.no_traffic:
+        session.start_background_traffic()
+    console.print(f"\n[bold]{lab.title(language)}[/bold]  ({lab.level}, {lab.minutes} min)\n")
+    console.print(lab.story(language), soft_wrap=True)
+    console.print(f"\n[bold]→[/bold] {lab.goal(language)}", soft_wrap=True)
+    for number in range(1, len(lab.steps) + 1):
+        if _interactive():
+            input("\n(Enter for the next step) ")
+        print_step(console, session, number, language, run=False)
+    console.print("\n`o11ykit lab look N --run`, `o11ykit lab hint`, `o11ykit lab answer ...`")
+    return 0
+
+
+def _look(args: argparse.Namespace) -> int:
+    session, console = _session(args), _console()
+    numbers = [args.step] if args.step else range(1, len(session.lab.steps) + 1)
+    for number in numbers:
+        if not 1 <= number <= len(session.lab.steps):
+            sys.exit(f"step {number}: this lab has steps 1 to {len(session.lab.steps)}")
+        print_step(console, session, number, args.lang, run=args.run_query)
+    return 0
+
+
+def _hint(args: argparse.Namespace) -> int:
+    session = _session(args)
+    number, hint = session.hint()
+    print(f"hint {number} of {len(session.lab.hints)}: {hint(args.lang)}")
+    return 0
+
+
+def _answer(args: argparse.Namespace) -> int:
+    session = _session(args)
+    given: dict[str, Any] = {
+        k: getattr(args, k)
+        for k in ("service", "operation", "fault_class", "version", "count")
+        if getattr(args, k) is not None
+    }
+    if args.attr:
+        key, sep, value = args.attr.partition("=")
+        if not sep:
+            sys.exit("--attr takes KEY=VALUE, e.g. tenant.id=acme")
+        given["attribute"] = {key.strip(): value.strip()}
+    result = session.answer(given)
+    for field in result.fields:
+        mark = {1: "✓", 0.5: "½"}.get(field.credit, "✗")
+        print(f"  {mark} {field.field}: {field.feedback(args.lang)}")
+    print(f"score: {result.score}/100" + ("  — solved!" if result.correct else ""))
+    return 0 if result.correct else 1
+
+
+def _check(args: argparse.Namespace) -> int:
+    session = _session(args)
+    answers = session.progress["answers"]
+    best = max((a["score"] for a in answers), default=0)
+    print(
+        f"{session.lab.id}: {len(answers)} answer(s), best score {best}/100, "
+        f"{session.progress['hints']} hint(s) taken"
+    )
+    return 0 if best == 100 else 1
+
+
+def _prove(args: argparse.Namespace) -> int:
+    session = _session(args)
+    print(session.lab.prove(args.lang))
+    before, after = session.prove()
+    for b, a in zip(before, after, strict=True):
+        print(f"  before the fix: {b.describe()}\n  after the fix:  {a.describe()}")
+    gone = all(m.absent for m in after)
+    print(
+        "the signal is gone: the fix switch removed it"
+        if gone
+        else "the signal is still there: not enough traffic yet? run `o11ykit lab prove` again"
+    )
+    return 0 if gone else 1
+
+
+def _solve(args: argparse.Namespace) -> int:
+    session = _session(args)
+    print(session.solve() or "the solver finds no such problem in the traces (yet)")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    _session(args).stop()
+    print("the lab's fault is cleared and its traffic stopped; `o11ykit app down` stops the system")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    session = _session(args)
+    session.stop()
+    session.progress_path.unlink(missing_ok=True)
+    print(f"{session.lab.id}: progress forgotten")
+    return 0

@@ -1,0 +1,262 @@
+"""Playing a lab on a running sample stack: inject its fault, drive traffic, show each
+step's look for the chosen backend, hand out hints, grade answers, prove the cause.
+
+Used by `o11ykit lab`, by the guided tour behind `python3 dev.py start` and by tests.
+The learner's progress (hints taken, answers and their scores) is kept in a JSON file
+beside the stack's state, so a closed terminal loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from labs import grading, model, solvers
+from o11ykit.backends import query_spec
+from o11ykit.backends.honeycomb_links import honeycomb_link, link_slugs
+from o11ykit.backends.jaeger_query import JaegerQuery
+from sample_app.control import Overrides, StackFaults
+from sample_app.faults import signals
+
+PROGRESS_FILE = "lab.json"
+BACKENDS = ("local", "jaeger", "honeycomb")
+JAEGER_UI = os.environ.get("O11YKIT_JAEGER_UI", "http://localhost:16686")
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Look:
+    """One step's query, as the learner's backend shows it."""
+
+    backend: str
+    text: str  # a command to run or a link to open
+
+
+def render_look(spec: query_spec.QuerySpec, backend: str, at: datetime | None = None) -> Look:
+    if backend == "jaeger":
+        return Look(backend, query_spec.jaeger_link(spec, JAEGER_UI, at))
+    if backend == "honeycomb":
+        slugs = link_slugs(os.environ)
+        if slugs is None:
+            return Look(
+                backend,
+                "set O11YKIT_HONEYCOMB_TEAM and O11YKIT_HONEYCOMB_ENVIRONMENT "
+                "for Honeycomb links (docs/honeycomb.md)",
+            )
+        team, environment = slugs
+        return Look(
+            backend,
+            honeycomb_link(
+                spec,
+                team=team,
+                environment=environment,
+                dataset=os.environ.get("O11YKIT_HONEYCOMB_DATASET", spec.service or "gateway"),
+                region=os.environ.get("O11YKIT_HONEYCOMB_REGION", "us"),
+                now=at,
+            ),
+        )
+    return Look(backend, query_spec.local_command(spec))
+
+
+def lab_mix(fault: Any) -> dict[str, float]:
+    """The default persona mix, with the personas that reach the fault's code path five
+    times as frequent: a lab's signal should show within seconds, not minutes."""
+    from sample_app.traffic import DEFAULT_MIX
+
+    boosted = set(fault.focus.personas) if fault is not None else set()
+    return {name: weight * (5 if name in boosted else 1) for name, weight in DEFAULT_MIX.items()}
+
+
+class LabSession:
+    def __init__(self, lab: model.Lab, state: dict[str, Any], backend: str = "local") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r}; accepted: {', '.join(BACKENDS)}")
+        self.lab = lab
+        self.state = state
+        self.backend = backend
+        self.faults = StackFaults.from_state(state)
+        self.query = JaegerQuery(state["query_url"]) if state.get("query_url") else None
+        self.progress_path = Path(state["data_dir"]) / PROGRESS_FILE
+        self.progress = self._load_progress()
+
+    # ---- progress -------------------------------------------------------------------------
+
+    def _load_progress(self) -> dict[str, Any]:
+        try:
+            saved = json.loads(self.progress_path.read_text())
+        except (FileNotFoundError, ValueError):
+            saved = {}
+        if saved.get("lab") != self.lab.id:
+            saved = {
+                "lab": self.lab.id,
+                "hints": 0,
+                "answers": [],
+                "started": None,
+                "traffic_pid": None,
+                "backend": self.backend,
+            }
+        return saved
+
+    def save(self) -> None:
+        tmp = self.progress_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.progress, indent=2))
+        os.replace(tmp, self.progress_path)
+
+    # ---- the lab's fault and traffic ------------------------------------------------------
+
+    def inject(self) -> None:
+        fault = self.lab.catalogue_fault
+        if fault is not None:
+            scope = self.lab.scope
+            self.faults.inject(
+                fault.id,
+                Overrides(
+                    tenants=scope.get("tenants", ()),
+                    users=scope.get("users", ()),
+                    percent=scope.get("percent"),
+                    seed=scope.get("seed"),
+                ),
+            )
+        self.progress["started"] = now().isoformat()
+        self.save()
+
+    def traffic_config(self, seconds: float, seed: int = 1) -> Any:
+        from sample_app.traffic import TrafficConfig
+
+        fault = self.lab.catalogue_fault
+        focus = fault.focus if fault is not None else None
+        share = float(self.lab.traffic.get("focus_share", 0.3)) if focus and focus.tenant else 0.0
+        return TrafficConfig(
+            base_url=self.state["services"]["gateway"]["url"],
+            rate=float(self.lab.traffic.get("rate", 15)),
+            duration_s=seconds,
+            seed=seed,
+            focus_tenant=focus.tenant if share else None,
+            focus_user=focus.user if share else None,
+            focus_share=share,
+            concurrency=10,
+        )
+
+    def start_background_traffic(self, seconds: float = 3600) -> int:
+        """Traffic for as long as the lab runs, in its own process (`lab stop` ends it)."""
+        config = self.traffic_config(seconds)
+        command = [
+            sys.executable,
+            "-m",
+            "sample_app.traffic",
+            "--url",
+            config.base_url,
+            "--rate",
+            str(config.rate),
+            "--duration",
+            str(seconds),
+            "--seed",
+            str(config.seed),
+            "--progress",
+            "none",
+        ]
+        if config.focus_tenant:
+            command += [
+                "--focus-tenant",
+                config.focus_tenant,
+                "--focus-share",
+                str(config.focus_share),
+            ]
+        if config.focus_user:
+            command += ["--focus-user", config.focus_user]
+        log = (Path(self.state["data_dir"]) / "logs" / "lab-traffic.log").open("ab")
+        with log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        self.progress["traffic_pid"] = process.pid
+        self.save()
+        return process.pid
+
+    def stop(self) -> None:
+        pid = self.progress.get("traffic_pid")
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        if self.lab.fault:
+            self.faults.clear(self.lab.fault)
+        self.progress["traffic_pid"] = None
+        self.save()
+
+    # ---- what the learner asks for ------------------------------------------------------
+
+    def looks(self) -> list[tuple[model.Step, Look | None]]:
+        return [
+            (step, render_look(step.look, self.backend) if step.look else None)
+            for step in self.lab.steps
+        ]
+
+    def run_look(self, step: model.Step) -> dict[str, Any] | None:
+        """The look's answer from the local store, for the terminal walk-through."""
+        if step.look is None or self.query is None:
+            return None
+        return query_spec.run_local(step.look, self.query)
+
+    def hint(self) -> tuple[int, model.Text]:
+        taken = min(self.progress["hints"] + 1, len(self.lab.hints))
+        self.progress["hints"] = taken
+        self.save()
+        return taken, self.lab.hints[taken - 1]
+
+    def window(self) -> tuple[datetime, datetime]:
+        started = self.progress.get("started")
+        begin = datetime.fromisoformat(started) if started else now() - timedelta(minutes=15)
+        return begin - timedelta(seconds=1), now() + timedelta(seconds=1)
+
+    def solve(self) -> solvers.Answer | None:
+        if self.query is None:
+            raise RuntimeError("solvers read the local store; this stack exports elsewhere")
+        return solvers.SOLVERS[self.lab.id](self.query, *self.window())
+
+    def answer(self, given: dict[str, Any]) -> grading.Grade:
+        truth = None
+        if "count" in self.lab.answer.fields:
+            solved = self.solve()
+            truth = float(solved["count"]) if solved and "count" in solved else None
+        result = grading.grade(self.lab, given, truth)
+        self.progress["answers"].append(
+            {"time": now().isoformat(), "answer": given, "score": result.score}
+        )
+        self.save()
+        return result
+
+    def prove(
+        self, settle_s: float | None = None, window_s: float = 6.0, traffic: bool = True
+    ) -> tuple[list[signals.Measurement], list[signals.Measurement]]:
+        """Measure the fault's signal, flip its fix switch, measure again: before and after."""
+        fault = self.lab.catalogue_fault
+        if fault is None:
+            raise RuntimeError(f"{self.lab.id} has no fault to prove")
+        if self.query is None:
+            raise RuntimeError("prove reads the local store; this stack exports elsewhere")
+        begin = self.window()[0]
+        before = [signals.measure(self.query, s, begin, now()) for s in fault.signals]
+        self.faults.fix(fault.id)
+        time.sleep(settle_s if settle_s is not None else fault.settle_s)
+        fixed_at = now()
+        if traffic:
+            from sample_app.traffic import run
+
+            run(self.traffic_config(window_s, seed=7))
+        else:
+            time.sleep(window_s)
+        time.sleep(0.6)
+        after = [signals.measure(self.query, s, fixed_at, now()) for s in fault.signals]
+        return before, after

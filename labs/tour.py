@@ -1,0 +1,94 @@
+"""The guided tour behind `python3 dev.py start`: the sample system and one guided lab,
+on the embedded defaults (the local trace store, SQLite), nothing but Python needed.
+
+It starts the five services and the store, plays the failing-tenant lab as a learner
+would (the story, each step's query and its answer from the store, the hint ladder), then
+answers with what the traces show, is graded, and proves the cause by flipping the fault's
+fix switch. In a terminal it pauses between steps; unattended (CI=true or no terminal) it
+runs straight through. Everything it started is stopped when it ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from labs import model
+from labs.cli import print_step
+from labs.session import LabSession
+from sample_app.stack import Stack, StackConfig
+from sample_app.traffic import run
+
+TOUR_LAB = "failing-tenant"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 dev.py start", description=__doc__)
+    parser.add_argument(
+        "--lang", choices=model.LANGUAGES, default=os.environ.get("O11YKIT_LANG", "en")
+    )
+    parser.add_argument("--lab", default=TOUR_LAB, help="which lab to play")
+    parser.add_argument("--data-dir", default=".o11ykit/tour", help="the tour's databases")
+    args = parser.parse_args(argv)
+    pause = sys.stdin.isatty() and not os.environ.get("CI")
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
+    lab, language = model.get(args.lab), args.lang
+
+    def wait() -> None:
+        if pause:
+            input("\n  (Enter to go on) ")
+
+    console.print("[bold]Starting the sample system on the embedded defaults...[/bold]")
+    stack = Stack(StackConfig(data_dir=Path(args.data_dir), free_ports=True))
+    stack.start(progress=lambda line: console.print(f"  {line}"))
+    try:
+        console.print(
+            f"  gateway {stack.gateway_url}, trace store {stack.query_url} "
+            "(Jaeger API v3); five services, all traced by o11ykit.init()"
+        )
+        session = LabSession(lab, stack.state())
+        console.print(f"\n[bold]Lab: {lab.title(language)}[/bold]\n")
+        console.print(lab.story(language), soft_wrap=True)
+        console.print(f"\n[bold]→[/bold] {lab.goal(language)}", soft_wrap=True)
+        session.inject()
+        console.print("\n  (shoppers' traffic for a few seconds...)")
+        run(session.traffic_config(max(6.0, lab.warmup_s), seed=1))
+        time.sleep(0.8)
+        for number in range(1, len(lab.steps) + 1):
+            wait()
+            print_step(console, session, number, language, run=True)
+        for _ in lab.hints:
+            wait()
+            taken, hint = session.hint()
+            console.print(f"\n[bold]hint {taken}/{len(lab.hints)}[/bold] {hint(language)}")
+        answer = session.solve()
+        console.print(f"\n[bold]The answer the traces give:[/bold] {answer}")
+        result = session.answer(answer or {})
+        for field in result.fields:
+            console.print(
+                f"  {'✓' if field.credit == 1 else '✗'} {field.field}: {field.feedback(language)}"
+            )
+        console.print(f"  score: {result.score}/100")
+        wait()
+        console.print(f"\n[bold]Prove it[/bold]: {lab.prove(language)}", soft_wrap=True)
+        before, after = session.prove()
+        for b, a in zip(before, after, strict=True):
+            console.print(f"  before: {b.describe()}\n  after:  {a.describe()}")
+        proved = all(m.absent for m in after)
+        session.stop()
+    finally:
+        stack.stop()
+    console.print(
+        "\nNext: `o11ykit lab list`, `o11ykit lab start LAB` (add --lang ja), "
+        "`o11ykit app up`, `o11ykit fault list`; docs/labs.md"
+    )
+    return 0 if result.correct and proved else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

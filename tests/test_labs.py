@@ -1,0 +1,180 @@
+"""Labs: every lab file loads, its guides are generated from it, its looks render for
+every backend, grading gives partial credit, and every solver finds its lab's answer from
+the traces alone on a real stack, and finds nothing without the fault."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labs import grading, guide, model, solvers
+from labs.session import LabSession, render_look
+from o11ykit.backends.jaeger_query import JaegerQuery
+from o11ykit.cli import build_parser
+from sample_app.stack import Stack, StackConfig
+from sample_app.traffic import TrafficConfig, run
+from tests.support.sample_stack import seeded_copy
+
+LABS = model.all_labs()
+
+
+def test_ten_labs_from_a_first_trace_to_hard():
+    assert len(LABS) >= 10
+    assert LABS[0].fault is None and LABS[0].level == "first steps"
+    assert {lab.level for lab in LABS} >= {"beginner", "intermediate", "advanced"}
+    assert set(solvers.SOLVERS) == {lab.id for lab in LABS}
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_the_guides_are_generated_from_the_lab_file(lab: model.Lab):
+    for name, text in guide.outputs(lab).items():
+        assert (lab.directory / name).read_text(encoding="utf-8") == text, (
+            f"{lab.id}/{name} is out of date: python -m labs.guide"
+        )
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_every_look_renders_for_every_backend(lab: model.Lab, monkeypatch):
+    monkeypatch.setenv("O11YKIT_HONEYCOMB_TEAM", "acme-sre")
+    monkeypatch.setenv("O11YKIT_HONEYCOMB_ENVIRONMENT", "workshop")
+    parser = build_parser()
+    for step in lab.steps:
+        if step.look is None:
+            continue
+        command = render_look(step.look, "local").text
+        parser.parse_args(shlex.split(command)[1:])  # the real CLI accepts it
+        assert render_look(step.look, "jaeger").text.startswith("http://localhost:16686/search?")
+        assert (
+            "ui.honeycomb.io/acme-sre/environments/workshop/"
+            in render_look(step.look, "honeycomb").text
+        )
+
+
+def _broken_copy(tmp_path: Path, change) -> Path:
+    source = model.LABS_DIR / "failing-tenant" / "lab.yaml"
+    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    change(raw)
+    target = tmp_path / "failing-tenant" / "lab.yaml"
+    target.parent.mkdir()
+    target.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda raw: raw["story"].pop("ja"), r"story: needs exactly the languages en, ja"),
+        (lambda raw: raw["hints"].pop(), r"hints: a ladder of exactly three hints"),
+        (lambda raw: raw.update(fault="no-such"), r"fault: 'no-such' is not in the catalogue"),
+        (lambda raw: raw.update(colour="red"), r"unknown field\(s\) colour"),
+        (lambda raw: raw["answer"]["expected"].pop("service"), r"no expected value for service"),
+    ],
+)
+def test_a_broken_lab_file_is_refused_naming_the_field(tmp_path, change, message):
+    with pytest.raises(model.LabError, match=message):
+        model.load(_broken_copy(tmp_path, change))
+
+
+def test_grading_gives_partial_credit_and_feedback_in_both_languages():
+    lab = model.get("failing-tenant")
+    right = {
+        "service": "catalog",
+        "attribute": {"tenant.id": "globex"},
+        "fault_class": "bad data",
+        "count": 10,
+    }
+    assert grading.grade(lab, right, count_truth=9).score == 100
+    neighbour = grading.grade(lab, {**right, "service": "gateway"}, count_truth=9)
+    assert neighbour.score == 88 and "one hop" in neighbour.fields[0].feedback.en
+    assert "隣" in neighbour.fields[0].feedback.ja
+    value = grading.grade(lab, {**right, "attribute": {"tenant.id": "acme"}}, count_truth=9)
+    assert value.fields[1].credit == 0.5
+    wrong = {
+        "service": "payments",
+        "attribute": {"enduser.id": "x"},
+        "fault_class": "ddos",
+        "count": 90,
+    }
+    assert grading.grade(lab, wrong, count_truth=9).score == 0
+    assert grading.grade(lab, {**right, "count": 13}, count_truth=9).fields[3].credit == 0.5
+
+
+# ---- solvers on a real stack ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(seeded_template, tmp_path_factory) -> Iterator[Stack]:
+    directory = seeded_copy(seeded_template, tmp_path_factory.mktemp("labs"))
+    running = Stack(StackConfig(data_dir=directory, free_ports=True)).start(progress=lambda _: None)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@pytest.mark.integration
+def test_without_a_fault_no_solver_finds_a_problem(stack: Stack):
+    query = JaegerQuery(stack.query_url)
+    start = _now() - timedelta(milliseconds=50)
+    run(TrafficConfig(base_url=stack.gateway_url, rate=30, duration_s=6, seed=3, concurrency=10))
+    time.sleep(0.8)
+    found = {lab.id: solvers.SOLVERS[lab.id](query, start, _now()) for lab in LABS if lab.fault}
+    assert found == dict.fromkeys(found), found
+
+
+def _wrong(lab: model.Lab, answer: dict) -> dict:
+    """The solver's answer with every field wrong."""
+    wrong = dict(answer)
+    wrong["service"] = "gateway" if answer.get("service") == "payments" else "payments"
+    wrong["operation"] = "GET /health"
+    wrong["attribute"] = {"http.request.method": "HEAD"}
+    wrong["fault_class"] = "cosmic rays"
+    wrong["version"] = "0.0.1"
+    wrong["count"] = 1000
+    return {k: v for k, v in wrong.items() if k in lab.answer.fields}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
+def test_the_solver_finds_the_answer_from_the_traces_alone(stack: Stack, lab: model.Lab):
+    session = LabSession(lab, stack.state())
+    session.inject()
+    try:
+        answer, deadline, round_number = None, time.monotonic() + 20, 0
+        while answer is None and time.monotonic() < deadline:
+            run(session.traffic_config(1.5, seed=round_number))
+            round_number += 1
+            time.sleep(0.6)
+            answer = session.solve()
+        assert answer is not None, f"{lab.id}: the solver found nothing in 20 s"
+        result = session.answer(answer)
+        assert result.correct, [(f.field, f.feedback.en) for f in result.fields]
+        assert session.answer(_wrong(lab, answer)).score == 0
+    finally:
+        session.stop()
+        if lab.catalogue_fault is not None:
+            time.sleep(lab.catalogue_fault.settle_s)
+
+
+@pytest.mark.integration
+def test_prove_flips_the_fix_switch_and_the_signal_goes(stack: Stack):
+    session = LabSession(model.get("failing-tenant"), stack.state())
+    session.inject()
+    try:
+        run(session.traffic_config(4, seed=11))
+        time.sleep(0.6)
+        before, after = session.prove(window_s=4)
+        assert all(m.present for m in before), [m.describe() for m in before]
+        assert all(m.absent for m in after), [m.describe() for m in after]
+    finally:
+        session.stop()

@@ -1,0 +1,255 @@
+"""The sample system as users run it: real processes on loopback, tenant and user on every
+span of every service, guarded fault control, and `o11ykit app` leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from o11ykit.backends.jaeger_query import JaegerQuery
+from o11ykit.faults import FaultSpecError
+from sample_app import stack as stack_module
+from sample_app.control import Overrides, StackFaults
+from sample_app.stack import Stack, StackConfig
+from tests.support.sample_stack import seeded_copy
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def stack(seeded_template, tmp_path_factory) -> Iterator[Stack]:
+    directory = seeded_copy(seeded_template, tmp_path_factory.mktemp("app"))
+    running = Stack(StackConfig(data_dir=directory, free_ports=True)).start(progress=lambda _: None)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _trace(query: JaegerQuery, trace_id: str, services: int) -> object:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = query.get_trace(trace_id)
+        if found is not None and len({s.service for s in found.spans}) >= services:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"trace {trace_id} did not reach the store with {services} services")
+
+
+def test_tenant_and_user_reach_every_span_of_every_service(stack: Stack):
+    trace_id = os.urandom(16).hex()
+    headers = {
+        "X-Tenant-ID": "globex",
+        "X-User-ID": "globex-c00042",
+        "traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01",
+    }
+    items = {"items": [{"product_id": 1401, "quantity": 1}]}
+    answer = httpx.post(f"{stack.gateway_url}/api/checkout", json=items, headers=headers)
+    assert answer.status_code in (201, 402), answer.text
+    trace = _trace(JaegerQuery(stack.query_url), trace_id, 4)
+    assert {s.service for s in trace.spans} == {"gateway", "orders", "catalog", "payments"}
+    assert {s.attributes.get("tenant.id") for s in trace.spans} == {"globex"}
+    assert {s.attributes.get("enduser.id") for s in trace.spans} == {"globex-c00042"}
+    sql = [s for s in trace.spans if "db.system.name" in s.attributes]
+    assert {s.service for s in sql} == {"catalog", "orders"}
+    versions = {s.service: s.resource.get("service.version") for s in trace.spans}
+    assert versions == {
+        "gateway": "1.4.2",
+        "orders": "2.3.0",
+        "catalog": "1.7.3",
+        "payments": "0.9.1",
+    }
+
+
+def test_the_edge_refuses_requests_it_cannot_attribute(stack: Stack):
+    gateway = stack.gateway_url
+    assert httpx.get(f"{gateway}/api/products/1").status_code == 400
+    assert (
+        httpx.get(f"{gateway}/api/products/1", headers={"X-Tenant-ID": "nope"}).status_code == 404
+    )
+    staff_only = httpx.get(
+        f"{gateway}/api/staff/sales", headers={"X-Tenant-ID": "acme", "X-User-ID": "acme-c00001"}
+    )
+    assert staff_only.status_code == 403
+
+
+def test_a_bad_fault_spec_is_refused_and_changes_nothing(stack: Stack):
+    faults = StackFaults.from_state(stack.state())
+    with pytest.raises(KeyError, match="the catalogue has"):
+        faults.inject("no-such-fault")
+    with pytest.raises(FaultSpecError, match="unknown tenant"):
+        faults.inject("null-currency", Overrides(tenants=["nope"]))
+    with pytest.raises(FaultSpecError, match="percent"):
+        faults.inject("bad-canary", Overrides(percent=101))
+    assert all(not held for held in faults.status().values())
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "o11ykit.cli",
+            "fault",
+            "inject",
+            "null-currency",
+            "--percent",
+            "250",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "O11YKIT_APP_DIR": str(stack.data_dir)},
+        timeout=30,
+    )
+    assert cli.returncode == 2 and "0 to 100" in cli.stderr
+    assert all(not held for held in faults.status().values())
+
+
+def test_a_fault_leaves_no_label_in_the_telemetry(stack: Stack):
+    faults = StackFaults.from_state(stack.state())
+    start = datetime.now(timezone.utc)
+    faults.inject("null-currency")
+    try:
+        headers = {"X-Tenant-ID": "globex", "X-User-ID": "globex-c00001"}
+        for product in range(1401, 1431):
+            httpx.get(f"{stack.gateway_url}/api/products/{product}", headers=headers)
+        time.sleep(1.0)
+        query = JaegerQuery(stack.query_url)
+        end = datetime.now(timezone.utc) + timedelta(seconds=1)
+        traces = [
+            t
+            for service in ("gateway", "catalog")
+            for t in query.find_traces(service, start=start, end=end, search_depth=100)
+        ]
+        assert any(t.errors for t in traces), "the fault did not fail any request"
+        text = json.dumps(
+            [
+                [s.name, s.attributes, s.resource, [e.name for e in s.events]]
+                for t in traces
+                for s in t.spans
+            ],
+            default=str,
+        ).lower()
+        for word in ("null-currency", "null_currency", "fault", "inject"):
+            assert word not in text
+        operations = {o.name for service in query.services() for o in query.operations(service)}
+        assert not any("_o11ykit" in name for name in operations)
+    finally:
+        faults.clear("null-currency")
+
+
+# ---- `o11ykit app` as a learner runs it ------------------------------------------------------
+
+
+def _o11ykit(*args: str, data_dir: Path, timeout: float = 90) -> subprocess.CompletedProcess:
+    env = {**os.environ, "O11YKIT_APP_DIR": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "o11ykit.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _processes_of(data_dir: Path) -> list[int]:
+    """Every live process started for this data directory (by environment or command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            marks = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().split()[2]
+        except OSError:
+            continue
+        if str(data_dir).encode() in marks and state != "Z" and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_gone(data_dir: Path, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while _processes_of(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _processes_of(data_dir)
+
+
+def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    up = _o11ykit("app", "up", "--free-ports", data_dir=data_dir)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "the sample system is up" in up.stdout
+        state_file = data_dir / stack_module.STATE_FILE
+        assert state_file.stat().st_mode & 0o777 == 0o600  # it holds the fault token
+        status = _o11ykit("app", "status", data_dir=data_dir)
+        assert status.returncode == 0 and status.stdout.count("healthy") == 5, status.stdout
+    finally:
+        down = _o11ykit("app", "down", data_dir=data_dir)
+    assert down.returncode == 0 and "store" in down.stdout
+    assert _wait_gone(data_dir) == []
+    assert not state_file.exists()
+
+
+def test_a_port_in_use_fails_the_start_and_leaves_nothing(seeded_template, tmp_path):
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        up = _o11ykit("app", "up", "--port-offset", str(port - 8080), data_dir=data_dir)
+    assert up.returncode == 1
+    assert f"port {port} for gateway is in use" in up.stderr
+    assert _wait_gone(data_dir) == []
+
+
+def test_a_service_that_cannot_start_stops_the_others(seeded_template, tmp_path):
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    up = _o11ykit(
+        "app",
+        "up",
+        "--free-ports",
+        "--database-url",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        data_dir=data_dir,
+    )
+    assert up.returncode == 1
+    assert "o11ykit app up:" in up.stderr
+    assert _wait_gone(data_dir) == []
+
+
+def test_ctrl_c_in_the_foreground_stops_everything(seeded_template, tmp_path):
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    env = {**os.environ, "O11YKIT_APP_DIR": str(data_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "o11ykit.cli", "app", "up", "--free-ports", "--foreground"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (data_dir / stack_module.STATE_FILE).exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+            time.sleep(0.1)
+        assert len(_processes_of(data_dir)) >= 6
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert _wait_gone(data_dir) == []
