@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from labs.model import Lab, Text
+from labs.model import AnswerKey, Text
 from sample_app import topology
 
 
@@ -148,8 +148,8 @@ def _count(truth: float | None, tolerance: float, given: Any) -> FieldGrade:
     )
 
 
-def grade(lab: Lab, answer: dict[str, Any], count_truth: float | None = None) -> Grade:
-    key = lab.answer
+def grade(key: AnswerKey, answer: dict[str, Any], count_truth: float | None = None) -> Grade:
+    """Grade `answer` against a lab's (or a drill's) key."""
     graders = {
         "service": lambda: _service(key.expected["service"], answer.get("service")),
         "operation": lambda: _exact(

@@ -80,7 +80,8 @@ class Lab:
         return LABS_DIR / self.id
 
 
-def _text(where: str, raw: Any) -> Text:
+def parse_text(where: str, raw: Any) -> Text:
+    """A text in every language, or a LabError naming `where`."""
     if not isinstance(raw, dict) or set(raw) != set(LANGUAGES):
         raise LabError(f"{where}: needs exactly the languages {', '.join(LANGUAGES)}")
     for language in LANGUAGES:
@@ -106,7 +107,8 @@ def _look(where: str, raw: Any) -> QuerySpec | None:
         raise LabError(f"{where}: {exc}") from None
 
 
-def _answer(where: str, raw: dict) -> AnswerKey:
+def parse_answer_key(where: str, raw: dict) -> AnswerKey:
+    """An answer key from its YAML form; labs and drills write keys the same way."""
     _only(
         where,
         raw,
@@ -123,7 +125,9 @@ def _answer(where: str, raw: dict) -> AnswerKey:
     if "count" in fields and "count_question" not in raw:
         raise LabError(f"{where}: a count answer needs count_question")
     question = (
-        _text(f"{where}.count_question", raw["count_question"]) if "count_question" in raw else None
+        parse_text(f"{where}.count_question", raw["count_question"])
+        if "count_question" in raw
+        else None
     )
     return AnswerKey(
         fields,
@@ -180,12 +184,14 @@ def load(path: Path) -> Lab:
         _only(at, step, ("title", "text", "look"))
         steps.append(
             Step(
-                _text(f"{at}.title", step.get("title")),
-                _text(f"{at}.text", step.get("text")),
+                parse_text(f"{at}.title", step.get("title")),
+                parse_text(f"{at}.text", step.get("text")),
                 _look(f"{at}.look", step.get("look")),
             )
         )
-    hints = tuple(_text(f"{where}.hints[{i}]", h) for i, h in enumerate(raw.get("hints") or (), 1))
+    hints = tuple(
+        parse_text(f"{where}.hints[{i}]", h) for i, h in enumerate(raw.get("hints") or (), 1)
+    )
     if len(hints) != 3:
         raise LabError(
             f"{where}.hints: a ladder of exactly three hints (the last nearly gives it away)"
@@ -198,13 +204,13 @@ def load(path: Path) -> Lab:
         level=raw["level"],
         minutes=int(raw.get("minutes", 20)),
         fault=fault,
-        title=_text(f"{where}.title", raw.get("title")),
-        story=_text(f"{where}.story", raw.get("story")),
-        goal=_text(f"{where}.goal", raw.get("goal")),
+        title=parse_text(f"{where}.title", raw.get("title")),
+        story=parse_text(f"{where}.story", raw.get("story")),
+        goal=parse_text(f"{where}.goal", raw.get("goal")),
         steps=tuple(steps),
         hints=hints,
-        answer=_answer(f"{where}.answer", raw.get("answer") or {}),
-        prove=_text(f"{where}.prove", raw.get("prove")),
+        answer=parse_answer_key(f"{where}.answer", raw.get("answer") or {}),
+        prove=parse_text(f"{where}.prove", raw.get("prove")),
         facilitator=dict(raw.get("facilitator") or {}),
         scope=dict(raw.get("scope") or {}),
         traffic=dict(raw.get("traffic") or {}),

@@ -230,7 +230,7 @@ class LabSession:
         if "count" in self.lab.answer.fields:
             solved = self.solve()
             truth = float(solved["count"]) if solved and "count" in solved else None
-        result = grading.grade(self.lab, given, truth)
+        result = grading.grade(self.lab.answer, given, truth)
         self.progress["answers"].append(
             {"time": now().isoformat(), "answer": given, "score": result.score}
         )

@@ -66,7 +66,11 @@ def _add_traces(commands: argparse._SubParsersAction) -> None:
 
 def _add_workshop(commands: argparse._SubParsersAction) -> None:
     """The sample system's and the labs' commands, which ship with the workshop tooling."""
-    for module, name in (("sample_app.cli", "app"), ("labs.cli", "lab")):
+    for module, name in (
+        ("sample_app.cli", "app"),
+        ("labs.cli", "lab"),
+        ("labs.drills.cli", "drill"),
+    ):
         try:
             plugin = importlib.import_module(module)
         except ImportError as missing:

@@ -89,11 +89,11 @@ def test_grading_gives_partial_credit_and_feedback_in_both_languages():
         "fault_class": "bad data",
         "count": 10,
     }
-    assert grading.grade(lab, right, count_truth=9).score == 100
-    neighbour = grading.grade(lab, {**right, "service": "gateway"}, count_truth=9)
+    assert grading.grade(lab.answer, right, count_truth=9).score == 100
+    neighbour = grading.grade(lab.answer, {**right, "service": "gateway"}, count_truth=9)
     assert neighbour.score == 88 and "one hop" in neighbour.fields[0].feedback.en
     assert "隣" in neighbour.fields[0].feedback.ja
-    value = grading.grade(lab, {**right, "attribute": {"tenant.id": "acme"}}, count_truth=9)
+    value = grading.grade(lab.answer, {**right, "attribute": {"tenant.id": "acme"}}, count_truth=9)
     assert value.fields[1].credit == 0.5
     wrong = {
         "service": "payments",
@@ -101,8 +101,8 @@ def test_grading_gives_partial_credit_and_feedback_in_both_languages():
         "fault_class": "ddos",
         "count": 90,
     }
-    assert grading.grade(lab, wrong, count_truth=9).score == 0
-    assert grading.grade(lab, {**right, "count": 13}, count_truth=9).fields[3].credit == 0.5
+    assert grading.grade(lab.answer, wrong, count_truth=9).score == 0
+    assert grading.grade(lab.answer, {**right, "count": 13}, count_truth=9).fields[3].credit == 0.5
 
 
 # ---- solvers on a real stack ----------------------------------------------------------------

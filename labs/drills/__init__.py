@@ -1,0 +1,1 @@
+"""Mock incident drills: blind, timed, mitigated from telemetry, with a postmortem draft."""

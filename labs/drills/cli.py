@@ -1,0 +1,236 @@
+"""`o11ykit drill start|brief|key|ack|diagnose|mitigate|status|watch|postmortem|end`.
+
+The facilitator starts a drill (a shipped replay scenario, `fault:<id>` from the
+catalogue, or `--random`) and keeps `drill watch` running, which applies the timeline and
+verifies recovery; if it dies, any drill command picks up from the log. Participants see
+the briefing, never the key (`drill key` is the facilitator's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from labs.drills import postmortem, scenario
+from labs.drills.drill import Drill, DrillError
+from labs.drills.state import scoreboard
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    drill = commands.add_parser("drill", help="mock incident drills: blind, timed, scored")
+    actions = drill.add_subparsers(dest="drill_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", help="the sample system's data directory")
+    common.add_argument("--lang", choices=("en", "ja"), default="en")
+    start = actions.add_parser("start", parents=[common], help="(facilitator) start a drill")
+    start.add_argument("scenario", nargs="?", help="a scenario id or fault:<catalogue id>")
+    start.add_argument("--random", action="store_true", help="pick one at random (by --seed)")
+    start.add_argument("--teams", required=True, help="comma-separated team names")
+    start.add_argument("--seed", type=int, default=1)
+    start.add_argument("--time-scale", type=float, default=1.0, help="timeline speed factor")
+    start.add_argument("--baseline", type=float, default=60.0, help="healthy seconds first")
+    start.add_argument("--no-traffic", action="store_true")
+    start.set_defaults(run=_start)
+    for name, run, text in (
+        ("brief", _brief, "what participants are told"),
+        ("key", _key, "(facilitator) the answer key"),
+        ("status", _status, "the scoreboard"),
+        ("watch", _watch, "(facilitator) apply the timeline, verify recovery"),
+        ("end", _end, "(facilitator) end the drill, clear its faults"),
+    ):
+        actions.add_parser(name, parents=[common], help=text).set_defaults(run=run)
+    team = argparse.ArgumentParser(add_help=False, parents=[common])
+    team.add_argument("--team", required=True)
+    actions.add_parser("ack", parents=[team], help="acknowledge the page").set_defaults(run=_ack)
+    diagnose = actions.add_parser("diagnose", parents=[team], help="submit a diagnosis")
+    diagnose.add_argument("--service")
+    diagnose.add_argument("--operation")
+    diagnose.add_argument("--attr", help="KEY=VALUE")
+    diagnose.add_argument("--class", dest="fault_class")
+    diagnose.add_argument("--version")
+    diagnose.set_defaults(run=_diagnose)
+    mitigate = actions.add_parser("mitigate", parents=[team], help="apply a mitigation")
+    mitigate.add_argument("mitigation", help="e.g. rollback-canary, disable-retries")
+    mitigate.set_defaults(run=_mitigate)
+    report = actions.add_parser("postmortem", parents=[common], help="the postmortem draft")
+    report.add_argument("--out", help="write it to this file")
+    report.set_defaults(run=_postmortem)
+
+
+def _drill(args: argparse.Namespace) -> Drill:
+    from sample_app import stack
+    from sample_app.cli import data_dir
+
+    state = stack.read_state(data_dir(args))
+    if state is None:
+        sys.exit("the sample system is not running: `o11ykit app up` first")
+    return Drill(state)
+
+
+def _guarded(action: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return action(args)
+        except (DrillError, KeyError) as exc:
+            print(f"o11ykit drill: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+@_guarded
+def _start(args: argparse.Namespace) -> int:
+    drill = _drill(args)
+    if args.random:
+        chosen = scenario.pick(args.seed).id
+    elif args.scenario:
+        chosen = args.scenario
+    else:
+        raise DrillError("give a scenario (see docs/drills.md) or --random")
+    teams = [t.strip() for t in args.teams.split(",") if t.strip()]
+    picked = drill.start(
+        chosen, teams, seed=args.seed, time_scale=args.time_scale, baseline_s=args.baseline
+    )
+    if not args.no_traffic:
+        _start_traffic(drill)
+    print(f"drill started for {', '.join(teams)}. Participants: `o11ykit drill brief`.")
+    print("Keep `o11ykit drill watch` running (it applies the timeline and checks recovery).")
+    del picked  # the facilitator sees the key with `drill key`, not here, where others look
+    return 0
+
+
+def _start_traffic(drill: Drill) -> None:
+    import subprocess
+
+    gateway = drill.stack_state["services"]["gateway"]["url"]
+    journal = drill.directory / "traffic.jsonl"
+    log = (drill.directory / "traffic.log").open("ab")
+    with log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "sample_app.traffic",
+                "--url",
+                gateway,
+                "--rate",
+                "15",
+                "--duration",
+                "3600",
+                "--progress",
+                "none",
+                "--journal",
+                str(journal),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    (drill.directory / "traffic.pid").write_text(str(process.pid))
+
+
+@_guarded
+def _brief(args: argparse.Namespace) -> int:
+    chosen = _drill(args).scenario
+    print(f"{chosen.title(args.lang)}\n\n{chosen.briefing(args.lang)}")
+    return 0
+
+
+@_guarded
+def _key(args: argparse.Namespace) -> int:
+    chosen = _drill(args).scenario
+    print(f"root cause: {chosen.root_cause} ({chosen.root_fault.fault_class})")
+    print(f"expected diagnosis: {chosen.key.expected}")
+    print(f"mitigation: {chosen.mitigation}")
+    for change in chosen.timeline:
+        print(
+            f"  t+{change.at_s:g}s inject {change.fault}"
+            + (f" for {change.duration_s:g}s" if change.duration_s else "")
+            + ("  (red herring)" if change.red_herring else "")
+        )
+    return 0
+
+
+@_guarded
+def _ack(args: argparse.Namespace) -> int:
+    _drill(args).acknowledge(args.team)
+    print(f"{args.team}: acknowledged")
+    return 0
+
+
+@_guarded
+def _diagnose(args: argparse.Namespace) -> int:
+    answer = {
+        k: getattr(args, k)
+        for k in ("service", "operation", "fault_class", "version")
+        if getattr(args, k) is not None
+    }
+    if args.attr:
+        key, _, value = args.attr.partition("=")
+        answer["attribute"] = {key.strip(): value.strip()}
+    result = _drill(args).diagnose(args.team, answer)
+    for field in result.fields:
+        print(f"  {'✓' if field.credit == 1 else '✗'} {field.field}: {field.feedback(args.lang)}")
+    print(f"score {result.score}/100" + (": correct" if result.correct else ""))
+    return 0 if result.correct else 1
+
+
+@_guarded
+def _mitigate(args: argparse.Namespace) -> int:
+    print(_drill(args).mitigate(args.team, args.mitigation))
+    return 0
+
+
+@_guarded
+def _status(args: argparse.Namespace) -> int:
+    drill = _drill(args)
+    for line in drill.tick():
+        print(line)
+    for row in scoreboard(drill.state):
+        print("  " + "  ".join(f"{k}={v if v is not None else '—'}" for k, v in row.items()))
+    return 0
+
+
+@_guarded
+def _watch(args: argparse.Namespace) -> int:
+    drill = _drill(args)
+    while drill.state.ended is None:
+        for line in drill.tick():
+            print(time.strftime("%H:%M:%S"), line, flush=True)
+        if drill.state.recovered is not None:
+            print("recovery verified; `o11ykit drill postmortem`, then `o11ykit drill end`")
+            return 0
+        time.sleep(1.0)
+    return 0
+
+
+@_guarded
+def _end(args: argparse.Namespace) -> int:
+    import os
+    import signal
+
+    drill = _drill(args)
+    drill.end()
+    pid_file = drill.directory / "traffic.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        pid_file.unlink()
+    print("drill ended; its faults are cleared")
+    return 0
+
+
+@_guarded
+def _postmortem(args: argparse.Namespace) -> int:
+    text = postmortem.render(_drill(args), args.lang)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0

@@ -1,0 +1,192 @@
+"""A drill on a running sample stack: the facilitator starts it, participants' commands
+act on it, and every command first brings it up to date (`tick`): timeline changes that
+are due are applied, and once a team has mitigated, recovery is checked in the traces.
+Everything that happens goes to the log before the command returns."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from labs import grading
+from labs.drills import scenario as scenarios
+from labs.drills import telemetry
+from labs.drills.journal import DrillLog
+from labs.drills.state import DrillState, replay
+from o11ykit.backends.jaeger_query import JaegerQuery
+from sample_app.control import Overrides, StackFaults
+from sample_app.faults import catalogue
+
+
+class DrillError(RuntimeError):
+    """A drill command that cannot be carried out; nothing was changed or logged."""
+
+
+def _overrides(raw: dict[str, Any]) -> Overrides:
+    return Overrides(
+        tenants=raw.get("tenants", ()),
+        users=raw.get("users", ()),
+        percent=raw.get("percent"),
+        seed=raw.get("seed"),
+    )
+
+
+class Drill:
+    def __init__(self, stack_state: dict[str, Any]) -> None:
+        self.stack_state = stack_state
+        self.directory = Path(stack_state["data_dir"]) / "drill"
+        self.log = DrillLog(self.directory / "events.jsonl")
+        self.faults = StackFaults.from_state(stack_state)
+        self.query = JaegerQuery(stack_state["query_url"])
+
+    @property
+    def state(self) -> DrillState:
+        return replay(self.log.events())
+
+    @property
+    def scenario(self) -> scenarios.Scenario:
+        name = self.state.scenario
+        if name is None:
+            raise DrillError("no drill has been started here: `o11ykit drill start`")
+        return scenarios.get(name)
+
+    def _started(self) -> dict[str, Any]:
+        return next(e for e in self.log.events() if e["event"] == "drill_started")
+
+    # ---- facilitator ------------------------------------------------------------------------
+
+    def start(
+        self,
+        name: str,
+        teams: list[str],
+        *,
+        seed: int = 1,
+        time_scale: float = 1.0,
+        baseline_s: float = 60.0,
+        recovery_window_s: float | None = None,
+    ) -> scenarios.Scenario:
+        current = self.state
+        if current.started is not None and current.ended is None:
+            raise DrillError(f"a drill ({current.scenario}) is running: `o11ykit drill end` first")
+        chosen = scenarios.get(name)
+        if not teams or len(set(teams)) != len(teams):
+            raise DrillError("give each team a distinct name, e.g. --teams red,blue")
+        if self.log.path.exists():
+            self.log.path.rename(self.log.path.with_suffix(f".{int(time.time())}.jsonl"))
+        self.log.append(
+            "drill_started",
+            scenario=chosen.id,
+            teams=teams,
+            seed=seed,
+            time_scale=time_scale,
+            baseline_s=baseline_s,
+            recovery_window_s=recovery_window_s or chosen.recovery.window_s,
+        )
+        self.tick()
+        return chosen
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """Apply what is due; check recovery. Returns what happened, for the facilitator."""
+        state = self.state
+        if state.started is None or state.ended is not None:
+            return []
+        now = time.time() if now is None else now
+        started = self._started()
+        clock = now - state.started - started["baseline_s"]
+        happened = []
+        for index, change in enumerate(self.scenario.timeline):
+            due = change.at_s * state.time_scale
+            if index not in state.applied and clock >= due:
+                self.faults.inject(change.fault, _overrides(change.overrides))
+                self.log.append("change_applied", index=index, fault=change.fault, action="inject")
+                happened.append(f"injected {change.fault}")
+            ends = None if change.duration_s is None else due + change.duration_s * state.time_scale
+            if (
+                index in state.applied
+                and index not in state.cleared
+                and ends is not None
+                and clock >= ends
+            ):
+                self.faults.clear(change.fault)
+                self.log.append("change_applied", index=index, fault=change.fault, action="clear")
+                happened.append(f"cleared {change.fault}")
+        state = self.state
+        if state.mitigated is not None and state.recovered is None:
+            window = float(started["recovery_window_s"])
+            if now - state.mitigated >= window:
+                health = telemetry.health(self.query, self.scenario, telemetry.at(now), window)
+                if health.healthy:
+                    self.log.append("recovered", health=health.describe())
+                    happened.append("recovery verified: " + health.describe())
+        return happened
+
+    def end(self) -> None:
+        for change in self.scenario.timeline:
+            self.faults.clear(change.fault)
+        self.log.append("ended")
+
+    # ---- participants -------------------------------------------------------------------------
+
+    def _team(self, team: str) -> None:
+        state = self.state
+        if state.started is None or state.ended is not None:
+            raise DrillError("no drill is running")
+        if team not in state.teams:
+            raise DrillError(f"no team {team!r}; the teams are: {', '.join(state.teams)}")
+
+    def acknowledge(self, team: str) -> None:
+        self.tick()
+        self._team(team)
+        self.log.append("ack", team=team)
+
+    def diagnose(self, team: str, answer: dict[str, Any]) -> grading.Grade:
+        self.tick()
+        self._team(team)
+        result = grading.grade(self.scenario.key, answer)
+        self.log.append(
+            "diagnosis", team=team, answer=answer, score=result.score, correct=result.correct
+        )
+        return result
+
+    def mitigate(self, team: str, name: str) -> str:
+        """Flip the fix switch the mitigation names, if its fault is there to fix."""
+        self.tick()
+        self._team(team)
+        by_name = {f.mitigation: f for f in catalogue.FAULTS}
+        if name not in by_name:
+            raise DrillError(f"no mitigation {name!r}; accepted: {', '.join(sorted(by_name))}")
+        fault = by_name[name]
+        held = {f["id"] for faults in self.faults.status().values() for f in faults}
+        effective = fault.id in held
+        if effective:
+            self.faults.fix(fault.id)
+        self.log.append(
+            "mitigation",
+            team=team,
+            name=name,
+            fault=fault.id if effective else None,
+            addresses_root_cause=effective and fault.id == self.scenario.root_cause,
+        )
+        return (
+            f"{name}: applied ({fault.fix})"
+            if effective
+            else f"{name}: nothing to change; that part of the system is healthy"
+        )
+
+    # ---- afterwards ---------------------------------------------------------------------------
+
+    def impact(self) -> telemetry.Impact:
+        state = self.state
+        if state.incident_started is None:
+            raise DrillError("the incident has not started yet")
+        end = state.recovered or state.ended or time.time()
+        return telemetry.impact(
+            self.query,
+            (telemetry.at(state.incident_started), telemetry.at(end)),
+            before=telemetry.at(state.started),
+        )
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)

@@ -1,0 +1,162 @@
+"""The postmortem draft, in Markdown, English or Japanese: timeline from the drill's log,
+impact from the traces, root cause from the key, and the sections the team writes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from labs.drills.drill import Drill
+from labs.drills.state import scoreboard
+
+_EN = {
+    "title": "Postmortem draft",
+    "summary": "Summary",
+    "impact": "Impact",
+    "timeline": "Timeline",
+    "cause": "Root cause",
+    "factors": "Contributing factors",
+    "actions": "Action items",
+    "scores": "Drill scoreboard",
+    "tenants": "Tenants affected",
+    "users": "Distinct users affected",
+    "errors": "Failed requests at the edge",
+    "latency": "Edge latency (p50 / p95)",
+    "before": "before",
+    "during": "during",
+    "write": "_To be written by the team._",
+    "factors_prompts": [
+        "What made the cause easy to introduce?",
+        "What delayed detection, and what sped it up?",
+        "Which signal would have told us sooner?",
+    ],
+    "actions_head": "| action | owner | due |\n| --- | --- | --- |",
+    "from_fix": "Make the fix permanent",
+    "alert": "Alert on the signal that showed it",
+    "team": "team",
+    "ack": "acknowledged",
+    "diag": "diagnosed",
+    "wrong": "wrong answers",
+    "mitig": "mitigated",
+    "recov": "recovered",
+    "none": "none",
+    "pseudo": "counted by their pseudonymous ids ({attribute})",
+}
+_JA = {
+    "title": "ポストモーテム草案",
+    "summary": "概要",
+    "impact": "影響",
+    "timeline": "タイムライン",
+    "cause": "根本原因",
+    "factors": "寄与要因",
+    "actions": "アクションアイテム",
+    "scores": "ドリルのスコアボード",
+    "tenants": "影響を受けたテナント",
+    "users": "影響を受けた異なるユーザー数",
+    "errors": "エッジで失敗したリクエスト",
+    "latency": "エッジのレイテンシ（p50 / p95）",
+    "before": "発生前",
+    "during": "発生中",
+    "write": "_チームが記入してください。_",
+    "factors_prompts": [
+        "原因が入り込みやすかったのはなぜか？",
+        "検知を遅らせたもの、早めたものは何か？",
+        "どのシグナルがあれば、もっと早く気づけたか？",
+    ],
+    "actions_head": "| アクション | 担当 | 期限 |\n| --- | --- | --- |",
+    "from_fix": "修正を恒久化する",
+    "alert": "原因を示したシグナルにアラートを設定する",
+    "team": "チーム",
+    "ack": "確認",
+    "diag": "診断",
+    "wrong": "誤答",
+    "mitig": "緩和",
+    "recov": "回復",
+    "none": "なし",
+    "pseudo": "仮名 ID（{attribute}）で数えた人数",
+}
+
+
+def _clock(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S")
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} s"
+
+
+def _timeline(drill: Drill, w: dict) -> list[str]:
+    lines = []
+    for e in drill.state.events:
+        kind = e["event"]
+        teams = ", ".join(e.get("teams", []))
+        what = {
+            "drill_started": f"drill started: {e.get('scenario')}, teams {teams}",
+            "change_applied": f"{e.get('action')} `{e.get('fault')}`",
+            "ack": f"{e.get('team')}: {w['ack']}",
+            "diagnosis": f"{e.get('team')}: {w['diag']} {e.get('answer')} → {e.get('score')}/100",
+            "mitigation": f"{e.get('team')}: {w['mitig']} `{e.get('name')}`",
+            "recovered": f"{w['recov']}: {e.get('health')}",
+            "ended": "drill ended",
+        }.get(kind, kind)
+        lines.append(f"- {_clock(e['t'])} UTC — {what}")
+    return lines
+
+
+def render(drill: Drill, language: str = "en") -> str:
+    w = _JA if language == "ja" else _EN
+    scenario, impact = drill.scenario, drill.impact()
+    fault = scenario.root_fault
+    users = f"{impact.distinct_users}"
+    if impact.user_attribute == "enduser.pseudo.id":
+        users += " — " + w["pseudo"].format(attribute=impact.user_attribute)
+    lines = [
+        f"# {w['title']}: {scenario.title(language)}",
+        "",
+        f"## {w['summary']}",
+        "",
+        scenario.briefing(language),
+        "",
+        f"## {w['impact']}",
+        "",
+        f"- {w['tenants']}: {len(impact.tenants)} ({', '.join(impact.tenants) or w['none']})",
+        f"- {w['users']}: {users}",
+        f"- {w['errors']}: {impact.errors} / {impact.requests}",
+        f"- {w['latency']}: {w['before']} {_ms(impact.p50_before_ms)} / {_ms(impact.p95_before_ms)}"
+        f", {w['during']} {_ms(impact.p50_during_ms)} / {_ms(impact.p95_during_ms)}",
+        "",
+        f"## {w['timeline']}",
+        "",
+        *_timeline(drill, w),
+        "",
+        f"## {w['cause']}",
+        "",
+        f"**{fault.title}** ({fault.fault_class}). {fault.mechanism}",
+        "",
+        f"## {w['factors']}",
+        "",
+        w["write"],
+        "",
+        *[f"- {p}" for p in w["factors_prompts"]],
+        "",
+        f"## {w['actions']}",
+        "",
+        w["actions_head"],
+        f"| {w['from_fix']}: {fault.fix} | | |",
+        f"| {w['alert']}: {fault.signals[0].description} | | |",
+        "",
+        f"## {w['scores']}",
+        "",
+        f"| {w['team']} | {w['ack']} | {w['diag']} | {w['wrong']} | {w['mitig']} | {w['recov']} |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in scoreboard(drill.state):
+        lines.append(
+            f"| {row['team']} | {_seconds(row['acknowledged_s'])} | "
+            f"{_seconds(row['diagnosed_s'])} | {row['wrong_answers']} | "
+            f"{_seconds(row['mitigated_s'])} | {_seconds(row['recovered_s'])} |"
+        )
+    return "\n".join(lines) + "\n"

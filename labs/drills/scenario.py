@@ -1,0 +1,136 @@
+"""A drill's scenario: a timeline of fault changes, the briefing participants see, and the
+answer key only the facilitator sees. From a replay file (`scenarios/<id>.yaml`), or one
+catalogue fault (`fault:<id>`)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labs.model import AnswerKey, LabError, Text, parse_answer_key, parse_text
+from sample_app.faults import catalogue
+
+SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
+
+
+@dataclass(frozen=True)
+class Change:
+    at_s: float
+    fault: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    duration_s: float | None = None  # cleared after this long (red herrings come and go)
+    red_herring: bool = False
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Healthy means: the gateway's error rate and p95 under these for `window_s` seconds,
+    and the root cause's own signal gone."""
+
+    error_rate: float = 0.02
+    p95_ms: float = 1000.0
+    window_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: Text
+    briefing: Text
+    timeline: tuple[Change, ...]
+    root_cause: str
+    key: AnswerKey
+    mitigation: str
+    recovery: Recovery = Recovery()
+
+    @property
+    def root_fault(self) -> catalogue.Fault:
+        return catalogue.get(self.root_cause)
+
+
+def _recovery(raw: dict | None) -> Recovery:
+    return Recovery(**(raw or {}))
+
+
+def load(path: Path) -> Scenario:
+    where = path.name
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    accepted = {"id", "title", "briefing", "timeline", "key", "recovery"}
+    unknown = sorted(set(raw) - accepted)
+    if unknown:
+        raise LabError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    timeline = []
+    for number, step in enumerate(raw.get("timeline") or (), 1):
+        step = dict(step)
+        fault = step.pop("inject", None)
+        if fault not in catalogue.BY_ID:
+            raise LabError(f"{where}.timeline[{number}].inject: {fault!r} is not in the catalogue")
+        timeline.append(
+            Change(
+                at_s=float(step.pop("at_s", 0)),
+                fault=fault,
+                duration_s=step.pop("duration_s", None),
+                red_herring=bool(step.pop("red_herring", False)),
+                overrides=step,
+            )
+        )
+    key = raw.get("key") or {}
+    root = key.get("root_cause")
+    if root not in {change.fault for change in timeline}:
+        raise LabError(f"{where}.key.root_cause: {root!r} is not injected by the timeline")
+    mitigations = {f.mitigation for f in catalogue.FAULTS}
+    if key.get("mitigation") not in mitigations:
+        raise LabError(f"{where}.key.mitigation: accepted: {', '.join(sorted(mitigations))}")
+    return Scenario(
+        id=raw["id"],
+        title=parse_text(f"{where}.title", raw.get("title")),
+        briefing=parse_text(f"{where}.briefing", raw.get("briefing")),
+        timeline=tuple(sorted(timeline, key=lambda c: c.at_s)),
+        root_cause=root,
+        key=parse_answer_key(f"{where}.key.answer", key.get("answer") or {}),
+        mitigation=key["mitigation"],
+        recovery=_recovery(raw.get("recovery")),
+    )
+
+
+def from_fault(fault_id: str) -> Scenario:
+    """A one-fault drill from the catalogue: its story is the briefing."""
+    fault = catalogue.get(fault_id)
+    expected = {"service": fault.signals[0].service, "fault_class": fault.fault_class}
+    return Scenario(
+        id=f"fault:{fault.id}",
+        title=Text(fault.title, fault.title),
+        briefing=Text(fault.story, fault.story),
+        timeline=(Change(0.0, fault.id),),
+        root_cause=fault.id,
+        key=AnswerKey(("service", "fault_class"), expected),
+        mitigation=fault.mitigation,
+    )
+
+
+@cache
+def shipped() -> tuple[Scenario, ...]:
+    return tuple(load(path) for path in sorted(SCENARIOS_DIR.glob("*.yaml")))
+
+
+def get(name: str) -> Scenario:
+    if name.startswith("fault:"):
+        return from_fault(name.removeprefix("fault:"))
+    for scenario in shipped():
+        if scenario.id == name:
+            return scenario
+    raise KeyError(
+        f"no scenario {name!r}; shipped: {', '.join(s.id for s in shipped())}, "
+        "or fault:<catalogue id>"
+    )
+
+
+def pick(seed: int) -> Scenario:
+    """A scenario chosen at random (by seed) among the shipped ones and the catalogue's."""
+    choices = [s.id for s in shipped()] + [f"fault:{f.id}" for f in catalogue.FAULTS]
+    return get(random.Random(seed).choice(choices))
