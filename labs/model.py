@@ -7,6 +7,7 @@ file and the field named, so a broken lab never reaches a workshop.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -80,6 +81,16 @@ class Lab:
         return LABS_DIR / self.id
 
 
+# YAML folds a line break into a space; between two Japanese characters that space is a
+# typo a reader sees, so it goes (a break next to ASCII words stays a space).
+_CJK = "\u3000-\u30ff\u3400-\u9fff\uff00-\uffef"
+_FOLDED = re.compile(f"(?<=[{_CJK}]) (?=[{_CJK}])")
+
+
+def _unfold_japanese(text: str) -> str:
+    return _FOLDED.sub("", text)
+
+
 def parse_text(where: str, raw: Any) -> Text:
     """A text in every language, or a LabError naming `where`."""
     if not isinstance(raw, dict) or set(raw) != set(LANGUAGES):
@@ -87,7 +98,7 @@ def parse_text(where: str, raw: Any) -> Text:
     for language in LANGUAGES:
         if not isinstance(raw[language], str) or not raw[language].strip():
             raise LabError(f"{where}.{language}: an empty text")
-    return Text(raw["en"].strip(), raw["ja"].strip())
+    return Text(raw["en"].strip(), _unfold_japanese(raw["ja"].strip()))
 
 
 def _only(where: str, raw: dict, accepted: tuple[str, ...]) -> None:

@@ -71,12 +71,12 @@ def render_look(spec: query_spec.QuerySpec, backend: str, at: datetime | None = 
 
 
 def lab_mix(fault: Any) -> dict[str, float]:
-    """The default persona mix, with the personas that reach the fault's code path five
+    """The default persona mix, with the personas that reach the fault's code path ten
     times as frequent: a lab's signal should show within seconds, not minutes."""
     from sample_app.traffic import DEFAULT_MIX
 
     boosted = set(fault.focus.personas) if fault is not None else set()
-    return {name: weight * (5 if name in boosted else 1) for name, weight in DEFAULT_MIX.items()}
+    return {name: weight * (10 if name in boosted else 1) for name, weight in DEFAULT_MIX.items()}
 
 
 class LabSession:
@@ -127,6 +127,7 @@ class LabSession:
                     users=scope.get("users", ()),
                     percent=scope.get("percent"),
                     seed=scope.get("seed"),
+                    params=dict(scope.get("params") or {}),
                 ),
             )
         self.progress["started"] = now().isoformat()

@@ -160,13 +160,15 @@ def slow_query(query: JaegerQuery, start: datetime, end: datetime) -> Answer | N
     # whole table, so even the fastest calls are slow: the floor is the tell, not the mean.
     durations: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for service in query.services():
-        for trace in query.find_traces(service, start=start, end=end, search_depth=60):
-            for span in trace.spans:
-                parent = _server_ancestor(span, trace) if _is_sql(span) else None
-                if parent is not None:
-                    table = str(span.attributes.get("db.collection.name", ""))
-                    durations[(span.service, parent.name, table)].append(span.duration_ms)
-    floors = {k: sorted(v)[len(v) // 10] for k, v in durations.items() if len(v) >= MIN_SPANS}
+        for operation in {o.name for o in query.operations(service, "server")}:
+            traces = query.find_traces(service, operation, start=start, end=end, search_depth=30)
+            for trace in traces:
+                for span in trace.spans:
+                    parent = _server_ancestor(span, trace) if _is_sql(span) else None
+                    if parent is not None and parent.name == operation:
+                        table = str(span.attributes.get("db.collection.name", ""))
+                        durations[(span.service, operation, table)].append(span.duration_ms)
+    floors = {k: sorted(v)[len(v) // 5] for k, v in durations.items() if len(v) >= MIN_SPANS}
     if not floors:
         return None
     (service, operation, table), floor = max(floors.items(), key=lambda item: item[1])
@@ -325,7 +327,12 @@ def heavy_user(query: JaegerQuery, start: datetime, end: datetime) -> Answer | N
         typical = statistics.median(g["p50Ms"] for g in users)
         heavy = max(regulars, key=lambda g: g["p50Ms"])
         if heavy["p50Ms"] >= max(50.0, 4 * typical):
-            operations = _groups(
+            # Their slowest operation relative to everyone's: what is heavy for them only.
+            everyone = {
+                g["value"]: g["p50Ms"]
+                for g in _groups(query, "name", start, end, service=service, where=SERVER)
+            }
+            theirs = _groups(
                 query,
                 "name",
                 start,
@@ -333,7 +340,7 @@ def heavy_user(query: JaegerQuery, start: datetime, end: datetime) -> Answer | N
                 service=service,
                 where={**SERVER, "enduser.id": heavy["value"]},
             )
-            slowest = max(operations, key=lambda g: g["p95Ms"])
+            slowest = max(theirs, key=lambda g: g["p50Ms"] / max(everyone.get(g["value"], 1), 1))
             return {
                 "service": service,
                 "operation": slowest["value"],

@@ -15,8 +15,7 @@ from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
 from sample_app.stack import Stack, StackConfig
-from sample_app.traffic import TrafficConfig
-from tests.support.background_traffic import BackgroundTraffic
+from sample_app.traffic import BackgroundTraffic, TrafficConfig
 from tests.support.sample_stack import seeded_copy
 
 pytestmark = pytest.mark.integration

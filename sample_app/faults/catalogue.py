@@ -72,7 +72,7 @@ class Fault:
     scope: dict[str, Any] = field(default_factory=dict)  # defaults: tenants, users, percent, ...
     params: dict[str, Any] = field(default_factory=dict)
     mitigation: str = ""  # the drill command that applies the fix switch
-    settle_s: float = 2.0  # how long after a change the old behaviour may still show
+    settle_s: float = 1.0  # how long after a change the old behaviour may still show
 
 
 KINDS: tuple[Kind, ...] = (
@@ -181,7 +181,7 @@ FAULTS: tuple[Fault, ...] = (
                 "order history is slow for one user only",
             ),
         ),
-        focus=Focus(tenant="acme", user="acme-c00003", personas=("browse",)),
+        focus=Focus(tenant="acme", user="acme-c00003", personas=("browse", "checkout")),
         mitigation="restore-paging",
     ),
     Fault(

@@ -1,7 +1,8 @@
 """A fault's contract, played on a running stack: the signal is absent before, present
 with the fault, and gone after its fix switch. The contract tests and the stack benchmark
 run this; it drives the default traffic generator, restricted to the personas that reach
-the fault's code path and with half the visits on the fault's focus (shop or customer).
+the fault's code path and with half the visits on the fault's focus (shop or customer),
+flowing while the signal is measured each second.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from datetime import datetime, timedelta, timezone
 from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app.control import StackFaults
 from sample_app.faults import catalogue, signals
-from sample_app.traffic import TrafficConfig, run
+from sample_app.traffic import BackgroundTraffic, TrafficConfig
 
-ROUND_S = 1.5
-RATE = 30.0
-EXPORT_LAG_S = 0.6  # services export every 0.2 s; the store commits right after
+POLL_S = 1.0
+RATE = 40.0
 
 
 @dataclass
@@ -63,21 +63,20 @@ def observe(
     max_s: float = 14.0,
     name: str = "",
 ) -> Phase:
-    """Traffic in short rounds until every signal of the fault is `want`, or max_s passes."""
+    """Traffic flows while the signal is measured each second, until every signal of the
+    fault is `want` or max_s passes."""
     phase = Phase(name or want)
     started = time.monotonic()
     window_start = _now() - timedelta(milliseconds=50)
-    round_number = 0
-    while True:
-        run(traffic_for(fault, gateway_url, seed * 100 + round_number, ROUND_S))
-        round_number += 1
-        time.sleep(EXPORT_LAG_S)
-        phase.measurements = [
-            signals.measure(query, signal, window_start, _now()) for signal in fault.signals
-        ]
-        phase.seconds = time.monotonic() - started
-        if all(getattr(m, want) for m in phase.measurements) or phase.seconds >= max_s:
-            return phase
+    with BackgroundTraffic(traffic_for(fault, gateway_url, seed, max_s + 5)):
+        while True:
+            time.sleep(POLL_S)
+            phase.measurements = [
+                signals.measure(query, signal, window_start, _now()) for signal in fault.signals
+            ]
+            phase.seconds = time.monotonic() - started
+            if all(getattr(m, want) for m in phase.measurements) or phase.seconds >= max_s:
+                return phase
 
 
 def play(

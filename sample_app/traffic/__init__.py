@@ -25,6 +25,7 @@ workshop on one machine needs none of them, and a team that wants Locust can poi
 the same gateway API.
 """
 
+from sample_app.traffic.background import BackgroundTraffic
 from sample_app.traffic.cli import add_arguments, config_from_args
 from sample_app.traffic.config import TrafficConfig
 from sample_app.traffic.journal import Outcome
@@ -36,6 +37,7 @@ from sample_app.traffic.summary import TrafficSummary
 __all__ = [
     "DEFAULT_MIX",
     "PERSONAS",
+    "BackgroundTraffic",
     "Outcome",
     "Step",
     "TrafficConfig",

@@ -1,11 +1,19 @@
-"""The traffic generator in a background thread, stopped on demand (drills, long phases)."""
+"""Traffic in a background thread for as long as a block runs, stopped on demand.
+
+Short runs one after another are not the same thing: a run stops admitting requests at its
+deadline, so a visit whose checkout is its fourth step never gets there in a one-second
+run. Whoever watches a signal while traffic flows (contract tests, labs, drills) wants
+this instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 
-from sample_app.traffic import TrafficConfig, TrafficSummary, run_traffic
+from sample_app.traffic.config import TrafficConfig
+from sample_app.traffic.runner import run_traffic
+from sample_app.traffic.summary import TrafficSummary
 
 
 class BackgroundTraffic:
