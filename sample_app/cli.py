@@ -84,6 +84,14 @@ def _up(args: argparse.Namespace) -> int:
         return 1
     ports = {s.name: s.port + args.port_offset for s in topology.SERVICES}
     store_ports = (4318 + args.port_offset, 16686 + args.port_offset)
+    outside = sorted(p for p in [*ports.values(), *store_ports] if not 0 < p < 65536)
+    if outside:
+        print(
+            f"o11ykit app up: --port-offset {args.port_offset} moves port(s) {outside} "
+            "outside 1-65535; accepted: an offset that keeps 4318-16686 inside",
+            file=sys.stderr,
+        )
+        return 2
     config = stack.StackConfig(
         data_dir=directory,
         database_url=args.database_url,

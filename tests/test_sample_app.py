@@ -39,13 +39,16 @@ def stack(seeded_template, tmp_path_factory) -> Iterator[Stack]:
 
 
 def _trace(query: JaegerQuery, trace_id: str, services: int) -> object:
-    deadline = time.monotonic() + 10
+    deadline, found = time.monotonic() + 20, None
     while time.monotonic() < deadline:
         found = query.get_trace(trace_id)
         if found is not None and len({s.service for s in found.spans}) >= services:
             return found
         time.sleep(0.2)
-    raise AssertionError(f"trace {trace_id} did not reach the store with {services} services")
+    seen = sorted({(s.service, s.name) for s in found.spans}) if found else None
+    raise AssertionError(
+        f"trace {trace_id} did not reach the store with {services} services: {seen}"
+    )
 
 
 def test_tenant_and_user_reach_every_span_of_every_service(stack: Stack):
@@ -203,15 +206,26 @@ def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
     assert not state_file.exists()
 
 
+def _bind_free(sock: socket.socket, ports: range) -> int:
+    for port in ports:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        sock.listen()
+        return port
+    raise AssertionError("no free port to occupy")
+
+
 def test_a_port_in_use_fails_the_start_and_leaves_nothing(seeded_template, tmp_path):
     data_dir = seeded_copy(seeded_template, tmp_path / "d")
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+        port = _bind_free(taken, range(30_000, 40_000))  # every port the offset moves fits
         up = _o11ykit("app", "up", "--port-offset", str(port - 8080), data_dir=data_dir)
     assert up.returncode == 1
     assert f"port {port} for gateway is in use" in up.stderr
+    too_far = _o11ykit("app", "up", "--port-offset", "60000", data_dir=data_dir)
+    assert too_far.returncode == 2 and "--port-offset 60000" in too_far.stderr
     assert _wait_gone(data_dir) == []
 
 
