@@ -37,6 +37,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     start = actions.add_parser("start", parents=[common], help="start a lab")
     start.add_argument("lab_id", metavar="LAB")
     start.add_argument("--no-traffic", action="store_true", help="send your own requests")
+    start.add_argument(
+        "--free-ports", action="store_true", help="start the system on any free ports"
+    )
     start.set_defaults(run=_start)
     look = actions.add_parser("look", parents=[common], help="a step's query, for your backend")
     look.add_argument("step", type=int, nargs="?", help="step number (all steps without it)")
@@ -87,7 +90,10 @@ def _state(args: argparse.Namespace, start: bool = False) -> dict:
     directory = data_dir(args)
     state = stack.read_state(directory)
     if state is None and start:
-        running = stack.Stack(stack.StackConfig(data_dir=directory, die_with_parent=False))
+        config = stack.StackConfig(
+            data_dir=directory, die_with_parent=False, free_ports=getattr(args, "free_ports", False)
+        )
+        running = stack.Stack(config)
         running.start(progress=print)
         state = running.state()
     if state is None:

@@ -144,6 +144,7 @@ class LabSession:
             rate=float(self.lab.traffic.get("rate", 15)),
             duration_s=seconds,
             seed=seed,
+            personas=lab_mix(fault),
             focus_tenant=focus.tenant if share else None,
             focus_user=focus.user if share else None,
             focus_share=share,
@@ -168,6 +169,7 @@ class LabSession:
             "--progress",
             "none",
         ]
+        command += ["--personas", ",".join(f"{k}={v:g}" for k, v in config.personas.items())]
         if config.focus_tenant:
             command += [
                 "--focus-tenant",

@@ -14,7 +14,7 @@ import pytest
 from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
-from sample_app.stack import Stack, StackConfig
+from sample_app.stack import Stack, StackConfig, running
 from sample_app.traffic import BackgroundTraffic, TrafficConfig
 from tests.support.sample_stack import seeded_copy
 
@@ -33,11 +33,8 @@ def test_three_shipped_scenarios_each_with_a_second_fault_or_a_red_herring():
 def stack(seeded_template, tmp_path_factory) -> Iterator[Stack]:
     directory = seeded_copy(seeded_template, tmp_path_factory.mktemp("drill"))
     config = StackConfig(data_dir=directory, free_ports=True, pseudonym_key="drill-secret")
-    running = Stack(config).start(progress=lambda _: None)
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(config) as started:
+        yield started
 
 
 def _until(condition, timeout: float, drill: Drill) -> None:

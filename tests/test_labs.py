@@ -17,7 +17,7 @@ from labs import grading, guide, model, solvers
 from labs.session import LabSession, render_look
 from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.cli import build_parser
-from sample_app.stack import Stack, StackConfig
+from sample_app.stack import Stack, StackConfig, running
 from sample_app.traffic import BackgroundTraffic, TrafficConfig, run
 from tests.support.sample_stack import seeded_copy
 
@@ -111,11 +111,8 @@ def test_grading_gives_partial_credit_and_feedback_in_both_languages():
 @pytest.fixture(scope="module")
 def stack(seeded_template, tmp_path_factory) -> Iterator[Stack]:
     directory = seeded_copy(seeded_template, tmp_path_factory.mktemp("labs"))
-    running = Stack(StackConfig(data_dir=directory, free_ports=True)).start(progress=lambda _: None)
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(StackConfig(data_dir=directory, free_ports=True)) as started:
+        yield started
 
 
 def _now() -> datetime:

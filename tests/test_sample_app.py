@@ -21,8 +21,11 @@ from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.faults import FaultSpecError
 from sample_app import stack as stack_module
 from sample_app.control import Overrides, StackFaults
-from sample_app.stack import Stack, StackConfig
+from sample_app.stack import Stack, StackConfig, running
+from tests.support.sample_stack import o11ykit_command as _o11ykit
+from tests.support.sample_stack import processes_of as _processes_of
 from tests.support.sample_stack import seeded_copy
+from tests.support.sample_stack import wait_gone as _wait_gone
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent
@@ -31,11 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def stack(seeded_template, tmp_path_factory) -> Iterator[Stack]:
     directory = seeded_copy(seeded_template, tmp_path_factory.mktemp("app"))
-    running = Stack(StackConfig(data_dir=directory, free_ports=True)).start(progress=lambda _: None)
-    try:
-        yield running
-    finally:
-        running.stop()
+    with running(StackConfig(data_dir=directory, free_ports=True)) as started:
+        yield started
 
 
 def _trace(query: JaegerQuery, trace_id: str, services: int) -> object:
@@ -152,41 +152,6 @@ def test_a_fault_leaves_no_label_in_the_telemetry(stack: Stack):
 
 
 # ---- `o11ykit app` as a learner runs it ------------------------------------------------------
-
-
-def _o11ykit(*args: str, data_dir: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    env = {**os.environ, "O11YKIT_APP_DIR": str(data_dir)}
-    return subprocess.run(
-        [sys.executable, "-m", "o11ykit.cli", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def _processes_of(data_dir: Path) -> list[int]:
-    """Every live process started for this data directory (by environment or command line)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            marks = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().split()[2]
-        except OSError:
-            continue
-        if str(data_dir).encode() in marks and state != "Z" and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
-    return found
-
-
-def _wait_gone(data_dir: Path, timeout: float = 10) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while _processes_of(data_dir) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return _processes_of(data_dir)
 
 
 def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):

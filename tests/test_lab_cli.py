@@ -1,0 +1,47 @@
+"""`o11ykit lab` as a learner types it: start (which brings the system up), hint, answer,
+check, stop; then `o11ykit app down` leaves no process behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.sample_stack import o11ykit_command as _o11ykit
+from tests.support.sample_stack import seeded_copy, wait_gone
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_lab_from_start_to_stop_on_the_command_line(seeded_template, tmp_path):
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    try:
+        start = _o11ykit(
+            "lab", "start", "failing-tenant", "--free-ports", "--lang", "ja", data_dir=data_dir
+        )
+        assert start.returncode == 0, start.stderr
+        assert "どのテナントが失敗していて" in start.stdout
+        assert "o11ykit traces breakdown --by tenant.id --service gateway" in start.stdout
+        jaeger = _o11ykit("lab", "look", "1", "--backend", "jaeger", data_dir=data_dir)
+        assert "/search?service=gateway" in jaeger.stdout and "lookback=custom" in jaeger.stdout
+        hint = _o11ykit("lab", "hint", data_dir=data_dir)
+        assert hint.stdout.startswith("hint 1 of 3")
+        wrong = _o11ykit(
+            "lab",
+            "answer",
+            "--service",
+            "gateway",
+            "--attr",
+            "tenant.id=acme",
+            "--class",
+            "cosmic rays",
+            "--count",
+            "1",
+            data_dir=data_dir,
+        )
+        assert wrong.returncode == 1 and "½ service" in wrong.stdout
+        check = _o11ykit("lab", "check", data_dir=data_dir)
+        assert "1 answer(s)" in check.stdout and check.returncode == 1
+        stop = _o11ykit("lab", "stop", data_dir=data_dir)
+        assert stop.returncode == 0, stop.stderr
+    finally:
+        _o11ykit("app", "down", data_dir=data_dir)
+    assert wait_gone(data_dir) == []
