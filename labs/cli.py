@@ -17,6 +17,7 @@ from typing import Any
 from labs import model
 
 SHOWN_GROUPS = 12
+MARKS = {1: "✓", 0.5: "½"}  # full and half credit; anything else is ✗
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -137,6 +138,15 @@ def print_step(console: Any, session: Any, number: int, language: str, run: bool
     console.print(f"  → {render_look(step.look, session.backend).text}", soft_wrap=True)
     if run and session.backend == "local":
         show_result(console, session.run_look(step))
+    elif run and session.backend == "honeycomb":
+        from labs.session import honeycomb_answer
+
+        answer = honeycomb_answer(step.look)
+        if answer["kind"] == "link only":
+            console.print(f"    Query Data API: {answer['reason']}; open the link above")
+        else:
+            for row in answer["rows"][:SHOWN_GROUPS]:
+                console.print(f"    {row}")
 
 
 def show_result(console: Any, result: dict | None) -> None:
@@ -208,7 +218,7 @@ def _answer(args: argparse.Namespace) -> int:
         given["attribute"] = {key.strip(): value.strip()}
     result = session.answer(given)
     for field in result.fields:
-        mark = {1: "✓", 0.5: "½"}.get(field.credit, "✗")
+        mark = MARKS.get(field.credit, "✗")
         print(f"  {mark} {field.field}: {field.feedback(args.lang)}")
     print(f"score: {result.score}/100" + ("  — solved!" if result.correct else ""))
     return 0 if result.correct else 1

@@ -79,6 +79,23 @@ def lab_mix(fault: Any) -> dict[str, float]:
     return {name: weight * (10 if name in boosted else 1) for name, weight in DEFAULT_MIX.items()}
 
 
+def honeycomb_answer(
+    spec: query_spec.QuerySpec, environ: Any = None, base_url: str | None = None
+) -> dict[str, Any]:
+    """The look run through Honeycomb's Query Data API where the team has it (Enterprise);
+    otherwise why not, so the learner opens the query-template link instead."""
+    from o11ykit.backends.honeycomb_query import QueryDataClient, QueryDataUnavailable
+    from o11ykit.config import load_settings
+
+    environ = os.environ if environ is None else environ
+    dataset = environ.get("O11YKIT_HONEYCOMB_DATASET", spec.service or "gateway")
+    try:
+        client = QueryDataClient.from_settings(load_settings(environ=environ), base_url=base_url)
+        return {"kind": "honeycomb", "rows": client.run_spec(spec, dataset).rows}
+    except QueryDataUnavailable as exc:
+        return {"kind": "link only", "reason": exc.reason}
+
+
 class LabSession:
     def __init__(self, lab: model.Lab, state: dict[str, Any], backend: str = "local") -> None:
         if backend not in BACKENDS:

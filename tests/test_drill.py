@@ -16,7 +16,7 @@ from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
 from sample_app.stack import Stack, StackConfig, running
 from sample_app.traffic import BackgroundTraffic, TrafficConfig
-from tests.support.sample_stack import seeded_copy
+from tests.support.sample_stack import o11ykit_command, seeded_copy
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +116,27 @@ def test_a_whole_drill_end_to_end(stack: Stack, tmp_path):
     )
     drill.end()
     assert all(not held for held in drill.faults.status().values())
+
+
+def test_the_drill_commands_keep_the_key_from_participants(stack: Stack):
+    def drill(*args: str):
+        return o11ykit_command("drill", *args, data_dir=stack.data_dir)
+
+    assert drill("start", "--teams", "red").returncode == 2  # no scenario named
+    started = drill(
+        "start", "fault:empty-search", "--teams", "red,blue", "--no-traffic", "--baseline", "0"
+    )
+    assert started.returncode == 0, started.stderr
+    assert "empty-search" not in started.stdout
+    brief = drill("brief")
+    assert "Sales from search dropped to zero" in brief.stdout
+    assert "empty-search" not in brief.stdout and "locale" not in brief.stdout
+    assert "root cause: empty-search" in drill("key").stdout
+    assert drill("ack", "--team", "green").returncode == 2  # no such team
+    assert drill("ack", "--team", "red").returncode == 0
+    wrong = drill("diagnose", "--team", "red", "--service", "payments", "--class", "ddos")
+    assert wrong.returncode == 1 and "score 0/100" in wrong.stdout
+    assert drill("mitigate", "--team", "red", "reboot-everything").returncode == 2
+    assert "applied" in drill("mitigate", "--team", "red", "fix-locale-filter").stdout
+    assert "wrong_answers=1" in drill("status").stdout
+    assert drill("end").returncode == 0

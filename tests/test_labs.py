@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from labs import grading, guide, model, solvers
-from labs.session import LabSession, render_look
+from labs.session import LabSession, honeycomb_answer, render_look
 from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.cli import build_parser
 from sample_app.stack import Stack, StackConfig, running
@@ -79,6 +79,21 @@ def _broken_copy(tmp_path: Path, change) -> Path:
 def test_a_broken_lab_file_is_refused_naming_the_field(tmp_path, change, message):
     with pytest.raises(model.LabError, match=message):
         model.load(_broken_copy(tmp_path, change))
+
+
+def test_honeycomb_looks_run_through_the_query_api_or_fall_back_to_the_link():
+    from tests.support.honeycomb_fake import HoneycombFake
+
+    spec = model.get("failing-tenant").steps[0].look
+    environ = {"HONEYCOMB_API_KEY": "FAKEconfigKEY0123456789"}
+    with HoneycombFake() as fake:
+        fake.scenario("ok")
+        answered = honeycomb_answer(spec, environ, base_url=fake.base_url)
+        assert answered["kind"] == "honeycomb" and answered["rows"]
+        fake.scenario("no_query_data")
+        fallback = honeycomb_answer(spec, environ, base_url=fake.base_url)
+    assert fallback["kind"] == "link only" and "Enterprise" in fallback["reason"]
+    assert honeycomb_answer(spec, {})["reason"].startswith("no Honeycomb API key")
 
 
 def test_grading_gives_partial_credit_and_feedback_in_both_languages():

@@ -156,7 +156,7 @@ def test_a_fault_leaves_no_label_in_the_telemetry(stack: Stack):
 
 def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
     data_dir = seeded_copy(seeded_template, tmp_path / "d")
-    up = _o11ykit("app", "up", "--free-ports", data_dir=data_dir)
+    up = _o11ykit("app", "up", "--free-ports", "--fault", "empty-search", data_dir=data_dir)
     try:
         assert up.returncode == 0, up.stderr
         assert "the sample system is up" in up.stdout
@@ -164,6 +164,7 @@ def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
         assert state_file.stat().st_mode & 0o777 == 0o600  # it holds the fault token
         status = _o11ykit("app", "status", data_dir=data_dir)
         assert status.returncode == 0 and status.stdout.count("healthy") == 5, status.stdout
+        assert status.stdout.count("empty-search") == 2  # set at start, in catalog and canary
     finally:
         down = _o11ykit("app", "down", data_dir=data_dir)
     assert down.returncode == 0 and "store" in down.stdout

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from labs.cli import MARKS
 from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
@@ -175,7 +176,7 @@ def _diagnose(args: argparse.Namespace) -> int:
         answer["attribute"] = {key.strip(): value.strip()}
     result = _drill(args).diagnose(args.team, answer)
     for field in result.fields:
-        print(f"  {'✓' if field.credit == 1 else '✗'} {field.field}: {field.feedback(args.lang)}")
+        print(f"  {MARKS.get(field.credit, '✗')} {field.field}: {field.feedback(args.lang)}")
     print(f"score {result.score}/100" + (": correct" if result.correct else ""))
     return 0 if result.correct else 1
 
