@@ -266,16 +266,17 @@ def silent_failure(query: JaegerQuery, start: datetime, end: datetime) -> Answer
 
 
 def gradual_degradation(query: JaegerQuery, start: datetime, end: datetime) -> Answer | None:
-    """A server operation whose own latency keeps growing across the window."""
-    middle = start + (end - start) / 2
+    """A server operation whose own latency keeps growing across the window: the first
+    quarter against the last (halves blur a steady climb into a ratio under two)."""
+    quarter = (end - start) / 4
     for service in query.services():
         early = {
             g["value"]: g
-            for g in _groups(query, "name", start, middle, service=service, where=SERVER)
+            for g in _groups(query, "name", start, start + quarter, service=service, where=SERVER)
         }
         late = {
             g["value"]: g
-            for g in _groups(query, "name", middle, end, service=service, where=SERVER)
+            for g in _groups(query, "name", end - quarter, end, service=service, where=SERVER)
         }
         for name, group in late.items():
             before = early.get(name)
