@@ -26,7 +26,6 @@ from pathlib import Path
 import httpx
 
 from sample_app import seed, topology
-from sample_app.settings import ServiceEnvironment  # noqa: F401 - documents the variables
 
 STATE_FILE = "stack.json"
 HEALTH_TIMEOUT_S = 30.0

@@ -25,7 +25,7 @@ class PaymentError(Exception):
 
 def charge(client: httpx.Client, url: str, body: dict, policy: Policy) -> httpx.Response:
     """POST the charge, retrying timeouts and refused connections as the policy says.
-    The provider de-duplicates by reference, so a retry never charges twice."""
+    Every attempt carries the same reference, the idempotency key a real provider needs."""
     attempt = 0
     while True:
         try:
