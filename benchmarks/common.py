@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
+import os
+import platform
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterable
 from importlib import metadata as md
 from pathlib import Path
 from typing import Any
@@ -52,3 +58,29 @@ def raise_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def machine(dists: Iterable[str]) -> dict[str, Any]:
+    """The machine and the versions a figure was measured with."""
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(),
+        "versions": {d: version(d) for d in dists},
+    }
+
+
+def phase(name: str, action: Callable[[], Any]) -> Any:
+    """Run one step of a benchmark, saying what it is and how long it took."""
+    print(f"{name} ...", flush=True)
+    started = time.monotonic()
+    result = action()
+    print(f"  done in {time.monotonic() - started:.1f} s", flush=True)
+    return result
+
+
+def target_mark(ok: bool) -> str:
+    return "ok" if ok else "MISSES TARGET"

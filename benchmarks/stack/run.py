@@ -25,26 +25,25 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
-import platform
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
     REPO_ROOT,
     exact_command,
+    machine,
     o11ykit_snapshot,
+    phase,
     raise_on_sigterm,
-    version,
+    target_mark,
 )
 from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app import seed
@@ -184,35 +183,20 @@ def postgres_server_version(url: str) -> str | None:
 
 
 def environment() -> dict[str, Any]:
-    dists = (
-        "o11ykit",
-        "opentelemetry-sdk",
-        "fastapi",
-        "starlette",
-        "uvicorn",
-        "sqlalchemy",
-        "httpx",
-        "psycopg",
-        "grpcio",
-        "protobuf",
+    return machine(
+        (
+            "o11ykit",
+            "opentelemetry-sdk",
+            "fastapi",
+            "starlette",
+            "uvicorn",
+            "sqlalchemy",
+            "httpx",
+            "psycopg",
+            "grpcio",
+            "protobuf",
+        )
     )
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "versions": {d: version(d) for d in dists},
-    }
-
-
-def phase(name: str, action: Callable[[], Any]) -> Any:
-    print(f"{name} ...", flush=True)
-    started = time.monotonic()
-    result = action()
-    print(f"  done in {time.monotonic() - started:.1f} s", flush=True)
-    return result
 
 
 # ------------------------------------------------------------------------------ 0 and 1
@@ -398,10 +382,6 @@ def main(argv: list[str] | None = None) -> int:
 # ------------------------------------------------------------------------------ report
 
 
-def mark(ok: bool) -> str:
-    return "ok" if ok else "MISSES TARGET"
-
-
 def print_footer(report: dict[str, Any], results: Path) -> None:
     sources = report["o11ykit_sources"]
     print(
@@ -453,7 +433,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"cold start to healthy, {db}, {s['n']} rounds",
                 f"median {s['median_s']:.2f} / max {s['max_s']:.2f} s",
-                f"<= {target:g} s: {mark(s['max_s'] <= target)}",
+                f"<= {target:g} s: {target_mark(s['max_s'] <= target)}",
             )
         )
     if "skipped" in report["postgres"]:
@@ -465,7 +445,8 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"RSS, store + 5 services, {when.replace('_', ' ')}",
                 f"{m['total_rss_mb']:.0f} MB (peaks summed {m['total_peak_rss_mb']:.0f})",
-                f"<= {TARGETS['rss_mb']:.0f} MB: {mark(m['total_rss_mb'] <= TARGETS['rss_mb'])}",
+                f"<= {TARGETS['rss_mb']:.0f} MB: "
+                f"{target_mark(m['total_rss_mb'] <= TARGETS['rss_mb'])}",
             )
         )
     if "fault_to_signal" in report:
@@ -475,7 +456,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"fault to signal, {f['n']} faults",
                 f"median {f['median_s']:.1f} / max {f['max_s']:.1f} s",
-                f"<= {target:g} s: {mark(f['max_s'] <= target and f['all_present'])}",
+                f"<= {target:g} s: {target_mark(f['max_s'] <= target and f['all_present'])}",
             )
         )
     return rows

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import http.client
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -37,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -45,9 +43,11 @@ from urllib.parse import urlencode
 from benchmarks.common import (
     REPO_ROOT,
     exact_command,
+    machine,
     o11ykit_snapshot,
+    phase,
     raise_on_sigterm,
-    version,
+    target_mark,
 )
 from o11ykit.store import synthetic
 from o11ykit.store.ingest import Store
@@ -437,30 +437,15 @@ def check_disk(parent: Path, spans: int) -> None:
 
 
 def environment() -> dict[str, Any]:
-    dists = (
-        "opentelemetry-sdk",
-        "opentelemetry-exporter-otlp-proto-http",
-        "protobuf",
-        "grpcio",
-        "o11ykit",
+    return machine(
+        (
+            "opentelemetry-sdk",
+            "opentelemetry-exporter-otlp-proto-http",
+            "protobuf",
+            "grpcio",
+            "o11ykit",
+        )
     )
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "platform": platform.platform(),
-        "versions": {d: version(d) for d in dists},
-    }
-
-
-def _phase(name: str, action: Callable[[], Any]) -> Any:
-    print(f"{name} ...", flush=True)
-    started = time.monotonic()
-    result = action()
-    print(f"  done in {time.monotonic() - started:.1f} s", flush=True)
-    return result
 
 
 # ------------------------------------------------------------------------------ main
@@ -503,7 +488,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ingest = [
-        _phase(
+        phase(
             f"1. ingest, {args.clients} {mode} clients, {args.ingest_seconds:g} s",
             lambda mode=mode: ingest_round(
                 work, mode, args.clients, args.ingest_seconds, args.ingest_warmup
@@ -512,12 +497,12 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for mode in ("sdk", "raw")
     ]
     full = work / "full"
-    filled = _phase(
+    filled = phase(
         f"2. fill {args.spans:,} spans in-process",
         lambda: fill(full, args.spans, args.window_minutes),
     )
     disk = disk_usage(full, stored_spans(full))
-    start = _phase(
+    start = phase(
         f"3. start to ready, {args.spawns} x (empty, full)",
         lambda: start_to_ready(work, full, args.spawns),
     )
@@ -525,7 +510,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     cases = query_cases(filled, tenant)
     with store_process(full) as store:
         memory = {"full_store_after_start": proc_memory_mb(store.pid)}
-        queries = _phase(
+        queries = phase(
             f"4. queries, {args.query_warmup} + {args.repeat} rounds",
             lambda: run_queries(store, cases, args.repeat, args.query_warmup, args.query_budget),
         )
@@ -581,10 +566,6 @@ def main(argv: list[str] | None = None) -> int:
 # ------------------------------------------------------------------------------ report
 
 
-def _mark(ok: bool) -> str:
-    return "ok" if ok else "MISSES TARGET"
-
-
 def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(figure, value, target and verdict) for the table."""
     rows: list[tuple[str, str, str]] = []
@@ -592,7 +573,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
         label = "SDK OTLPSpanExporter" if r["mode"] == "sdk" else "pre-encoded 512-span POSTs"
         target = TARGETS["ingest_sdk_spans_per_s"]
         verdict = (
-            f">= {target:,}: {_mark(r['spans_per_s'] >= target)}"
+            f">= {target:,}: {target_mark(r['spans_per_s'] >= target)}"
             if r["mode"] == "sdk"
             else "(store's ceiling)"
         )
@@ -625,7 +606,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             continue
         gated = name.startswith(("a_", "c_"))
         verdict = (
-            f"p95 <= 200: {_mark(q['p95_ms'] <= TARGETS['query_p95_ms'])}"
+            f"p95 <= 200: {target_mark(q['p95_ms'] <= TARGETS['query_p95_ms'])}"
             if gated and q["p95_ms"] is not None
             else ""
         )
@@ -642,7 +623,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"start to ready, {kind} store",
                 f"median {s['median_s']:.2f} / max {s['max_s']:.2f} s",
-                f"< 1 s: {_mark(s['max_s'] < TARGETS['start_s'])}",
+                f"< 1 s: {target_mark(s['max_s'] < TARGETS['start_s'])}",
             )
         )
     for when, m in report["memory"].items():
@@ -652,7 +633,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                 (
                     f"RSS, {when} {mode}".rstrip(),
                     f"{mem['rss_mb']:.0f} MB (peak {mem['peak_rss_mb']:.0f})",
-                    f"< 150 MB: {_mark(mem['peak_rss_mb'] < TARGETS['rss_mb'])}",
+                    f"< 150 MB: {target_mark(mem['peak_rss_mb'] < TARGETS['rss_mb'])}",
                 )
             )
     return rows
