@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
 import platform
 import shlex
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from argparse import Namespace
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata as md
 from pathlib import Path
 from typing import Any
@@ -84,3 +88,42 @@ def phase(name: str, action: Callable[[], Any]) -> Any:
 
 def target_mark(ok: bool) -> str:
     return "ok" if ok else "MISSES TARGET"
+
+
+def run_and_record(
+    module: str,
+    args: Namespace,
+    measure: Callable[[Namespace, Path], dict[str, Any]],
+    *,
+    described: Mapping[str, Any],
+    after: Callable[[], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What every runner's main() does around its measurements: a work directory (kept
+    with --keep), the load and the o11ykit sources before and after, and the report
+    written to --results. `described` goes first in the report (environment, targets)."""
+    raise_on_sigterm()
+    parent = args.dir or Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    started, load_before, sources_before = time.monotonic(), os.getloadavg(), o11ykit_snapshot()
+    name = module.split(".")[1]
+    work = Path(tempfile.mkdtemp(prefix=f"o11ykit-{name}-bench-", dir=parent))
+    try:
+        results = measure(args, work)
+    finally:
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "command": exact_command(module),
+        **described,
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        **results,
+        **(after() if after else {}),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "loadavg_1_5_15": {"start": load_before, "end": os.getloadavg()},
+        "o11ykit_sources": {"start": sources_before, "end": o11ykit_snapshot()},
+    }
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -32,18 +32,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import exact_command, o11ykit_snapshot, raise_on_sigterm
+from benchmarks.common import run_and_record
 from benchmarks.stack.run import (
     environment,
     print_footer,
@@ -316,30 +313,12 @@ def _print_row(label: str, row: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    raise_on_sigterm()
-    parent = args.dir or Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
-    started, load_before, sources_before = time.monotonic(), os.getloadavg(), o11ykit_snapshot()
-    work = Path(tempfile.mkdtemp(prefix="o11ykit-labs-bench-", dir=parent))
-    try:
-        results = measure(args, work)
-    finally:
-        if args.keep:
-            print(f"kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report = {
-        "command": exact_command("benchmarks.labs.run"),
-        "environment": environment(),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "targets": TARGETS,
-        **results,
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "loadavg_1_5_15": {"start": load_before, "end": os.getloadavg()},
-        "o11ykit_sources": {"start": sources_before, "end": o11ykit_snapshot()},
-    }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(report, indent=2) + "\n")
+    report = run_and_record(
+        "benchmarks.labs.run",
+        args,
+        measure,
+        described={"environment": environment(), "targets": TARGETS},
+    )
     print_report(report, args.results)
     return 0
 

@@ -25,12 +25,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,11 +34,9 @@ from typing import Any
 
 from benchmarks.common import (
     REPO_ROOT,
-    exact_command,
     machine,
-    o11ykit_snapshot,
     phase,
-    raise_on_sigterm,
+    run_and_record,
     target_mark,
 )
 from o11ykit.backends.jaeger_query import JaegerQuery
@@ -350,31 +344,16 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    raise_on_sigterm()
-    parent = args.dir or Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
-    started, load_before, sources_before = time.monotonic(), os.getloadavg(), o11ykit_snapshot()
-    work = Path(tempfile.mkdtemp(prefix="o11ykit-stack-bench-", dir=parent))
-    try:
-        results = measure(args, work)
-    finally:
-        if args.keep:
-            print(f"kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report = {
-        "command": exact_command("benchmarks.stack.run"),
-        "environment": environment(),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "targets": TARGETS,
-        "published_elsewhere_not_measured_here": ELSEWHERE,
-        **results,
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "loadavg_1_5_15": {"start": load_before, "end": os.getloadavg()},
-        "o11ykit_sources": {"start": sources_before, "end": o11ykit_snapshot()},
-    }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(report, indent=2) + "\n")
+    report = run_and_record(
+        "benchmarks.stack.run",
+        args,
+        measure,
+        described={
+            "environment": environment(),
+            "targets": TARGETS,
+            "published_elsewhere_not_measured_here": ELSEWHERE,
+        },
+    )
     print_report(report, args.results)
     return 0
 

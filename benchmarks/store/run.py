@@ -42,11 +42,9 @@ from urllib.parse import urlencode
 
 from benchmarks.common import (
     REPO_ROOT,
-    exact_command,
     machine,
-    o11ykit_snapshot,
     phase,
-    raise_on_sigterm,
+    run_and_record,
     target_mark,
 )
 from o11ykit.store import synthetic
@@ -526,39 +524,30 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    raise_on_sigterm()
-    parent = args.dir or Path(tempfile.gettempdir())
-    parent.mkdir(parents=True, exist_ok=True)
-    check_disk(parent, args.spans)
-    started, load_before, sources_before = time.monotonic(), os.getloadavg(), o11ykit_snapshot()
-    work = Path(tempfile.mkdtemp(prefix="o11ykit-store-bench-", dir=parent))
-    try:
-        results = measure(args, work)
-    finally:
-        if args.keep:
-            print(f"kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    report = {
-        "command": exact_command("benchmarks.store.run"),
-        "environment": environment(),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "targets": TARGETS,
-        "measured_elsewhere_not_here": ELSEWHERE,
-        **results,
+def store_stops() -> dict[str, Any]:
+    return {
         "store_stops": {
             "count": len(STOPS),
             "killed": sum(s["returncode"] == -9 for s in STOPS),
             "max_seconds": max((s["seconds"] for s in STOPS), default=None),
-        },
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "loadavg_1_5_15": {"start": load_before, "end": os.getloadavg()},
-        "o11ykit_sources": {"start": sources_before, "end": o11ykit_snapshot()},
+        }
     }
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_disk(args.dir or Path(tempfile.gettempdir()), args.spans)
+    report = run_and_record(
+        "benchmarks.store.run",
+        args,
+        measure,
+        described={
+            "environment": environment(),
+            "targets": TARGETS,
+            "measured_elsewhere_not_here": ELSEWHERE,
+        },
+        after=store_stops,
+    )
     print_report(report, args.results)
     return 0
 
