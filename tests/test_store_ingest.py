@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.json_format import MessageToDict
 
+from o11ykit.store import analytics
 from o11ykit.store.ingest import (
     IngestError,
     Store,
@@ -225,13 +226,64 @@ def test_a_failing_write_rolls_back_everything_and_the_store_keeps_working(store
     before = counts(tmp_path)
     batch = batch_from_request(many(5, service="new-service", first_trace=50))
     # SQLite cannot bind an object: the insert fails after the resource row was written.
-    batch.spans[-1] = type(batch.spans[-1])(**{**batch.spans[-1].__dict__, "name": object()})
+    batch.spans[-1] = batch.spans[-1]._replace(name=object())
     with pytest.raises(sqlite3.Error):
         store.write(batch)
     assert counts(tmp_path) == before
     # The resource cache did not keep the rolled-back row's id.
     assert store.write(batch_from_request(many(5, service="new-service", first_trace=50))) == 5
     assert counts(tmp_path)["resources"] == before["resources"] + 1
+
+
+def test_a_group_of_batches_is_one_transaction_all_or_nothing(store, tmp_path):
+    first = batch_from_request(many(3, first_trace=10))
+    second = batch_from_request(many(4, service="other", first_trace=20))
+    assert store.write_group([first, second]) == 7
+    before = counts(tmp_path)
+    good = batch_from_request(many(5, first_trace=40))
+    bad = batch_from_request(many(2, first_trace=60))
+    bad.spans[0] = bad.spans[0]._replace(name=object())
+    with pytest.raises(sqlite3.Error):
+        store.write_group([good, bad])
+    assert counts(tmp_path) == before
+    assert store.write_group([good, batch_from_request(many(0))]) == 5
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as connection:
+        ids = [row[0] for row in connection.execute("SELECT id FROM spans ORDER BY id")]
+    assert ids == list(range(1, 13))  # the rolled-back group used up no row ids
+
+
+def test_span_attributes_repeated_in_one_span_are_stored_once(store, tmp_path):
+    message = many(1)
+    repeated = message.resource_spans[0].scope_spans[0].spans[0].attributes
+    repeated.extend([kv("enduser.id", "ann"), kv("enduser.id", "ann")])
+    assert ingest(store, message.SerializeToString()) == 1
+    assert counts(tmp_path)["span_attributes"] == 2  # its tenant.id, and enduser.id once
+
+
+def test_a_store_from_before_schema_3_keeps_its_attribute_table_and_works(tmp_path):
+    # The layout of span_attributes before schema 3: a rowid table and two indexes.
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as connection:
+        connection.executescript(
+            "CREATE TABLE span_attributes (span_id INTEGER NOT NULL, key TEXT NOT NULL,"
+            " value TEXT NOT NULL);"
+            "CREATE INDEX span_attributes_kv ON span_attributes(key, value, span_id);"
+            "CREATE INDEX span_attributes_span_kv ON span_attributes(span_id, key, value);"
+        )
+    store = Store(tmp_path)
+    message = many(3)
+    for item in message.resource_spans[0].scope_spans[0].spans:
+        item.attributes.append(kv("enduser.id", "ann"))
+    assert ingest(store, message.SerializeToString()) == 3
+    found = analytics.breakdown(
+        store.connection, group_by="enduser.id", start_ns=T0 - SECOND, end_ns=T0 + SECOND
+    )
+    store.close()
+    assert [(group.value, group.count) for group in found.groups] == [("ann", 3)]
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as connection:
+        sql = connection.execute(
+            "SELECT sql FROM sqlite_schema WHERE name = 'span_attributes'"
+        ).fetchone()[0]
+    assert "WITHOUT ROWID" not in sql
 
 
 def test_retention_by_count_evicts_the_oldest_and_counts_them(tmp_path):

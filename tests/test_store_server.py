@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from o11ykit.store import writer
 from o11ykit.store.ingest import IngestError, Store, decode_body
+from o11ykit.store.ingest_log import LOG_DIRECTORY
 from o11ykit.store.process import StoreProcess, spawn_store
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.server import StoreServer
@@ -47,6 +49,17 @@ def trace_body(store: StoreProcess, trace_id: str) -> str | None:
             return r.read().decode()
     except urllib.error.HTTPError:
         return None
+
+
+def written(store: StoreProcess) -> Path:
+    """The store's directory, once it holds every batch acknowledged so far.
+
+    A 200 means a batch is in the ingest log; any query waits for the writer to store what
+    was acknowledged before it, so one query makes the database safe to read directly.
+    """
+    with urllib.request.urlopen(f"{store.query_url}/api/v3/services", timeout=10) as answer:
+        answer.read()
+    return store.directory
 
 
 def stored_spans(directory: Path) -> dict[str, int]:
@@ -124,12 +137,12 @@ def test_protobuf_json_and_gzip_requests(store):
     assert "5b8efff798038103d269b633813fc60c" in trace_body(
         store, "5b8efff798038103d269b633813fc60c"
     )
-    assert counts(store.directory)["spans"] == 5
+    assert counts(written(store))["spans"] == 5
 
 
 def test_bad_requests_get_4xx_with_a_message_and_change_nothing(store):
     post(store.http_port, many(3).SerializeToString(), PROTOBUF)
-    before = counts(store.directory)
+    before = counts(written(store))
     bad_id = many(2)
     bad_id.resource_spans[0].scope_spans[0].spans[1].trace_id = bytes(16)
     cases = [
@@ -144,7 +157,7 @@ def test_bad_requests_get_4xx_with_a_message_and_change_nothing(store):
         assert answer == status, text
         message = json.loads(text)
         assert message["code"] == 3 and fragment in message["message"]
-    assert counts(store.directory) == before
+    assert counts(written(store)) == before
 
 
 def test_other_paths_are_404_and_other_methods_405(store):
@@ -169,16 +182,18 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(store):
 
 def test_a_full_write_queue_answers_503_with_retry_after(tmp_path, monkeypatch):
     release = threading.Event()
-    original = Store.write
+    original = Store.write_group
 
-    def slow_write(self, batch):
+    def slow_write(self, batches, log_position=None):
         release.wait(10)
-        return original(self, batch)
+        return original(self, batches, log_position)
 
-    monkeypatch.setattr(Store, "write", slow_write)
+    monkeypatch.setattr(Store, "write_group", slow_write)
+    monkeypatch.setattr(writer, "QUEUE_WAIT_SECONDS", 0.5)
     body = many(1).SerializeToString()
     with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0, queue_batches=1) as srv:
-        # One batch held by the writer, one waiting in the queue of one: the third is refused.
+        # One batch held by the writer, one waiting in the queue of one: the third waits for
+        # room, and is refused when none comes.
         results: list[int] = []
         senders = [
             threading.Thread(target=lambda: results.append(post(srv.http_port, body, PROTOBUF)[0]))
@@ -227,7 +242,7 @@ def test_several_sdk_exporters_at_once_lose_nothing(store):
     for process in exporters:
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, out + err
-    assert stored_spans(store.directory) == {
+    assert stored_spans(written(store)) == {
         **{f"http-{n}": 2000 for n in range(4)},
         "grpc-0": 2000,
     }
@@ -267,18 +282,26 @@ def test_kill_9_while_an_exporter_sends_loses_at_most_the_batch_in_flight(tmp_pa
     acked = len(acked_file.read_text().split())
     with sqlite3.connect(data / DATABASE_NAME) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        stored = connection.execute("SELECT count(*) FROM spans").fetchone()[0]
-        orphans = connection.execute(
-            "SELECT count(*) FROM span_attributes WHERE span_id NOT IN (SELECT id FROM spans)"
-        ).fetchone()[0]
-    # Every acknowledged batch is there, whole; at most one more was committed unacknowledged.
-    assert acked * batch_spans <= stored <= (acked + 1) * batch_spans
-    assert stored % batch_spans == 0 and orphans == 0
+        committed = connection.execute("SELECT count(*) FROM spans").fetchone()[0]
+    # The database may be behind what was acknowledged: the rest is in the ingest log.
+    assert committed % batch_spans == 0 and committed <= (acked + 1) * batch_spans
     with spawn_store(data, grpc_port=None) as again:
+        # Opening the store wrote what the log held past the last commit.
+        with sqlite3.connect(data / DATABASE_NAME) as connection:
+            stored = connection.execute("SELECT count(*) FROM spans").fetchone()[0]
+            orphans = connection.execute(
+                "SELECT count(*) FROM span_attributes WHERE span_id NOT IN (SELECT id FROM spans)"
+            ).fetchone()[0]
         assert (
             post(again.http_port, many(5, first_trace=10**9).SerializeToString(), PROTOBUF)[0]
             == 200
         )
+        # Only the segment being appended to is left: the replayed ones are gone.
+        assert len(list((data / LOG_DIRECTORY).iterdir())) == 1
+        assert counts(written(again))["spans"] == stored + 5
+    # Every acknowledged batch is there, whole; at most one more was logged unacknowledged.
+    assert acked * batch_spans <= stored <= (acked + 1) * batch_spans
+    assert stored % batch_spans == 0 and orphans == 0
     assert counts(data)["spans"] == stored + 5
 
 
@@ -414,7 +437,7 @@ def test_fuzzed_requests_never_get_a_5xx_and_only_valid_ones_are_stored(
     if compress:
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
-    before = counts(fuzz_store.directory)["spans"]
+    before = counts(written(fuzz_store))["spans"]
     status, text, _ = post(fuzz_store.http_port, body, headers)
     assert status < 500, text
     try:
@@ -429,7 +452,7 @@ def test_fuzzed_requests_never_get_a_5xx_and_only_valid_ones_are_stored(
         expected = 0
     if status != 200:
         expected = 0
-    assert counts(fuzz_store.directory)["spans"] == before + expected
+    assert counts(written(fuzz_store))["spans"] == before + expected
     with sqlite3.connect(fuzz_store.directory / DATABASE_NAME) as connection:
         assert connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
 

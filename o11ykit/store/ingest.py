@@ -9,16 +9,19 @@ before anything is written.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
+import sqlite3
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
@@ -27,6 +30,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from o11ykit.store.ingest_log import LogPosition
 from o11ykit.store.schema import (
     INDEXED_SPAN_KEYS,
     ROLLUP_COLUMN_KEYS,
@@ -78,6 +82,22 @@ def decode_body(
     max_bytes: int = MAX_BODY_BYTES,
 ) -> ExportTraceServiceRequest:
     """Parse an OTLP/HTTP request body (protobuf or JSON, optionally gzip)."""
+    return decode_request(body, content_type, content_encoding, max_bytes=max_bytes).request
+
+
+class Decoded(NamedTuple):
+    request: ExportTraceServiceRequest
+    protobuf: Callable[[], bytes]  # the request as protobuf bytes, as the ingest log keeps it
+
+
+def decode_request(
+    body: bytes,
+    content_type: str | None,
+    content_encoding: str | None = None,
+    *,
+    max_bytes: int = MAX_BODY_BYTES,
+) -> Decoded:
+    """`decode_body`, and the request's protobuf bytes: the body itself when it was protobuf."""
     media = media_type(content_type)
     if media not in PROTOBUF_TYPES and media not in JSON_TYPES:
         raise IngestError(
@@ -87,8 +107,10 @@ def decode_body(
         )
     body = decompress(body, content_encoding, max_bytes)
     if media in JSON_TYPES:
-        return parse_json(body)
-    return parse_protobuf(body)
+        request = parse_json(body)
+        return Decoded(request, request.SerializeToString)
+    # The body as received: serializing the parsed request again cost 1 µs a span.
+    return Decoded(parse_protobuf(body), lambda: body)
 
 
 def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
@@ -209,8 +231,9 @@ class ScopeRow:
     schema_url: str
 
 
-@dataclass(frozen=True)
-class SpanRow:
+class SpanRow(NamedTuple):
+    # A tuple rather than a dataclass: one is built for every span, and a frozen dataclass
+    # took longer to build than the span took to decode.
     resource: int  # index into Batch.resources
     scope: int  # index into Batch.scopes
     trace_id: bytes
@@ -380,11 +403,42 @@ def _span_row(span: Span, resource: int, scope: int, keys: frozenset[str]) -> Sp
 # Rows -> SQLite
 # --------------------------------------------------------------------------------------------
 
-_INSERT_SPAN = (
-    "INSERT INTO spans(id, trace_id, span_id, parent_span_id, service, name, kind, start_ns,"
+_INTO_SPANS = (
+    "INTO spans(id, trace_id, span_id, parent_span_id, service, name, kind, start_ns,"
     " duration_ns, status_code, resource_id, scope_id, span)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# OR IGNORE: a sender repeating a key in one span (OTLP forbids it, not everyone obeys) must
+# not fail the batch on the primary key.
+_INTO_SPAN_ATTRIBUTES = "OR IGNORE INTO span_attributes(span_id, key, value)"
+# Rows per INSERT statement. An executemany of a one-row statement binds, steps and hands the
+# GIL back and forth once per row; a statement of many rows does it once for all of them.
+_ROWS_PER_STATEMENT = 32
+
+
+@functools.cache
+def _insert_sql(into: str, width: int, rows: int) -> str:
+    one = "(" + ", ".join("?" * width) + ")"
+    return f"INSERT {into} VALUES " + ", ".join([one] * rows)
+
+
+def insert_rows(connection: sqlite3.Connection, into: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """`INSERT {into} VALUES ...` for every row (all of one width), many rows a statement."""
+    if not rows:
+        return
+    width = len(rows[0])
+    whole = len(rows) - len(rows) % _ROWS_PER_STATEMENT
+    if whole:
+        connection.executemany(
+            _insert_sql(into, width, _ROWS_PER_STATEMENT),
+            [
+                list(chain.from_iterable(rows[i : i + _ROWS_PER_STATEMENT]))
+                for i in range(0, whole, _ROWS_PER_STATEMENT)
+            ],
+        )
+    if whole < len(rows):
+        connection.executemany(_insert_sql(into, width, 1), rows[whole:])
+
+
 _ADD_TO_ROLLUP = (
     " ON CONFLICT(key, minute, value, bucket) DO UPDATE"
     " SET spans = spans + excluded.spans, errors = errors + excluded.errors"
@@ -442,26 +496,59 @@ class Store:
         return self.write(batch_from_request(request, indexed_keys=self.indexed_keys))
 
     def write(self, batch: Batch) -> int:
-        if not batch.spans:
-            return 0
+        """Write one batch in one transaction; returns the number of spans written."""
+        return self.write_group([batch])
+
+    @property
+    def log_position(self) -> LogPosition:
+        """How far into the ingest log the database holds (see ingest_log.py)."""
+        return LogPosition(self._meta("log_segment"), self._meta("log_offset"))
+
+    def write_group(self, batches: Sequence[Batch], log_position: LogPosition | None = None) -> int:
+        """Write several batches in one transaction, all or none; returns the spans written.
+
+        One commit for the lot: a commit writes every page the batch touched, and batches
+        arriving together touch many of the same pages (index tails, rollup minutes).
+        `log_position`: the ingest log position just past the last of them, recorded in the
+        same transaction.
+        """
         new_resources: dict[bytes, int] = {}
         new_scopes: dict[bytes, int] = {}
+        spans: list[tuple[Any, ...]] = []
+        attributes: list[tuple[int, str, str]] = []
+        cells: list[RollupCell] = []
+        error_cells: list[RollupCell] = []
+        batches = [batch for batch in batches if batch.spans]
+        if not batches:
+            if log_position is not None:
+                with self._transaction():
+                    self._set_log_position(log_position)
+            return 0
         with self._transaction():
-            resource_ids = [self._resource_id(row, new_resources) for row in batch.resources]
-            scope_ids = [self._scope_id(row, new_scopes) for row in batch.scopes]
-            spans, attributes = self._rows(batch, resource_ids, scope_ids)
-            self.connection.executemany(_INSERT_SPAN, spans)
+            for batch in batches:
+                resource_ids = [self._resource_id(row, new_resources) for row in batch.resources]
+                scope_ids = [self._scope_id(row, new_scopes) for row in batch.scopes]
+                self._rows(
+                    batch, resource_ids, scope_ids, self._next_id + len(spans), spans, attributes
+                )
+                if self._rollups_on:
+                    self._rollup_cells(batch, resource_ids, cells, error_cells)
+            insert_rows(self.connection, _INTO_SPANS, spans)
             self.connection.executemany(
                 "INSERT OR IGNORE INTO operations(service, name, kind) VALUES (?, ?, ?)",
                 {(row[4], row[5], row[6]) for row in spans},
             )
-            self.connection.executemany(
-                "INSERT INTO span_attributes(span_id, key, value) VALUES (?, ?, ?)", attributes
-            )
+            insert_rows(self.connection, _INTO_SPAN_ATTRIBUTES, attributes)
             if self._rollups_on:
-                self.connection.executemany(_UPSERT_ROLLUP, self._rollup_rows(batch, resource_ids))
+                # Counter counts in C, faster than a dict updated in Python.
+                errors = Counter(error_cells)
+                self.connection.executemany(
+                    _UPSERT_ROLLUP, [(*cell, n, errors[cell]) for cell, n in Counter(cells).items()]
+                )
                 self._set_meta("rolled_up_through_id", self._next_id + len(spans) - 1)
             evicted, rollups_from_minute = self._evict(len(spans))
+            if log_position is not None:
+                self._set_log_position(log_position)
         # Only now: a rolled-back transaction must leave no trace in the caches either.
         self._resource_ids.update(new_resources)
         self._scope_ids.update(new_scopes)
@@ -470,16 +557,32 @@ class Store:
         self._count += len(spans) - evicted
         return len(spans)
 
+    def skip(self, spans: int, log_position: LogPosition) -> None:
+        """Count `spans` that could not be written as dropped, and move the log position on."""
+        with self._transaction():
+            self.connection.execute(
+                "UPDATE meta SET value = value + ? WHERE key = 'dropped_spans'", (spans,)
+            )
+            self._set_log_position(log_position)
+
     def close(self) -> None:
         self.connection.close()
 
+    def _set_log_position(self, position: LogPosition) -> None:
+        self._set_meta("log_segment", position.segment)
+        self._set_meta("log_offset", position.offset)
+
+    @staticmethod
     def _rows(
-        self, batch: Batch, resource_ids: list[int], scope_ids: list[int]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[int, str, str]]]:
+        batch: Batch,
+        resource_ids: list[int],
+        scope_ids: list[int],
+        row_id: int,
+        spans: list[tuple[Any, ...]],
+        attributes: list[tuple[int, str, str]],
+    ) -> None:
+        """Append the batch's spans and span_attributes rows, ids from `row_id` on."""
         services = [row.service for row in batch.resources]
-        spans = []
-        attributes = []
-        row_id = self._next_id
         for span in batch.spans:
             spans.append(
                 (
@@ -498,19 +601,25 @@ class Store:
                     span.data,
                 )
             )
-            attributes.extend((row_id, key, value) for key, value in span.indexed)
+            attributes += [(row_id, key, value) for key, value in span.indexed]
             row_id += 1
-        return spans, attributes
 
     # -- rollups ------------------------------------------------------------------------------
 
-    def _rollup_rows(self, batch: Batch, resource_ids: list[int]) -> list[tuple[Any, ...]]:
-        """The batch counted per rollup cell, so each cell is one upsert, not one per span."""
+    def _rollup_cells(
+        self,
+        batch: Batch,
+        resource_ids: list[int],
+        cells: list[RollupCell],
+        error_cells: list[RollupCell],
+    ) -> None:
+        """Append the rollup cells of the batch's spans, and of its errors to `error_cells`.
+
+        Counted afterwards, so each distinct cell is one upsert, not one per span.
+        """
         resources = [str(rid) for rid in resource_ids]
         keys = self._rollup_keys
         first_minute = self._rollups_from_minute
-        cells: list[RollupCell] = []
-        error_cells: list[RollupCell] = []
         for span in batch.spans:
             minute = span.start_ns // ROLLUP_MINUTE_NS
             if minute < first_minute:  # retention has cut that minute: breakdowns scan it
@@ -526,9 +635,6 @@ class Store:
             cells += own
             if span.status_code == 2:
                 error_cells += own
-        # Counter counts in C, faster than a dict updated in Python.
-        errors = Counter(error_cells)
-        return [(*cell, n, errors[cell]) for cell, n in Counter(cells).items()]
 
     def _catch_up_rollups(self) -> None:
         """Roll up spans written without rollups: a store from before them, or written by hand.

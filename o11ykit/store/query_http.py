@@ -9,7 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from o11ykit.store import otlp_json
@@ -23,6 +23,9 @@ from o11ykit.store.queries import (
     parse_time,
 )
 from o11ykit.store.schema import open_database
+
+if TYPE_CHECKING:
+    from o11ykit.store.writer import Writer
 
 
 class ConnectionPool:
@@ -133,9 +136,15 @@ def _search_depth(found: tuple[str, str] | None) -> int:
     return depth
 
 
+# A query waits at most this long for the writer to store what was acknowledged before it.
+CATCH_UP_SECONDS = 5.0
+
+
 class QueryHandler(Handler):
     pool: ConnectionPool
     indexed_keys: frozenset[str]
+    # The store's writer: a query answers for every batch acknowledged before it arrived.
+    writer: Writer | None = None
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -157,6 +166,8 @@ class QueryHandler(Handler):
         url = urlsplit(self.path)
         path = unquote(url.path)
         params = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        if self.writer is not None and path != "/health":
+            self.writer.wait_written(CATCH_UP_SECONDS)
         try:
             with self.pool.connection() as connection:
                 status, document = self._route(path, params, connection)

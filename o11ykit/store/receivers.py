@@ -15,7 +15,7 @@ from o11ykit.store.ingest import (
     JSON_TYPES,
     IngestError,
     batch_from_request,
-    decode_body,
+    decode_request,
     media_type,
 )
 from o11ykit.store.writer import StoreBusy, Writer
@@ -35,18 +35,18 @@ class OtlpHttpHandler(Handler):
             return
         try:
             body = self._read_body()
-            request = decode_body(
+            request, protobuf = decode_request(
                 body,
                 self.headers.get("Content-Type"),
                 self.headers.get("Content-Encoding"),
                 max_bytes=self.max_body_bytes,
             )
             batch = batch_from_request(request, indexed_keys=self.indexed_keys)
-            self.writer.submit(batch)
+            self.writer.submit(batch, protobuf)
         except IngestError as exc:
             self.send_error_status(exc.status, exc.message)
             return
-        except (StoreBusy, TimeoutError) as exc:
+        except StoreBusy as exc:
             self.send_error_status(503, str(exc) or "the store is busy", {"Retry-After": "1"})
             return
         except Exception as exc:  # a bug must cost this request, not the connection or store
@@ -100,10 +100,11 @@ def grpc_server(
         # The CamelCase name is fixed by the generated servicer.
         def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
             try:
-                writer.submit(batch_from_request(request, indexed_keys=keys))
+                batch = batch_from_request(request, indexed_keys=keys)
+                writer.submit(batch, request.SerializeToString)
             except IngestError as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-            except (StoreBusy, TimeoutError) as exc:
+            except StoreBusy as exc:
                 context.abort(grpc.StatusCode.UNAVAILABLE, str(exc) or "the store is busy")
             return ExportTraceServiceResponse()
 

@@ -10,7 +10,7 @@ import math
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2: rollups
+SCHEMA_VERSION = 3  # 2: rollups; 3: span_attributes clustered by span
 DATABASE_NAME = "traces.db"
 
 # Span attributes copied into span_attributes, so filtering and grouping on them is an
@@ -118,14 +118,17 @@ CREATE TABLE IF NOT EXISTS operations (
     PRIMARY KEY (service, name, kind)
 ) WITHOUT ROWID;
 DROP INDEX IF EXISTS spans_service_kind_name;
+-- Clustered by span: the rows of a batch append at the end of one b-tree, and joining a
+-- span to its indexed attributes reads them side by side. (Stores from before schema 3 have
+-- a rowid table with an index on the same columns, span_attributes_span_kv; the same
+-- statements serve both.)
 CREATE TABLE IF NOT EXISTS span_attributes (
     span_id INTEGER NOT NULL REFERENCES spans(id),   -- the spans row id
     key TEXT NOT NULL,
-    value TEXT NOT NULL
-);
+    value TEXT NOT NULL,
+    PRIMARY KEY (span_id, key, value)
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS span_attributes_kv ON span_attributes(key, value, span_id);
--- Covering: joining a span to its indexed attributes reads the index alone.
-CREATE INDEX IF NOT EXISTS span_attributes_span_kv ON span_attributes(span_id, key, value);
 -- One row per (key, minute of start time, value, duration bucket), written with the spans.
 -- No service column: it multiplied the rows of attribute keys by 4 (587k rows for 1M spans
 -- rather than 140k for tenant.id), so breakdowns filtered by service scan spans instead.
@@ -174,7 +177,16 @@ def _init_meta(connection: sqlite3.Connection) -> None:
     # older version (or by hand) has spans above it, and breakdowns then scan spans until the
     # writer catches up. rollups_from_minute: rollups before it are gone or missing evicted
     # spans, so that part of a window is scanned.
-    for key in ("evicted_spans", "rolled_up_through_id", "rollups_from_minute"):
+    # log_segment, log_offset: how far into the ingest log (ingest_log.py) the database
+    # holds. dropped_spans: accepted spans the writer could not write.
+    for key in (
+        "evicted_spans",
+        "rolled_up_through_id",
+        "rollups_from_minute",
+        "log_segment",
+        "log_offset",
+        "dropped_spans",
+    ):
         connection.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, 0)", (key,))
     # A store written before the operations table existed: fill it once.
     if connection.execute("SELECT NOT EXISTS (SELECT 1 FROM operations)").fetchone()[0]:

@@ -1,10 +1,12 @@
 """The store's servers: OTLP/HTTP and OTLP/gRPC in, Jaeger API v3 (and o11ykit's own) out.
 
-Receivers decode and validate on their own threads, then hand the batch to the one writer
-thread through a bounded queue and answer once it is committed: a 200 means the spans are on
-disk, and a full queue is a 503 the exporter counts as a failed batch rather than memory
-growing without bound. Readers each use their own connection; WAL lets them read while the
-writer commits.
+Receivers decode and validate on their own threads, append the request to the ingest log
+and hand the batch to the one writer thread through a bounded queue: a 200 means the request
+is in the log, which the writer applies at its next start if the process dies first. A queue
+that stays full is a 503 the exporter counts as a failed batch rather than memory growing
+without bound. The writer commits whatever is waiting together. Readers each use their own
+connection; WAL lets them read while the writer commits, and a query first waits for the
+writer to store what was acknowledged before it arrived.
 
 Start it with `o11ykit store serve`, in-process with `StoreServer`, or as a child process
 with `spawn_store` (tests, labs).
@@ -137,6 +139,7 @@ class StoreServer:
             QueryHandler,
             pool=self._pool,
             indexed_keys=self.indexed_keys,
+            writer=self._writer,
         )
         self._serve(query, "query")
         self.query_port = query.server_port

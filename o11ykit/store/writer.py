@@ -1,61 +1,166 @@
-"""The one thread that writes the database; receivers hand it batches and wait.
+"""The one thread that writes the database; receivers log their batches, queue them and go.
 
-A full queue is an error the receivers answer with 503, which exporters count as a failed
-batch, rather than memory growing without bound.
+A receiver's request is acknowledged once it is in the ingest log (`ingest_log.py`), so
+the writer can take every batch waiting and commit them together: at 512 spans a commit,
+a commit cost as much as the spans' rows and indexes together. The queue is bounded: a
+receiver waits for room (the exporter sees a slow answer, which is back-pressure), and
+after QUEUE_WAIT_SECONDS answers 503, which exporters count as a failed batch, rather than
+memory growing without bound.
+
+Readers that must see what was acknowledged before they asked (the query server) call
+`wait_written` first.
 """
 
 from __future__ import annotations
 
-import queue
+import logging
 import threading
-from concurrent.futures import Future
+from collections import deque
+from collections.abc import Callable
 
-from o11ykit.store.ingest import (
-    Batch,
-    Store,
-)
+from o11ykit.store.ingest import Batch, IngestError, Store, batch_from_request, parse_protobuf
+from o11ykit.store.ingest_log import IngestLog, LogPosition
 
-QUEUE_BATCHES = 64
-# How long a receiver waits for its batch to be committed before answering 503.
-COMMIT_TIMEOUT = 30.0
+QUEUE_BATCHES = 16
+# Batches waiting together are written in one transaction, up to this many spans: a group
+# stays small enough that a query waiting for it is not kept long.
+GROUP_SPANS = 4096
+# How long a receiver waits for room in the queue before answering 503.
+QUEUE_WAIT_SECONDS = 10.0
+
+log = logging.getLogger("o11ykit.store")
 
 
 class StoreBusy(Exception):
-    """The writer's queue is full (or the store is stopping): try again later."""
+    """The writer's queue stayed full (or the store is stopping): try again later."""
 
 
 class Writer:
-    """The only thread that writes the database; everyone else submits batches to it."""
+    """The only thread that writes the database; receivers hand it logged batches."""
 
     def __init__(self, store: Store, capacity: int = QUEUE_BATCHES) -> None:
         self.store = store
-        self._queue: queue.Queue[tuple[Batch, Future[int]] | None] = queue.Queue(capacity)
+        self.capacity = capacity
+        self._log = IngestLog(store.directory)
+        self._changed = threading.Condition()
+        self._queue: deque[tuple[Batch, LogPosition]] = deque()
+        # Batches accepted and batches written (or given up on), counted since start.
+        self._accepted = 0
+        self._written = 0
         self._stopping = False
+        self._failures = 0
+        self._replay()
         self._thread = threading.Thread(target=self._run, name="o11ykit-store-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, batch: Batch, timeout: float = COMMIT_TIMEOUT) -> int:
-        """Write `batch`, waiting for the commit; StoreBusy if it cannot be queued."""
-        if self._stopping:
-            raise StoreBusy("the store is stopping")
-        future: Future[int] = Future()
-        try:
-            self._queue.put_nowait((batch, future))
-        except queue.Full:
-            raise StoreBusy("the store's write queue is full") from None
-        return future.result(timeout)
+    def submit(
+        self, batch: Batch, payload: Callable[[], bytes], timeout: float | None = None
+    ) -> int:
+        """Log and queue `batch`; returns its span count once it is safe in the log.
+
+        `payload` gives the request as protobuf bytes, called only once there is room.
+        StoreBusy if the queue stays full for `timeout` seconds or the store is stopping.
+        """
+        wait = QUEUE_WAIT_SECONDS if timeout is None else timeout
+        with self._changed:
+            if not self._changed.wait_for(self._has_room, wait) or self._stopping:
+                raise StoreBusy(
+                    "the store is stopping" if self._stopping else "the store's write queue is full"
+                )
+            # Logged and queued under one lock, so the queue is in log order.
+            try:
+                position = self._log.append(payload())
+            except OSError as exc:  # a full disk: the exporter may try again later
+                raise StoreBusy(f"the store cannot write its ingest log: {exc}") from None
+            self._queue.append((batch, position))
+            self._accepted += 1
+            self._changed.notify_all()
+        return len(batch.spans)
+
+    def wait_written(self, timeout: float) -> bool:
+        """Wait until every batch accepted before this call is in the database."""
+        with self._changed:
+            target = self._accepted
+            return self._changed.wait_for(lambda: self._written >= target, timeout)
 
     def stop(self) -> None:
-        """Write what is queued, then close the database."""
-        self._stopping = True
-        self._queue.put(None)
+        """Write what is queued, then close the database and the log."""
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
         self._thread.join()
+        self._log.close()
         self.store.close()
 
+    def _has_room(self) -> bool:
+        return self._stopping or len(self._queue) < self.capacity
+
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            batch, future = item
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._queue or self._stopping)
+                if not self._queue:
+                    return  # stopping, and nothing left to write
+                group = [self._queue.popleft()]
+                spans = len(group[0][0].spans)
+                # Take whatever else is already waiting, without waiting for more.
+                while self._queue and spans < GROUP_SPANS:
+                    group.append(self._queue.popleft())
+                    spans += len(group[-1][0].spans)
+                self._changed.notify_all()  # room in the queue
+            self._write(group)
+            with self._changed:
+                self._written += len(group)
+                self._changed.notify_all()
+            self._log.discard_before(group[-1][1].segment)
+
+    def _write(self, group: list[tuple[Batch, LogPosition]]) -> None:
+        try:
+            self.store.write_group([batch for batch, _ in group], group[-1][1])
+        except Exception as exc:
+            if len(group) > 1:  # one batch must not cost the others: write them one by one
+                for item in group:
+                    self._write([item])
+                return
+            self._give_up(group[0], exc)
+
+    def _give_up(self, item: tuple[Batch, LogPosition], exc: Exception) -> None:
+        """A batch that cannot be written is counted, said once, and skipped past."""
+        batch, position = item
+        self._failures += 1
+        if self._failures == 1:
+            log.error(
+                "o11ykit store: could not write a batch of %d spans (%s: %s); it is dropped, "
+                "and later failures are counted in meta.dropped_spans without a message",
+                len(batch.spans),
+                type(exc).__name__,
+                exc,
+            )
+        try:
+            self.store.skip(len(batch.spans), position)
+        except Exception:  # the database itself is failing: replay will try again
+            log.debug("could not record the dropped batch", exc_info=True)
+
+    def _replay(self) -> None:
+        """Write what the log holds beyond the last commit: a store killed mid-ingest."""
+        group: list[Batch] = []
+        spans = 0
+        last: LogPosition | None = None
+        for payload, position in self._log.replay(self.store.log_position):
+            last = position
             try:
-                future.set_result(self.store.write(batch))
-            except Exception as exc:  # handed to the waiting receiver, which answers 5xx
-                future.set_exception(exc)
+                batch = batch_from_request(
+                    parse_protobuf(payload), indexed_keys=self.store.indexed_keys
+                )
+            except IngestError as exc:  # it was checked before it was logged: a damaged log
+                log.error("o11ykit store: skipped a damaged ingest log record: %s", exc.message)
+                continue
+            group.append(batch)
+            spans += len(batch.spans)
+            if spans >= GROUP_SPANS:
+                self.store.write_group(group, last)
+                group, spans = [], 0
+        if last is not None:
+            self.store.write_group(group, last)
+            log.info("o11ykit store: wrote the batches the ingest log held past the last commit")
+        self._log.discard_before(self._log.current_segment)

@@ -1,0 +1,105 @@
+"""The ingest log and the writer: acknowledged means logged, and logged means stored in the end."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+import pytest
+
+from o11ykit.store.ingest import Store, batch_from_request
+from o11ykit.store.ingest_log import LOG_DIRECTORY, IngestLog, LogPosition
+from o11ykit.store.schema import DATABASE_NAME
+from o11ykit.store.writer import StoreBusy, Writer
+from tests.support.store_data import counts, many
+
+
+def meta(directory, key: str) -> int:
+    with sqlite3.connect(directory / DATABASE_NAME) as connection:
+        return connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+
+
+def payloads(n: int) -> list[bytes]:
+    return [many(3, first_trace=1 + 10 * i).SerializeToString() for i in range(n)]
+
+
+def test_records_replay_in_order_from_a_position(tmp_path):
+    log = IngestLog(tmp_path)
+    positions = [log.append(p) for p in payloads(3)]
+    log.close()
+    reopened = IngestLog(tmp_path)  # appends to a new segment; the old one is replayable
+    assert [p for p, _ in reopened.replay(LogPosition(0, 0))] == payloads(3)
+    assert [pos for _, pos in reopened.replay(LogPosition(0, 0))] == positions
+    assert [p for p, _ in reopened.replay(positions[0])] == payloads(3)[1:]
+    assert list(reopened.replay(positions[-1])) == []
+    assert reopened.current_segment == positions[0].segment + 1
+
+
+def test_segments_rotate_and_applied_ones_are_discarded(tmp_path):
+    log = IngestLog(tmp_path, segment_bytes=200)
+    positions = [log.append(p) for p in payloads(6)]
+    assert len({pos.segment for pos in positions}) > 2
+    log.discard_before(positions[-1].segment)
+    assert log.segments() == [positions[-1].segment]
+    log.close()
+
+
+def test_a_torn_record_at_the_end_stops_replay_and_is_cut_off(tmp_path):
+    log = IngestLog(tmp_path)
+    whole = log.append(payloads(1)[0])
+    log.close()
+    segment = tmp_path / LOG_DIRECTORY / f"{whole.segment:08d}.log"
+    with segment.open("ab") as file:
+        file.write(b"\x10\x00\x00\x00\x00\x00")  # a header cut short by a kill
+    reopened = IngestLog(tmp_path)
+    assert [pos for _, pos in reopened.replay(LogPosition(0, 0))] == [whole]
+    assert segment.stat().st_size == whole.offset
+
+
+def test_the_writer_stores_what_the_log_holds_past_the_last_commit(tmp_path):
+    log = IngestLog(tmp_path)  # as a store killed after acknowledging, before committing
+    for payload in payloads(4):
+        log.append(payload)
+    log.close()
+    writer = Writer(Store(tmp_path))
+    writer.stop()
+    assert counts(tmp_path)["spans"] == 12
+    # The replayed segments are gone; the position says the database holds all of it.
+    assert len(IngestLog(tmp_path).segments()) == 2  # the writer's own, and this one's
+    assert (meta(tmp_path, "log_segment"), meta(tmp_path, "log_offset")) != (0, 0)
+    Writer(Store(tmp_path)).stop()
+    assert counts(tmp_path)["spans"] == 12  # nothing is replayed twice
+
+
+def test_submitted_batches_are_written_by_stop_and_seen_after_wait_written(tmp_path):
+    writer = Writer(Store(tmp_path))
+    for i in range(5):
+        request = many(3, first_trace=1 + 10 * i)
+        assert writer.submit(batch_from_request(request), request.SerializeToString) == 3
+    assert writer.wait_written(10)
+    assert counts(tmp_path)["spans"] == 15
+    writer.stop()
+    assert counts(tmp_path)["spans"] == 15
+
+
+def test_a_batch_that_cannot_be_written_is_dropped_counted_and_said_once(tmp_path, caplog):
+    writer = Writer(Store(tmp_path))
+    good = many(2, first_trace=1)
+    bad = batch_from_request(many(2, first_trace=100))
+    bad.spans[0] = bad.spans[0]._replace(name=object())
+    with caplog.at_level(logging.ERROR, logger="o11ykit.store"):
+        writer.submit(bad, lambda: b"")
+        writer.submit(batch_from_request(good), good.SerializeToString)
+        writer.submit(bad, lambda: b"")
+        assert writer.wait_written(10)
+    writer.stop()
+    assert counts(tmp_path)["spans"] == 2
+    assert meta(tmp_path, "dropped_spans") == 4
+    assert len([r for r in caplog.records if "could not write a batch" in r.message]) == 1
+
+
+def test_a_stopped_writer_refuses_new_batches(tmp_path):
+    writer = Writer(Store(tmp_path))
+    writer.stop()
+    with pytest.raises(StoreBusy, match="stopping"):
+        writer.submit(batch_from_request(many(1)), lambda: b"")
