@@ -31,7 +31,7 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     report = json.loads(results.read_text())
     for section in ("ingest", "fill", "disk", "start_to_ready", "queries", "memory"):
         assert report[section], section
-    assert {r["mode"] for r in report["ingest"]} == {"sdk", "raw"}
+    assert {r["mode"] for r in report["ingest"]} == {"exporter", "sdk", "raw"}
     assert all(r["spans_stored"] > 0 for r in report["ingest"])
     assert report["disk"]["spans"] >= 2000
     assert all(q["n"] == 3 for q in report["queries"].values() if isinstance(q, dict))

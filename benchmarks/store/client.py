@@ -1,9 +1,13 @@
 """One ingest client process for the store benchmark; the runner starts several.
 
-    python -m benchmarks.store.client --mode sdk|raw --url URL --ready FILE --out FILE
+    python -m benchmarks.store.client --mode exporter|sdk|raw --url URL --ready FILE --out FILE
 
-``sdk``: an application process made of the OpenTelemetry SDK and its own OTLP/HTTP exporter
-(``OTLPSpanExporter``), creating traces of realistic spans as fast as the pipeline takes them.
+``exporter``: the SDK's own OTLP/HTTP exporter (``OTLPSpanExporter``) sending 512-span
+batches of spans the SDK made before the clock started, one export after another: every
+batch is encoded and POSTed by the exporter, as it is in an application, but creating the
+spans is not charged to the store's two cores.
+``sdk``: a whole application pipeline (tracer, ``BatchSpanProcessor``, ``OTLPSpanExporter``)
+creating traces of realistic spans as fast as the pipeline takes them.
 ``raw``: pre-built ~512-span protobuf bodies POSTed one after another over one kept-alive
 connection, so nearly all of the CPU spent is the store's: its ceiling.
 
@@ -29,6 +33,10 @@ from urllib.parse import urlsplit
 # producer would fill a large queue and drop spans, burning CPU the store shares.
 MAX_PENDING_SPANS = 8192
 RAW_BODIES = 16
+# The BatchSpanProcessor's default batch, in every mode.
+EXPORT_BATCH_SPANS = 512
+# Distinct batches the exporter client cycles through (made by the SDK before it starts).
+EXPORTER_BATCHES = 16
 
 TENANTS = [f"tenant-{n:02d}" for n in range(1, 41)]
 ROUTES = ("/catalog/items", "/catalog/items/{id}", "/orders", "/orders/{id}", "/cart")
@@ -59,10 +67,64 @@ def _write_json(path: Path, document: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------ sdk client
 
 
+def _provider() -> Any:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    resource = Resource.create(
+        {
+            "service.name": "checkout",
+            "service.version": "2.3.1",
+            "deployment.environment.name": "production",
+            "host.name": f"bench-{os.getpid()}",
+        }
+    )
+    return TracerProvider(resource=resource)
+
+
+def run_exporter(url: str, ready: Path, stop: Stop, seed: int) -> dict[str, Any]:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    made = InMemorySpanExporter()
+    provider = _provider()
+    provider.add_span_processor(SimpleSpanProcessor(made))
+    tracer = provider.get_tracer("benchmarks.store.client", "1")
+    rng = random.Random(seed)
+    created = 0
+    while created < EXPORTER_BATCHES * EXPORT_BATCH_SPANS:
+        created += _one_trace(tracer, rng)
+    spans = made.get_finished_spans()
+    batches = [
+        spans[i : i + EXPORT_BATCH_SPANS] for i in range(0, len(spans), EXPORT_BATCH_SPANS)
+    ]
+    exporter = OTLPSpanExporter(endpoint=url, timeout=30)
+    _write_json(ready, {"pid": os.getpid()})
+    started, cpu0 = time.monotonic(), time.process_time()
+    exports = acknowledged = failed = 0
+    while not stop:
+        batch = batches[exports % len(batches)]
+        exports += 1
+        if exporter.export(batch) is SpanExportResult.SUCCESS:
+            acknowledged += len(batch)
+        else:
+            failed += len(batch)
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu0
+    exporter.shutdown()
+    return {
+        "mode": "exporter",
+        "created": acknowledged + failed,
+        "acknowledged": acknowledged,
+        "failed": failed,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+    }
+
+
 def run_sdk(url: str, ready: Path, stop: Stop, seed: int) -> dict[str, Any]:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
     class CountingExporter(OTLPSpanExporter):
@@ -79,22 +141,14 @@ def run_sdk(url: str, ready: Path, stop: Stop, seed: int) -> dict[str, Any]:
                 self.failed += len(spans)
             return result
 
-    resource = Resource.create(
-        {
-            "service.name": "checkout",
-            "service.version": "2.3.1",
-            "deployment.environment.name": "production",
-            "host.name": f"bench-{os.getpid()}",
-        }
-    )
     exporter = CountingExporter(endpoint=url, timeout=30)
-    provider = TracerProvider(resource=resource)
+    provider = _provider()
     provider.add_span_processor(
         BatchSpanProcessor(
             exporter,
             max_queue_size=65_536,
             schedule_delay_millis=50,
-            max_export_batch_size=512,
+            max_export_batch_size=EXPORT_BATCH_SPANS,
         )
     )
     tracer = provider.get_tracer("benchmarks.store.client", "1")
@@ -216,9 +270,12 @@ def run_raw(url: str, ready: Path, stop: Stop, seed: int) -> dict[str, Any]:
     }
 
 
+MODES = {"exporter": run_exporter, "sdk": run_sdk, "raw": run_raw}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("sdk", "raw"), required=True)
+    parser.add_argument("--mode", choices=tuple(MODES), required=True)
     parser.add_argument("--url", required=True, help="the store's /v1/traces URL")
     parser.add_argument("--ready", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -226,8 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=120.0, help="hard bound")
     args = parser.parse_args(argv)
     stop = Stop(args.max_seconds)
-    run = run_sdk if args.mode == "sdk" else run_raw
-    _write_json(args.out, run(args.url, args.ready, stop, args.seed))
+    _write_json(args.out, MODES[args.mode](args.url, args.ready, stop, args.seed))
     return 0
 
 
