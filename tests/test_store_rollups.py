@@ -14,11 +14,14 @@ import time
 
 import pytest
 
-from o11ykit.store import analytics, analytics_http
+from o11ykit.store import analytics, analytics_http, ingest
 from o11ykit.store.ingest import Batch, ResourceRow, ScopeRow, SpanRow, Store
 from o11ykit.store.schema import (
     PERCENTILE_ERROR,
+    ROLLUP_BLOCK_GRACE_MINUTES,
+    ROLLUP_BLOCK_MINUTES,
     ROLLUP_MINUTE_NS,
+    SCHEMA_VERSION,
     bucket_duration_ns,
     duration_bucket,
     open_database,
@@ -88,10 +91,12 @@ def fill(store: Store, seed: int, spans: int, start_ns: int, minutes: float) -> 
         store.write(Batch(resources(), [ScopeRow(b"s" * 32, b"", "")], rows))
 
 
-@pytest.fixture
-def store(tmp_path):
-    store = Store(tmp_path)
-    fill(store, seed=11, spans=3000, start_ns=T0, minutes=12)
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store for the module's tests, which only read it."""
+    store = Store(tmp_path_factory.mktemp("rollups"))
+    # 35 minutes: windows over whole 10-minute blocks read rollup_blocks.
+    fill(store, seed=11, spans=9000, start_ns=T0, minutes=35)
     yield store
     store.close()
 
@@ -122,8 +127,10 @@ def assert_agree(rolled: analytics.Breakdown, exact: analytics.Breakdown) -> Non
 @pytest.mark.parametrize("key", KEYS)
 def test_rollups_agree_with_the_scan_on_random_windows(store, monkeypatch, key):
     rng = random.Random(key)
-    windows = [(T0, T0 + 12 * MINUTE), (T0 - 5 * MINUTE, T0 + 20 * MINUTE)]  # aligned, all
+    windows = [(T0, T0 + 12 * MINUTE), (T0 - 5 * MINUTE, T0 + 40 * MINUTE)]  # aligned, all
     windows += [(T0 + rng.randrange(3 * MINUTE), T0 + rng.randrange(5, 12) * MINUTE + 7)]
+    # blocks, minutes on both sides of them, partial minutes at the edges
+    windows += [(T0 + rng.randrange(3 * MINUTE), T0 + rng.randrange(24, 35) * MINUTE + 7)]
     windows += [(T0 + MINUTE - 1, T0 + 2 * MINUTE + 1)]  # one whole minute, two partial
     for start, end in windows:
         rolled, exact = both(
@@ -195,20 +202,22 @@ def test_keys_not_rolled_up_and_windows_without_a_whole_minute_are_scanned(
 
 
 def test_small_windows_are_scanned(store):
-    # 3,000 spans: far below the default ROLLUP_MIN_SPANS.
+    # 9,000 spans: far below the default ROLLUP_MIN_SPANS.
     result = analytics.breakdown(
-        store.connection, group_by="tenant.id", start_ns=T0, end_ns=T0 + 12 * MINUTE
+        store.connection, group_by="tenant.id", start_ns=T0, end_ns=T0 + 35 * MINUTE
     )
-    assert not result.approximate and result.total == 3000
+    assert not result.approximate and result.total == 9000
 
 
 def test_spans_written_outside_the_store_are_scanned_until_it_rolls_them_up(tmp_path, monkeypatch):
     connection = open_database(tmp_path)
     StoreWriter(connection).add_many(
-        DirectRow("svc", "GET /a", T0 + i * 10**9, (i + 1) * 10**6, attributes={"tenant.id": "a"})
+        DirectRow(
+            "svc", "GET /a", T0 + i * 5 * 10**9, (i + 1) * 10**6, attributes={"tenant.id": "a"}
+        )
         for i in range(300)
     )
-    query = {"group_by": "tenant.id", "start_ns": T0, "end_ns": T0 + 5 * MINUTE}
+    query = {"group_by": "tenant.id", "start_ns": T0, "end_ns": T0 + 25 * MINUTE}
     monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
     assert not analytics.breakdown(connection, **query).approximate
     Store(tmp_path).close()  # opening the writer catches rollups up
@@ -219,7 +228,7 @@ def test_spans_written_outside_the_store_are_scanned_until_it_rolls_them_up(tmp_
 
 def test_retention_by_count_keeps_rollup_counts_exact(tmp_path, monkeypatch):
     store = Store(tmp_path, max_spans=1000)
-    fill(store, seed=3, spans=3000, start_ns=T0, minutes=12)
+    fill(store, seed=3, spans=3000, start_ns=T0, minutes=35)
     assert store.span_count <= 1050
     connection = store.connection
     first_trusted, oldest = connection.execute(
@@ -229,9 +238,10 @@ def test_retention_by_count_keeps_rollup_counts_exact(tmp_path, monkeypatch):
     assert first_trusted > T0 // MINUTE and oldest >= first_trusted
     for key in ("tenant.id", "service.version", "status"):
         rolled, exact = both(
-            monkeypatch, connection, group_by=key, start_ns=T0, end_ns=T0 + 12 * MINUTE
+            monkeypatch, connection, group_by=key, start_ns=T0, end_ns=T0 + 35 * MINUTE
         )
         assert_agree(rolled, exact)
+    assert_blocks_sum_the_minutes(connection)
     store.close()
 
 
@@ -250,6 +260,103 @@ def test_retention_by_age_drops_old_rollups(tmp_path, monkeypatch):
     store.close()
 
 
+def assert_blocks_sum_the_minutes(connection, at_least: int = 10) -> None:
+    """Every block analytics may read (summed, and wholly in the trusted minutes) sums its
+    minutes."""
+    from_minute, before = connection.execute(
+        "SELECT (SELECT value FROM meta WHERE key = 'rollups_from_minute'),"
+        " (SELECT value FROM meta WHERE key = 'rollup_blocks_before')"
+    ).fetchone()
+    first_block = -(-from_minute // ROLLUP_BLOCK_MINUTES)
+    summed = connection.execute(
+        f"SELECT key, minute / {ROLLUP_BLOCK_MINUTES} AS block, value, bucket, sum(spans),"
+        " sum(errors) FROM rollups GROUP BY 1, 2, 3, 4 HAVING block >= ? AND block < ?"
+        " ORDER BY 1, 2, 3, 4",
+        (first_block, before),
+    ).fetchall()
+    blocks = connection.execute(
+        "SELECT key, block, value, bucket, spans, errors FROM rollup_blocks"
+        " WHERE block >= ? AND block < ? ORDER BY 1, 2, 3, 4",
+        (first_block, before),
+    ).fetchall()
+    assert blocks == summed and len(blocks) >= at_least
+
+
+def test_blocks_sum_the_minutes_they_hold(store):
+    assert_blocks_sum_the_minutes(store.connection)
+
+
+def test_a_store_from_before_rollup_blocks_gets_them_when_the_writer_opens_it(
+    tmp_path, monkeypatch
+):
+    store = Store(tmp_path)
+    fill(store, seed=5, spans=2000, start_ns=T0, minutes=35)
+    store.connection.executescript(
+        "DELETE FROM rollup_blocks;"
+        " DELETE FROM meta WHERE key = 'rollup_blocks_before';"
+        " UPDATE meta SET value = 3 WHERE key = 'schema_version'"
+    )
+    store.close()
+    store = Store(tmp_path)
+    connection = store.connection
+    assert connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+        SCHEMA_VERSION,
+    )
+    assert_blocks_sum_the_minutes(connection)
+    rolled, exact = both(
+        monkeypatch, connection, group_by="tenant.id", start_ns=T0, end_ns=T0 + 35 * MINUTE
+    )
+    assert_agree(rolled, exact)
+    store.close()
+
+
+def test_blocks_are_summed_once_over_by_the_clock_and_late_spans_still_count(tmp_path, monkeypatch):
+    block = ROLLUP_BLOCK_MINUTES * MINUTE
+    start = (T0 // block + 1) * block  # a block's first minute
+    clock = [start]
+    monkeypatch.setattr(ingest.time, "time_ns", lambda: clock[0])
+    store = Store(tmp_path)
+    rng = random.Random(9)
+
+    def write(first_ns: int, last_ns: int, spans: int = 300) -> None:
+        rows = [span(rng, rng.randrange(first_ns, last_ns)) for _ in range(spans)]
+        store.write(Batch(resources(), [ScopeRow(b"s" * 32, b"", "")], rows))
+
+    def blocks() -> int:
+        return store.connection.execute("SELECT count(*) FROM rollup_blocks").fetchone()[0]
+
+    def blocks_before() -> int:
+        return store.connection.execute(
+            "SELECT value FROM meta WHERE key = 'rollup_blocks_before'"
+        ).fetchone()[0]
+
+    # Spans written as their minutes pass: the first block is over, but within its grace.
+    minutes = iter(range(3 * ROLLUP_BLOCK_MINUTES))
+    for minute in minutes:
+        clock[0] = start + minute * MINUTE + MINUTE // 2
+        write(start + minute * MINUTE, clock[0])
+        if minute == ROLLUP_BLOCK_MINUTES + ROLLUP_BLOCK_GRACE_MINUTES - 1:
+            break
+    assert blocks() == 0
+    # Past the grace: summed at the next write, and so on for the next block.
+    for minute in minutes:
+        clock[0] = start + minute * MINUTE + MINUTE // 2
+        write(start + minute * MINUTE, clock[0])
+    assert blocks_before() == start // block + 2
+    assert_blocks_sum_the_minutes(store.connection)
+    # Stragglers for the summed blocks go into them as well.
+    write(start, start + 2 * block, spans=500)
+    assert_blocks_sum_the_minutes(store.connection)
+    # summed blocks, then a whole block not yet summed (read from its minutes)
+    for window in [(start - 7, start + 2 * block + 7 * MINUTE + 3), (start, start + 4 * block)]:
+        for key in ("tenant.id", "service.version", "status"):
+            rolled, exact = both(
+                monkeypatch, store.connection, group_by=key, start_ns=window[0], end_ns=window[1]
+            )
+            assert_agree(rolled, exact)
+    store.close()
+
+
 def test_percentiles_of_one_bucket_are_its_middle():
     counts = analytics.Counter({duration_bucket(10**6): 99, duration_bucket(10**9): 1})
     assert analytics.bucket_percentile(counts, 0.99) == pytest.approx(10**6, rel=PERCENTILE_ERROR)
@@ -265,7 +372,8 @@ def test_percentiles_of_one_bucket_are_its_middle():
 
 WINDOWS = [
     (T0, T0 + 12 * MINUTE),  # whole minutes only
-    (T0 - 5 * MINUTE, T0 + 20 * MINUTE),  # all of it
+    (T0 - 5 * MINUTE, T0 + 40 * MINUTE),  # all of it
+    (T0 + 17 * 10**9, T0 + 31 * MINUTE + 7),  # 10-minute blocks, minutes and partial minutes
     (T0 + 17 * 10**9, T0 + 9 * MINUTE + 7),  # partial minutes at both edges
     (T0 + MINUTE - 1, T0 + 2 * MINUTE + 1),  # one whole minute, two partial
 ]
@@ -341,10 +449,10 @@ def test_small_windows_compare_by_scanning(store):
     result = analytics.compare(
         store.connection,
         start_ns=T0,
-        end_ns=T0 + 12 * MINUTE,
+        end_ns=T0 + 35 * MINUTE,
         selection=analytics.Selection.errors(),
     )
-    assert result.note == "" and result.selection_count + result.baseline_count == 3000
+    assert result.note == "" and result.selection_count + result.baseline_count == 9000
 
 
 # Zero (an exact split: 0 ns has its own bucket), a bucket's lower bound, inside buckets.
@@ -399,12 +507,12 @@ def test_the_threshold_bucket_is_split_by_log_position():
 
 def test_compare_after_retention_by_count_stays_exact(tmp_path, monkeypatch):
     store = Store(tmp_path, max_spans=1000)
-    fill(store, seed=3, spans=3000, start_ns=T0, minutes=12)
+    fill(store, seed=3, spans=3000, start_ns=T0, minutes=35)
     rolled, exact = compare_both(
         monkeypatch,
         store.connection,
         start_ns=T0,
-        end_ns=T0 + 12 * MINUTE,
+        end_ns=T0 + 35 * MINUTE,
         selection=analytics.Selection.errors(),
     )
     assert rolled.pairs == exact.pairs and rolled.selection_count == exact.selection_count

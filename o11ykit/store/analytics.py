@@ -19,8 +19,10 @@ figures in docs/store-api.md.
 
 That costs about 1 µs a span, so a breakdown of a large window (ROLLUP_MIN_SPANS or more,
 no service, operation or where filter, a rolled-up key) reads the whole minutes of the window
-from the rollups table instead (span and error counts per minute, value and duration bucket)
-and scans only the partial minutes at its edges: counts and errors stay exact, percentiles
+from the rollups tables instead (span and error counts per minute, or per 10-minute block, by
+value and duration bucket) and scans only the partial minutes at its edges (or, where an edge
+minute is mostly inside, reads it whole and subtracts the part outside, which is smaller),
+all in one read transaction: counts and errors stay exact, percentiles
 come from duration buckets, within schema.PERCENTILE_ERROR. A compare of such a window over
 rolled-up keys does the same for both sides: exact for errors; for slower-than, the spans in
 the threshold's duration bucket are split pro rata, and the result states the worst case.
@@ -32,6 +34,7 @@ import math
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -42,6 +45,7 @@ from o11ykit.store.schema import (
     BUCKETS_PER_OCTAVE,
     INDEXED_SPAN_KEYS,
     PERCENTILE_ERROR,
+    ROLLUP_BLOCK_MINUTES,
     ROLLUP_COLUMN_KEYS,
     ROLLUP_MINUTE_NS,
     ROLLUP_RESOURCE_KEY,
@@ -450,7 +454,8 @@ def breakdown(
         minutes = rollup_minutes(conn, group_by, source, start_ns, end_ns)
     truncated = False
     if minutes is not None:
-        ranked = _rollup_breakdown(conn, group_by, source, start_ns, end_ns, minutes)
+        with _one_snapshot(conn):
+            ranked = _rollup_breakdown(conn, group_by, source, start_ns, end_ns, minutes)
     else:
         ranked, truncated = _exact_breakdown(conn, filters, group_by, source)
     note = ROLLUP_NOTE if minutes is not None else ""
@@ -619,6 +624,13 @@ def rolled_up_minutes(
     last = end_ns // ROLLUP_MINUTE_NS
     if last <= first or _window_spans(conn, start_ns, end_ns) < ROLLUP_MIN_SPANS:
         return None
+    # An edge minute mostly inside the window: read it whole and subtract the part outside,
+    # which scans fewer spans than the part inside (see _edges).
+    half = ROLLUP_MINUTE_NS // 2
+    if first * ROLLUP_MINUTE_NS - start_ns > half and first - 1 >= state["rollups_from_minute"]:
+        first -= 1
+    if end_ns - last * ROLLUP_MINUTE_NS > half:
+        last += 1
     return first, last
 
 
@@ -646,24 +658,41 @@ def _rollup_breakdown(
     histograms = _rolled_up(conn, key, source, first, last)
     if source == INDEXED:
         _add_spans_without(conn, histograms, first, last)
-    for edge_start, edge_end in _edges(start_ns, end_ns, minutes):
+    for edge_start, edge_end, sign in _edges(start_ns, end_ns, minutes):
         edge = build_filters(conn, edge_start, edge_end, None, None, None)
-        _add_spans(histograms, _sql_triples(conn, edge, key, source))
+        _add_spans(histograms, _sql_triples(conn, edge, key, source), sign)
+    # A group whose spans were all subtracted is not in the window.
+    histograms = {v: (+counts, errors) for v, (counts, errors) in histograms.items() if +counts}
     shown = _merge(histograms, _shown_value(conn, key, source))
     return _largest_first(
         _summarise_buckets(value, counts, errors) for value, (counts, errors) in shown.items()
     )
 
 
-def _edges(start_ns: int, end_ns: int, minutes: tuple[int, int]) -> Iterator[tuple[int, int]]:
-    """The parts of the window outside the whole minutes read from rollups: scanned."""
-    first, last = minutes
-    for edge_start, edge_end in (
-        (start_ns, first * ROLLUP_MINUTE_NS),
-        (last * ROLLUP_MINUTE_NS, end_ns),
-    ):
-        if edge_start < edge_end:
-            yield edge_start, edge_end
+def _edges(start_ns: int, end_ns: int, minutes: tuple[int, int]) -> Iterator[tuple[int, int, int]]:
+    """Where the window and the minutes read from rollups differ, to scan: (start, end, 1)
+    for a part of the window outside them, to add; (start, end, -1) for a part of them
+    outside the window, to subtract.
+    """
+    first_ns, last_ns = (minute * ROLLUP_MINUTE_NS for minute in minutes)
+    if start_ns != first_ns:
+        yield min(start_ns, first_ns), max(start_ns, first_ns), 1 if start_ns < first_ns else -1
+    if end_ns != last_ns:
+        yield min(end_ns, last_ns), max(end_ns, last_ns), 1 if end_ns > last_ns else -1
+
+
+@contextmanager
+def _one_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """The statements inside read one snapshot of the store: rollups, the edges scanned and
+    what is subtracted must count the same spans while the writer commits more."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")  # nothing was written: this only ends the read
 
 
 def _rolled_up(
@@ -703,11 +732,37 @@ def _rollup_rows(
     conn: sqlite3.Connection, key: str, first: int, last: int
 ) -> list[tuple[str, int, int, int]]:
     """(value, bucket, spans, errors) of `key` over minutes [first, last), summed in SQL."""
+    cells, args = _rollup_cells(key, first, last)
     return conn.execute(
-        "SELECT value, bucket, sum(spans), sum(errors) FROM rollups"
-        " WHERE key = ? AND minute >= ? AND minute < ? GROUP BY value, bucket",
-        (key, first, last),
+        f"SELECT value, bucket, sum(spans), sum(errors) FROM ({cells}) GROUP BY value, bucket",
+        args,
     ).fetchall()
+
+
+def _rollup_cells(key: str, first: int, last: int) -> tuple[str, list[object]]:
+    """SQL for the rollup rows of `key` covering minutes [first, last), and its arguments:
+    the summed blocks wholly inside from rollup_blocks, the other minutes from rollups.
+    """
+    rows = "SELECT value, bucket, spans, errors FROM"
+    by_minute = f"{rows} rollups WHERE key = ? AND minute >= ? AND minute < ?"
+    first_block = -(-first // ROLLUP_BLOCK_MINUTES)
+    last_block = last // ROLLUP_BLOCK_MINUTES
+    if first_block >= last_block:
+        return by_minute, [key, first, last]
+    # Read in the same statement as the rows, so one snapshot has both: blocks summed
+    # before the writer moved it on are whole; the minutes after them are read instead.
+    sealed = "(SELECT value FROM meta WHERE key = 'rollup_blocks_before')"
+    blocks_end = f"max(?, min(?, {sealed}))"  # first_block <= blocks_end <= last_block
+    by_block = f"{rows} rollup_blocks WHERE key = ? AND block >= ? AND block < {blocks_end}"
+    after = (
+        f"{rows} rollups WHERE key = ? AND minute >= {blocks_end} * {ROLLUP_BLOCK_MINUTES}"
+        " AND minute < ?"
+    )
+    return f"{by_minute} UNION ALL {by_block} UNION ALL {after}", [
+        *(key, first, first_block * ROLLUP_BLOCK_MINUTES),
+        *(key, first_block, first_block, last_block),
+        *(key, first_block, last_block, last),
+    ]
 
 
 def _add_spans_without(
@@ -715,10 +770,9 @@ def _add_spans_without(
 ) -> None:
     """A span attribute's groups get the spans without it: all spans less those with it."""
     # Every span is counted once under the resource key: its buckets summed are all spans.
+    cells, args = _rollup_cells(ROLLUP_RESOURCE_KEY, first, last)
     totals = conn.execute(
-        "SELECT bucket, sum(spans), sum(errors) FROM rollups"
-        " WHERE key = ? AND minute >= ? AND minute < ? GROUP BY bucket",
-        (ROLLUP_RESOURCE_KEY, first, last),
+        f"SELECT bucket, sum(spans), sum(errors) FROM ({cells}) GROUP BY bucket", args
     ).fetchall()
     without = Counter({bucket: n for bucket, n, _ in totals})
     errors = sum(e for _, _, e in totals)
@@ -739,12 +793,12 @@ def _histograms(rows: Iterable[tuple[object, int, int, int]]) -> Histograms:
     return histograms
 
 
-def _add_spans(histograms: Histograms, triples: Iterable[Triple]) -> None:
-    """Spans scanned at the window's edges, added to the groups as buckets."""
+def _add_spans(histograms: Histograms, triples: Iterable[Triple], sign: int = 1) -> None:
+    """Spans scanned at the window's edges, added to (or, sign -1, taken from) the groups."""
     for value, duration, status in triples:
         counts, errors = histograms.get(value) or (Counter(), 0)
-        counts[duration_bucket(duration)] += 1
-        histograms[value] = (counts, errors + (status == 2))
+        counts[duration_bucket(duration)] += sign
+        histograms[value] = (counts, errors + sign * (status == 2))
 
 
 def bucket_percentile(counts: Counter[int], fraction: float) -> float:
@@ -801,7 +855,8 @@ def compare(
     if minutes is not None:
         left_out = [key for key in keys if key not in rolled]
         keys, sources = list(rolled), rolled
-        sides, bound = _rollup_sides(conn, sources, selection, start_ns, end_ns, minutes)
+        with _one_snapshot(conn):
+            sides, bound = _rollup_sides(conn, sources, selection, start_ns, end_ns, minutes)
         note = "from rollups" if selection.kind == "errors" else _slower_note(bound)
         if left_out:
             note += f"; keys not rolled up, left out: {', '.join(left_out)}"
@@ -993,13 +1048,18 @@ def _rollup_sides(
     base_n = _tidy(sum(all_counts.values()) - sel_n)
     uncertain = all_counts[boundary] * max(share, 1 - share) if boundary is not None else 0
     chosen, chosen_args = selection.sql()
-    for edge_start, edge_end in _edges(start_ns, end_ns, minutes):
+    for edge_start, edge_end, sign in _edges(start_ns, end_ns, minutes):
         edge = build_filters(conn, edge_start, edge_end, None, None, None)
         edge_sel, edge_base = _sql_sides(conn, edge, sources, chosen, chosen_args, sample=False)
-        sel_n += edge_sel[0]
-        base_n += edge_base[0]
-        sel.update(edge_sel[2])
-        base.update(edge_base[2])
+        sel_n += sign * edge_sel[0]
+        base_n += sign * edge_base[0]
+        for counts, edge_counts in ((sel, edge_sel[2]), (base, edge_base[2])):
+            if sign > 0:
+                counts.update(edge_counts)
+            else:
+                counts.subtract(edge_counts)
+    # Pairs whose spans were all subtracted are not in the window (float counts: slower-than).
+    sel, base = (Counter({p: n for p, n in c.items() if _tidy(n) > 0}) for c in (sel, base))
     bound = sum(min(100.0, 100.0 * uncertain / n) for n in (sel_n, base_n) if n) if uncertain else 0
     return ((sel_n, sel_n, sel), (base_n, base_n, base)), bound
 

@@ -33,6 +33,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from o11ykit.store.ingest_log import LogPosition
 from o11ykit.store.schema import (
     INDEXED_SPAN_KEYS,
+    ROLLUP_BLOCK_GRACE_MINUTES,
+    ROLLUP_BLOCK_MINUTES,
     ROLLUP_COLUMN_KEYS,
     ROLLUP_MINUTE_NS,
     ROLLUP_RESOURCE_KEY,
@@ -447,6 +449,14 @@ _UPSERT_ROLLUP = (
     "INSERT INTO rollups(key, minute, value, bucket, spans, errors) VALUES (?, ?, ?, ?, ?, ?)"
     + _ADD_TO_ROLLUP
 )
+_ADD_TO_BLOCK = (
+    " ON CONFLICT(key, block, value, bucket) DO UPDATE"
+    " SET spans = spans + excluded.spans, errors = errors + excluded.errors"
+)
+_UPSERT_BLOCK = (
+    "INSERT INTO rollup_blocks(key, block, value, bucket, spans, errors)"
+    " VALUES (?, ?, ?, ?, ?, ?)" + _ADD_TO_BLOCK
+)
 _ROLLUP_KEYS = (ROLLUP_RESOURCE_KEY, *ROLLUP_COLUMN_KEYS, *ROLLUP_SPAN_KEYS)
 RollupCell = tuple[str, int, str, int]  # (key, minute, value, duration bucket)
 
@@ -484,8 +494,11 @@ class Store:
         self._rollup_keys = frozenset(ROLLUP_SPAN_KEYS)
         self._rollups_on = self._rollup_keys <= self.indexed_keys
         self._rollups_from_minute = self._meta("rollups_from_minute")
+        self._blocks_before = self._meta("rollup_blocks_before")
         if self._rollups_on:
             self._catch_up_rollups()
+            with self._transaction():  # a store from before rollup_blocks: all its blocks
+                self._blocks_before = self._seal_blocks()
 
     @property
     def span_count(self) -> int:
@@ -539,12 +552,9 @@ class Store:
                 {(row[4], row[5], row[6]) for row in spans},
             )
             insert_rows(self.connection, _INTO_SPAN_ATTRIBUTES, attributes)
+            blocks_before = self._blocks_before
             if self._rollups_on:
-                # Counter counts in C, faster than a dict updated in Python.
-                errors = Counter(error_cells)
-                self.connection.executemany(
-                    _UPSERT_ROLLUP, [(*cell, n, errors[cell]) for cell, n in Counter(cells).items()]
-                )
+                blocks_before = self._write_rollups(cells, error_cells)
                 self._set_meta("rolled_up_through_id", self._next_id + len(spans) - 1)
             evicted, rollups_from_minute = self._evict(len(spans))
             if log_position is not None:
@@ -553,6 +563,7 @@ class Store:
         self._resource_ids.update(new_resources)
         self._scope_ids.update(new_scopes)
         self._rollups_from_minute = rollups_from_minute
+        self._blocks_before = blocks_before
         self._next_id += len(spans)
         self._count += len(spans) - evicted
         return len(spans)
@@ -636,6 +647,53 @@ class Store:
             if span.status_code == 2:
                 error_cells += own
 
+    def _write_rollups(self, cells: list[RollupCell], error_cells: list[RollupCell]) -> int:
+        """Add the cells to rollups (and to rollup_blocks where their block is already summed);
+        returns rollup_blocks_before after sealing the blocks now over."""
+        # Counter counts in C, faster than a dict updated in Python.
+        counts, errors = Counter(cells), Counter(error_cells)
+        self.connection.executemany(
+            _UPSERT_ROLLUP, [(*cell, n, errors[cell]) for cell, n in counts.items()]
+        )
+        # Spans of a block already summed arrived late (or are old, as in a backfill).
+        sealed = self._blocks_before
+        late: Counter[RollupCell] = Counter()
+        late_errors: Counter[RollupCell] = Counter()
+        for (key, minute, value, bucket), n in counts.items():
+            block = minute // ROLLUP_BLOCK_MINUTES
+            if block < sealed:
+                late[key, block, value, bucket] += n
+                late_errors[key, block, value, bucket] += errors[key, minute, value, bucket]
+        if late:
+            self.connection.executemany(
+                _UPSERT_BLOCK, [(*cell, n, late_errors[cell]) for cell, n in late.items()]
+            )
+        return self._seal_blocks()
+
+    def _seal_blocks(self) -> int:
+        """Sum into rollup_blocks the blocks that are over by the clock; returns the new
+        rollup_blocks_before. Call in a transaction; `_blocks_before` is set after it commits.
+
+        By the clock, not by span times: a span from the future cannot seal blocks still to
+        come, and old spans (a backfill) go into blocks already summed, one upsert a cell.
+        """
+        now_minute = time.time_ns() // ROLLUP_MINUTE_NS
+        before = (now_minute - ROLLUP_BLOCK_GRACE_MINUTES) // ROLLUP_BLOCK_MINUTES
+        if before <= self._blocks_before:
+            return self._blocks_before
+        # Minutes already cut by retention are gone from rollups; their blocks are never read.
+        first = self._blocks_before * ROLLUP_BLOCK_MINUTES
+        for key in _ROLLUP_KEYS:  # one range a key: the primary key starts (key, minute)
+            self.connection.execute(
+                "INSERT INTO rollup_blocks(key, block, value, bucket, spans, errors)"
+                f" SELECT key, minute / {ROLLUP_BLOCK_MINUTES}, value, bucket, sum(spans),"
+                " sum(errors) FROM rollups WHERE key = ? AND minute >= ? AND minute < ?"
+                " GROUP BY 2, 3, 4" + _ADD_TO_BLOCK,
+                (key, first, before * ROLLUP_BLOCK_MINUTES),
+            )
+        self._set_meta("rollup_blocks_before", before)
+        return before
+
     def _catch_up_rollups(self) -> None:
         """Roll up spans written without rollups: a store from before them, or written by hand.
 
@@ -662,16 +720,25 @@ class Store:
             ),
         ]
         first_ns = self._rollups_from_minute * ROLLUP_MINUTE_NS
+        block_ns = ROLLUP_BLOCK_MINUTES * ROLLUP_MINUTE_NS
+        # Into the minutes, and into the blocks already summed (later ones are summed from
+        # the minutes when they are sealed).
+        tables = (
+            ("rollups(key, minute", ROLLUP_MINUTE_NS, _ADD_TO_ROLLUP, 2**63 - 1),
+            ("rollup_blocks(key, block", block_ns, _ADD_TO_BLOCK, self._blocks_before * block_ns),
+        )
         with self._transaction():
-            for key, value, join, args in families:
-                self.connection.execute(
-                    "INSERT INTO rollups(key, minute, value, bucket, spans, errors)"
-                    f" SELECT {key}, s.start_ns / {ROLLUP_MINUTE_NS}, {value},"
-                    " o11ykit_duration_bucket(s.duration_ns), count(*), sum(s.status_code = 2)"
-                    f" FROM spans s {join} WHERE s.id > ? AND s.start_ns >= ?"
-                    " GROUP BY 1, 2, 3, 4" + _ADD_TO_ROLLUP,
-                    [*args, through, first_ns],
-                )
+            for into, width_ns, add, before_ns in tables:
+                for key, value, join, args in families:
+                    self.connection.execute(
+                        f"INSERT INTO {into}, value, bucket, spans, errors)"
+                        f" SELECT {key}, s.start_ns / {width_ns}, {value},"
+                        " o11ykit_duration_bucket(s.duration_ns), count(*),"
+                        " sum(s.status_code = 2) FROM spans s "
+                        f"{join} WHERE s.id > ? AND s.start_ns >= ? AND s.start_ns < ?"
+                        " GROUP BY 1, 2, 3, 4" + add,
+                        [*args, through, first_ns, before_ns],
+                    )
             self._set_meta("rolled_up_through_id", newest)
 
     def _trim_rollups(self, newest_evicted_ns: int) -> int:
@@ -683,9 +750,15 @@ class Store:
         from_minute = newest_evicted_ns // ROLLUP_MINUTE_NS + 1
         if from_minute <= self._rollups_from_minute:
             return self._rollups_from_minute
+        # A block that from_minute cuts keeps its rows, never read (analytics reads only
+        # blocks wholly inside the trusted minutes) until the next trim passes it.
+        from_block = -(-from_minute // ROLLUP_BLOCK_MINUTES)
         for key in _ROLLUP_KEYS:  # one range delete a key: the primary key starts (key, minute)
             self.connection.execute(
                 "DELETE FROM rollups WHERE key = ? AND minute < ?", (key, from_minute)
+            )
+            self.connection.execute(
+                "DELETE FROM rollup_blocks WHERE key = ? AND block < ?", (key, from_block)
             )
         self._set_meta("rollups_from_minute", from_minute)
         return from_minute
