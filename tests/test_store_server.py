@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import http.client
 import json
@@ -102,6 +103,21 @@ def test_in_process_server_picks_free_ports_and_drains_on_stop(tmp_path):
         with urllib.request.urlopen(f"{server.query_url}/api/v3/services", timeout=5) as r:
             assert json.loads(r.read()) == {"services": ["svc"]}
     assert counts(tmp_path)["spans"] == 3
+
+
+def test_only_the_serving_process_tunes_the_garbage_collector(tmp_path):
+    before = gc.get_threshold()
+    with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0) as server:
+        assert post(server.http_port, many(3).SerializeToString(), PROTOBUF)[0] == 200
+    assert gc.get_threshold() == before  # a host application's collector is its own
+    script = (
+        "import gc; from o11ykit.store import server; server._tune_gc();"
+        " print(gc.get_threshold(), gc.get_freeze_count() > 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["(20000,", "20,", "100)", "True"]
 
 
 # -- OTLP/HTTP -----------------------------------------------------------------------------------
