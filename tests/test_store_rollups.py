@@ -310,6 +310,19 @@ def test_a_store_from_before_rollup_blocks_gets_them_when_the_writer_opens_it(
     store.close()
 
 
+def test_without_the_blocks_counter_every_minute_is_read(store, monkeypatch):
+    connection = store.connection
+    window = {"group_by": "tenant.id", "start_ns": T0, "end_ns": T0 + 35 * MINUTE}
+    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    with_blocks = analytics.breakdown(connection, **window)
+    connection.execute("BEGIN")
+    try:
+        connection.execute("DELETE FROM meta WHERE key = 'rollup_blocks_before'")
+        assert analytics.breakdown(connection, **window) == with_blocks
+    finally:
+        connection.execute("ROLLBACK")
+
+
 def test_blocks_are_summed_once_over_by_the_clock_and_late_spans_still_count(tmp_path, monkeypatch):
     block = ROLLUP_BLOCK_MINUTES * MINUTE
     start = (T0 // block + 1) * block  # a block's first minute

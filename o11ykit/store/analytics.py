@@ -751,7 +751,8 @@ def _rollup_cells(key: str, first: int, last: int) -> tuple[str, list[object]]:
         return by_minute, [key, first, last]
     # Read in the same statement as the rows, so one snapshot has both: blocks summed
     # before the writer moved it on are whole; the minutes after them are read instead.
-    sealed = "(SELECT value FROM meta WHERE key = 'rollup_blocks_before')"
+    # No such counter (not written by a store that has rollup_blocks): no blocks, all minutes.
+    sealed = "coalesce((SELECT value FROM meta WHERE key = 'rollup_blocks_before'), 0)"
     blocks_end = f"max(?, min(?, {sealed}))"  # first_block <= blocks_end <= last_block
     by_block = f"{rows} rollup_blocks WHERE key = ? AND block >= ? AND block < {blocks_end}"
     after = (
