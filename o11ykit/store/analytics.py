@@ -449,15 +449,15 @@ def breakdown(
     source = key_source(conn, group_by)
     if filters.decoded:
         source = SPAN_BYTES
-    minutes = None
-    if not (service or operation or where):
-        minutes = rollup_minutes(conn, group_by, source, start_ns, end_ns)
     truncated = False
-    if minutes is not None:
-        with _one_snapshot(conn):
+    with _one_snapshot(conn):  # rollups' coverage as checked is what is read
+        minutes = None
+        if not (service or operation or where):
+            minutes = rollup_minutes(conn, group_by, source, start_ns, end_ns)
+        if minutes is not None:
             ranked = _rollup_breakdown(conn, group_by, source, start_ns, end_ns, minutes)
-    else:
-        ranked, truncated = _exact_breakdown(conn, filters, group_by, source)
+        else:
+            ranked, truncated = _exact_breakdown(conn, filters, group_by, source)
     note = ROLLUP_NOTE if minutes is not None else ""
     if truncated:
         note = f"read from span bytes: only the newest {SCAN_LIMIT} matching spans were examined"
@@ -849,22 +849,22 @@ def compare(
     # Rollups answer when every key asked for is rolled up; by default, the keys not rolled
     # up (enduser.id, span-bytes keys) are left out rather than scanning the window for them.
     rolled = {key: source for key, source in sources.items() if is_rolled_up(key, source)}
-    minutes = None
-    if not (service or operation or where) and rolled and (default_keys or rolled == sources):
-        minutes = rolled_up_minutes(conn, start_ns, end_ns)
     truncated, bound, note = False, 0.0, ""
-    if minutes is not None:
-        left_out = [key for key in keys if key not in rolled]
-        keys, sources = list(rolled), rolled
-        with _one_snapshot(conn):
+    with _one_snapshot(conn):  # rollups' coverage as checked is what is read
+        minutes = None
+        if not (service or operation or where) and rolled and (default_keys or rolled == sources):
+            minutes = rolled_up_minutes(conn, start_ns, end_ns)
+        if minutes is not None:
+            left_out = [key for key in keys if key not in rolled]
+            keys, sources = list(rolled), rolled
             sides, bound = _rollup_sides(conn, sources, selection, start_ns, end_ns, minutes)
-        note = "from rollups" if selection.kind == "errors" else _slower_note(bound)
-        if left_out:
-            note += f"; keys not rolled up, left out: {', '.join(left_out)}"
-    elif filters.decoded or SPAN_BYTES in sources.values():
-        sides, truncated = _scanned_sides(conn, filters, keys, chosen, chosen_args)
-    else:
-        sides = _sql_sides(conn, filters, sources, chosen, chosen_args)
+            note = "from rollups" if selection.kind == "errors" else _slower_note(bound)
+            if left_out:
+                note += f"; keys not rolled up, left out: {', '.join(left_out)}"
+        elif filters.decoded or SPAN_BYTES in sources.values():
+            sides, truncated = _scanned_sides(conn, filters, keys, chosen, chosen_args)
+        else:
+            sides = _sql_sides(conn, filters, sources, chosen, chosen_args)
     (sel_total, sel_n, sel_counts), (base_total, base_n, base_counts) = sides
     pairs = _rank(keys, sel_n, sel_counts, base_n, base_counts)
     if truncated:
