@@ -750,8 +750,9 @@ class Store:
         from_minute = newest_evicted_ns // ROLLUP_MINUTE_NS + 1
         if from_minute <= self._rollups_from_minute:
             return self._rollups_from_minute
-        # A block that from_minute cuts keeps its rows, never read (analytics reads only
-        # blocks wholly inside the trusted minutes) until the next trim passes it.
+        # Blocks that begin before from_minute go, the one it cuts included. Stragglers or a
+        # seal may bring that one back with part of its spans; analytics never reads it,
+        # as it reads only blocks wholly inside the trusted minutes.
         from_block = -(-from_minute // ROLLUP_BLOCK_MINUTES)
         for key in _ROLLUP_KEYS:  # one range delete a key: the primary key starts (key, minute)
             self.connection.execute(
