@@ -110,14 +110,26 @@ def test_only_the_serving_process_tunes_the_garbage_collector(tmp_path):
     with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0) as server:
         assert post(server.http_port, many(3).SerializeToString(), PROTOBUF)[0] == 200
     assert gc.get_threshold() == before  # a host application's collector is its own
-    script = (
-        "import gc; from o11ykit.store import server; server._tune_gc();"
-        " print(gc.get_threshold(), gc.get_freeze_count() > 0)"
-    )
+    # `o11ykit store serve`, in a process of its own, reports its collector once ready.
+    ready = tmp_path / "ready.json"
+    script = f"""
+import gc, os, signal, sys, threading, time
+from pathlib import Path
+from o11ykit.cli import main
+def report():
+    while not Path({str(ready)!r}).exists():
+        time.sleep(0.01)
+    print("collector", gc.get_threshold(), gc.get_freeze_count() > 0, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=report, daemon=True).start()
+sys.exit(main(["store", "serve", "--dir", {str(tmp_path / "served")!r}, "--no-grpc",
+               "--otlp-http-port", "0", "--query-port", "0", "--ready-file", {str(ready)!r}]))
+"""
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60
     )
-    assert out.stdout.split() == ["(20000,", "20,", "100)", "True"]
+    assert out.returncode == 0, out.stderr
+    assert "collector (20000, 20, 100) True" in out.stdout
 
 
 # -- OTLP/HTTP -----------------------------------------------------------------------------------
