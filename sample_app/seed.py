@@ -24,7 +24,7 @@ from sample_app.services.catalog import models as catalog_models
 from sample_app.services.orders import models as order_models
 from sample_app.traffic.vocabulary import ADJECTIVES, SEARCH_WORDS
 
-SEED_VERSION = "7"
+SEED_VERSION = "8"  # 8: the sales index covers total_minor
 DAY = 86_400
 BATCH = 20_000
 
@@ -65,10 +65,13 @@ def _mark(engine: Engine) -> None:
                     )
         connection.execute(text("CREATE TABLE seed_info (version VARCHAR(8))"))
         connection.execute(text("INSERT INTO seed_info VALUES (:v)"), {"v": SEED_VERSION})
-        if engine.dialect.name == "postgresql":
-            # A fresh table has no statistics: without them the planner's first minutes
-            # differ from the rest of the workshop.
-            connection.execute(text("ANALYZE"))
+    if engine.dialect.name == "postgresql":
+        # A fresh table has no statistics: without them the planner's first minutes differ
+        # from the rest of the workshop. VACUUM marks the copied pages all-visible, so the
+        # sales report reads its covering index alone, as on SQLite (3 ms rather than 11 ms
+        # for a big shop); it cannot run inside a transaction.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))
 
 
 def bulk_insert(engine: Engine, table: str, columns: Sequence[str], rows: Iterable[tuple]) -> int:

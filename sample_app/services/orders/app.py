@@ -11,7 +11,7 @@ import httpx
 from fastapi import HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select, text
+from sqlalchemy import Index, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from sample_app import db, settings
@@ -186,6 +186,11 @@ def _index_exists() -> bool:
     return any(ix["name"] == models.SALES_INDEX for ix in inspect(engine).get_indexes("orders"))
 
 
+def _sales_index() -> Index:
+    # The model's own definition, so the fix recreates exactly the index the schema has.
+    return next(ix for ix in models.Order.__table__.indexes if ix.name == models.SALES_INDEX)
+
+
 def _reconcile_index() -> None:
     dropped = any(not f.get("fixed") for f in switches.injected("dropped_index"))
     if dropped == (not _index_exists()):
@@ -194,9 +199,7 @@ def _reconcile_index() -> None:
         if dropped:
             connection.execute(text(f"DROP INDEX {models.SALES_INDEX}"))
         else:
-            connection.execute(
-                text(f"CREATE INDEX {models.SALES_INDEX} ON orders (shop, created_at)")
-            )
+            _sales_index().create(connection)
             if engine.dialect.name == "postgresql":
                 connection.execute(text("ANALYZE orders"))
 
