@@ -1,0 +1,59 @@
+"""Solver decisions on breakdowns as the query API returns them, where timing makes traces
+ambiguous; tests/test_labs.py runs every solver against a real stack."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from labs import solvers
+
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+END = datetime(2026, 1, 1, 0, 5, tzinfo=timezone.utc)
+
+
+class Breakdowns:
+    """services() and breakdown() of JaegerQuery, over fixed per-user groups of orders."""
+
+    def __init__(self, users: dict[str, tuple[int, float]]) -> None:
+        self.users = users  # enduser.id -> (server spans of GET /orders, their p50 in ms)
+
+    def services(self) -> list[str]:
+        return ["gateway", "orders"]
+
+    def breakdown(self, by: str, *, where: dict[str, str], **_: object) -> dict:
+        users = {
+            user: figures
+            for user, figures in self.users.items()
+            if where.get("enduser.id", user) == user
+        }
+        if by == "enduser.id":
+            groups = [{"value": u, "count": n, "p50Ms": p50} for u, (n, p50) in users.items()]
+        else:
+            assert by == "name"
+            slowest = max(p50 for _, p50 in users.values())
+            groups = [{"value": "GET /orders", "count": 1, "p50Ms": slowest}]
+        return {"groups": groups}
+
+
+ORDINARY = {f"acme-c{n:05d}": (4, 12.0) for n in range(10, 16)}
+
+
+def test_heavy_user_waits_while_the_slowest_user_has_too_few_spans():
+    # The heavy user's first history has finished, its others still run; a bystander who
+    # shared the service with it is slow too, and has 3 spans already.
+    query = Breakdowns({**ORDINARY, "acme-c00003": (1, 4500.0), "acme-c00042": (3, 90.0)})
+    assert solvers.heavy_user(query, START, END) is None
+
+
+def test_heavy_user_names_the_slowest_user_once_they_have_three_spans():
+    query = Breakdowns({**ORDINARY, "acme-c00003": (3, 4500.0), "acme-c00042": (3, 90.0)})
+    assert solvers.heavy_user(query, START, END) == {
+        "service": "orders",
+        "operation": "GET /orders",
+        "attribute": {"enduser.id": "acme-c00003"},
+        "fault_class": "one heavy user",
+    }
+
+
+def test_heavy_user_finds_nobody_when_everyone_is_alike():
+    assert solvers.heavy_user(Breakdowns(ORDINARY), START, END) is None
