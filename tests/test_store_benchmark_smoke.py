@@ -1,4 +1,4 @@
-"""The store benchmark runs end to end at tiny sizes and writes every section of its JSON."""
+"""The store benchmarks run end to end at tiny sizes and write every section of their JSON."""
 
 from __future__ import annotations
 
@@ -6,34 +6,48 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.integration
-def test_store_benchmark_smoke(tmp_path: Path) -> None:
+def _run_benchmark(module: str, tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run `module` with `args` in its own process; its results, and its work dir gone."""
     results = tmp_path / "results.json"
-    command = [
-        sys.executable,
-        "-m",
-        "benchmarks.store.run",
-        "--spans", "2000",
-        "--ingest-seconds", "1",
-        "--repeat", "3",
-        "--spawns", "2",
-        "--dir", str(tmp_path),
-        "--results", str(results),
-    ]  # fmt: skip
+    command = [sys.executable, "-m", module, *args, "--dir", str(tmp_path)]
+    command += ["--results", str(results)]
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    report = json.loads(results.read_text())
+    # The work dir under tmp_path was removed: only the results file is left.
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    return json.loads(results.read_text())
+
+
+@pytest.mark.integration
+def test_store_benchmark_smoke(tmp_path: Path) -> None:
+    report = _run_benchmark(
+        "benchmarks.store.run", tmp_path,
+        "--spans", "2000", "--ingest-seconds", "1", "--repeat", "3", "--spawns", "2",
+    )  # fmt: skip
     for section in ("ingest", "fill", "disk", "start_to_ready", "queries", "memory"):
         assert report[section], section
     assert {r["mode"] for r in report["ingest"]} == {"exporter", "sdk", "raw"}
     assert all(r["spans_stored"] > 0 for r in report["ingest"])
     assert report["disk"]["spans"] >= 2000
     assert all(q["n"] == 3 for q in report["queries"].values() if isinstance(q, dict))
-    # The work dir under tmp_path was removed: only the results file is left.
-    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+@pytest.mark.integration
+def test_write_layout_benchmark_smoke(tmp_path: Path) -> None:
+    report = _run_benchmark(
+        "benchmarks.store.write_layout", tmp_path, "--spans", "20000", "--rounds", "1"
+    )
+    summary = report["summary"]
+    assert set(summary) == {"key-first", "block-led", "block-led, trace too"}
+    assert all(f["median_us_per_span"] > 0 for f in summary.values())
+    # WAL volume is a count of pages, not a timing: the same on every run. Each layout was
+    # really applied if each writes less than the one before it.
+    wal = [summary[layout]["wal_bytes_per_span"] for layout in summary]
+    assert wal[0] > wal[1] > wal[2], wal

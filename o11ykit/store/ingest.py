@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -552,6 +553,10 @@ class Store:
                 {(row[4], row[5], row[6]) for row in spans},
             )
             insert_rows(self.connection, _INTO_SPAN_ATTRIBUTES, attributes)
+            self.connection.executemany(
+                "INSERT OR IGNORE INTO span_attribute_keys(key) VALUES (?)",
+                [(key,) for key in set(map(itemgetter(1), attributes))],
+            )
             blocks_before = self._blocks_before
             if self._rollups_on:
                 blocks_before = self._write_rollups(cells, error_cells)

@@ -19,7 +19,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from o11ykit import timeformats
 from o11ykit.store.ingest import value_text
-from o11ykit.store.schema import INDEXED_SPAN_KEYS
+from o11ykit.store.schema import ATTRIBUTE_BLOCKS, ATTRIBUTE_LOOKUP, INDEXED_SPAN_KEYS
 
 DEFAULT_SEARCH_DEPTH = 20
 MAX_SEARCH_DEPTH = 1000
@@ -173,8 +173,8 @@ class Queries:
             if resource_matches[key]:
                 continue  # whole resources match: the index of span attributes is not enough
             (count,) = self.connection.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM span_attributes"
-                " WHERE key = ? AND value = ? LIMIT ?)",
+                f"{ATTRIBUTE_BLOCKS} SELECT count(*) FROM (SELECT 1 FROM"
+                f" {ATTRIBUTE_LOOKUP.format(alias='a')} LIMIT ?)",
                 (key, value, _SELECTIVE_PAIR),
             ).fetchone()
             if count < _SELECTIVE_PAIR and (best is None or count < best[0]):
@@ -217,8 +217,8 @@ class Queries:
         where = " AND ".join(conditions)
         if driver:
             sql = (
-                f"SELECT {columns} FROM span_attributes d JOIN spans s ON s.id = d.span_id"
-                f" WHERE d.key = ? AND d.value = ? AND {where} ORDER BY s.start_ns DESC"
+                f"{ATTRIBUTE_BLOCKS} SELECT {columns} FROM {ATTRIBUTE_LOOKUP.format(alias='d')}"
+                f" JOIN spans s ON s.id = d.span_id WHERE {where} ORDER BY s.start_ns DESC"
             )
             return sql, [*driver, *parameters]
         return f"SELECT {columns} FROM spans s WHERE {where} ORDER BY s.start_ns DESC", parameters

@@ -23,7 +23,8 @@ from o11ykit.store.ingest_log import IngestLog, LogPosition
 
 QUEUE_BATCHES = 16
 # Batches waiting together are written in one transaction, up to this many spans: a group
-# stays small enough that a query waiting for it is not kept long.
+# stays small enough that a query waiting for it is not kept long. The attribute index's
+# blocks (schema.ATTRIBUTE_BLOCK_SHIFT) are this size, so a group writes into one or two.
 GROUP_SPANS = 4096
 # How long a receiver waits for room in the queue before answering 503.
 QUEUE_WAIT_SECONDS = 10.0

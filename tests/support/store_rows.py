@@ -149,13 +149,13 @@ class StoreWriter:
                 span_bytes(row, trace_id, span_id),
             ),
         )
+        indexed = [k for k in row.attributes if k in INDEXED_SPAN_KEYS]
         self.connection.executemany(
             "INSERT INTO span_attributes(span_id, key, value) VALUES (?, ?, ?)",
-            [
-                (cursor.lastrowid, k, text(v))
-                for k, v in row.attributes.items()
-                if k in INDEXED_SPAN_KEYS
-            ],
+            [(cursor.lastrowid, k, text(row.attributes[k])) for k in indexed],
+        )
+        self.connection.executemany(
+            "INSERT OR IGNORE INTO span_attribute_keys(key) VALUES (?)", [(k,) for k in indexed]
         )
         return cursor.lastrowid
 
@@ -216,6 +216,10 @@ def build_large_store(directory: Path, spans: int, seed: int = 7) -> None:
                 "INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", span_rows
             )
             connection.executemany("INSERT INTO span_attributes VALUES (?, ?, ?)", attribute_rows)
+            connection.executemany(
+                "INSERT OR IGNORE INTO span_attribute_keys(key) VALUES (?)",
+                [(key,) for key in {row[1] for row in attribute_rows}],
+            )
     # Opening the writer rolls up the spans written around it, as after an upgrade (~13 s).
     Store(directory).close()
     connection.execute("ANALYZE")
