@@ -6,6 +6,7 @@ filter and group on. See docs/store.md.
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 # led by the block of span row ids, and span_attribute_keys
 SCHEMA_VERSION = 5
 DATABASE_NAME = "traces.db"
+log = logging.getLogger("o11ykit.store")
 
 # Span attributes copied into span_attributes, so filtering and grouping on them is an
 # index lookup. The rest are read from the stored span bytes of the remaining candidates.
@@ -207,8 +209,19 @@ def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.C
         Path(directory).mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
+        from_schema_4 = _has_key_value_index(connection)
+        if from_schema_4:
+            # Said before it starts: the script below builds the new index, and a start
+            # that takes seconds in silence looks hung.
+            log.warning(
+                "o11ykit store: upgrading %s to schema %d: building the span attribute index"
+                " once (12-13 s a million spans on a 2-core machine)",
+                path,
+                SCHEMA_VERSION,
+            )
         connection.executescript(SCHEMA)
-        _retire_key_value_index(connection)
+        if from_schema_4:
+            _retire_key_value_index(connection)
         _init_meta(connection)
     # A crash loses at most the last transaction, never corrupts the file (WAL).
     connection.execute("PRAGMA synchronous=NORMAL")
@@ -218,13 +231,16 @@ def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.C
     return connection
 
 
-def _retire_key_value_index(connection: sqlite3.Connection) -> None:
-    """A store from before schema 5: list its keys from the old index, then drop it."""
-    old = connection.execute(
+def _has_key_value_index(connection: sqlite3.Connection) -> bool:
+    """The attribute index of schemas 1 to 4, (key, value, span_id)."""
+    found = connection.execute(
         "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'span_attributes_kv'"
     ).fetchone()
-    if old is None:
-        return
+    return found is not None
+
+
+def _retire_key_value_index(connection: sqlite3.Connection) -> None:
+    """A store from before schema 5: list its keys from the old index, then drop it."""
     connection.execute("BEGIN IMMEDIATE")
     try:
         # One seek a key on the old index (key, value, span_id), not a scan.
