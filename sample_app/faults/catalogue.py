@@ -223,11 +223,14 @@ FAULTS: tuple[Fault, ...] = (
         "last 30 days now scans all 200,000 orders instead of one shop's slice.",
         fix="The index is created again.",
         signals=(
+            # Measured on a 2-core VM at half its usual speed, under the contract's load:
+            # p50 7.7 ms (SQLite) and 7.9-10.8 ms (Postgres) with the index, 90-233 ms
+            # without. A machine three times as fast scans in ~10 ms: 12 sits between.
             Signal(
                 "orders",
                 "GET /sales",
                 "p50_ms",
-                9.0,
+                12.0,
                 {},
                 "the sales report's SELECT orders span is slow for every shop, small ones too",
             ),
