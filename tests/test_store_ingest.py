@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from google.protobuf.json_format import MessageToDict
 
-from o11ykit.store import analytics
+from o11ykit.store import analytics, writer
+from o11ykit.store import ingest as store_ingest
 from o11ykit.store.ingest import (
     IngestError,
     Store,
@@ -21,6 +22,7 @@ from o11ykit.store.ingest import (
     value_text,
 )
 from o11ykit.store.schema import DATABASE_NAME
+from o11ykit.store.writer import Writer
 from tests.support.store_data import MS, SECOND, T0, counts, kv, many, request, span
 
 PROTOBUF = "application/x-protobuf"
@@ -310,6 +312,32 @@ def test_retention_by_age_evicts_spans_older_than_the_limit(tmp_path):
     assert store.span_count == 1
     store.close()
     assert counts(tmp_path)["spans"] == 1
+
+
+def test_an_idle_store_still_evicts_spans_past_the_maximum_age(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_ingest, "_AGE_CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(writer, "IDLE_EXPIRY_SECONDS", 0.05)
+    store = Store(tmp_path, max_age_seconds=2)
+    spans_writer = Writer(store)
+    try:
+        now = time.time_ns()
+        # One span a second from going past the limit, one long inside it.
+        spans = [span(1, 1, start=now - 1 * SECOND), span(2, 2, start=now + 3600 * SECOND)]
+        body = request(spans)
+        spans_writer.submit(batch_from_request(body), body.SerializeToString)
+        assert spans_writer.wait_written(5.0)
+        assert counts(tmp_path)["spans"] == 2
+        deadline = time.monotonic() + 10
+        while counts(tmp_path)["spans"] > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # nothing more is sent: only the idle writer can evict it
+        assert counts(tmp_path)["spans"] == 1
+        with sqlite3.connect(tmp_path / DATABASE_NAME) as connection:
+            evicted = connection.execute(
+                "SELECT value FROM meta WHERE key = 'evicted_spans'"
+            ).fetchone()[0]
+        assert evicted == 1
+    finally:
+        spans_writer.stop()
 
 
 @pytest.mark.parametrize(

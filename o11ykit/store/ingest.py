@@ -12,6 +12,7 @@ import base64
 import functools
 import hashlib
 import json
+import logging
 import sqlite3
 import time
 import zlib
@@ -44,6 +45,8 @@ from o11ykit.store.schema import (
     open_database,
 )
 
+log = logging.getLogger("o11ykit.store")
+
 # Exporters send a few MiB at most; the limit stops a runaway client, not a real one.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 # One attribute value this large is a bug (a whole payload logged into a span), not telemetry.
@@ -57,6 +60,8 @@ _ZERO_SPAN_ID = bytes(8)
 # Retention runs when the count is this much over its limit, so not on every batch.
 _COUNT_SLACK = 1.05
 _AGE_CHECK_SECONDS = 5.0
+# Listing the keys of this many stored spans takes long enough to say so first (~4 s a million).
+_SPAN_KEYS_WARNING_SPANS = 100_000
 
 
 class IngestError(Exception):
@@ -225,6 +230,7 @@ class ResourceRow:
     service: str
     attributes: dict[str, str]
     data: bytes
+    schema_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -256,6 +262,8 @@ class Batch:
     resources: list[ResourceRow] = field(default_factory=list)
     scopes: list[ScopeRow] = field(default_factory=list)
     spans: list[SpanRow] = field(default_factory=list)
+    # Every attribute key the batch's spans carry, indexed or not (schema's span_keys_seen).
+    span_keys: set[str] = field(default_factory=set)
 
 
 def value_text(value: AnyValue) -> str:
@@ -296,7 +304,9 @@ def batch_from_request(
     keys = frozenset(indexed_keys)
     batch = Batch()
     for resource_spans in request.resource_spans:
-        resource = _resource_row(resource_spans.resource, max_attribute_bytes)
+        resource = _resource_row(
+            resource_spans.resource, resource_spans.schema_url, max_attribute_bytes
+        )
         batch.resources.append(resource)
         resource_index = len(batch.resources) - 1
         for scope_spans in resource_spans.scope_spans:
@@ -306,20 +316,26 @@ def batch_from_request(
             scope_index = len(batch.scopes) - 1
             for span in scope_spans.spans:
                 _check_span(span, max_attribute_bytes)
-                batch.spans.append(_span_row(span, resource_index, scope_index, keys))
+                batch.spans.append(
+                    _span_row(span, resource_index, scope_index, keys, batch.span_keys)
+                )
     return batch
 
 
-def _resource_row(resource: Resource, limit: int) -> ResourceRow:
+def _resource_row(resource: Resource, schema_url: str, limit: int) -> ResourceRow:
     if resource.ByteSize() > limit:
         _check_attributes(resource.attributes, limit, "resource")
     data = resource.SerializeToString(deterministic=True)
     attributes = {pair.key: value_text(pair.value) for pair in resource.attributes}
+    # As for scopes, the schema URL is part of the identity. Without one the digest is the
+    # resource's alone, as it was before resources kept their URL.
+    identity = data + b"\0" + schema_url.encode() if schema_url else data
     return ResourceRow(
-        digest=hashlib.sha256(data).digest(),
+        digest=hashlib.sha256(identity).digest(),
         service=attributes.get("service.name") or UNKNOWN_SERVICE,
         attributes=attributes,
         data=data,
+        schema_url=schema_url,
     )
 
 
@@ -380,7 +396,17 @@ def _check_attributes(pairs: Iterable[KeyValue], limit: int, where: str) -> None
             )
 
 
-def _span_row(span: Span, resource: int, scope: int, keys: frozenset[str]) -> SpanRow:
+def _span_row(
+    span: Span, resource: int, scope: int, keys: frozenset[str], seen: set[str]
+) -> SpanRow:
+    """The span's row; adds each of its attribute keys to `seen`."""
+    # One loop for both: measured as fast as the comprehension that only picked the indexed.
+    indexed = []
+    for pair in span.attributes:
+        key = pair.key
+        seen.add(key)
+        if key in keys:
+            indexed.append((key, value_text(pair.value)))
     parent = span.parent_span_id
     start = span.start_time_unix_nano
     return SpanRow(
@@ -396,9 +422,7 @@ def _span_row(span: Span, resource: int, scope: int, keys: frozenset[str]) -> Sp
         duration_ns=max(0, span.end_time_unix_nano - start),
         status_code=span.status.code,
         data=span.SerializeToString(),
-        indexed=[
-            (pair.key, value_text(pair.value)) for pair in span.attributes if pair.key in keys
-        ],
+        indexed=indexed,
     )
 
 
@@ -496,6 +520,7 @@ class Store:
         self._rollups_on = self._rollup_keys <= self.indexed_keys
         self._rollups_from_minute = self._meta("rollups_from_minute")
         self._blocks_before = self._meta("rollup_blocks_before")
+        self._span_keys_seen = self._catch_up_span_keys()
         if self._rollups_on:
             self._catch_up_rollups()
             with self._transaction():  # a store from before rollup_blocks: all its blocks
@@ -528,6 +553,7 @@ class Store:
         """
         new_resources: dict[bytes, int] = {}
         new_scopes: dict[bytes, int] = {}
+        new_keys = set().union(*(batch.span_keys for batch in batches)) - self._span_keys_seen
         spans: list[tuple[Any, ...]] = []
         attributes: list[tuple[int, str, str]] = []
         cells: list[RollupCell] = []
@@ -557,6 +583,7 @@ class Store:
                 "INSERT OR IGNORE INTO span_attribute_keys(key) VALUES (?)",
                 [(key,) for key in set(map(itemgetter(1), attributes))],
             )
+            self._add_span_keys_seen(new_keys, self._next_id + len(spans) - 1)
             blocks_before = self._blocks_before
             if self._rollups_on:
                 blocks_before = self._write_rollups(cells, error_cells)
@@ -567,11 +594,23 @@ class Store:
         # Only now: a rolled-back transaction must leave no trace in the caches either.
         self._resource_ids.update(new_resources)
         self._scope_ids.update(new_scopes)
+        self._span_keys_seen |= new_keys
         self._rollups_from_minute = rollups_from_minute
         self._blocks_before = blocks_before
         self._next_id += len(spans)
         self._count += len(spans) - evicted
         return len(spans)
+
+    def evict_expired(self) -> int:
+        """Evict the spans past the maximum age, with nothing to write: a store that receives
+        nothing still forgets on time. Returns the spans evicted."""
+        if self.max_age_seconds is None:
+            return 0
+        with self._transaction():
+            evicted, rollups_from_minute = self._evict(0)
+        self._rollups_from_minute = rollups_from_minute
+        self._count -= evicted
+        return evicted
 
     def skip(self, spans: int, log_position: LogPosition) -> None:
         """Count `spans` that could not be written as dropped, and move the log position on."""
@@ -619,6 +658,34 @@ class Store:
             )
             attributes += [(row_id, key, value) for key, value in span.indexed]
             row_id += 1
+
+    # -- span keys seen -----------------------------------------------------------------------
+
+    def _add_span_keys_seen(self, keys: Iterable[str], through_id: int) -> None:
+        """Record `keys` and that every span up to `through_id` has its keys recorded."""
+        self.connection.executemany(
+            "INSERT OR IGNORE INTO span_keys_seen(key) VALUES (?)", [(key,) for key in keys]
+        )
+        self._set_meta("span_keys_seen_through_id", through_id)
+
+    def _catch_up_span_keys(self) -> set[str]:
+        """Record the keys of spans written without them (a store from before schema 6, or
+        rows written by hand); returns every key recorded. Reads each such span's bytes once."""
+        through = self._meta("span_keys_seen_through_id")
+        newest = self._next_id - 1
+        if through < newest:
+            if newest - through > _SPAN_KEYS_WARNING_SPANS:
+                log.warning(
+                    "o11ykit store: listing the attribute keys of %d stored spans once",
+                    newest - through,
+                )
+            keys: set[str] = set()
+            rows = self.connection.execute("SELECT span FROM spans WHERE id > ?", (through,))
+            for (data,) in rows:
+                keys.update(pair.key for pair in Span.FromString(data).attributes)
+            with self._transaction():
+                self._add_span_keys_seen(keys, newest)
+        return {key for (key,) in self.connection.execute("SELECT key FROM span_keys_seen")}
 
     # -- rollups ------------------------------------------------------------------------------
 
@@ -793,9 +860,9 @@ class Store:
         if known:
             return known
         cursor = self.connection.execute(
-            "INSERT OR IGNORE INTO resources(digest, service, attributes, resource)"
-            " VALUES (?, ?, ?, ?)",
-            (row.digest, row.service, json.dumps(row.attributes), row.data),
+            "INSERT OR IGNORE INTO resources(digest, service, attributes, resource, schema_url)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (row.digest, row.service, json.dumps(row.attributes), row.data, row.schema_url),
         )
         if cursor.rowcount == 1:
             resource_id = cursor.lastrowid

@@ -30,21 +30,30 @@ def traces_data(traces: Traces) -> dict[str, Any]:
     resource_spans = []
     for trace in traces.traces:
         for resource_id, by_scope in _group(trace).items():
+            resource_data, resource_schema_url = traces.resources[resource_id]
             if resource_id not in resources:
-                resources[resource_id] = _message(
-                    Resource.FromString(traces.resources[resource_id])
-                )
+                resources[resource_id] = _message(Resource.FromString(resource_data))
             scope_spans = []
             for scope_id, spans in by_scope.items():
-                data, schema_url = traces.scopes[scope_id]
+                scope_data, scope_schema_url = traces.scopes[scope_id]
                 if scope_id not in scopes:
-                    scopes[scope_id] = _message(InstrumentationScope.FromString(data))
-                entry: dict[str, Any] = {"scope": scopes[scope_id], "spans": spans}
-                if schema_url:
-                    entry["schemaUrl"] = schema_url
-                scope_spans.append(entry)
-            resource_spans.append({"resource": resources[resource_id], "scopeSpans": scope_spans})
+                    scopes[scope_id] = _message(InstrumentationScope.FromString(scope_data))
+                scope_spans.append(
+                    _with_schema_url({"scope": scopes[scope_id], "spans": spans}, scope_schema_url)
+                )
+            resource_spans.append(
+                _with_schema_url(
+                    {"resource": resources[resource_id], "scopeSpans": scope_spans},
+                    resource_schema_url,
+                )
+            )
     return {"resourceSpans": resource_spans}
+
+
+def _with_schema_url(entry: dict[str, Any], schema_url: str) -> dict[str, Any]:
+    if schema_url:
+        entry["schemaUrl"] = schema_url
+    return entry
 
 
 def _group(trace: list[StoredSpan]) -> dict[int, dict[int, list[dict[str, Any]]]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,9 @@ SPAN_KINDS = {
     "consumer": 5,
 }
 KIND_NAMES = {number: name for name, number in SPAN_KINDS.items()}
+# Jaeger shows a span whose status is ERROR with the tag error=true, and its searches (the UI
+# links o11ykit prints among them) ask for failing spans that way: the pair is the status.
+ERROR_TAG = "error"
 # Below this many spans carrying an attribute pair, the search starts from the pair's index
 # entries; above it, walking the time window newest first finds enough traces sooner.
 _SELECTIVE_PAIR = 20_000
@@ -89,7 +92,8 @@ class Traces:
     """Whole traces in answer order, with the resources and scopes their spans point at."""
 
     traces: list[list[StoredSpan]] = field(default_factory=list)
-    resources: dict[int, bytes] = field(default_factory=dict)
+    # Row id -> (OTLP protobuf bytes, schema URL), for resources and scopes alike.
+    resources: dict[int, tuple[bytes, str]] = field(default_factory=dict)
     scopes: dict[int, tuple[bytes, str]] = field(default_factory=dict)
 
 
@@ -145,17 +149,51 @@ class Queries:
     # -- search -------------------------------------------------------------------------------
 
     def _matching_trace_ids(self, query: TraceQuery) -> Iterator[bytes]:
-        indexed = {k: v for k, v in query.attributes.items() if k in self.indexed_keys}
-        others = {k: v for k, v in query.attributes.items() if k not in self.indexed_keys}
+        attributes = dict(query.attributes)
+        error = attributes.pop(ERROR_TAG, None)
+        indexed = {k: v for k, v in attributes.items() if k in self.indexed_keys}
+        others = {k: v for k, v in attributes.items() if k not in self.indexed_keys}
         resource_matches = {
-            key: self._resources_with(key, value) for key, value in query.attributes.items()
+            key: self._resources_with(key, value) for key, value in attributes.items()
         }
+        # A key no stored span carries can only match its resource: a lookup, not a read of
+        # every span's bytes (service.version, deployment.environment.name...).
+        resource_only = self.keys_no_span_carries(others)
+        if any(not resource_matches[key] for key in resource_only):
+            return
+        others = {k: v for k, v in others.items() if k not in resource_only}
         driver = self._driving_pair(indexed, resource_matches)
-        sql, parameters = self._search_sql(query, indexed, resource_matches, driver)
+        sql, parameters = self._search_sql(
+            query,
+            indexed,
+            resource_matches,
+            driver,
+            resources_required={key: resource_matches[key] for key in resource_only},
+            status=_error_status(error),
+            read_bytes=bool(others),
+        )
         for trace_id, resource_id, data in self.connection.execute(sql, parameters):
             if others and not _matches_other(others, resource_id, data, resource_matches):
                 continue
             yield trace_id
+
+    def keys_no_span_carries(self, keys: Iterable[str]) -> set[str]:
+        """Those of `keys` that no stored span has as an attribute (empty when the writer has
+        not listed the keys of every stored span: then any key may be on a span)."""
+        keys = set(keys)
+        if not keys:
+            return set()
+        (listed,) = self.connection.execute(
+            "SELECT (SELECT value FROM meta WHERE key = 'span_keys_seen_through_id')"
+            " >= coalesce((SELECT max(id) FROM spans), 0)"
+        ).fetchone()
+        if not listed:
+            return set()
+        marks = ", ".join("?" * len(keys))
+        carried = self.connection.execute(
+            f"SELECT key FROM span_keys_seen WHERE key IN ({marks})", list(keys)
+        )
+        return keys - {key for (key,) in carried}
 
     def _resources_with(self, key: str, value: str) -> set[int]:
         rows = self.connection.execute(
@@ -187,7 +225,13 @@ class Queries:
         indexed: dict[str, str],
         resource_matches: dict[str, set[int]],
         driver: tuple[str, str] | None,
+        *,
+        resources_required: dict[str, set[int]],
+        status: str | None,
+        read_bytes: bool,
     ) -> tuple[str, list[Any]]:
+        """`resources_required`: for keys only resources carry, the resources that match;
+        `status`: a condition on the status code; `read_bytes`: select the span bytes too."""
         conditions = ["s.start_ns >= ?", "s.start_ns < ?"]
         parameters: list[Any] = [query.start_min_ns, query.start_max_ns]
         for column, value, operator in (
@@ -211,9 +255,11 @@ class Queries:
             if resources:
                 condition = f"({condition} OR s.resource_id IN ({_numbers(resources)}))"
             conditions.append(condition)
+        conditions += [f"s.resource_id IN ({_numbers(ids)})" for ids in resources_required.values()]
+        if status:
+            conditions.append(status)
         # Only the bytes of spans that need a look at a non-indexed key are read.
-        needs_bytes = len(indexed) < len(query.attributes)
-        columns = f"s.trace_id, s.resource_id, {'s.span' if needs_bytes else 'NULL'}"
+        columns = f"s.trace_id, s.resource_id, {'s.span' if read_bytes else 'NULL'}"
         where = " AND ".join(conditions)
         if driver:
             sql = (
@@ -241,11 +287,13 @@ class Queries:
         answer.traces = [spans for spans in by_trace.values() if spans]
         resource_ids = {span.resource_id for spans in answer.traces for span in spans}
         scope_ids = {span.scope_id for spans in answer.traces for span in spans}
-        answer.resources = dict(
-            self.connection.execute(
-                f"SELECT id, resource FROM resources WHERE id IN ({_numbers(resource_ids)})"
-            ).fetchall()
-        )
+        answer.resources = {
+            resource_id: (data, schema_url)
+            for resource_id, data, schema_url in self.connection.execute(
+                "SELECT id, resource, schema_url FROM resources"
+                f" WHERE id IN ({_numbers(resource_ids)})"
+            )
+        }
         answer.scopes = {
             scope_id: (data, schema_url)
             for scope_id, data, schema_url in self.connection.execute(
@@ -253,6 +301,18 @@ class Queries:
             )
         }
         return answer
+
+
+def _error_status(value: str | None) -> str | None:
+    """The status condition for Jaeger's `error` tag, which stands for the status ERROR."""
+    if value is None:
+        return None
+    wanted = value.strip().lower()
+    if wanted not in ("true", "false"):
+        raise QueryError(
+            f"attribute {ERROR_TAG!r} is true or false (the status ERROR), not {value!r}"
+        )
+    return "s.status_code = 2" if wanted == "true" else "s.status_code != 2"
 
 
 def _numbers(ids: set[int]) -> str:

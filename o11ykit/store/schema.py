@@ -12,8 +12,8 @@ import sqlite3
 from pathlib import Path
 
 # 2: rollups; 3: span_attributes clustered by span; 4: rollup_blocks; 5: the attribute index
-# led by the block of span row ids, and span_attribute_keys
-SCHEMA_VERSION = 5
+# led by the block of span row ids, and span_attribute_keys; 6: span_keys_seen
+SCHEMA_VERSION = 6
 DATABASE_NAME = "traces.db"
 log = logging.getLogger("o11ykit.store")
 
@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS resources (
     digest BLOB NOT NULL UNIQUE,
     service TEXT NOT NULL,
     attributes TEXT NOT NULL,          -- JSON object of the resource attributes
-    resource BLOB NOT NULL             -- OTLP Resource protobuf bytes
+    resource BLOB NOT NULL,            -- OTLP Resource protobuf bytes
+    schema_url TEXT NOT NULL DEFAULT '' -- ResourceSpans.schema_url
 );
 CREATE TABLE IF NOT EXISTS resource_attributes (
     resource_id INTEGER NOT NULL REFERENCES resources(id),
@@ -147,6 +148,13 @@ CREATE INDEX IF NOT EXISTS span_attributes_block_kv ON span_attributes(span_id >
 -- Every key span_attributes has held, kept by the writer: the index above no longer gives
 -- the distinct keys in one seek each.
 CREATE TABLE IF NOT EXISTS span_attribute_keys (
+    key TEXT PRIMARY KEY
+) WITHOUT ROWID;
+-- Every attribute key a span has carried, indexed or not, kept by the writer (through the
+-- span row id meta.span_keys_seen_through_id). A search on a key no span carries, such as
+-- service.version (a resource attribute), then looks up resources instead of reading the
+-- bytes of every span in its window.
+CREATE TABLE IF NOT EXISTS span_keys_seen (
     key TEXT PRIMARY KEY
 ) WITHOUT ROWID;
 -- One row per (key, minute of start time, value, duration bucket), written with the spans.
@@ -220,6 +228,7 @@ def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.C
                 SCHEMA_VERSION,
             )
         connection.executescript(SCHEMA)
+        _add_resource_schema_url(connection)
         if from_schema_4:
             _retire_key_value_index(connection)
         _init_meta(connection)
@@ -237,6 +246,13 @@ def _has_key_value_index(connection: sqlite3.Connection) -> bool:
         "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'span_attributes_kv'"
     ).fetchone()
     return found is not None
+
+
+def _add_resource_schema_url(connection: sqlite3.Connection) -> None:
+    """A store from before schema 6 kept no resource schema URL: add the column."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(resources)")}
+    if "schema_url" not in columns:
+        connection.execute("ALTER TABLE resources ADD COLUMN schema_url TEXT NOT NULL DEFAULT ''")
 
 
 def _retire_key_value_index(connection: sqlite3.Connection) -> None:
@@ -272,6 +288,7 @@ def _init_meta(connection: sqlite3.Connection) -> None:
     # starts at 0 and has its blocks summed when the writer next opens it.
     # log_segment, log_offset: how far into the ingest log (ingest_log.py) the database
     # holds. dropped_spans: accepted spans the writer could not write.
+    # span_keys_seen_through_id: the highest span row id whose keys are in span_keys_seen.
     for key in (
         "evicted_spans",
         "rolled_up_through_id",
@@ -280,6 +297,7 @@ def _init_meta(connection: sqlite3.Connection) -> None:
         "log_segment",
         "log_offset",
         "dropped_spans",
+        "span_keys_seen_through_id",
     ):
         connection.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, 0)", (key,))
     # A store written before the operations table existed: fill it once.

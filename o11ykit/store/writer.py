@@ -28,6 +28,8 @@ QUEUE_BATCHES = 16
 GROUP_SPANS = 4096
 # How long a receiver waits for room in the queue before answering 503.
 QUEUE_WAIT_SECONDS = 10.0
+# How often an idle writer evicts spans past the store's maximum age (when it has one).
+IDLE_EXPIRY_SECONDS = 5.0
 
 log = logging.getLogger("o11ykit.store")
 
@@ -97,23 +99,40 @@ class Writer:
         return self._stopping or len(self._queue) < self.capacity
 
     def _run(self) -> None:
+        idle_wake = None if self.store.max_age_seconds is None else IDLE_EXPIRY_SECONDS
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._queue or self._stopping)
-                if not self._queue:
+                if not self._changed.wait_for(lambda: self._queue or self._stopping, idle_wake):
+                    group = None  # idle: nothing arrives, yet old spans must still go
+                elif not self._queue:
                     return  # stopping, and nothing left to write
-                group = [self._queue.popleft()]
-                spans = len(group[0][0].spans)
-                # Take whatever else is already waiting, without waiting for more.
-                while self._queue and spans < GROUP_SPANS:
-                    group.append(self._queue.popleft())
-                    spans += len(group[-1][0].spans)
-                self._changed.notify_all()  # room in the queue
+                else:
+                    group = self._take_group()
+            if group is None:
+                self._expire()
+                continue
             self._write(group)
             with self._changed:
                 self._written += len(group)
                 self._changed.notify_all()
             self._log.discard_before(group[-1][1].segment)
+
+    def _take_group(self) -> list[tuple[Batch, LogPosition]]:
+        """The batches waiting, up to GROUP_SPANS; call with the lock held."""
+        group = [self._queue.popleft()]
+        spans = len(group[0][0].spans)
+        # Take whatever else is already waiting, without waiting for more.
+        while self._queue and spans < GROUP_SPANS:
+            group.append(self._queue.popleft())
+            spans += len(group[-1][0].spans)
+        self._changed.notify_all()  # room in the queue
+        return group
+
+    def _expire(self) -> None:
+        try:
+            self.store.evict_expired()
+        except Exception:  # a failing database: the next write will say so
+            log.debug("could not evict expired spans", exc_info=True)
 
     def _write(self, group: list[tuple[Batch, LogPosition]]) -> None:
         try:

@@ -1,0 +1,157 @@
+"""Searches on keys only resources carry (service.version), Jaeger's error tag, and resource
+schema URLs.
+
+The writer lists every attribute key a span has carried (span_keys_seen); a search on a key
+no span carries matches resources only, so it never reads span bytes. These tests check the
+answers on both paths, that the fast one is taken, and the upgrade of an older store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from o11ykit.store import otlp_json, queries
+from o11ykit.store.ingest import Store, batch_from_request
+from o11ykit.store.queries import Queries, TraceQuery
+from o11ykit.store.schema import DATABASE_NAME
+from tests.support.store_data import MS, SECOND, T0, request, span
+
+WINDOW = (T0 - SECOND, T0 + 3600 * SECOND)
+SCHEMA_1_26 = "https://opentelemetry.io/schemas/1.26.0"
+
+
+def write(store: Store, message: ExportTraceServiceRequest) -> None:
+    store.write(batch_from_request(message, indexed_keys=store.indexed_keys))
+
+
+def traces(store: Store, **attributes: str) -> list[int]:
+    found = Queries(store.connection).find_traces(
+        TraceQuery(*WINDOW, attributes=attributes, search_depth=1000)
+    )
+    return sorted(int.from_bytes(trace[0].trace_id, "big") for trace in found.traces)
+
+
+def versioned(first: int, count: int, version: str, **attributes: str) -> ExportTraceServiceRequest:
+    """`count` one-span traces of service `orders` at `version`, `attributes` on each span."""
+    spans = [
+        span(
+            first + n, first + n, "GET /orders", start=T0 + (first + n) * MS, attributes=attributes
+        )
+        for n in range(count)
+    ]
+    return request(spans, "orders", **{"service.version": version})
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    store = Store(tmp_path)
+    write(store, versioned(1, 3, "1.5.0", **{"tenant.id": "acme"}))
+    write(store, versioned(4, 2, "2.0.0", **{"tenant.id": "acme", "feature.flag": "beta"}))
+    yield store
+    store.close()
+
+
+def test_the_writer_lists_every_span_key_and_none_of_the_resource_keys(store):
+    assert Queries(store.connection).keys_no_span_carries(
+        ["service.version", "feature.flag", "tenant.id", "deployment.environment.name"]
+    ) == {"service.version", "deployment.environment.name"}
+
+
+def test_a_key_only_resources_carry_is_searched_without_reading_span_bytes(store, monkeypatch):
+    def no_reading(*args: object) -> bool:
+        raise AssertionError("span bytes were read for a key no span carries")
+
+    monkeypatch.setattr(queries, "_matches_other", no_reading)
+    assert traces(store, **{"service.version": "1.5.0"}) == [1, 2, 3]
+    assert traces(store, **{"service.version": "2.0.0", "tenant.id": "acme"}) == [4, 5]
+    assert traces(store, **{"service.version": "9.9.9"}) == []
+    assert traces(store, **{"deployment.environment.name": "production"}) == []
+
+
+def test_keys_spans_carry_are_still_read_from_the_span(store):
+    assert traces(store, **{"feature.flag": "beta"}) == [4, 5]
+    assert traces(store, **{"feature.flag": "beta", "service.version": "1.5.0"}) == []
+    # Once one span carries service.version itself, spans and resources both match.
+    write(store, request([span(9, 9, "job", start=T0, attributes={"service.version": "1.5.0"})]))
+    assert traces(store, **{"service.version": "1.5.0"}) == [1, 2, 3, 9]
+
+
+def test_spans_written_without_their_keys_listed_are_read_until_the_writer_lists_them(tmp_path):
+    store = Store(tmp_path)
+    write(store, versioned(1, 2, "1.5.0"))
+    # Another writer (an older o11ykit) adds a span carrying the key, and lists nothing.
+    store.connection.execute(
+        "INSERT INTO spans SELECT id + 10, trace_id, span_id, parent_span_id, service, name,"
+        " kind, start_ns, duration_ns, status_code, resource_id, scope_id, ? FROM spans"
+        " WHERE id = 1",
+        (span(1, 1, "GET /orders", start=T0 + MS, attributes={"service.version": "3.0.0"})
+         .SerializeToString(),),
+    )  # fmt: skip
+    assert Queries(store.connection).keys_no_span_carries(["service.version"]) == set()
+    assert traces(store, **{"service.version": "3.0.0"}) == [1]
+    store.close()
+    # The writer lists the keys of the spans written without them when it next opens.
+    store = Store(tmp_path)
+    assert Queries(store.connection).keys_no_span_carries(["service.version", "x"]) == {"x"}
+    assert traces(store, **{"service.version": "3.0.0"}) == [1]
+    store.close()
+
+
+def test_a_store_from_schema_5_gets_its_span_keys_and_resource_schema_urls(tmp_path):
+    store = Store(tmp_path)
+    write(store, versioned(1, 2, "1.5.0", **{"feature.flag": "beta"}))
+    store.close()
+    # Back to schema 5: no resource schema URL column, no span keys listed.
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as connection:
+        connection.executescript(
+            "ALTER TABLE resources DROP COLUMN schema_url; DELETE FROM span_keys_seen;"
+            " UPDATE meta SET value = 0 WHERE key = 'span_keys_seen_through_id';"
+            " UPDATE meta SET value = 5 WHERE key = 'schema_version';"
+        )
+    store = Store(tmp_path)
+    assert Queries(store.connection).keys_no_span_carries(["service.version", "feature.flag"]) == {
+        "service.version"
+    }
+    write(store, with_schema_url(versioned(3, 1, "1.5.0"), SCHEMA_1_26))
+    assert traces(store, **{"service.version": "1.5.0"}) == [1, 2, 3]
+    assert resource_schema_urls(store, 1) == [None]
+    assert resource_schema_urls(store, 3) == [SCHEMA_1_26]
+    store.close()
+
+
+def with_schema_url(message: ExportTraceServiceRequest, url: str) -> ExportTraceServiceRequest:
+    for resource_spans in message.resource_spans:
+        resource_spans.schema_url = url
+    return message
+
+
+def resource_schema_urls(store: Store, trace: int) -> list[str | None]:
+    found = Queries(store.connection).get_trace(f"{trace:032x}")
+    assert found is not None
+    document = otlp_json.result(found)
+    return [entry.get("schemaUrl") for entry in document["result"]["resourceSpans"]]
+
+
+def test_the_resource_schema_url_is_kept_and_part_of_the_resource_identity(tmp_path):
+    store = Store(tmp_path)
+    write(store, with_schema_url(versioned(1, 1, "1.5.0"), SCHEMA_1_26))
+    write(store, versioned(2, 1, "1.5.0"))
+    assert resource_schema_urls(store, 1) == [SCHEMA_1_26]
+    assert resource_schema_urls(store, 2) == [None]
+    # The same attributes under two schema URLs are two resources.
+    (resources,) = store.connection.execute("SELECT count(*) FROM resources").fetchone()
+    assert resources == 2
+    store.close()
+
+
+def test_jaegers_error_tag_is_the_status(store):
+    write(store, request([span(7, 7, "GET /orders", start=T0 + 7 * MS, error=True)], "orders"))
+    assert traces(store, error="true") == [7]
+    assert traces(store, error="TRUE", **{"service.version": "1.5.0"}) == []
+    assert traces(store, error="false", **{"service.version": "2.0.0"}) == [4, 5]
+    with pytest.raises(queries.QueryError, match="'error' is true or false"):
+        traces(store, error="yes")
