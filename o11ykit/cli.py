@@ -33,19 +33,42 @@ def _add_store(commands: argparse._SubParsersAction) -> None:
     store = commands.add_parser("store", help="the embedded local trace store")
     actions = store.add_subparsers(dest="store_command", required=True)
     serve = actions.add_parser(
-        "serve", help="receive OTLP (HTTP 4318, gRPC 4317) and answer Jaeger API v3 (16686)"
+        "serve",
+        help="receive OTLP (HTTP 4318, gRPC 4317) and answer Jaeger API v3 (16686)",
+        description=(
+            "Start the local trace store: OTLP receivers (HTTP and gRPC) and a Jaeger API v3 "
+            "query server, listening on loopback only unless --listen-all or --host says "
+            "otherwise. Spans go to traces.db, one SQLite database in WAL mode in --dir, "
+            "through an ingest log beside it. Retention is unlimited unless --max-spans or "
+            "--max-age is given. Stop it with Ctrl-C or SIGTERM: it writes what it "
+            "acknowledged first."
+        ),
     )
-    serve.add_argument("--dir", dest="directory", help="data directory (./.o11ykit/store)")
-    serve.add_argument("--host", help="address to listen on (127.0.0.1)")
-    serve.add_argument("--otlp-http-port", type=int, help="OTLP/HTTP port (4318; 0: any free)")
-    serve.add_argument("--otlp-grpc-port", type=int, help="OTLP/gRPC port (4317; 0: any free)")
-    serve.add_argument("--no-grpc", action="store_true", help="serve OTLP over HTTP only")
-    serve.add_argument("--query-port", type=int, help="Jaeger API v3 port (16686; 0: any free)")
-    serve.add_argument("--max-spans", type=int, help="keep at most this many spans")
-    serve.add_argument("--max-age", help="keep spans this long: seconds, or a duration like 24h")
-    serve.add_argument("--max-body-bytes", type=int, help="largest OTLP request (16 MiB)")
     serve.add_argument(
-        "--listen-all", action="store_true", help="listen on every interface, not only loopback"
+        "--dir", dest="directory", metavar="DIR", help="data directory (./.o11ykit/store)"
+    )
+    serve.add_argument(
+        "--host", metavar="ADDR", help="listen here (127.0.0.1); overrides --listen-all"
+    )
+    serve.add_argument(
+        "--otlp-http-port", type=int, metavar="PORT", help="OTLP/HTTP (4318; 0: any free)"
+    )
+    serve.add_argument(
+        "--otlp-grpc-port", type=int, metavar="PORT", help="OTLP/gRPC (4317; 0: any free)"
+    )
+    serve.add_argument("--no-grpc", action="store_true", help="serve OTLP over HTTP only")
+    serve.add_argument(
+        "--query-port", type=int, metavar="PORT", help="Jaeger API v3 (16686; 0: any free)"
+    )
+    serve.add_argument("--max-spans", type=int, metavar="N", help="keep ~N spans, evict the oldest")
+    serve.add_argument(
+        "--max-age", metavar="AGE", help="evict spans older than AGE (seconds, or 24h)"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, metavar="N", help="largest OTLP request (16 MiB)"
+    )
+    serve.add_argument(
+        "--listen-all", action="store_true", help="listen on 0.0.0.0, not only loopback"
     )
     # For spawn_store(): where to write the real ports, and to die with the parent.
     serve.add_argument("--ready-file", help=argparse.SUPPRESS)

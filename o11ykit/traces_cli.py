@@ -233,22 +233,6 @@ def _show(args: argparse.Namespace, client: JaegerQuery, console: Console) -> No
     _link(console, ui_trace_link(client.base_url, trace.trace_id))
 
 
-def walk(trace: Trace) -> list[tuple[int, SpanView]]:
-    """(depth, span) in tree order: children by start time under their parent."""
-    present = {s.span_id for s in trace.spans}
-    children: dict[str | None, list[SpanView]] = {}
-    for span in trace.spans:  # already by start time
-        parent = span.parent_span_id if span.parent_span_id in present else None
-        children.setdefault(parent, []).append(span)
-    ordered: list[tuple[int, SpanView]] = []
-    stack = [(0, span) for span in reversed(children.get(None, []))]
-    while stack:
-        depth, span = stack.pop()
-        ordered.append((depth, span))
-        stack += [(depth + 1, child) for child in reversed(children.get(span.span_id, []))]
-    return ordered
-
-
 def bar(span: SpanView, trace: Trace, width: int = BAR_WIDTH) -> str:
     """The span's place in the trace: spaces to its start, then at least one block."""
     total = max(trace.end_ns - trace.start_ns, 1)
@@ -263,7 +247,7 @@ def waterfall(trace: Trace, *, with_attributes: bool = False) -> Table:
     table.add_column("timeline", no_wrap=True, width=BAR_WIDTH)
     table.add_column("ms", justify="right", no_wrap=True)
     previous_service = None
-    for depth, span in walk(trace):
+    for depth, span in trace.in_tree_order():
         failed = span.status == "error"
         style = "red" if failed else ""
         label = span.name if span.service == previous_service else f"{span.service}: {span.name}"

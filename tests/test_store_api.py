@@ -15,15 +15,20 @@ The backend's resource has region=eu (a resource attribute nothing indexes for s
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.store.process import StoreProcess, spawn_store
 from tests.support.store_data import MS, SECOND, T0, request, span, span_id, trace_id
 from tests.support.store_openapi import validate, validate_error, validate_traces
@@ -31,10 +36,8 @@ from tests.support.store_openapi import validate, validate_error, validate_trace
 pytestmark = pytest.mark.integration
 
 SERVER, CLIENT, INTERNAL = Span.SPAN_KIND_SERVER, Span.SPAN_KIND_CLIENT, Span.SPAN_KIND_INTERNAL
-WINDOW = {
-    "query.startTimeMin": "2026-11-22T10:00:00Z",
-    "query.startTimeMax": "2026-11-22T11:00:00Z",
-}
+WINDOW_START, WINDOW_END = "2026-11-22T10:00:00Z", "2026-11-22T11:00:00Z"
+WINDOW = {"query.startTimeMin": WINDOW_START, "query.startTimeMax": WINDOW_END}
 WIDE = {"query.startTimeMin": "2026-11-22T00:00:00Z", "query.startTimeMax": "2026-11-23T00:00:00Z"}
 T1, T2, T3, T4 = (trace_id(n).hex() for n in (1, 2, 3, 4))
 
@@ -131,11 +134,20 @@ def get(store: StoreProcess, path: str, params: dict[str, str] | None = None, me
 
 
 def search(store: StoreProcess, window=WINDOW, **params: str) -> list[str]:
-    """Trace ids of a search, in answer order; the body is validated on the way."""
+    """Trace ids of a search, in answer order; the body is validated on the way.
+
+    A search that finds nothing is a 404 "No traces found", as Jaeger v2 answers it.
+    """
     status, body = get(store, "/api/v3/traces", {**window, **params})
+    if status == 404:
+        validate_error(body, 5)
+        assert body["message"] == "No traces found", body
+        return []
     assert status == 200, body
     validate_traces(body)
-    return list(dict.fromkeys(_trace_ids(body)))
+    found = list(dict.fromkeys(_trace_ids(body)))
+    assert found, "a search answered 200 has traces; an empty one is a 404"
+    return found
 
 
 def _trace_ids(body: dict[str, Any]) -> list[str]:
@@ -172,8 +184,6 @@ def test_operations_with_and_without_span_kind(store):
     ]
     _, backend = get(store, "/api/v3/operations", {"service": "backend", "spanKind": "client"})
     assert backend["operations"] == [{"name": "SELECT orders", "spanKind": "client"}]
-    _, snake = get(store, "/api/v3/operations", {"service": "backend", "span_kind": "server"})
-    assert snake["operations"] == [{"name": "SELECT orders", "spanKind": "server"}]
     assert get(store, "/api/v3/operations", {"service": "nobody"}) == (200, {"operations": []})
 
 
@@ -274,21 +284,56 @@ def test_search_depth_limits_the_number_of_traces(store):
     assert search(store, **{"query.searchDepth": "2"}) == [T3, T2]
 
 
-def test_older_snake_case_parameter_names(store):
-    snake = {
-        "query.start_time_min": "2026-11-22T10:00:00Z",
-        "query.start_time_max": "2026-11-22T11:00:00Z",
-        "query.service_name": "frontend",
-        "query.operation_name": "GET /orders",
-        "query.duration_min": "50ms",
-        "query.duration_max": "1s",
-    }
-    assert search(store, {}, **snake) == [T2]
-    assert search(store, {}, **{**snake, "query.duration_max": "2s", "query.num_traces": "1"}) == [
-        T2
+SNAKE_WINDOW = {"query.start_time_min": WINDOW_START, "query.start_time_max": WINDOW_END}
+
+
+# Each name must change the answer: a name the store ignored would leave it [T3, T2, T1].
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("query.service_name", "backend", [T2, T1]),
+        ("query.operation_name", "GET /health", [T3]),
+        ("query.duration_min", "1s", [T1]),
+        ("query.duration_max", "50us", [T3]),
+        ("query.search_depth", "1", [T3]),
+        ("query.num_traces", "2", [T3, T2]),
+    ],
+)
+def test_older_snake_case_parameter_names(store, name, value, expected):
+    assert search(store, SNAKE_WINDOW) == [T3, T2, T1]
+    assert search(store, SNAKE_WINDOW, **{name: value}) == expected
+
+
+def test_older_snake_case_time_window(store):
+    # Each bound narrows the window the other (camelCase) bound leaves open; a bound the
+    # store did not read would be a 400 for a missing window.
+    from_two = {"query.start_time_min": "2026-11-22T10:00:02Z", "query.startTimeMax": WINDOW_END}
+    assert search(store, from_two) == [T3, T2]
+    until_two = {"query.startTimeMin": WINDOW_START, "query.start_time_max": "2026-11-22T10:00:02Z"}
+    assert search(store, until_two) == [T1]
+
+
+def test_older_snake_case_span_kind_of_operations(store):
+    both = [
+        {"name": "SELECT orders", "spanKind": "client"},
+        {"name": "SELECT orders", "spanKind": "server"},
     ]
-    del snake["query.duration_max"]
-    assert search(store, {}, **{**snake, "query.search_depth": "5"}) == [T2, T1]
+    assert get(store, "/api/v3/operations", {"service": "backend"}) == (200, {"operations": both})
+    answer = get(store, "/api/v3/operations", {"service": "backend", "span_kind": "server"})
+    assert answer == (200, {"operations": [both[1]]})
+
+
+def test_a_search_that_finds_nothing_is_404_as_jaeger_v2_answers(store):
+    status, body = get(store, "/api/v3/traces", {**WINDOW, "query.serviceName": "nobody"})
+    assert status == 404
+    validate_error(body, 5)
+    assert body["error"]["httpCode"] == 404 and body["error"]["message"] == "No traces found"
+    # The one client every lab and solver reads through takes it as "no traces".
+    client = JaegerQuery(store.query_url)
+    start = datetime(2026, 11, 22, 10, tzinfo=timezone.utc)
+    end = start + timedelta(hours=1)
+    assert client.find_traces("nobody", start=start, end=end) == []
+    assert [t.trace_id for t in client.find_traces("backend", start=start, end=end)] == [T2, T1]
 
 
 @pytest.mark.parametrize(
@@ -361,10 +406,135 @@ def test_other_paths_and_methods(store):
 
 
 def test_o11ykit_paths_go_to_the_analytics_module(store):
+    window = {"start": WINDOW_START, "end": WINDOW_END}
+    status, body = get(store, "/api/o11ykit/breakdown", {"groupBy": "tenant.id", **window})
+    assert status == 200, body
+    assert (body["groupBy"], body["source"], body["total"]) == (
+        "tenant.id",
+        "indexed span attribute",
+        6,
+    )
+    groups = [(g["value"], g["count"], g["errors"], g["p95Ms"]) for g in body["groups"]]
+    assert groups == [("acme", 2, 1, 1500.0), ("globex", 2, 0, 100.0), (None, 2, 0, 5.0)]
     status, body = get(store, "/api/o11ykit/no-such-question")
-    try:
-        import o11ykit.store.analytics_http  # noqa: F401
-    except ModuleNotFoundError:
-        assert status == 404 and "analytics" in body["message"]
+    assert status == 404 and "/api/o11ykit/breakdown" in body["message"]
+    # Other methods reach the analytics module too, which answers GET only.
+    status, body = get(store, "/api/o11ykit/breakdown", method="POST")
+    assert status == 405 and body["code"] == 12
+
+
+# -- every field of a span, there and back -----------------------------------------------------
+
+
+def _every_field(trace: str) -> dict[str, Any]:
+    """One ResourceSpans in OTLP JSON using every field OTLP gives a span, scope and resource.
+
+    (The resource-level schemaUrl is left out here: tests/test_store_search.py has it.)
+    """
+    pair = {"key": "nested", "value": {"stringValue": "inner"}}
+    return {
+        "resource": {
+            "attributes": [
+                {"key": "service.name", "value": {"stringValue": "roundtrip"}},
+                {"key": "host.name", "value": {"stringValue": "box-1"}},
+            ],
+            "droppedAttributesCount": 6,
+        },
+        "scopeSpans": [
+            {
+                "scope": {
+                    "name": "tests.roundtrip",
+                    "version": "2.1",
+                    "attributes": [{"key": "scope.owner", "value": {"stringValue": "sre"}}],
+                    "droppedAttributesCount": 7,
+                },
+                "spans": [
+                    {
+                        "traceId": trace,
+                        "spanId": "00000000000000a1",
+                        "traceState": "vendor=abc,other=1",
+                        "parentSpanId": "00000000000000a0",
+                        # W3C sampled, plus OTLP's "parent is remote" bits.
+                        "flags": 0x301,
+                        "name": "POST /checkout",
+                        "kind": 2,
+                        "startTimeUnixNano": str(T0),
+                        "endTimeUnixNano": str(T0 + 5 * MS),
+                        "attributes": [
+                            {"key": "s", "value": {"stringValue": "text"}},
+                            {"key": "b", "value": {"boolValue": True}},
+                            {"key": "i", "value": {"intValue": "-42"}},
+                            {"key": "d", "value": {"doubleValue": 1.5}},
+                            {"key": "bytes", "value": {"bytesValue": "AAEC/w=="}},
+                            {
+                                "key": "a",
+                                "value": {
+                                    "arrayValue": {
+                                        "values": [{"stringValue": "x"}, {"intValue": "1"}]
+                                    }
+                                },
+                            },
+                            {"key": "kv", "value": {"kvlistValue": {"values": [pair]}}},
+                        ],
+                        "droppedAttributesCount": 3,
+                        "events": [
+                            {
+                                "timeUnixNano": str(T0 + MS),
+                                "name": "exception",
+                                "attributes": [
+                                    {"key": "exception.type", "value": {"stringValue": "E"}}
+                                ],
+                                "droppedAttributesCount": 1,
+                            }
+                        ],
+                        "droppedEventsCount": 4,
+                        "links": [
+                            {
+                                "traceId": "0000000000000000000000000000f2f2",
+                                "spanId": "00000000000000b2",
+                                "traceState": "k=v",
+                                "attributes": [
+                                    {"key": "link.reason", "value": {"stringValue": "retry"}}
+                                ],
+                                "droppedAttributesCount": 2,
+                                "flags": 0x101,
+                            }
+                        ],
+                        "droppedLinksCount": 5,
+                        "status": {"message": "card declined", "code": 2},
+                    }
+                ],
+                "schemaUrl": "https://opentelemetry.io/schemas/1.26.0",
+            }
+        ],
+    }
+
+
+def _as_protobuf(resource_spans: dict[str, Any]) -> bytes:
+    """The same request through protobuf's own JSON parser (which wants ids in base64)."""
+    document = json.loads(json.dumps({"resourceSpans": [resource_spans]}))
+    for scope_spans in document["resourceSpans"][0]["scopeSpans"]:
+        for item in scope_spans["spans"]:
+            for node in (item, *item.get("links", ())):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in node:
+                        node[key] = base64.b64encode(bytes.fromhex(node[key])).decode()
+    return json_format.ParseDict(document, ExportTraceServiceRequest()).SerializeToString()
+
+
+@pytest.mark.parametrize("content_type", ["application/x-protobuf", "application/json"])
+def test_every_span_field_comes_back_from_get_trace(tmp_path, content_type):
+    trace = ("f1" if content_type == "application/json" else "f0") * 16
+    sent = _every_field(trace)
+    if content_type == "application/json":
+        body = json.dumps({"resourceSpans": [sent]}).encode()
     else:
-        assert status != 405 and isinstance(body, dict)
+        body = _as_protobuf(sent)
+    with spawn_store(tmp_path, grpc_port=None) as store:
+        post = urllib.request.Request(store.traces_url, body, {"Content-Type": content_type})
+        with urllib.request.urlopen(post, timeout=10) as answer:
+            assert answer.status == 200
+        status, got = get(store, f"/api/v3/traces/{trace}")
+    assert status == 200, got
+    validate_traces(got)
+    assert got == {"result": {"resourceSpans": [sent]}}

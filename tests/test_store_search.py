@@ -18,6 +18,7 @@ from o11ykit.store import otlp_json, queries
 from o11ykit.store.ingest import Store, batch_from_request
 from o11ykit.store.queries import Queries, TraceQuery
 from o11ykit.store.schema import DATABASE_NAME
+from o11ykit.store.search_params import trace_query
 from tests.support.store_data import MS, SECOND, T0, request, span
 
 WINDOW = (T0 - SECOND, T0 + 3600 * SECOND)
@@ -155,3 +156,17 @@ def test_jaegers_error_tag_is_the_status(store):
     assert traces(store, error="false", **{"service.version": "2.0.0"}) == [4, 5]
     with pytest.raises(queries.QueryError, match="'error' is true or false"):
         traces(store, error="yes")
+
+
+def test_json_numbers_in_query_attributes_compare_as_ingest_stores_them(store):
+    write(store, request([span(8, 8, "job", start=T0, attributes={"ratio": 2.0, "share": 0.25})]))
+    window = {
+        "query.startTimeMin": "2026-11-22T09:00:00Z",
+        "query.startTimeMax": "2026-11-23T00:00:00Z",
+    }
+    for attributes in ('{"ratio": 2.0}', '{"ratio": 2}', '{"ratio": "2"}', '{"share": 0.25}'):
+        query = trace_query({**window, "query.attributes": attributes})
+        found = Queries(store.connection).find_traces(query)
+        assert [trace[0].trace_id for trace in found.traces] == [(8).to_bytes(16, "big")], (
+            attributes
+        )

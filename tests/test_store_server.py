@@ -2,31 +2,53 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import gc
 import gzip
 import http.client
+import ipaddress
 import json
+import os
 import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from google.protobuf import json_format
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import (
+    AnyValue,
+    ArrayValue,
+    InstrumentationScope,
+    KeyValue,
+    KeyValueList,
+)
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from o11ykit.cli import main
 from o11ykit.store import writer
 from o11ykit.store.ingest import IngestError, Store, decode_body
 from o11ykit.store.ingest_log import LOG_DIRECTORY
 from o11ykit.store.process import StoreProcess, spawn_store
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.server import StoreServer
+from o11ykit.timeformats import format_time
 from tests.conftest import REPO
 from tests.support.store_data import counts, many, request, span
+from tests.support.store_openapi import validate_traces
 
 pytestmark = pytest.mark.integration
 
@@ -91,10 +113,136 @@ def test_start_to_ready_is_under_a_second_and_stop_is_clean(tmp_path):
         assert store.stop() == 0
 
 
-def test_listening_beyond_loopback_needs_asking_and_warns(tmp_path):
-    with spawn_store(tmp_path / "data", host="0.0.0.0", grpc_port=None) as store:
+def listening_addresses(pid: int) -> dict[int, str]:
+    """Port -> address of each TCP socket the process listens on, as the kernel has them."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # an fd closed while we looked
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target.removeprefix("socket:[").removesuffix("]"))
+    listening = {}
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in inodes:  # 0A: LISTEN
+                address, port = local.split(":")
+                listening[int(port, 16)] = _proc_address(address)
+    return listening
+
+
+def _proc_address(text: str) -> str:
+    raw = bytes.fromhex(text)
+    if sys.byteorder == "little":  # /proc writes each 32-bit word in host order
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    address = ipaddress.ip_address(raw)
+    # gRPC listens on IPv6 sockets: 127.0.0.1 as ::ffff:127.0.0.1.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
+
+
+def non_loopback_address() -> str | None:
+    """An address of this machine other networks reach it by, if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # a UDP connect sends nothing: it picks a route
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+def reachable(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/net/tcp").exists(), reason="reads listening sockets from Linux /proc"
+)
+
+
+@needs_proc
+def test_by_default_every_port_listens_on_loopback_only(tmp_path):
+    with spawn_store(tmp_path / "data") as store:
+        ports = {store.http_port, store.grpc_port, store.query_port}
+        assert listening_addresses(store.pid) == dict.fromkeys(ports, "127.0.0.1")
+        assert "WARNING" not in store.stderr()
+        outside = non_loopback_address()
+        if outside is not None:
+            assert not reachable(outside, store.http_port)
+            assert not reachable(outside, store.query_port)
+
+
+@needs_proc
+def test_listen_all_listens_on_every_interface_and_warns(tmp_path):
+    with spawn_store(tmp_path / "data", listen_all=True) as store:
+        listening = listening_addresses(store.pid)
+        assert set(listening) == {store.http_port, store.grpc_port, store.query_port}
+        assert listening[store.http_port] == listening[store.query_port] == "0.0.0.0"
+        # gRPC asked for 0.0.0.0 listens on IPv6's any address, IPv4 included.
+        assert listening[store.grpc_port] in ("0.0.0.0", "::")
         assert "WARNING listening on 0.0.0.0" in store.stderr()
         assert post(store.http_port, many(1).SerializeToString(), PROTOBUF)[0] == 200
+        outside = non_loopback_address()
+        if outside is not None:
+            assert reachable(outside, store.http_port)
+            assert reachable(outside, store.query_port)
+
+
+@needs_proc
+def test_host_overrides_listen_all(tmp_path):
+    with spawn_store(tmp_path / "data", host="127.0.0.1", listen_all=True, grpc_port=None) as s:
+        assert set(listening_addresses(s.pid).values()) == {"127.0.0.1"}
+        assert "WARNING" not in s.stderr()
+
+
+def test_serve_help_says_what_it_starts_where_data_goes_and_what_is_kept(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["store", "serve", "--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "OTLP receivers (HTTP and gRPC) and a Jaeger API v3 query server" in text
+    assert "one SQLite database in WAL mode in --dir" in text
+    assert "Retention is unlimited unless --max-spans or --max-age is given" in text
+    assert "overrides --listen-all" in text
+
+
+def test_max_spans_and_max_age_on_the_command_line_bound_the_store(tmp_path):
+    hour, now = 3600 * 10**9, time.time_ns()
+
+    def recent(first: int, count: int) -> bytes:
+        spans = [span(first + n, n + 1, start=now - n * 1000) for n in range(count)]
+        return request(spans).SerializeToString()
+
+    def spans_and_evicted() -> tuple[int, int]:
+        with sqlite3.connect(written(store) / DATABASE_NAME) as connection:
+            (count,) = connection.execute("SELECT count(*) FROM spans").fetchone()
+            (evicted,) = connection.execute(
+                "SELECT value FROM meta WHERE key = 'evicted_spans'"
+            ).fetchone()
+        return count, evicted
+
+    with spawn_store(tmp_path / "data", grpc_port=None, max_spans=100, max_age="24h") as store:
+        # 24h is hours, not seconds: the span 23 hours old stays, the one 25 hours old goes.
+        aged = request(
+            [span(1, 1, "25h", start=now - 25 * hour), span(2, 2, "23h", start=now - 23 * hour)]
+        )
+        assert post(store.http_port, aged.SerializeToString(), PROTOBUF)[0] == 200
+        # Evicted as it is written, or by the writer's idle check (every 5 s) at the latest.
+        deadline = time.monotonic() + 15
+        while spans_and_evicted() != (1, 1):
+            assert time.monotonic() < deadline, spans_and_evicted()
+            time.sleep(0.1)
+        for batch in range(3):
+            assert post(store.http_port, recent(10 + 100 * batch, 100), PROTOBUF)[0] == 200
+        count, evicted = spans_and_evicted()
+    # The count is trimmed back to the limit once it is 5% over it.
+    assert 100 <= count <= 105 and count + evicted == 302
 
 
 def test_in_process_server_picks_free_ports_and_drains_on_stop(tmp_path):
@@ -242,7 +390,9 @@ def test_a_full_write_queue_answers_503_with_retry_after(tmp_path, monkeypatch):
 # -- real exporters ------------------------------------------------------------------------------
 
 
-def _exporter(protocol: str, endpoint: str, service: str, spans: int) -> subprocess.Popen:
+def _exporter(
+    protocol: str, endpoint: str, service: str, spans: int, *options: str
+) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -256,6 +406,7 @@ def _exporter(protocol: str, endpoint: str, service: str, spans: int) -> subproc
             service,
             "--spans",
             str(spans),
+            *options,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -274,6 +425,32 @@ def test_several_sdk_exporters_at_once_lose_nothing(store):
         **{f"http-{n}": 2000 for n in range(4)},
         "grpc-0": 2000,
     }
+
+
+def test_compare_over_http_ranks_first_what_the_errors_share(store):
+    exporter = _exporter("http", store.traces_url, "shop", 300, "--error-tenant", "t1")
+    out, err = exporter.communicate(timeout=60)
+    assert exporter.returncode == 0, out + err
+    now = datetime.now(timezone.utc)
+    params = {
+        "selection": "errors",
+        "start": format_time(now - timedelta(minutes=10)),
+        "end": format_time(now + timedelta(minutes=1)),
+    }
+    url = f"{store.query_url}/api/o11ykit/compare?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.status == 200
+        compared = json.loads(answer.read())
+    # Span n has tenant t{n % 3}; every span of t1, and no other, failed.
+    assert (compared["selectionCount"], compared["baselineCount"]) == (100, 200)
+    top, *rest = compared["pairs"]
+    assert (top["key"], top["value"], top["selectionPct"], top["baselinePct"]) == (
+        "tenant.id",
+        "t1",
+        100.0,
+        0.0,
+    )
+    assert all(pair["differencePct"] < top["differencePct"] for pair in rest)
 
 
 def test_kill_9_while_an_exporter_sends_loses_at_most_the_batch_in_flight(tmp_path):
@@ -483,6 +660,171 @@ def test_fuzzed_requests_never_get_a_5xx_and_only_valid_ones_are_stored(
     assert counts(written(fuzz_store))["spans"] == before + expected
     with sqlite3.connect(fuzz_store.directory / DATABASE_NAME) as connection:
         assert connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
+
+
+# -- valid requests of every shape ----------------------------------------------------------------
+
+
+def _nonzero(size: int) -> st.SearchStrategy[bytes]:
+    # The last bit set: never the all-zero id OTLP forbids, and no filter to reject examples.
+    return st.binary(min_size=size, max_size=size).map(lambda raw: raw[:-1] + bytes([raw[-1] | 1]))
+
+
+def _pairs(pairs: dict[str, AnyValue]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=value) for key, value in pairs.items()]
+
+
+texts = st.text(max_size=12)
+uint32 = st.integers(0, 2**32 - 1)
+times = st.integers(0, 2**63 - 1)
+scalars = st.one_of(
+    texts.map(lambda text: AnyValue(string_value=text)),
+    st.booleans().map(lambda flag: AnyValue(bool_value=flag)),
+    st.integers(-(2**63), 2**63 - 1).map(lambda number: AnyValue(int_value=number)),
+    # Finite only: proto3's JSON mapping writes NaN and infinities as strings ("NaN"), where
+    # the OpenAPI document types doubleValue as a number.
+    st.floats(allow_nan=False, allow_infinity=False).map(
+        lambda number: AnyValue(double_value=number)
+    ),
+    st.binary(max_size=12).map(lambda raw: AnyValue(bytes_value=raw)),
+    st.just(AnyValue()),  # a value with none of its fields set
+)
+any_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3).map(
+            lambda items: AnyValue(array_value=ArrayValue(values=items))
+        ),
+        st.dictionaries(texts, inner, max_size=3).map(
+            lambda pairs: AnyValue(kvlist_value=KeyValueList(values=_pairs(pairs)))
+        ),
+    ),
+    max_leaves=6,
+)
+attributes = st.dictionaries(texts, any_values, max_size=4).map(_pairs)
+
+
+@st.composite
+def valid_spans(draw, trace_ids: st.SearchStrategy[bytes]) -> Span:
+    return Span(
+        trace_id=draw(trace_ids),
+        span_id=draw(_nonzero(8)),
+        parent_span_id=draw(st.one_of(st.just(b""), _nonzero(8))),
+        trace_state=draw(texts),
+        flags=draw(uint32),
+        name=draw(texts),
+        kind=draw(st.integers(0, 5)),
+        start_time_unix_nano=draw(times),
+        end_time_unix_nano=draw(times),
+        attributes=draw(attributes),
+        dropped_attributes_count=draw(uint32),
+        events=draw(
+            st.lists(
+                st.builds(
+                    Span.Event,
+                    time_unix_nano=times,
+                    name=texts,
+                    attributes=attributes,
+                    dropped_attributes_count=uint32,
+                ),
+                max_size=2,
+            )
+        ),
+        dropped_events_count=draw(uint32),
+        links=draw(
+            st.lists(
+                st.builds(
+                    Span.Link,
+                    trace_id=_nonzero(16),
+                    span_id=_nonzero(8),
+                    trace_state=texts,
+                    attributes=attributes,
+                    dropped_attributes_count=uint32,
+                    flags=uint32,
+                ),
+                max_size=2,
+            )
+        ),
+        dropped_links_count=draw(uint32),
+        status=Status(code=draw(st.integers(0, 2)), message=draw(texts)),
+    )
+
+
+@st.composite
+def valid_requests(draw) -> ExportTraceServiceRequest:
+    # A few trace ids shared by the spans, so traces have several spans across resources.
+    trace_ids = st.sampled_from(draw(st.lists(_nonzero(16), min_size=1, max_size=3)))
+    scope_spans = st.builds(
+        ScopeSpans,
+        scope=st.builds(
+            InstrumentationScope,
+            name=texts,
+            version=texts,
+            attributes=attributes,
+            dropped_attributes_count=uint32,
+        ),
+        spans=st.lists(valid_spans(trace_ids), min_size=1, max_size=3),
+        schema_url=texts,
+    )
+    resource_spans = st.builds(
+        ResourceSpans,
+        resource=st.builds(Resource, attributes=attributes, dropped_attributes_count=uint32),
+        scope_spans=st.lists(scope_spans, min_size=1, max_size=2),
+        schema_url=texts,
+    )
+    return ExportTraceServiceRequest(
+        resource_spans=draw(st.lists(resource_spans, min_size=1, max_size=2))
+    )
+
+
+def spans_of_trace(store: StoreProcess, trace_id: str) -> Counter[bytes]:
+    """The spans GET /api/v3/traces/{id} answers with, parsed back into protobuf bytes.
+
+    The answer is checked against the OpenAPI document on the way; a 404 is no spans.
+    """
+    try:
+        with urllib.request.urlopen(f"{store.query_url}/api/v3/traces/{trace_id}", timeout=10) as r:
+            body = json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404, exc.read()
+        return Counter()
+    validate_traces(body)
+    spans: Counter[bytes] = Counter()
+    for resource_spans in body["result"]["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for item in scope_spans["spans"]:
+                # OTLP JSON ids are hex; protobuf's own JSON parser wants base64.
+                for node in (item, *item.get("links", ())):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in node:
+                            node[key] = base64.b64encode(bytes.fromhex(node[key])).decode()
+                parsed = json_format.ParseDict(item, Span())
+                spans[parsed.SerializeToString(deterministic=True)] += 1
+    return spans
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(export=valid_requests(), compress=st.booleans())
+def test_valid_requests_of_every_shape_are_stored_and_read_back(fuzz_store, export, compress):
+    sent: dict[str, Counter[bytes]] = {}
+    for resource_spans in export.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            for item in scope_spans.spans:
+                by_trace = sent.setdefault(item.trace_id.hex(), Counter())
+                by_trace[item.SerializeToString(deterministic=True)] += 1
+    # Examples may repeat a trace id: what counts is what this request added.
+    before = {trace_id: spans_of_trace(fuzz_store, trace_id) for trace_id in sent}
+    body, headers = export.SerializeToString(), dict(PROTOBUF)
+    if compress:
+        body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+    status, text, _ = post(fuzz_store.http_port, body, headers)
+    assert status == 200, text
+    for trace_id, spans in sent.items():
+        assert spans_of_trace(fuzz_store, trace_id) == before[trace_id] + spans
 
 
 def test_sigterm_stops_the_store_cleanly_while_a_client_is_connected(tmp_path: Path) -> None:

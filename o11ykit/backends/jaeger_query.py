@@ -92,6 +92,21 @@ class Trace:
     def errors(self) -> int:
         return sum(s.status == "error" for s in self.spans)
 
+    def in_tree_order(self) -> list[tuple[int, SpanView]]:
+        """(depth, span) in tree order: children by start time under their parent."""
+        present = {s.span_id for s in self.spans}
+        children: dict[str | None, list[SpanView]] = {}
+        for span in self.spans:  # already by start time
+            parent = span.parent_span_id if span.parent_span_id in present else None
+            children.setdefault(parent, []).append(span)
+        ordered: list[tuple[int, SpanView]] = []
+        stack = [(0, span) for span in reversed(children.get(None, []))]
+        while stack:
+            depth, span = stack.pop()
+            ordered.append((depth, span))
+            stack += [(depth + 1, child) for child in reversed(children.get(span.span_id, []))]
+        return ordered
+
 
 @dataclass(frozen=True)
 class Operation:

@@ -1,4 +1,4 @@
-"""The embedded local store: OTLP/HTTP in on 4318, Jaeger API v3 and UI links on 16686."""
+"""The embedded local store: OTLP/HTTP in on 4318; Jaeger API v3 and its trace pages on 16686."""
 
 from __future__ import annotations
 

@@ -120,9 +120,10 @@ def spawn_store(
     grpc_port: int | None = 0,
     query_port: int = 0,
     max_spans: int | None = None,
-    max_age: float | None = None,
+    max_age: float | str | None = None,
     max_body_bytes: int | None = None,
     host: str | None = None,
+    listen_all: bool = False,
     startup_timeout: float = 15.0,
     env: dict[str, str] | None = None,
     detach: bool = False,
@@ -131,6 +132,7 @@ def spawn_store(
 
     It dies with this process unless `detach`: then it runs in its own session until
     stopped by pid (what `o11ykit app up` needs, since `up` returns while the stack runs).
+    `max_age` is seconds or a Go duration ("24h"), as `--max-age` takes it.
     """
     work = Path(tempfile.mkdtemp(prefix="o11ykit-store-"))
     command = [
@@ -158,6 +160,8 @@ def spawn_store(
         command += ["--max-body-bytes", str(max_body_bytes)]
     if host is not None:
         command += ["--host", host]
+    if listen_all:
+        command.append("--listen-all")
     with (work / "stderr.log").open("wb") as log:
         # A file, not a pipe: it can never fill up and block the child.
         process = subprocess.Popen(

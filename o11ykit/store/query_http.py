@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import sqlite3
 import threading
@@ -12,17 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from o11ykit.store import otlp_json
+from o11ykit.store import otlp_json, ui
 from o11ykit.store.http_base import Handler, rpc_status
-from o11ykit.store.queries import (
-    DEFAULT_SEARCH_DEPTH,
-    Queries,
-    QueryError,
-    TraceQuery,
-    parse_duration,
-    parse_time,
-)
+from o11ykit.store.queries import Queries, QueryError
 from o11ykit.store.schema import open_database
+from o11ykit.store.search_params import trace_query
 
 if TYPE_CHECKING:
     from o11ykit.store.writer import Writer
@@ -57,87 +50,10 @@ class ConnectionPool:
             self._all.clear()
 
 
-_CAMEL_AND_SNAKE = {
-    "service": ("query.serviceName", "query.service_name"),
-    "operation": ("query.operationName", "query.operation_name"),
-    "start_min": ("query.startTimeMin", "query.start_time_min"),
-    "start_max": ("query.startTimeMax", "query.start_time_max"),
-    "duration_min": ("query.durationMin", "query.duration_min"),
-    "duration_max": ("query.durationMax", "query.duration_max"),
-    "depth": ("query.searchDepth", "query.search_depth", "query.num_traces"),
-    "attributes": ("query.attributes",),
-    "filter": ("query.filter",),
-}
-
-
-def _param(params: dict[str, str], field: str) -> tuple[str, str] | None:
-    for name in _CAMEL_AND_SNAKE[field]:
-        if params.get(name, "") != "":
-            return name, params[name]
-    return None
-
-
-def trace_query(params: dict[str, str]) -> TraceQuery:
-    """Jaeger's GET /api/v3/traces parameters (camelCase or the older snake_case) -> query."""
-    if _param(params, "filter"):
-        raise QueryError("query.filter (structured filters) is not supported by the local store")
-    start_min, start_max = _param(params, "start_min"), _param(params, "start_max")
-    if start_min is None or start_max is None:
-        raise QueryError("query.startTimeMin and query.startTimeMax are required")
-    durations = {
-        field: parse_duration(found[1], found[0]) if (found := _param(params, field)) else None
-        for field in ("duration_min", "duration_max")
-    }
-    service, operation = _param(params, "service"), _param(params, "operation")
-    return TraceQuery(
-        start_min_ns=parse_time(start_min[1], start_min[0]),
-        start_max_ns=parse_time(start_max[1], start_max[0]),
-        service=service[1] if service else None,
-        operation=operation[1] if operation else None,
-        duration_min_ns=durations["duration_min"],
-        duration_max_ns=durations["duration_max"],
-        attributes=_attributes(_param(params, "attributes")),
-        search_depth=_search_depth(_param(params, "depth")),
-    )
-
-
-def _attributes(found: tuple[str, str] | None) -> dict[str, str]:
-    if found is None:
-        return {}
-    try:
-        document = json.loads(found[1])
-    except ValueError:
-        document = None
-    if not isinstance(document, dict) or not all(
-        isinstance(value, str | int | float | bool) for value in document.values()
-    ):
-        raise QueryError(
-            f'{found[0]} must be a JSON object of strings, like {{"http.response.status_code":'
-            f'"500"}}, not {found[1][:200]!r}'
-        )
-    return {key: _text(value) for key, value in document.items()}
-
-
-def _text(value: str | int | float | bool) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _search_depth(found: tuple[str, str] | None) -> int:
-    if found is None:
-        return DEFAULT_SEARCH_DEPTH
-    try:
-        depth = int(found[1])
-    except ValueError:
-        depth = 0
-    if depth <= 0:
-        raise QueryError(f"{found[0]} must be a positive integer, not {found[1][:50]!r}")
-    return depth
-
-
 # A query waits at most this long for the writer to store what was acknowledged before it.
 CATCH_UP_SECONDS = 5.0
+# Jaeger v2's message, word for word, for clients that match on it.
+NO_TRACES_FOUND = "No traces found"
 
 
 class QueryHandler(Handler):
@@ -168,6 +84,11 @@ class QueryHandler(Handler):
         params = {key: values[-1] for key, values in parse_qs(url.query).items()}
         if self.writer is not None and path != "/health":
             self.writer.wait_written(CATCH_UP_SECONDS)
+        if ui.is_page(path):  # Jaeger UI's paths, so the links o11ykit prints open a page
+            with self.pool.connection() as connection:
+                status, page = ui.render(path, params, Queries(connection, self.indexed_keys))
+            self.send_body(status, page, ui.CONTENT_TYPE, ui.HEADERS)
+            return
         try:
             with self.pool.connection() as connection:
                 status, document = self._route(path, params, connection)
@@ -188,7 +109,11 @@ class QueryHandler(Handler):
         if path == "/api/v3/operations":
             return 200, self._operations(queries, params)
         if path == "/api/v3/traces":
-            return 200, otlp_json.result(queries.find_traces(trace_query(params)))
+            found_traces = queries.find_traces(trace_query(params))
+            if not found_traces.traces:
+                # As Jaeger v2's HTTP gateway answers a search that found nothing.
+                return 404, rpc_status(404, NO_TRACES_FOUND)
+            return 200, otlp_json.result(found_traces)
         if path.startswith("/api/v3/traces/"):
             found = queries.get_trace(path.removeprefix("/api/v3/traces/"))
             if found is None:

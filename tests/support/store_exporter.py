@@ -1,9 +1,12 @@
 """An application process exporting spans with the OpenTelemetry SDK's own OTLP exporters.
 
     python -m tests.support.store_exporter --protocol http --endpoint URL --service S --spans N
+        [--error-tenant T]
 
-Prints `{"trace_ids": [...], "spans": N}` once every span is flushed; exits 1 if the flush
-failed, so a test never mistakes a lost batch for a store that lost it.
+Span n has tenant.id t{n % 3} and is named op-{n % 5}; with --error-tenant, that tenant's
+spans, and only they, end with status ERROR. Prints `{"spans": N, "traces": N, "flushed":
+true}` once every span is flushed; exits 1 if the flush failed, so a test never mistakes a
+lost batch for a store that lost it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import StatusCode
 
 
 def exporter(protocol: str, endpoint: str):
@@ -33,22 +37,24 @@ def main() -> int:
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--service", required=True)
     parser.add_argument("--spans", type=int, default=2000)
+    parser.add_argument("--error-tenant", help="the tenant whose spans all fail")
     args = parser.parse_args()
     provider = TracerProvider(resource=Resource.create({"service.name": args.service}))
     # A queue larger than the run: spans the SDK dropped would look like spans the store lost.
     processor = BatchSpanProcessor(
         exporter(args.protocol, args.endpoint),
-        max_queue_size=args.spans + 1,
+        max_queue_size=max(args.spans + 1, 512),
         max_export_batch_size=512,
     )
     provider.add_span_processor(processor)
     tracer = provider.get_tracer("tests.store_exporter")
     trace_ids = set()
     for n in range(args.spans):
-        with tracer.start_as_current_span(
-            f"op-{n % 5}", attributes={"tenant.id": f"t{n % 3}"}
-        ) as s:
+        tenant = f"t{n % 3}"
+        with tracer.start_as_current_span(f"op-{n % 5}", attributes={"tenant.id": tenant}) as s:
             trace_ids.add(format(s.get_span_context().trace_id, "032x"))
+            if tenant == args.error_tenant:
+                s.set_status(StatusCode.ERROR, "declined")
     flushed = provider.force_flush(timeout_millis=30_000)
     provider.shutdown()
     print(json.dumps({"spans": args.spans, "traces": len(trace_ids), "flushed": flushed}))
