@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 
 import pytest
 
+from o11ykit.store.checkpoints import BACKSTOP_PAGES
 from o11ykit.store.ingest import Store, batch_from_request
 from o11ykit.store.ingest_log import LOG_DIRECTORY, IngestLog, LogPosition
 from o11ykit.store.schema import DATABASE_NAME
@@ -103,3 +105,24 @@ def test_a_stopped_writer_refuses_new_batches(tmp_path):
     writer.stop()
     with pytest.raises(StoreBusy, match="stopping"):
         writer.submit(batch_from_request(many(1)), lambda: b"")
+
+
+def test_the_wal_is_checkpointed_off_the_writers_path_while_it_runs(tmp_path):
+    writer = Writer(Store(tmp_path))
+    try:
+        database = tmp_path / DATABASE_NAME
+        # The writer's own automatic checkpoint is a backstop far above what this writes.
+        (pages,) = writer.store.connection.execute("PRAGMA wal_autocheckpoint").fetchone()
+        assert pages == BACKSTOP_PAGES
+        before = database.stat().st_size
+        for n in range(5):
+            message = many(400, first_trace=n * 400 + 1)
+            writer.submit(batch_from_request(message), message.SerializeToString)
+        assert writer.wait_written(10.0)
+        # Only a checkpoint copies the WAL's pages back into the database file.
+        deadline = time.monotonic() + 5
+        while database.stat().st_size == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert database.stat().st_size > before
+    finally:
+        writer.stop()

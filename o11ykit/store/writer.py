@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from o11ykit.store.checkpoints import BACKSTOP_PAGES, Checkpointer
 from o11ykit.store.ingest import Batch, IngestError, Store, batch_from_request, parse_protobuf
 from o11ykit.store.ingest_log import IngestLog, LogPosition
 
@@ -53,6 +54,8 @@ class Writer:
         self._stopping = False
         self._failures = 0
         self._replay()
+        store.connection.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        self._checkpoints = Checkpointer(store.directory)
         self._thread = threading.Thread(target=self._run, name="o11ykit-store-writer", daemon=True)
         self._thread.start()
 
@@ -92,6 +95,7 @@ class Writer:
             self._stopping = True
             self._changed.notify_all()
         self._thread.join()
+        self._checkpoints.stop()
         self._log.close()
         self.store.close()
 
@@ -112,6 +116,7 @@ class Writer:
                 self._expire()
                 continue
             self._write(group)
+            self._checkpoints.committed()
             with self._changed:
                 self._written += len(group)
                 self._changed.notify_all()
