@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf import json_format
+from google.rpc import status_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -64,6 +65,15 @@ def post(port: int, body: bytes, headers: dict[str, str], path: str = "/v1/trace
         return response.status, response.read(), dict(response.getheaders())
     finally:
         connection.close()
+
+
+def error_status(body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    """(code, message) of a google.rpc.Status error body, read in the encoding it came in."""
+    if headers["Content-Type"] == "application/x-protobuf":
+        status = status_pb2.Status.FromString(body)
+        return status.code, status.message
+    document = json.loads(body)
+    return document["code"], document["message"]
 
 
 def trace_body(store: StoreProcess, trace_id: str) -> str | None:
@@ -329,10 +339,13 @@ def test_bad_requests_get_4xx_with_a_message_and_change_nothing(store):
         (b"x", {"Content-Type": "text/plain"}, 415, "Content-Type"),
     ]
     for body, headers, status, fragment in cases:
-        answer, text, _ = post(store.http_port, body, headers)
+        answer, text, answer_headers = post(store.http_port, body, headers)
         assert answer == status, text
-        message = json.loads(text)
-        assert message["code"] == 3 and fragment in message["message"]
+        # As OTLP/HTTP asks: protobuf for a protobuf request, JSON otherwise.
+        wanted = "application/x-protobuf" if headers is PROTOBUF else "application/json"
+        assert answer_headers["Content-Type"] == wanted
+        code, message = error_status(text, answer_headers)
+        assert code == 3 and fragment in message
     assert counts(written(store)) == before
 
 
@@ -383,7 +396,7 @@ def test_a_full_write_queue_answers_503_with_retry_after(tmp_path, monkeypatch):
         for sender in senders:
             sender.join()
     assert (status, headers.get("Retry-After")) == (503, "1"), text
-    assert json.loads(text)["code"] == 14
+    assert error_status(text, headers)[0] == 14
     assert results == [200, 200]
 
 

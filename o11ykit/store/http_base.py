@@ -13,6 +13,26 @@ SOCKET_TIMEOUT = 30.0
 _RPC_CODES = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 500: 13, 503: 14}
 
 
+def rpc_status_protobuf(status: int, message: str) -> bytes:
+    """google.rpc.Status as protobuf bytes: what OTLP/HTTP answers a protobuf request with.
+
+    Written by hand (field 1 `code`, field 2 `message`), so the store does not need the
+    googleapis-common-protos package for two fields.
+    """
+    code = _RPC_CODES.get(status, 2)
+    text = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def rpc_status(status: int, message: str) -> dict[str, Any]:
     """google.rpc.Status as the OpenAPI document defines it, plus Jaeger's gateway error.
 

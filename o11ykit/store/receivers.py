@@ -10,9 +10,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from o11ykit.store.http_base import Handler
+from o11ykit.store.http_base import Handler, rpc_status_protobuf
 from o11ykit.store.ingest import (
     JSON_TYPES,
+    PROTOBUF_TYPES,
     IngestError,
     batch_from_request,
     decode_request,
@@ -58,6 +59,16 @@ class OtlpHttpHandler(Handler):
         else:
             response = ExportTraceServiceResponse().SerializeToString()
             self.send_body(200, response, "application/x-protobuf")
+
+    def send_error_status(
+        self, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        # OTLP/HTTP: an error body is a google.rpc.Status in the request's own encoding.
+        if media_type(self.headers.get("Content-Type")) in PROTOBUF_TYPES:
+            body = rpc_status_protobuf(status, message)
+            self.send_body(status, body, "application/x-protobuf", headers)
+        else:
+            super().send_error_status(status, message, headers)
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
