@@ -33,6 +33,9 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     )  # fmt: skip
     for section in ("ingest", "fill", "disk", "start_to_ready", "queries", "memory"):
         assert report[section], section
+    ingested = report["ingested_store"]
+    assert ingested["reached"] and ingested["spans"] >= 2000
+    assert ingested["memory"]["rss_mb"] > 0
     assert {r["mode"] for r in report["ingest"]} == {"exporter", "sdk", "raw"}
     assert all(r["spans_stored"] > 0 for r in report["ingest"])
     assert report["disk"]["spans"] >= 2000

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from email.message import Message
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -135,6 +135,24 @@ def test_the_link_traces_show_prints_opens_the_waterfall(store, trace_id):
     assert bars[0] == ("0.00", "100.00")
     assert all(float(left) + float(width) <= 100.0 for left, width in bars)
     assert "<details>" in page.text and "retry" in page.text  # the event, collapsed
+
+
+def test_breakdown_and_compare_against_a_real_store_and_their_links(store, trace_id):
+    out = o11ykit("traces", "breakdown", "--url", store.query_url, "--by", "name")
+    for name in ("GET /checkout", "charge card", "SELECT orders"):
+        assert name in out
+    assert get(printed_link(out, "Jaeger UI: ")).status == 200
+    out = o11ykit("traces", "compare", "--url", store.query_url, "--errors")
+    # The one failing span is the card charge: its name leads what the errors share.
+    assert "errors: 1 spans against" in out
+    assert re.search(r"name\s+│?\s*charge card\s+│?\s*100\.0% \(1\)", out), out
+    # Its link asks for error=true, Jaeger's tag for the status: the failing trace, alone.
+    link = printed_link(out, "Jaeger UI: ")
+    assert json.loads(parse_qs(urlsplit(link).query)["tags"][0]) == {"error": "true"}
+    page = get(link)
+    assert page.status == 200
+    assert f'href="/trace/{trace_id}"' in page.text
+    assert "1 trace(s)" in page.text
 
 
 def test_the_local_backends_link_and_doctors_open_the_trace_page(store, trace_id):
