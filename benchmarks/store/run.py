@@ -243,20 +243,36 @@ def ingest_until(work: Path, spans: int, clients: int, timeout_s: float) -> dict
     directory = work / name
     with feeding(work, name, "raw", clients, timeout_s) as (store, _):
         started = time.monotonic()
+        # (seconds, spans held): how the rate holds up as the store grows.
+        samples: list[tuple[float, int]] = []
         while (held := stored_spans(directory)) < spans:
-            if time.monotonic() - started > timeout_s:
+            samples.append((time.monotonic() - started, held))
+            if samples[-1][0] > timeout_s:
                 break
             time.sleep(0.5)
         seconds = time.monotonic() - started
         memory = proc_memory_mb(store.pid)
     shutil.rmtree(directory, ignore_errors=True)
+    samples.append((seconds, held))
     return {
         "spans": held,
         "wanted": spans,
         "seconds": seconds,
         "reached": held >= spans,
         "memory": memory,
+        "first_10s_spans_per_s": _rate(samples, 0.0, 10.0),
+        "last_10s_spans_per_s": _rate(samples, seconds - 10.0, seconds),
+        "samples": samples,
     }
+
+
+def _rate(samples: list[tuple[float, int]], start_s: float, end_s: float) -> float | None:
+    """Spans stored a second between the samples nearest `start_s` and `end_s`."""
+    inside = [(t, n) for t, n in samples if start_s <= t <= end_s]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    (t0, n0), (t1, n1) = inside[0], inside[-1]
+    return (n1 - n0) / (t1 - t0)
 
 
 def _start_client(
@@ -725,6 +741,15 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"< 150 MB: {target_mark(mem['peak_rss_mb'] < TARGETS['rss_mb'])}",
         )
     )
+    first, last = ingested["first_10s_spans_per_s"], ingested["last_10s_spans_per_s"]
+    if first is not None and last is not None:
+        rows.append(
+            (
+                "  its pre-encoded ingest, first 10 s / last 10 s, spans/s",
+                f"{first:,.0f} / {last:,.0f}",
+                "",
+            )
+        )
     return rows
 
 
