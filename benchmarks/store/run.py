@@ -15,8 +15,9 @@ Every store runs as its own process (``o11ykit.store.process.spawn_store``, free
 3. start to ready: empty store and the full store alternately, ``--spawns`` times each;
 4. query latency over HTTP against the full store, each query in turn, ``--repeat`` rounds
    after a warm-up; the store's RSS before and after;
-5. a fresh store fed by ``--clients`` pre-encoded clients until it holds ``--spans`` spans
-   (or time runs out): its RSS then, for a store that ingested what it holds.
+5. a fresh store fed by ``--clients`` clients sending new synthetic traces until it holds
+   ``--spans`` spans (or time runs out): its RSS then, for a store that ingested what it
+   holds, and its ingest rate in the first and last 10 s.
 
 It prints a table and writes ``results-latest.json`` next to this file (or ``--results``).
 Everything is under one temp dir, removed at the end unless ``--keep``.
@@ -234,14 +235,15 @@ def ingest_round(work: Path, mode: str, clients: int, seconds: float, warmup: fl
 
 
 def ingest_until(work: Path, spans: int, clients: int, timeout_s: float) -> dict[str, Any]:
-    """A store fed by pre-encoded clients until it holds `spans`, and its memory then.
+    """A store fed fresh synthetic traces until it holds `spans`, and its memory then.
 
     The memory target is for a store holding 1M spans; the full store of the queries was
     filled in another process, so this is the figure for one that ingested them itself.
+    Fresh traces (client mode `fresh`), not repeated bodies: see client.py.
     """
     name = "ingest-memory"
     directory = work / name
-    with feeding(work, name, "raw", clients, timeout_s) as (store, _):
+    with feeding(work, name, "fresh", clients, timeout_s) as (store, _):
         started = time.monotonic()
         # (seconds, spans held): how the rate holds up as the store grows.
         samples: list[tuple[float, int]] = []
@@ -617,7 +619,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     memory["ingest_store_at_end"] = {r["mode"]: r["store_memory"] for r in ingest}
     # The full store above was filled by this process; this one ingested its spans itself.
     ingested = phase(
-        f"5. memory of a store fed {args.spans:,} spans by {args.clients} pre-encoded clients",
+        f"5. memory of a store fed {args.spans:,} fresh spans by {args.clients} clients",
         lambda: ingest_until(work, args.spans, args.clients, max(60.0, args.spans / 5_000)),
     )
     return {
@@ -745,7 +747,7 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     if first is not None and last is not None:
         rows.append(
             (
-                "  its pre-encoded ingest, first 10 s / last 10 s, spans/s",
+                "  its ingest of fresh traces, first 10 s / last 10 s, spans/s",
                 f"{first:,.0f} / {last:,.0f}",
                 "",
             )
