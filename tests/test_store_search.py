@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from o11ykit.store import otlp_json, queries
+from o11ykit.store import analytics, otlp_json, queries
 from o11ykit.store.ingest import Store, batch_from_request
 from o11ykit.store.queries import Queries, TraceQuery
 from o11ykit.store.schema import DATABASE_NAME
@@ -170,3 +170,18 @@ def test_json_numbers_in_query_attributes_compare_as_ingest_stores_them(store):
         assert [trace[0].trace_id for trace in found.traces] == [(8).to_bytes(16, "big")], (
             attributes
         )
+
+
+def test_jaegers_error_tag_in_a_breakdowns_where_is_the_status_too(store):
+    write(store, request([span(7, 7, "GET /orders", start=T0 + 7 * MS, error=True)], "orders"))
+
+    def groups(**where: str) -> dict[str | None, int]:
+        found = analytics.breakdown(
+            store.connection, group_by="name", start_ns=WINDOW[0], end_ns=WINDOW[1], where=where
+        )
+        return {group.value: group.count for group in found.groups}
+
+    assert groups(error="true") == {"GET /orders": 1}
+    assert groups(error="false") == {"GET /orders": 5}
+    with pytest.raises(analytics.AnalyticsError, match="where: attribute 'error' is true or false"):
+        groups(error="maybe")

@@ -41,6 +41,7 @@ from typing import TypeVar
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from o11ykit.store.ingest import value_text  # the text ingest stores: one definition
+from o11ykit.store.queries import ERROR_TAG, QueryError, error_status_condition
 from o11ykit.store.schema import (
     BUCKETS_PER_OCTAVE,
     INDEXED_SPAN_KEYS,
@@ -331,6 +332,12 @@ def build_filters(
 
 
 def _add_condition(conn: sqlite3.Connection, filters: Filters, key: str, value: str) -> None:
+    if key == ERROR_TAG:  # as in a search: Jaeger's tag for the status ERROR
+        try:
+            filters.sql.append(str(error_status_condition(value)))
+        except QueryError as exc:
+            raise AnalyticsError(f"where: {exc}") from None
+        return
     source = key_source(conn, key)
     if source == COLUMN:
         column = COLUMN_KEYS[key]

@@ -169,7 +169,7 @@ class Queries:
             resource_matches,
             driver,
             resources_required={key: resource_matches[key] for key in resource_only},
-            status=_error_status(error),
+            status=error_status_condition(error),
             read_bytes=bool(others),
         )
         for trace_id, resource_id, data in self.connection.execute(sql, parameters):
@@ -303,8 +303,8 @@ class Queries:
         return answer
 
 
-def _error_status(value: str | None) -> str | None:
-    """The status condition for Jaeger's `error` tag, which stands for the status ERROR."""
+def error_status_condition(value: str | None) -> str | None:
+    """The condition on `s.status_code` for Jaeger's `error` tag (the status ERROR)."""
     if value is None:
         return None
     wanted = value.strip().lower()
