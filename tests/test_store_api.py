@@ -418,6 +418,7 @@ def test_o11ykit_paths_go_to_the_analytics_module(store):
     assert groups == [("acme", 2, 1, 1500.0), ("globex", 2, 0, 100.0), (None, 2, 0, 5.0)]
     status, body = get(store, "/api/o11ykit/no-such-question")
     assert status == 404 and "/api/o11ykit/breakdown" in body["message"]
+    assert body["error"]["httpCode"] == 404  # the same error shape as the Jaeger endpoints
     # Other methods reach the analytics module too, which answers GET only.
     status, body = get(store, "/api/o11ykit/breakdown", method="POST")
     assert status == 405 and body["code"] == 12

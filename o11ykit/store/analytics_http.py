@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 
 from o11ykit.store import analytics
 from o11ykit.store.analytics import AnalyticsError, Selection
+from o11ykit.store.http_base import rpc_status
 from o11ykit.timeformats import parse_duration, parse_time
 
 PREFIX = "/api/o11ykit/"
@@ -35,15 +36,15 @@ def handle(
     )
     if endpoint is None:
         known = ", ".join(PREFIX + name for name in ENDPOINTS)
-        return 404, {"code": 5, "message": f"no such endpoint {path}; known: {known}"}
+        return 404, rpc_status(404, f"no such endpoint {path}; known: {known}")
     if method.upper() != "GET":
-        return 405, {"code": 12, "message": f"{path} answers GET only"}
+        return 405, rpc_status(405, f"{path} answers GET only")
     try:
         return 200, endpoint(params, connection)
     except (BadParameter, AnalyticsError) as exc:
-        return 400, {"code": 3, "message": str(exc)}
+        return 400, rpc_status(400, str(exc))
     except sqlite3.Error as exc:
-        return 500, {"code": 13, "message": f"the store could not answer: {exc}"}
+        return 500, rpc_status(500, f"the store could not answer: {exc}")
 
 
 def _breakdown(params: Mapping[str, str], connection: sqlite3.Connection) -> dict:
