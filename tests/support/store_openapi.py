@@ -1,13 +1,17 @@
 """Validating responses against Jaeger's API v3 OpenAPI document (shared/reference/).
 
-The document lives beside the repository (`<repo>/../shared`), as in CI's checkout. A missing
-document fails the tests that need it: skipping would let the API drift unnoticed.
+The document lives in the shared/ directory beside the repository (`<repo>/../shared`). A
+fresh clone elsewhere (CI clones into a temporary directory) finds it beside the repository
+it was cloned from, and O11YKIT_JAEGER_OPENAPI names it anywhere else. A missing document
+fails the tests that need it: skipping would let the API drift unnoticed.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +19,38 @@ import jsonschema
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-SPEC = REPO.parent / "shared" / "reference" / "jaeger-api-v3" / "query_service.openapi.yaml"
+IN_SHARED = Path("shared") / "reference" / "jaeger-api-v3" / "query_service.openapi.yaml"
+
+
+def spec_candidates() -> list[Path]:
+    """Where the document may be, in order: the setting, beside this checkout, beside origin."""
+    candidates = [REPO.parent / IN_SHARED]
+    if named := os.environ.get("O11YKIT_JAEGER_OPENAPI"):
+        candidates.insert(0, Path(named))
+    origin = subprocess.run(
+        ["git", "-C", str(REPO), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    cloned_from = Path(origin.removeprefix("file://")) if origin else None
+    if cloned_from is not None and cloned_from.exists():  # a clone of a local repository
+        candidates.append(cloned_from.resolve().parent / IN_SHARED)
+    return candidates
 
 
 @functools.cache
 def components() -> dict[str, Any]:
-    if not SPEC.is_file():
+    candidates = spec_candidates()
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
         raise AssertionError(
-            f"Jaeger API v3 OpenAPI document not found at {SPEC}: the tests expect the shared/ "
-            "directory beside the repository (<repo>/../shared/reference/jaeger-api-v3/)"
+            "Jaeger API v3 OpenAPI document not found at any of "
+            f"{', '.join(map(str, candidates))}: the tests expect the shared/ directory beside "
+            "the repository or beside the one it was cloned from "
+            "(<repo>/../shared/reference/jaeger-api-v3/), or O11YKIT_JAEGER_OPENAPI"
         )
-    return yaml.safe_load(SPEC.read_text(encoding="utf-8"))["components"]
+    return yaml.safe_load(found.read_text(encoding="utf-8"))["components"]
 
 
 def _closed(schema: Any) -> Any:
