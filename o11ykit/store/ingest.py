@@ -266,6 +266,11 @@ class Batch:
     span_keys: set[str] = field(default_factory=set)
 
 
+def double_text(value: float) -> str:
+    """A double as searches compare it: its shortest form, without a trailing ".0"."""
+    return repr(value).removesuffix(".0")
+
+
 def value_text(value: AnyValue) -> str:
     """An attribute value as text, the way Jaeger compares `attributes` search values."""
     kind = value.WhichOneof("value")
@@ -276,8 +281,7 @@ def value_text(value: AnyValue) -> str:
     if kind == "int_value":
         return str(value.int_value)
     if kind == "double_value":
-        text = repr(value.double_value)
-        return text.removesuffix(".0")
+        return double_text(value.double_value)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode("ascii")
     if kind is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from o11ykit.store.ingest import double_text
 from o11ykit.store.queries import (
     DEFAULT_SEARCH_DEPTH,
     QueryError,
@@ -83,7 +84,7 @@ def _text(value: str | int | float | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return repr(value).removesuffix(".0")  # 2.0 is stored as "2"
+        return double_text(value)  # 2.0 is stored as "2"
     return str(value)
 
 
