@@ -52,6 +52,13 @@ def format_time(moment: datetime | int) -> str:
     return f"{clock}.{fraction:09d}Z"
 
 
+def format_clock(nanoseconds: int) -> str:
+    """Unix nanoseconds as a UTC wall clock to the millisecond, for people to read."""
+    seconds, fraction = divmod(nanoseconds, 10**9)
+    clock = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{clock}.{fraction // 10**6:03d}"
+
+
 def datetime_ns(moment: datetime) -> int:
     """A datetime (naive = UTC) as Unix nanoseconds."""
     if moment.tzinfo is None:

@@ -26,7 +26,7 @@ from o11ykit.backends.jaeger_query import (
     ui_search_link,
     ui_trace_link,
 )
-from o11ykit.timeformats import parse_duration
+from o11ykit.timeformats import format_clock, parse_duration
 
 DEFAULT_URL = "http://127.0.0.1:16686"
 BAR_WIDTH = 40
@@ -203,17 +203,12 @@ def _traces_table(traces: list[Trace]) -> Table:
         table.add_row(
             trace.trace_id,
             f"{root.service}: {root.name}",
-            _clock(trace.start_ns),
+            format_clock(trace.start_ns),
             f"{trace.duration_ms:.2f} ms",
             str(len(trace.spans)),
             errors,
         )
     return table
-
-
-def _clock(nanoseconds: int) -> str:
-    moment = datetime.fromtimestamp(nanoseconds / 1e9, timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,7 +20,7 @@ from o11ykit.backends.jaeger_query import SpanView, Trace, parse_traces
 from o11ykit.store import otlp_json
 from o11ykit.store.queries import Queries, QueryError, TraceQuery
 from o11ykit.store.search_params import trace_query
-from o11ykit.timeformats import format_time, parse_duration
+from o11ykit.timeformats import format_clock, format_time, parse_duration
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 HEADERS = {
@@ -135,7 +134,7 @@ def _search(params: Mapping[str, str], queries: Queries) -> str:
     traces.sort(key=lambda t: t.start_ns, reverse=True)
     rows = "".join(
         _row(
-            _clock(t.start_ns),
+            format_clock(t.start_ns),
             f'<a href="/trace/{_e(t.trace_id)}">{_e(t.root.service)}: {_e(t.root.name)}</a>',
             len(t.spans),
             f"{t.duration_ms:.2f} ms",
@@ -145,7 +144,7 @@ def _search(params: Mapping[str, str], queries: Queries) -> str:
         for t in traces
     )
     heading = _row("start (UTC)", "root", "spans", "duration", "errors", "trace id", cell="th")
-    window = f"{_clock(query.start_min_ns)} to {_clock(query.start_max_ns)} UTC"
+    window = f"{format_clock(query.start_min_ns)} to {format_clock(query.start_max_ns)} UTC"
     return (
         f"{_form(params)}<p>{len(traces)} trace(s), {_e(window)}</p><table>{heading}{rows}</table>"
     )
@@ -170,7 +169,7 @@ def _trace(trace_id: str, queries: Queries) -> tuple[int, str, str]:
     trace = parse_traces(otlp_json.result(found))[0]
     summary = (
         f"{len(trace.spans)} spans, {trace.duration_ms:.2f} ms, {_errors(trace.errors)} error(s),"
-        f" started {_e(_clock(trace.start_ns))} UTC ·"
+        f" started {_e(format_clock(trace.start_ns))} UTC ·"
         f' <a href="{_search_href(service=trace.root.service)}">more from this service</a>'
     )
     heading = _row("span", f"timeline (0 – {trace.duration_ms:.2f} ms)", "duration", cell="th")
@@ -244,12 +243,6 @@ def _errors(count: int) -> str:
 
 def _search_href(**params: str) -> str:
     return _e(f"/search?{urlencode(params)}")
-
-
-def _clock(nanoseconds: int) -> str:
-    seconds, fraction = divmod(nanoseconds, 10**9)
-    clock = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    return f"{clock}.{fraction // 10**6:03d}"
 
 
 def _document(title: str, body: str) -> str:
