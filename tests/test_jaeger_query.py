@@ -130,9 +130,10 @@ class FakeJaeger:
                 params = dict(parse_qsl(parts.query))
                 fake.requests.append((parts.path, params))
                 status, body = fake.answer(parts.path, params)
-                raw = json.dumps(body).encode()
+                html = isinstance(body, str)  # a proxy's or another server's page
+                raw = body.encode() if html else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if html else "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -154,7 +155,9 @@ class FakeJaeger:
         self._server.server_close()
         self._thread.join(5)
 
-    def answer(self, path: str, params: dict[str, str]) -> tuple[int, dict]:
+    def answer(self, path: str, params: dict[str, str]) -> tuple[int, dict | str]:
+        if path.startswith("/html/"):
+            return 404, "<html><body><h1>404 Not Found</h1></body></html>"
         if path == "/api/v3/services":
             return 200, {"services": ["payments", "checkout", "frontend"]}
         if path == "/api/v3/operations":
@@ -162,7 +165,9 @@ class FakeJaeger:
         if path == "/api/v3/traces":
             if params.get("query.serviceName") == "bad":
                 return 400, _gateway_error(3, 400, "service bad is not allowed here")
-            if params.get("query.serviceName") == "nothing":
+            if params.get("query.serviceName") == "nothing":  # as Jaeger v2 words it
+                return 404, _gateway_error(5, 404, "No traces found")
+            if params.get("query.serviceName") == "nothing-v1":
                 return 404, _gateway_error(5, 404, "trace not found")
             return 200, {"result": {"resourceSpans": CHECKOUT + PAYMENT}}
         if path == f"/api/v3/traces/{CHECKOUT_TRACE}":
@@ -251,6 +256,24 @@ def test_missing_trace_is_none_and_no_traces_is_empty(fake):
     client = JaegerQuery(fake.url)
     assert client.get_trace("ffffffffffffffffffffffffffffffff") is None
     assert client.find_traces("nothing", start=START, end=END) == []
+    assert client.find_traces("nothing-v1", start=START, end=END) == []
+
+
+@pytest.mark.parametrize(
+    ("prefix", "says"),
+    [
+        ("/elsewhere", "Not Found"),  # a JSON 404 that is not Jaeger's "nothing matches"
+        ("/html", "answered HTTP 404: is that Jaeger's query address"),  # a proxy's page
+    ],
+)
+def test_a_404_from_a_wrong_address_is_an_error_not_an_empty_answer(fake, prefix, says):
+    """Read as "no traces", a wrong base URL would make every lab check see an empty store."""
+    client = JaegerQuery(fake.url + prefix)
+    with pytest.raises(QueryError, match=says) as caught:
+        client.find_traces("checkout", start=START, end=END)
+    assert caught.value.status == 404
+    with pytest.raises(QueryError, match=says):
+        client.get_trace(CHECKOUT_TRACE)
 
 
 def test_server_error_message_is_kept(fake):

@@ -247,7 +247,7 @@ class JaegerQuery:
         try:
             return parse_traces(self._get("/api/v3/traces", params))
         except QueryError as exc:
-            if exc.status == 404:  # Jaeger answers "no traces" with 404
+            if _nothing_found(exc):  # Jaeger answers "no traces" with 404
                 return []
             raise
 
@@ -255,7 +255,7 @@ class JaegerQuery:
         try:
             traces = parse_traces(self._get(f"/api/v3/traces/{quote(trace_id)}"))
         except QueryError as exc:
-            if exc.status == 404:
+            if _nothing_found(exc):
                 return None
             raise
         return traces[0] if traces else None
@@ -339,6 +339,18 @@ class JaegerQuery:
         return body
 
 
+# What Jaeger's query API says, with a 404, when it holds nothing that matches: "No traces
+# found" for a search (v2's HTTP gateway), "trace not found" for a trace id (its storage's
+# ErrTraceNotFound, as v1's gateway and v2 word it). Any other 404 is a wrong address.
+_NOTHING_FOUND = ("no traces found", "trace not found")
+
+
+def _nothing_found(exc: QueryError) -> bool:
+    """Whether a refusal is the API's "nothing matches", not a path that does not exist:
+    a proxy or a wrong port answering 404 must not read as an empty store."""
+    return exc.status == 404 and str(exc).strip().lower().startswith(_NOTHING_FOUND)
+
+
 def _error_message(status: int, raw: bytes, url: str) -> str:
     """The server's own words: google.rpc.Status or the grpc-gateway envelope; else the status."""
     try:
@@ -349,6 +361,8 @@ def _error_message(status: int, raw: bytes, url: str) -> str:
         detail = body.get("error", body)
         if isinstance(detail, dict) and detail.get("message"):
             return str(detail["message"])
+    if status == 404:
+        return f"{url} answered HTTP 404: is that Jaeger's query address (port 16686 by default)?"
     return f"{url} answered HTTP {status}"
 
 
