@@ -416,6 +416,16 @@ def query_cases(filled: dict[str, Any], tenant: str) -> dict[str, str]:
         # and not found: "not found" is the case that would read every span of the window.
         "a_resource_search": search({"service.version": synthetic.VERSIONS[-1]}),
         "a_resource_search_none": search({"service.version": "0.0.0"}),
+        # What a lab asks: one tenant's requests to one endpoint of one service.
+        "a_service_operation_tenant_search": "/api/v3/traces?"
+        + urlencode(
+            {
+                **whole,
+                "query.serviceName": "gateway",
+                "query.operationName": "PUT /cart",
+                "query.attributes": json.dumps({"tenant.id": tenant}),
+            }
+        ),
         "b_service_search": "/api/v3/traces?" + urlencode({**whole, "query.serviceName": "orders"}),
         "c_breakdown_all": "/api/o11ykit/breakdown?"
         + urlencode({"groupBy": "tenant.id", "start": format_time(start), "end": format_time(end)}),

@@ -262,9 +262,12 @@ class Queries:
         columns = f"s.trace_id, s.resource_id, {'s.span' if read_bytes else 'NULL'}"
         where = " AND ".join(conditions)
         if driver:
+            # CROSS JOIN: SQLite keeps the pair's entries the outer loop. Given a service or an
+            # operation it would walk that index instead and scan every block for each span
+            # (an hour of the 1M-span benchmark store: 10 ms became 0.6 to 20 s).
             sql = (
                 f"{ATTRIBUTE_BLOCKS} SELECT {columns} FROM {ATTRIBUTE_LOOKUP.format(alias='d')}"
-                f" JOIN spans s ON s.id = d.span_id WHERE {where} ORDER BY s.start_ns DESC"
+                f" CROSS JOIN spans s ON s.id = d.span_id WHERE {where} ORDER BY s.start_ns DESC"
             )
             return sql, [*driver, *parameters]
         return f"SELECT {columns} FROM spans s WHERE {where} ORDER BY s.start_ns DESC", parameters
