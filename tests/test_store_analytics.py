@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections import Counter
 
 import pytest
 
@@ -169,6 +170,53 @@ def test_breakdown_filters_by_service_operation_and_where(store, rows):
         where={"service.version": "2.0", "status": "error"},
     )
     assert actual_groups(result) == expected_groups(slow, "tenant.id")
+
+
+def test_a_rare_where_pair_drives_the_statement_and_a_common_one_does_not(store, rows):
+    routes = Counter(r.attributes["http.route"] for r in rows)
+    commoner = max(routes, key=routes.__getitem__)  # more than half the window's spans
+
+    def driver(where: dict[str, str]) -> tuple[str, str] | None:
+        filters = analytics.build_filters(store, *WINDOW, None, None, where)
+        return filters.driver
+
+    assert driver({"tenant.id": "acme"}) == ("tenant.id", "acme")  # ~10% of the window
+    assert driver({"http.route": "/cart", "tenant.id": "acme"}) == ("tenant.id", "acme")
+    assert driver({"http.route": commoner}) is None  # walked
+    assert driver({"service.version": "2.0"}) is None  # a resource key: its resource ids
+    assert driver({}) is None
+
+
+@pytest.mark.parametrize(
+    ("where", "service", "operation"),
+    [
+        ({"tenant.id": "acme"}, None, None),
+        ({"tenant.id": "acme", "http.route": "/pay"}, "checkout", "POST /pay"),
+        ({"tenant.id": "acme", "service.version": "2.0", "status": "error"}, None, None),
+        ({"tenant.id": "acme", "feature.flag": "new-checkout"}, None, None),  # span bytes
+    ],
+)
+def test_driven_statements_answer_exactly_what_walking_the_window_does(
+    store, monkeypatch, where, service, operation
+):
+    def answers() -> list[dict]:
+        common = dict(
+            start_ns=WINDOW[0], end_ns=WINDOW[1], service=service, operation=operation, where=where
+        )
+        return [
+            *(analytics.breakdown(store, group_by=k, **common).to_dict() for k in KEYS),
+            analytics.compare(store, selection=Selection.errors(), **common).to_dict(),
+            analytics.compare(store, selection=Selection.slower_than(150), **common).to_dict(),
+        ]
+
+    assert analytics.build_filters(store, *WINDOW, service, operation, where).driver
+    driven = answers()
+    monkeypatch.setattr(analytics, "DRIVEN_SPAN_COST", 10**9)  # never worth it: walk
+    assert analytics.build_filters(store, *WINDOW, service, operation, where).driver is None
+    assert answers() == driven
+
+
+KEYS = ("tenant.id", "http.route", "service.version", "feature.flag", "status", "name")
 
 
 def test_where_on_an_unindexed_key_reads_span_bytes(store, rows):

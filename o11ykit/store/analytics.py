@@ -41,8 +41,9 @@ from typing import TypeVar
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from o11ykit.store.ingest import value_text  # the text ingest stores: one definition
-from o11ykit.store.queries import ERROR_TAG, QueryError, error_status_condition
+from o11ykit.store.queries import ERROR_TAG, QueryError, error_status_condition, rarest_pair
 from o11ykit.store.schema import (
+    ATTRIBUTE_BLOCKS,
     BUCKETS_PER_OCTAVE,
     INDEXED_SPAN_KEYS,
     PERCENTILE_ERROR,
@@ -51,6 +52,7 @@ from o11ykit.store.schema import (
     ROLLUP_MINUTE_NS,
     ROLLUP_RESOURCE_KEY,
     ROLLUP_SPAN_KEYS,
+    SPANS_WITH_PAIR,
     bucket_duration_ns,
     duration_bucket,
 )
@@ -64,6 +66,13 @@ COMPARE_SAMPLE = 20_000
 # Below this many spans in the window a breakdown scans them (exact percentiles, ~50 ms at
 # the limit); from it on, whole minutes are read from rollups (flat ~50-100 ms at 1M spans).
 ROLLUP_MIN_SPANS = 50_000
+# A `where` pair only spans carry drives the statement (Filters.driver) when its spans in the
+# whole store, counted up to DRIVEN_PAIR_LIMIT, times DRIVEN_SPAN_COST are fewer than the
+# window's: reaching a span through the pair (an index entry, then the span row) costs about
+# as much as walking DRIVEN_SPAN_COST spans of the window (a covering index entry, then
+# the pair's lookup). Measured on the benchmark's 1M-span hour, docs/store-api.md.
+DRIVEN_PAIR_LIMIT = 250_000
+DRIVEN_SPAN_COST = 2
 ROLLUP_NOTE = f"percentiles from rollups, within ±{math.ceil(PERCENTILE_ERROR * 1000) / 10}%"
 
 STATUS_LABELS = {0: "unset", 1: "ok", 2: "error"}
@@ -299,14 +308,33 @@ def _column_code(key: str, value: str) -> int:
 
 @dataclass
 class Filters:
-    """The window and filters as SQL over `spans s`, plus keys only the span bytes can answer."""
+    """The window and filters as SQL over `spans s`, plus keys only the span bytes can answer.
+
+    A statement reads `{with_sql} SELECT ... FROM {spans_sql} ... WHERE {where()}`, with
+    `spans_args` before its other parameters: with a rare indexed pair in `where`
+    (`driver`), the spans come from that pair's index entries rather than from a walk of
+    the whole window (one tenant's spans in an hour of 1M: 11,000 joins, not 1M lookups).
+    """
 
     sql: list[str] = field(default_factory=list)
     args: list[object] = field(default_factory=list)
     decoded: dict[str, str] = field(default_factory=dict)
+    driver: tuple[str, str] | None = None
 
     def where(self, *extra: str) -> str:
         return " AND ".join([*self.sql, *extra])
+
+    @property
+    def with_sql(self) -> str:
+        return ATTRIBUTE_BLOCKS if self.driver else ""
+
+    @property
+    def spans_sql(self) -> str:
+        return SPANS_WITH_PAIR if self.driver else "spans s"
+
+    @property
+    def spans_args(self) -> list[object]:
+        return list(self.driver or ())
 
 
 def build_filters(
@@ -326,12 +354,39 @@ def build_filters(
     if operation:
         filters.sql.append("s.name = ?")
         filters.args.append(operation)
+    span_pairs: dict[str, str] = {}  # indexed pairs only spans carry
     for key, value in (where or {}).items():
-        _add_condition(conn, filters, key, str(value))
+        _add_condition(conn, filters, key, str(value), span_pairs)
+    filters.driver = _driving_pair(conn, span_pairs, start_ns, end_ns)
+    for key, value in span_pairs.items():
+        if (key, value) != filters.driver:  # the driver's spans all have it
+            # Correlated, so the cost follows the window, not how common the value is overall.
+            filters.sql.append(
+                "EXISTS (SELECT 1 FROM span_attributes a WHERE a.key = ? AND a.value = ? "
+                "AND a.span_id = s.id)"
+            )
+            filters.args += [key, value]
     return filters
 
 
-def _add_condition(conn: sqlite3.Connection, filters: Filters, key: str, value: str) -> None:
+def _driving_pair(
+    conn: sqlite3.Connection, pairs: dict[str, str], start_ns: int, end_ns: int
+) -> tuple[str, str] | None:
+    """The pair whose spans a statement starts from, when that reads fewer spans than the
+    window: a span reached through the pair costs about DRIVEN_SPAN_COST spans walked."""
+    found = rarest_pair(conn, pairs, DRIVEN_PAIR_LIMIT)
+    if found is None:
+        return None
+    spans, pair = found
+    enough = spans * DRIVEN_SPAN_COST + 1
+    return pair if _window_spans(conn, start_ns, end_ns, limit=enough) >= enough else None
+
+
+def _add_condition(
+    conn: sqlite3.Connection, filters: Filters, key: str, value: str, span_pairs: dict[str, str]
+) -> None:
+    """The condition for one `where` pair; an indexed pair only spans carry goes to
+    `span_pairs` (one of them may drive the statement)."""
     if key == ERROR_TAG:  # as in a search: Jaeger's tag for the status ERROR
         try:
             filters.sql.append(str(error_status_condition(value)))
@@ -349,17 +404,15 @@ def _add_condition(conn: sqlite3.Connection, filters: Filters, key: str, value: 
         "s.resource_id IN (SELECT resource_id FROM resource_attributes WHERE key = ? AND value = ?)"
     )
     if source == INDEXED:
-        # Correlated, so the cost follows the window, not how common the value is overall.
-        in_span = (
-            "EXISTS (SELECT 1 FROM span_attributes a WHERE a.key = ? AND a.value = ? "
-            "AND a.span_id = s.id)"
-        )
         if _has_key(conn, "resource_attributes", key):
+            in_span = (
+                "EXISTS (SELECT 1 FROM span_attributes a WHERE a.key = ? AND a.value = ? "
+                "AND a.span_id = s.id)"
+            )
             filters.sql.append(f"({in_span} OR {in_resource})")
             filters.args += [key, value, key, value]
         else:
-            filters.sql.append(in_span)
-            filters.args += [key, value]
+            span_pairs[key] = value
     elif source == RESOURCE:
         filters.sql.append(in_resource)
         filters.args += [key, value]
@@ -392,10 +445,10 @@ def _scan(
     `chosen` is a SQL condition marking the spans of a compare selection.
     """
     rows = conn.execute(
-        "SELECT s.service, s.name, s.kind, s.status_code, s.duration_ns, s.resource_id, "
-        f"{chosen}, s.span FROM spans s WHERE {filters.where()} "
-        "ORDER BY s.start_ns DESC LIMIT ?",
-        [*chosen_args, *filters.args, SCAN_LIMIT + 1],
+        f"{filters.with_sql} SELECT s.service, s.name, s.kind, s.status_code, s.duration_ns,"
+        f" s.resource_id, {chosen}, s.span FROM {filters.spans_sql} WHERE {filters.where()}"
+        " ORDER BY s.start_ns DESC LIMIT ?",
+        [*chosen_args, *filters.spans_args, *filters.args, SCAN_LIMIT + 1],
     ).fetchall()
     truncated = len(rows) > SCAN_LIMIT
     spans = []
@@ -523,8 +576,9 @@ def _sql_triples(
         join = "LEFT JOIN span_attributes a ON a.span_id = s.id AND a.key = ?"
         args = [key]
     return conn.execute(
-        f"SELECT {head}, s.duration_ns, s.status_code FROM spans s {join} WHERE {filters.where()}",
-        [*args, *filters.args],
+        f"{filters.with_sql} SELECT {head}, s.duration_ns, s.status_code"
+        f" FROM {filters.spans_sql} {join} WHERE {filters.where()}",
+        [*filters.spans_args, *args, *filters.args],
     )
 
 
@@ -636,11 +690,13 @@ def rolled_up_minutes(
     return first, last
 
 
-def _window_spans(conn: sqlite3.Connection, start_ns: int, end_ns: int) -> int:
-    """Spans in the window, counted on the start-time index but never past ROLLUP_MIN_SPANS."""
+def _window_spans(
+    conn: sqlite3.Connection, start_ns: int, end_ns: int, limit: int = ROLLUP_MIN_SPANS
+) -> int:
+    """Spans in the window, counted on the start-time index but never past `limit`."""
     return conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM spans WHERE start_ns >= ? AND start_ns < ? LIMIT ?)",
-        (start_ns, end_ns, ROLLUP_MIN_SPANS),
+        (start_ns, end_ns, limit),
     ).fetchone()[0]
 
 
@@ -902,8 +958,9 @@ def _sql_sides(
     sample: bool = True,
 ) -> tuple[Side, Side]:
     total, selected = conn.execute(
-        f"SELECT count(*), coalesce(sum({chosen}), 0) FROM spans s WHERE {filters.where()}",
-        [*chosen_args, *filters.args],
+        f"{filters.with_sql} SELECT count(*), coalesce(sum({chosen}), 0)"
+        f" FROM {filters.spans_sql} WHERE {filters.where()}",
+        [*chosen_args, *filters.spans_args, *filters.args],
     ).fetchone()
     return (
         _sql_side(conn, filters, sources, chosen, chosen_args, selected, sample),
@@ -923,15 +980,15 @@ def _sql_side(
     """Value counts on one side, over every span or, when large, a systematic sample by row id."""
     every = max(1, math.ceil(size / COMPARE_SAMPLE)) if sample else 1
     condition = f"{predicate} AND s.id % {every} = 0" if every > 1 else predicate
-    where, args = filters.where(condition), [*filters.args, *predicate_args]
+    where, args = filters.where(condition), [*filters.spans_args, *filters.args, *predicate_args]
     counts: Counter[tuple[str, str | None]] = Counter()
     examined = 0
     resources = {
         key: _resource_values(conn, key) for key, source in sources.items() if source == RESOURCE
     }
     rows = conn.execute(
-        f"SELECT s.service, s.name, s.status_code, s.kind, s.resource_id, count(*) FROM spans s "
-        f"WHERE {where} GROUP BY 1, 2, 3, 4, 5",
+        f"{filters.with_sql} SELECT s.service, s.name, s.status_code, s.kind, s.resource_id,"
+        f" count(*) FROM {filters.spans_sql} WHERE {where} GROUP BY 1, 2, 3, 4, 5",
         args,
     )
     for service, name, status, kind, resource_id, n in rows:
@@ -951,7 +1008,7 @@ def _sql_side(
         # 13,000-span minute of a 250,000-span store; 45 ms this way). `+a.key` reads a
         # span's few attribute rows in one range rather than seeking each key (27 ms).
         rows = conn.execute(
-            "SELECT a.key, a.value, count(*) FROM spans s "
+            f"{filters.with_sql} SELECT a.key, a.value, count(*) FROM {filters.spans_sql} "
             f"CROSS JOIN span_attributes a ON a.span_id = s.id WHERE {where} "
             f"AND +a.key IN ({marks}) GROUP BY 1, 2",
             [*args, *indexed],

@@ -19,7 +19,12 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from o11ykit import timeformats
 from o11ykit.store.ingest import value_text
-from o11ykit.store.schema import ATTRIBUTE_BLOCKS, ATTRIBUTE_LOOKUP, INDEXED_SPAN_KEYS
+from o11ykit.store.schema import (
+    ATTRIBUTE_BLOCKS,
+    ATTRIBUTE_LOOKUP,
+    INDEXED_SPAN_KEYS,
+    SPANS_WITH_PAIR,
+)
 
 DEFAULT_SEARCH_DEPTH = 20
 MAX_SEARCH_DEPTH = 1000
@@ -42,6 +47,37 @@ _SELECTIVE_PAIR = 20_000
 
 class QueryError(ValueError):
     """A query parameter the store cannot use; the message names it."""
+
+
+def pair_count(connection: sqlite3.Connection, key: str, value: str, limit: int) -> int:
+    """Spans in the store carrying an indexed key and value, counted up to `limit`."""
+    (count,) = connection.execute(
+        f"{ATTRIBUTE_BLOCKS} SELECT count(*) FROM (SELECT 1 FROM"
+        f" {ATTRIBUTE_LOOKUP.format(alias='a')} LIMIT ?)",
+        (key, value, limit),
+    ).fetchone()
+    return count
+
+
+def rarest_pair(
+    connection: sqlite3.Connection, pairs: Mapping[str, str], limit: int
+) -> tuple[int, tuple[str, str]] | None:
+    """(spans, pair) of the rarest indexed pair carried by fewer than `limit` spans."""
+    best: tuple[int, tuple[str, str]] | None = None
+    for key, value in pairs.items():
+        count = pair_count(connection, key, value, limit)
+        if count < limit and (best is None or count < best[0]):
+            best = (count, (key, value))
+    return best
+
+
+def driving_pair(
+    connection: sqlite3.Connection, pairs: Mapping[str, str]
+) -> tuple[str, str] | None:
+    """The indexed pair a search starts from (its index entries joined to their spans, as
+    SPANS_WITH_PAIR), if one is rare enough; else None: walk the time window."""
+    found = rarest_pair(connection, pairs, _SELECTIVE_PAIR)
+    return found[1] if found else None
 
 
 def parse_time(text: str, name: str = "time") -> int:
@@ -162,7 +198,10 @@ class Queries:
         if any(not resource_matches[key] for key in resource_only):
             return
         others = {k: v for k, v in others.items() if k not in resource_only}
-        driver = self._driving_pair(indexed, resource_matches)
+        # A pair whole resources match cannot be found through the span attribute index alone.
+        driver = driving_pair(
+            self.connection, {k: v for k, v in indexed.items() if not resource_matches[k]}
+        )
         sql, parameters = self._search_sql(
             query,
             indexed,
@@ -201,23 +240,6 @@ class Queries:
             (key, value),
         )
         return {resource_id for (resource_id,) in rows}
-
-    def _driving_pair(
-        self, indexed: dict[str, str], resource_matches: dict[str, set[int]]
-    ) -> tuple[str, str] | None:
-        """The rarest indexed pair, when rare enough to start the search from its index."""
-        best: tuple[int, tuple[str, str]] | None = None
-        for key, value in indexed.items():
-            if resource_matches[key]:
-                continue  # whole resources match: the index of span attributes is not enough
-            (count,) = self.connection.execute(
-                f"{ATTRIBUTE_BLOCKS} SELECT count(*) FROM (SELECT 1 FROM"
-                f" {ATTRIBUTE_LOOKUP.format(alias='a')} LIMIT ?)",
-                (key, value, _SELECTIVE_PAIR),
-            ).fetchone()
-            if count < _SELECTIVE_PAIR and (best is None or count < best[0]):
-                best = (count, (key, value))
-        return best[1] if best else None
 
     def _search_sql(
         self,
@@ -262,12 +284,9 @@ class Queries:
         columns = f"s.trace_id, s.resource_id, {'s.span' if read_bytes else 'NULL'}"
         where = " AND ".join(conditions)
         if driver:
-            # CROSS JOIN: SQLite keeps the pair's entries the outer loop. Given a service or an
-            # operation it would walk that index instead and scan every block for each span
-            # (an hour of the 1M-span benchmark store: 10 ms became 0.6 to 20 s).
             sql = (
-                f"{ATTRIBUTE_BLOCKS} SELECT {columns} FROM {ATTRIBUTE_LOOKUP.format(alias='d')}"
-                f" CROSS JOIN spans s ON s.id = d.span_id WHERE {where} ORDER BY s.start_ns DESC"
+                f"{ATTRIBUTE_BLOCKS} SELECT {columns} FROM {SPANS_WITH_PAIR}"
+                f" WHERE {where} ORDER BY s.start_ns DESC"
             )
             return sql, [*driver, *parameters]
         return f"SELECT {columns} FROM spans s WHERE {where} ORDER BY s.start_ns DESC", parameters

@@ -202,6 +202,11 @@ ATTRIBUTE_LOOKUP = (
     f" ON ({{alias}}.span_id >> {ATTRIBUTE_BLOCK_SHIFT}) = attribute_blocks.block"
     " AND {alias}.key = ? AND {alias}.value = ?"
 )
+# The spans carrying one key and value, as `spans s` (after ATTRIBUTE_BLOCKS; the key and
+# value as parameters). CROSS JOIN: SQLite keeps the pair's entries the outer loop. Given a
+# service, an operation or a time window it would rather walk that index and scan every
+# block for each of its spans (an hour of the 1M-span benchmark store: 10 ms became 0.6 s).
+SPANS_WITH_PAIR = ATTRIBUTE_LOOKUP.format(alias="d") + " CROSS JOIN spans s ON s.id = d.span_id"
 
 
 def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
