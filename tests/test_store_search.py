@@ -8,6 +8,7 @@ answers on both paths, that the fast one is taken, and the upgrade of an older s
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -122,6 +123,49 @@ def test_a_store_from_schema_5_gets_its_span_keys_and_resource_schema_urls(tmp_p
     assert resource_schema_urls(store, 1) == [None]
     assert resource_schema_urls(store, 3) == [SCHEMA_1_26]
     store.close()
+
+
+def service_indexes(store: Store) -> list[str]:
+    return [
+        name
+        for (name,) in store.connection.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND name LIKE 'spans_service%'"
+        )
+    ]
+
+
+def operation_traces(store: Store, operation: str | None) -> list[int]:
+    query = TraceQuery(*WINDOW, service="orders", operation=operation, search_depth=1000)
+    found = Queries(store.connection).find_traces(query)
+    return sorted(int.from_bytes(trace[0].trace_id, "big") for trace in found.traces)
+
+
+def test_a_store_from_schema_6_gets_one_service_index_in_place_of_two(tmp_path, caplog):
+    store = Store(tmp_path)
+    write(store, versioned(1, 2, "1.5.0"))
+    store.close()
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as connection:  # back to schema 6
+        connection.executescript(
+            "DROP INDEX spans_service_start_name;"
+            " CREATE INDEX spans_service_start ON spans(service, start_ns);"
+            " CREATE INDEX spans_service_name_start ON spans(service, name, start_ns);"
+            " UPDATE meta SET value = 6 WHERE key = 'schema_version';"
+        )
+    with caplog.at_level(logging.WARNING, logger="o11ykit.store"):
+        store = Store(tmp_path)
+    assert "building the service index once" in caplog.text  # said before a long start
+    assert service_indexes(store) == ["spans_service_start_name"]
+    write(store, versioned(3, 1, "1.5.0"))
+    other = [span(9, 9, "GET /other", start=T0 + 9 * MS)]
+    write(store, request(other, "orders"))
+    assert operation_traces(store, "GET /orders") == [1, 2, 3]
+    assert operation_traces(store, None) == [1, 2, 3, 9]
+    assert operation_traces(store, "nothing") == []
+    store.close()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="o11ykit.store"):
+        Store(tmp_path).close()  # once only
+    assert "building" not in caplog.text
 
 
 def with_schema_url(message: ExportTraceServiceRequest, url: str) -> ExportTraceServiceRequest:

@@ -12,8 +12,9 @@ import sqlite3
 from pathlib import Path
 
 # 2: rollups; 3: span_attributes clustered by span; 4: rollup_blocks; 5: the attribute index
-# led by the block of span row ids, and span_attribute_keys; 6: span_keys_seen
-SCHEMA_VERSION = 6
+# led by the block of span row ids, and span_attribute_keys; 6: span_keys_seen; 7: one
+# service index, (service, start_ns, name), in place of two
+SCHEMA_VERSION = 7
 DATABASE_NAME = "traces.db"
 log = logging.getLogger("o11ykit.store")
 
@@ -119,8 +120,13 @@ CREATE INDEX IF NOT EXISTS spans_trace ON spans(trace_id);
 -- Covering: a time-window scan for breakdowns reads the index alone, not each row.
 CREATE INDEX IF NOT EXISTS spans_start_cover
     ON spans(start_ns, duration_ns, status_code, resource_id);
-CREATE INDEX IF NOT EXISTS spans_service_start ON spans(service, start_ns);
-CREATE INDEX IF NOT EXISTS spans_service_name_start ON spans(service, name, start_ns);
+-- A search by service walks its spans newest first; by operation too, it skips the others
+-- without reading their rows. One index for both: a second one on (service, name,
+-- start_ns) took ~10% of the writer's time, its entries scattered over every operation
+-- (benchmarks/README.md, "Schema 7").
+CREATE INDEX IF NOT EXISTS spans_service_start_name ON spans(service, start_ns, name);
+DROP INDEX IF EXISTS spans_service_start;
+DROP INDEX IF EXISTS spans_service_name_start;
 -- Every (service, operation, kind) seen, kept by the writer: answering /api/v3/operations
 -- from it costs nothing, where an index over spans for it would cost every insert.
 CREATE TABLE IF NOT EXISTS operations (
@@ -222,7 +228,14 @@ def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.C
         Path(directory).mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
-        from_schema_4 = _has_key_value_index(connection)
+        from_schema_4 = _has_index(connection, "span_attributes_kv")
+        if _has_index(connection, "spans_service_name_start"):
+            log.warning(
+                "o11ykit store: upgrading %s to schema %d: building the service index once"
+                " (about 2.5 s a million spans on a 2-core machine)",
+                path,
+                SCHEMA_VERSION,
+            )
         if from_schema_4:
             # Said before it starts: the script below builds the new index, and a start
             # that takes seconds in silence looks hung.
@@ -245,10 +258,12 @@ def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.C
     return connection
 
 
-def _has_key_value_index(connection: sqlite3.Connection) -> bool:
-    """The attribute index of schemas 1 to 4, (key, value, span_id)."""
+def _has_index(connection: sqlite3.Connection, name: str) -> bool:
+    """Whether the database has an index of that name: span_attributes_kv is the attribute
+    index of schemas 1 to 4, (key, value, span_id); spans_service_name_start one of the two
+    service indexes of schemas 1 to 6."""
     found = connection.execute(
-        "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = 'span_attributes_kv'"
+        "SELECT 1 FROM sqlite_schema WHERE type = 'index' AND name = ?", (name,)
     ).fetchone()
     return found is not None
 
