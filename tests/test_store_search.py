@@ -229,3 +229,31 @@ def test_jaegers_error_tag_in_a_breakdowns_where_is_the_status_too(store):
     assert groups(error="false") == {"GET /orders": 5}
     with pytest.raises(analytics.AnalyticsError, match="where: attribute 'error' is true or false"):
         groups(error="maybe")
+
+
+def test_a_resource_key_spans_carry_too_is_grouped_by_the_spans_own_value(tmp_path):
+    """host.name on the resource (node-1) and on two spans of its own (pod-9): a breakdown
+    shows each span's own value where it has one, and a `where` matches either, as a search
+    does."""
+    store = Store(tmp_path)
+    spans = [
+        span(n, n, "GET /orders", start=T0 + n * MS, attributes={"host.name": "pod-9"})
+        for n in (1, 2)
+    ] + [span(n, n, "GET /orders", start=T0 + n * MS) for n in (3, 4, 5)]
+    write(store, request(spans, "orders", **{"host.name": "node-1"}))
+    window = {"start_ns": WINDOW[0], "end_ns": WINDOW[1]}
+    by_host = analytics.breakdown(store.connection, group_by="host.name", **window)
+    assert by_host.source == analytics.SPAN_BYTES
+    assert {g.value: g.count for g in by_host.groups} == {"pod-9": 2, "node-1": 3}
+    # Every span of the resource is on node-1; two of them report pod-9 themselves.
+    for host, matching in (("pod-9", [1, 2]), ("node-1", [1, 2, 3, 4, 5])):
+        by_name = analytics.breakdown(
+            store.connection, group_by="name", where={"host.name": host}, **window
+        )
+        assert by_name.total == len(matching), host
+        assert traces(store, **{"host.name": host}) == matching
+    compared = analytics.compare(
+        store.connection, selection=analytics.Selection.errors(), keys=["host.name"], **window
+    )
+    assert compared.baseline_count == 5
+    store.close()

@@ -267,7 +267,9 @@ def key_source(conn: sqlite3.Connection, key: str) -> str:
         return COLUMN
     if key in INDEXED_SPAN_KEYS or _has_key(conn, "span_attribute_keys", key):
         return INDEXED
-    if _has_key(conn, "resource_attributes", key):
+    # A resource key that spans carry too (span_keys_seen) is read from each span: a span's
+    # own value is the more specific one, and its resource's stands in where it has none.
+    if _has_key(conn, "resource_attributes", key) and not _has_key(conn, "span_keys_seen", key):
         return RESOURCE
     return SPAN_BYTES
 
@@ -451,11 +453,17 @@ def _scan(
         [*chosen_args, *filters.spans_args, *filters.args, SCAN_LIMIT + 1],
     ).fetchall()
     truncated = len(rows) > SCAN_LIMIT
+    # As in a search, a pair holds when the span's attributes or its resource's have it.
+    resources = {key: _resource_values(conn, key) for key in filters.decoded}
     spans = []
     for *columns, selected, body in rows[:SCAN_LIMIT]:
         decoded = trace_pb2.Span.FromString(body)
         attributes = {kv.key: value_text(kv.value) for kv in decoded.attributes}
-        if all(attributes.get(k) == v for k, v in filters.decoded.items()):
+        resource_id = columns[5]
+        if all(
+            attributes.get(k) == v or resources[k].get(resource_id) == v
+            for k, v in filters.decoded.items()
+        ):
             spans.append(_ScannedSpan(*columns, attributes, bool(selected)))
     return spans, truncated
 
