@@ -222,6 +222,57 @@ def test_serve_help_says_what_it_starts_where_data_goes_and_what_is_kept(capsys)
     assert "overrides --listen-all" in text
 
 
+@pytest.mark.parametrize(
+    ("arguments", "says"),
+    [
+        (["--otlp-http-port", "99999"], "argument --otlp-http-port: '99999' is not a port"),
+        (["--otlp-grpc-port", "-1"], "argument --otlp-grpc-port: '-1' is not a port"),
+        (["--query-port", "x"], "argument --query-port: 'x' is not a port: 0 to 65535"),
+        (["--max-spans", "0"], "argument --max-spans: '0' is not a whole number of at least 1"),
+        (["--max-body-bytes", "-5"], "argument --max-body-bytes: '-5' is not a whole number"),
+    ],
+)
+def test_a_malformed_setting_is_refused_naming_it(tmp_path, capsys, arguments, says):
+    with pytest.raises(SystemExit) as exited:
+        main(["store", "serve", "--dir", str(tmp_path / "data"), *arguments])
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()  # nothing was started or created
+
+
+@pytest.mark.parametrize("age", ["-1", "0", "0s", "soon"])
+def test_a_max_age_that_is_not_a_positive_duration_is_refused(tmp_path, capsys, age):
+    assert main(["store", "serve", "--dir", str(tmp_path / "data"), "--max-age", age]) == 1
+    assert "o11ykit store: cannot start: --max-age: " in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+def test_the_importable_api_refuses_bad_settings_naming_them(tmp_path):
+    with pytest.raises(ValueError, match="http_port: 70000 is not a port"):
+        StoreServer(tmp_path, http_port=70000)
+    with pytest.raises(ValueError, match="max_body_bytes: 0 is not at least 1"):
+        StoreServer(tmp_path, max_body_bytes=0)
+    with pytest.raises(ValueError, match="max_spans: 0 is not at least 1"):
+        Store(tmp_path / "a", max_spans=0)
+    with pytest.raises(ValueError, match="max_age_seconds: -1 is not more than 0"):
+        Store(tmp_path / "b", max_age_seconds=-1)
+
+
+@pytest.mark.parametrize("option", ["--otlp-http-port", "--otlp-grpc-port", "--query-port"])
+def test_a_port_in_use_is_a_clear_refusal_not_a_traceback(tmp_path, capsys, option):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = {"--otlp-http-port": "0", "--otlp-grpc-port": "0", "--query-port": "0"}
+        ports[option] = str(port)
+        arguments = [part for pair in ports.items() for part in pair]
+        assert main(["store", "serve", "--dir", str(tmp_path / "data"), *arguments]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err  # which port, whatever the errno
+    assert "is another store or collector running?" in err
+
+
 def test_max_spans_and_max_age_on_the_command_line_bound_the_store(tmp_path):
     hour, now = 3600 * 10**9, time.time_ns()
 

@@ -501,6 +501,10 @@ class Store:
         max_age_seconds: float | None = None,
         indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
     ) -> None:
+        if max_spans is not None and max_spans < 1:
+            raise ValueError(f"max_spans: {max_spans} is not at least 1 (None: no limit)")
+        if max_age_seconds is not None and not max_age_seconds > 0:
+            raise ValueError(f"max_age_seconds: {max_age_seconds} is not more than 0 (None: none)")
         self.directory = Path(directory)
         self.max_spans = max_spans
         self.max_age_seconds = max_age_seconds

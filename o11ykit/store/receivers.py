@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -130,9 +131,15 @@ def grpc_server(
         ],
     )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
-    bound = server.add_insecure_port(f"{_grpc_host(host)}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{_grpc_host(host)}:{port}")
+    except RuntimeError:  # grpcio raises where older versions returned 0
+        bound = 0
     if bound == 0:
-        raise OSError(f"the OTLP/gRPC receiver could not listen on {host}:{port}")
+        # gRPC does not say why; a port in use is by far the likeliest.
+        raise OSError(
+            errno.EADDRINUSE, f"cannot listen on {host}:{port} (OTLP/gRPC): the port is taken"
+        )
     server.start()
     return server, bound
 

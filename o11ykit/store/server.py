@@ -15,6 +15,7 @@ with `spawn_store` (tests, labs).
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import ipaddress
 import os
@@ -79,6 +80,15 @@ class StoreServer:
         indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
         out: TextIO | None = None,
     ) -> None:
+        for name, port in (
+            ("http_port", http_port),
+            ("grpc_port", grpc_port),
+            ("query_port", query_port),
+        ):
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{name}: {port} is not a port: 0 to 65535 (0: any free port)")
+        if max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes: {max_body_bytes} is not at least 1")
         self.directory = Path(directory)
         self.host = host
         self.http_port = http_port
@@ -208,9 +218,12 @@ def _seconds(text: str | None) -> float | None:
     if text is None:
         return None
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
-        return parse_duration(text, "--max-age") / 1e9
+        seconds = parse_duration(text, "--max-age") / 1e9
+    if not seconds > 0:
+        raise QueryError(f"--max-age: {text!r} is not more than 0 (seconds, or a duration: 24h)")
+    return seconds
 
 
 def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -228,8 +241,15 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             max_body_bytes=args.max_body_bytes or MAX_BODY_BYTES,
             out=sys.stderr,
         ).start()
-    except (OSError, QueryError, sqlite3.Error) as exc:
-        sys.stderr.write(f"o11ykit store: cannot start: {exc}\n")
+    except (OSError, QueryError, ValueError, sqlite3.Error) as exc:
+        hint = ""
+        if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+            hint = (
+                "; is another store or collector running? Choose other ports with"
+                " --otlp-http-port, --otlp-grpc-port and --query-port (0: any free one),"
+                " or --no-grpc"
+            )
+        sys.stderr.write(f"o11ykit store: cannot start: {exc}{hint}\n")
         return 1
     _tune_gc()
     stop = threading.Event()
