@@ -105,8 +105,13 @@ def percentile(sorted_values: list[int], fraction: float) -> float:
 
 
 async def run(
-    host: str, port: int, connections: int, warmup: float, seconds: float,
-    max_requests: int, seed: int,
+    host: str,
+    port: int,
+    connections: int,
+    warmup: float,
+    seconds: float,
+    max_requests: int,
+    seed: int,
 ) -> dict[str, object]:
     requests = build_requests(host, port, seed)
     now = time.perf_counter()
@@ -134,9 +139,8 @@ async def run(
         "max_ms": (latencies[-1] / 1e6) if latencies else float("nan"),
         "responses_total": totals.responses,
         "errors": totals.errors,
-        "connection_failures": failures + [f"{len(pending)} connection(s) timed out"] * bool(
-            pending
-        ),
+        "connection_failures": failures
+        + [f"{len(pending)} connection(s) timed out"] * bool(pending),
     }
 
 
@@ -151,8 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     result = asyncio.run(
-        run(args.host, args.port, args.connections, args.warmup, args.seconds,
-            args.max_requests, args.seed)
+        run(
+            args.host,
+            args.port,
+            args.connections,
+            args.warmup,
+            args.seconds,
+            args.max_requests,
+            args.seed,
+        )
     )
     print(json.dumps(result))
     return 0

@@ -74,14 +74,19 @@ CENSUS_REQUESTS = 200
 PLAIN_OTEL_NEEDS = {
     "opentelemetry.instrumentation.fastapi": "opentelemetry-instrumentation-fastapi",
     "opentelemetry.instrumentation.sqlalchemy": "opentelemetry-instrumentation-sqlalchemy",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter":
-        "opentelemetry-exporter-otlp-proto-http",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter": (
+        "opentelemetry-exporter-otlp-proto-http"
+    ),
 }
 # Installed OTel distributions that pip must not move while adding the ones above.
 PINNED_OTEL = (
-    "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-proto",
-    "opentelemetry-exporter-otlp-proto-common", "opentelemetry-instrumentation",
-    "opentelemetry-semantic-conventions", "opentelemetry-util-http",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-proto",
+    "opentelemetry-exporter-otlp-proto-common",
+    "opentelemetry-instrumentation",
+    "opentelemetry-semantic-conventions",
+    "opentelemetry-util-http",
 )
 
 
@@ -147,8 +152,12 @@ class Children:
     def start(self, cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT,
+                cmd,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         self._procs.append(proc)
         return proc
@@ -267,14 +276,25 @@ def start_receiver_sink(children: Children, workdir: Path) -> Sink:
     """The project's test receiver in discard mode; checked with a one-span export."""
     ready, log = workdir / "receiver.ready", workdir / "receiver.log"
     record = workdir / "receiver-record.jsonl"
-    cmd = [sys.executable, "-m", RECEIVER_MODULE, "--record", str(record),
-           "--ready-file", str(ready), "--mode", "discard"]
+    cmd = [
+        sys.executable,
+        "-m",
+        RECEIVER_MODULE,
+        "--record",
+        str(record),
+        "--ready-file",
+        str(ready),
+        "--mode",
+        "discard",
+    ]
     proc = children.start(cmd, log, _child_env())
     try:
         port = int(_wait_for_file(ready, proc, log)["http_port"])
         sink = Sink("receiver", f"http://127.0.0.1:{port}", proc, record)
         probe = urllib.request.Request(
-            f"{sink.url}/v1/traces", data=_one_span_export(), method="POST",
+            f"{sink.url}/v1/traces",
+            data=_one_span_export(),
+            method="POST",
             headers={"Content-Type": "application/x-protobuf"},
         )
         with urllib.request.urlopen(probe, timeout=5) as response:
@@ -317,13 +337,29 @@ def serving(
     """Run uvicorn for one variant; yield (port, setup info written by the app)."""
     port, log, info = _free_port(), workdir / f"server-{tag}.log", workdir / f"info-{tag}.json"
     cmd = [
-        sys.executable, "-m", "uvicorn", "benchmarks.overhead.app:app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--loop", "asyncio", "--http", "h11", "--no-access-log", "--log-level", "warning",
-        "--timeout-graceful-shutdown", "5",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.overhead.app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "asyncio",
+        "--http",
+        "h11",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--timeout-graceful-shutdown",
+        "5",
     ]
-    env = _child_env(BENCH_VARIANT=variant, BENCH_SINK=sink.url, BENCH_DB=str(db),
-                     BENCH_INFO=str(info))
+    env = _child_env(
+        BENCH_VARIANT=variant, BENCH_SINK=sink.url, BENCH_DB=str(db), BENCH_INFO=str(info)
+    )
     proc = children.start(cmd, log, env)
     try:
         _wait_for_port(port, proc, log)
@@ -336,16 +372,30 @@ def serving(
         children.stop(proc, signal.SIGINT)
 
 
-def load(port: int, connections: int, warmup: float, seconds: float, max_requests: int,
-         seed: int) -> dict[str, Any]:
+def load(
+    port: int, connections: int, warmup: float, seconds: float, max_requests: int, seed: int
+) -> dict[str, Any]:
     """Run the load generator in its own process and return its JSON result."""
     cmd = [
-        sys.executable, "-m", "benchmarks.overhead.loadgen", "--port", str(port),
-        "--connections", str(connections), "--warmup", str(warmup), "--seconds", str(seconds),
-        "--max-requests", str(max_requests), "--seed", str(seed),
+        sys.executable,
+        "-m",
+        "benchmarks.overhead.loadgen",
+        "--port",
+        str(port),
+        "--connections",
+        str(connections),
+        "--warmup",
+        str(warmup),
+        "--seconds",
+        str(seconds),
+        "--max-requests",
+        str(max_requests),
+        "--seed",
+        str(seed),
     ]
-    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=warmup + seconds + 30)
+    done = subprocess.run(
+        cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=warmup + seconds + 30
+    )
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed:\n{done.stderr[-2000:]}")
     return dict(json.loads(done.stdout))
@@ -356,8 +406,14 @@ def preflight(variant: str, sink: Sink, db: Path) -> str | None:
     env = _child_env(BENCH_VARIANT=variant, BENCH_SINK=sink.url, BENCH_DB=str(db))
     code = "import benchmarks.overhead.app"
     try:
-        done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except subprocess.TimeoutExpired:
         return "building the app timed out after 60 s"
     if done.returncode == 0:
@@ -369,30 +425,43 @@ def preflight(variant: str, sink: Sink, db: Path) -> str | None:
 # --------------------------------------------------------------------------- phases
 
 
-def timed_rounds(args: argparse.Namespace, children: Children, sink: Sink, db: Path,
-                 workdir: Path, variants: list[str]) -> list[dict[str, Any]]:
+def timed_rounds(
+    args: argparse.Namespace,
+    children: Children,
+    sink: Sink,
+    db: Path,
+    workdir: Path,
+    variants: list[str],
+) -> list[dict[str, Any]]:
     rows = []
     for round_no in range(1, args.rounds + 1):
         for variant in variants:
             spans_before = sink.span_total()
             with serving(children, variant, sink, db, workdir, f"{variant}{round_no}") as (
-                port, info,
+                port,
+                info,
             ):
-                result = load(port, args.connections, args.warmup, args.seconds,
-                              args.max_requests, args.seed)
+                result = load(
+                    port, args.connections, args.warmup, args.seconds, args.max_requests, args.seed
+                )
             # Server stopped: its exit-time flush has been delivered to the sink.
-            result.update(round=round_no, variant=variant, info=info,
-                          spans=sink.span_total() - spans_before)
+            result.update(
+                round=round_no, variant=variant, info=info, spans=sink.span_total() - spans_before
+            )
             rows.append(result)
-            print(f"  round {round_no} ({variant}): {result['rps']:8.1f} req/s  "
-                  f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
-                  f"spans/req {result['spans'] / max(1, result['responses_total']):.2f}  "
-                  f"errors {result['errors']}", flush=True)
+            print(
+                f"  round {round_no} ({variant}): {result['rps']:8.1f} req/s  "
+                f"p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:6.2f} ms  "
+                f"spans/req {result['spans'] / max(1, result['responses_total']):.2f}  "
+                f"errors {result['errors']}",
+                flush=True,
+            )
     return rows
 
 
-def census(children: Children, sink: Sink, db: Path, workdir: Path,
-           variants: list[str]) -> dict[str, Any]:
+def census(
+    children: Children, sink: Sink, db: Path, workdir: Path, variants: list[str]
+) -> dict[str, Any]:
     """Which spans each variant emits, per request, at a low rate (no queue drops)."""
     out: dict[str, Any] = {}
     for variant in variants:
@@ -413,8 +482,7 @@ def census(children: Children, sink: Sink, db: Path, workdir: Path,
     return out
 
 
-def _per_request(before: dict[str, int], after: dict[str, int], requests: int
-                 ) -> dict[str, float]:
+def _per_request(before: dict[str, int], after: dict[str, int], requests: int) -> dict[str, float]:
     """Counter growth between two /stats snapshots, divided by the request count."""
     keys = sorted(set(after) | set(before))
     return {k: (after.get(k, 0) - before.get(k, 0)) / requests for k in keys}
@@ -444,15 +512,20 @@ def summarise(rows: list[dict[str, Any]], variants: list[str]) -> dict[str, dict
     for variant, entry in summary.items():
         entry["rps_ratio_to_a"] = entry["rps_median"] / base if base else None
         # Same-round ratios cancel slow drift (other load on the machine) better.
-        paired = [r["rps"] / baseline[r["round"]] for r in rows
-                  if r["variant"] == variant and baseline.get(r["round"])]
+        paired = [
+            r["rps"] / baseline[r["round"]]
+            for r in rows
+            if r["variant"] == variant and baseline.get(r["round"])
+        ]
         entry["rps_ratio_to_a_paired_median"] = statistics.median(paired) if paired else None
     return summary
 
 
 def format_table(summary: dict[str, dict[str, Any]], census_data: dict[str, Any]) -> str:
-    header = (f"{'variant':<40} {'req/s':>8} {'vs (a)':>7} {'p50 ms':>7} {'p99 ms':>7} "
-              f"{'spans/req':>9} {'census':>6}")
+    header = (
+        f"{'variant':<40} {'req/s':>8} {'vs (a)':>7} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'spans/req':>9} {'census':>6}"
+    )
     lines = [header, "-" * len(header)]
     for variant, s in summary.items():
         ratio = f"{s['rps_ratio_to_a']:.3f}" if s["rps_ratio_to_a"] is not None else "-"
@@ -466,9 +539,17 @@ def format_table(summary: dict[str, dict[str, Any]], census_data: dict[str, Any]
 
 
 def environment() -> dict[str, Any]:
-    dists = ("fastapi", "starlette", "uvicorn", "sqlalchemy", "opentelemetry-sdk",
-             "opentelemetry-instrumentation-fastapi", "opentelemetry-instrumentation-sqlalchemy",
-             "opentelemetry-exporter-otlp-proto-http", "o11ykit")
+    dists = (
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "sqlalchemy",
+        "opentelemetry-sdk",
+        "opentelemetry-instrumentation-fastapi",
+        "opentelemetry-instrumentation-sqlalchemy",
+        "opentelemetry-exporter-otlp-proto-http",
+        "o11ykit",
+    )
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
@@ -488,13 +569,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--variants", default="a,b,c")
-    parser.add_argument("--max-requests", type=int, default=200_000,
-                        help="hard bound on requests per run")
+    parser.add_argument(
+        "--max-requests", type=int, default=200_000, help="hard bound on requests per run"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--sink", choices=("auto", "receiver", "builtin"), default="auto")
     parser.add_argument("--import-runs", type=int, default=7)
-    parser.add_argument("--no-install", action="store_true",
-                        help="do not pip-install variant (b)'s packages when missing")
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not pip-install variant (b)'s packages when missing",
+    )
     args = parser.parse_args(argv)
     args.variant_list = [v for v in args.variants.split(",") if v]
     unknown = set(args.variant_list) - set(VARIANT_NAMES)
@@ -565,19 +650,25 @@ def main(argv: list[str] | None = None) -> int:
 def print_report(report: dict[str, Any]) -> None:
     env = report["environment"]
     load = report["loadavg_1_5_15"]
-    print(f"\n{env['date']}  cpus={env['cpus']}  python {env['python']}  "
-          f"wall {report['wall_seconds']} s  load avg (1 min) at start "
-          f"{load['start'][0]:.2f}, at end {load['end'][0]:.2f}")
+    print(
+        f"\n{env['date']}  cpus={env['cpus']}  python {env['python']}  "
+        f"wall {report['wall_seconds']} s  load avg (1 min) at start "
+        f"{load['start'][0]:.2f}, at end {load['end'][0]:.2f}"
+    )
     print(format_table(report["summary"], report["census"]))
-    print("\nspans/req: delivered to the sink during the timed runs (warm-up included);"
-          "\ncensus: emitted per request at low rate, by instrumentation scope | span name:")
+    print(
+        "\nspans/req: delivered to the sink during the timed runs (warm-up included);"
+        "\ncensus: emitted per request at low rate, by instrumentation scope | span name:"
+    )
     for variant, data in report["census"].items():
         print(f"  ({variant}) {data['spans_per_request']:.2f} spans/request")
         for key, per_request in data["by_scope_and_name"].items():
             print(f"        {per_request:5.2f}  {key}")
-        print(f"        spans with the raw token secret per request: "
-              f"{data.get('spans_with_raw_token', 0):.2f}; spans with the tenant id: "
-              f"{data.get('spans_with_tenant', 0):.2f}")
+        print(
+            f"        spans with the raw token secret per request: "
+            f"{data.get('spans_with_raw_token', 0):.2f}; spans with the tenant id: "
+            f"{data.get('spans_with_tenant', 0):.2f}"
+        )
         if data["info"]:
             print(f"        setup: {json.dumps(data['info'])}")
     for variant, error in report["skipped_variants"].items():
@@ -587,12 +678,15 @@ def print_report(report: dict[str, Any]) -> None:
         value = f"{data['median_ms']:7.1f} ms" if "median_ms" in data else f"error: {data['error']}"
         print(f"  {name:<66} {value}")
     sources = report["o11ykit_sources"]
-    print(f"o11ykit: git {sources['start']['git_head']}, "
-          f"sources {sources['start']['sources_sha256']}")
+    print(
+        f"o11ykit: git {sources['start']['git_head']}, sources {sources['start']['sources_sha256']}"
+    )
     if sources["start"] != sources["end"]:
-        print("WARNING: o11ykit's sources changed during this run "
-              f"(now git {sources['end']['git_head']}, sources {sources['end']['sources_sha256']});"
-              " rounds of (c) may have run different code: run again for usable figures")
+        print(
+            "WARNING: o11ykit's sources changed during this run "
+            f"(now git {sources['end']['git_head']}, sources {sources['end']['sources_sha256']});"
+            " rounds of (c) may have run different code: run again for usable figures"
+        )
     for note in report["install_notes"]:
         print(f"note: {note}")
     print(f"\nresults: {RESULTS_FILE.relative_to(REPO_ROOT)}")
