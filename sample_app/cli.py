@@ -102,30 +102,36 @@ def _up(args: argparse.Namespace) -> int:
         die_with_parent=args.foreground,
     )
     running = stack.Stack(config)
+    up = False
     try:
         started = time.perf_counter()
         running.start(progress=print)
+        up = True
         faults = StackFaults.from_state(running.state())
         for fault_id in args.fault:
             faults.inject(fault_id)
+        _print_where(running.state(), time.perf_counter() - started)
     except KeyboardInterrupt:
+        # Anywhere up to here, not only in the wait below: a Ctrl-C between the stack
+        # coming up and the wait was lost, and the foreground run never ended.
         running.stop()
+        if up and args.foreground:
+            return 0  # stopping everything is what Ctrl-C in the foreground is for
         print("interrupted: everything started was stopped", file=sys.stderr)
         return 130
     except Exception as exc:
         running.stop()
         print(f"o11ykit app up: {exc}", file=sys.stderr)
         return 1
-    _print_where(running.state(), time.perf_counter() - started)
     if not args.foreground:
         return 0
     return _stay_attached(running)
 
 
 def _stay_attached(running: Any) -> int:
-    print("running in the foreground: Ctrl-C stops everything")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        print("running in the foreground: Ctrl-C stops everything")
         while all(e.process.poll() is None for e in running.services.values()):
             time.sleep(0.5)
         print("a service exited; stopping the others", file=sys.stderr)

@@ -247,3 +247,48 @@ def test_ctrl_c_in_the_foreground_stops_everything(seeded_template, tmp_path):
         if process.poll() is None:
             process.kill()
     assert _wait_gone(data_dir) == []
+
+
+class _InstantStack:
+    """Stands in for the Stack in `o11ykit app up`: up at once, and says when it is stopped."""
+
+    stopped = 0
+
+    def __init__(self, config: StackConfig) -> None:
+        self.services: dict = {}
+
+    def start(self, progress=print) -> _InstantStack:
+        return self
+
+    def state(self) -> dict:
+        return {"services": {}}
+
+    def stop(self) -> None:
+        type(self).stopped += 1
+
+
+@pytest.mark.parametrize(("foreground", "code"), [(True, 0), (False, 130)])
+def test_ctrl_c_just_after_the_stack_is_up_still_stops_everything(
+    monkeypatch, tmp_path, foreground, code
+):
+    """The window between the state file and the foreground wait (printing the addresses):
+    a Ctrl-C there escaped, left the store running and exited with a traceback."""
+    from sample_app import cli
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("O11YKIT_APP_DIR", str(tmp_path))
+    monkeypatch.setattr(stack_module, "Stack", _InstantStack)
+    monkeypatch.setattr(StackFaults, "from_state", classmethod(lambda cls, state: None))
+    monkeypatch.setattr(cli, "_print_where", interrupted)
+    _InstantStack.stopped = 0
+    arguments = ["app", "up", "--free-ports"] + (["--foreground"] if foreground else [])
+    from o11ykit.cli import main
+
+    try:
+        returned = main(arguments)
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C escaped `o11ykit app up` without stopping the stack")
+    assert returned == code
+    assert _InstantStack.stopped == 1
