@@ -20,7 +20,7 @@ from o11ykit.store.ingest import Store, batch_from_request
 from o11ykit.store.queries import Queries, TraceQuery
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.search_params import trace_query
-from tests.support.store_data import MS, SECOND, T0, request, span
+from tests.support.store_data import MS, SECOND, T0, kv, request, span
 
 WINDOW = (T0 - SECOND, T0 + 3600 * SECOND)
 SCHEMA_1_26 = "https://opentelemetry.io/schemas/1.26.0"
@@ -256,4 +256,41 @@ def test_a_resource_key_spans_carry_too_is_grouped_by_the_spans_own_value(tmp_pa
         store.connection, selection=analytics.Selection.errors(), keys=["host.name"], **window
     )
     assert compared.baseline_count == 5
+    store.close()
+
+
+def test_spans_without_a_keys_bytes_are_not_decoded_and_answers_do_not_change(
+    tmp_path, monkeypatch
+):
+    """A search (or a breakdown's where) on a key only some spans carry: the others are
+    passed over on their bytes. A key that shows up elsewhere in a span (an event's
+    attribute, a value) only costs the decoding; it does not match."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    store = Store(tmp_path)
+    plain = [span(n, n, "GET /orders", start=T0 + n * MS) for n in range(1, 9)]
+    flagged = span(9, 9, "GET /orders", start=T0 + 9 * MS, attributes={"feature.flag": "beta"})
+    in_event = span(10, 10, "GET /orders", start=T0 + 10 * MS)
+    in_event.events.add(name="toggle", attributes=[kv("feature.flag", "beta")])
+    named = span(11, 11, "feature.flag", start=T0 + 11 * MS)  # the key's bytes as its name
+    write(store, request([*plain, flagged, in_event, named], "orders"))
+    decoded: list[bytes] = []
+    real = Span.FromString
+
+    def counting(data: bytes) -> Span:
+        decoded.append(data)
+        return real(data)
+
+    monkeypatch.setattr(queries.Span, "FromString", counting)
+    assert traces(store, **{"feature.flag": "beta"}) == [9]
+    assert len(decoded) == 3  # the flagged span, the event's and the named one; none of 8
+    decoded.clear()
+    window = {"start_ns": WINDOW[0], "end_ns": WINDOW[1]}
+    result = analytics.breakdown(
+        store.connection, group_by="name", where={"feature.flag": "beta"}, **window
+    )
+    assert result.total == 1
+    assert len(decoded) == 3
+    assert queries.carries_keys(flagged.SerializeToString(), ["feature.flag"])
+    assert not queries.carries_keys(plain[0].SerializeToString(), ["feature.flag"])
     store.close()

@@ -41,7 +41,13 @@ from typing import TypeVar
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from o11ykit.store.ingest import value_text  # the text ingest stores: one definition
-from o11ykit.store.queries import ERROR_TAG, QueryError, error_status_condition, rarest_pair
+from o11ykit.store.queries import (
+    ERROR_TAG,
+    QueryError,
+    carries_keys,
+    error_status_condition,
+    rarest_pair,
+)
 from o11ykit.store.schema import (
     ATTRIBUTE_BLOCKS,
     BUCKETS_PER_OCTAVE,
@@ -457,9 +463,14 @@ def _scan(
     resources = {key: _resource_values(conn, key) for key in filters.decoded}
     spans = []
     for *columns, selected, body in rows[:SCAN_LIMIT]:
+        resource_id = columns[5]
+        if any(
+            resources[k].get(resource_id) != v and not carries_keys(body, (k,))
+            for k, v in filters.decoded.items()
+        ):
+            continue  # the span lacks a key its resource does not make up for: not decoded
         decoded = trace_pb2.Span.FromString(body)
         attributes = {kv.key: value_text(kv.value) for kv in decoded.attributes}
-        resource_id = columns[5]
         if all(
             attributes.get(k) == v or resources[k].get(resource_id) == v
             for k, v in filters.decoded.items()

