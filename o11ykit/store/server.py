@@ -241,7 +241,7 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             max_body_bytes=args.max_body_bytes or MAX_BODY_BYTES,
             out=sys.stderr,
         ).start()
-    except (OSError, QueryError, ValueError, sqlite3.Error) as exc:
+    except (OSError, ValueError, sqlite3.Error) as exc:  # QueryError is a ValueError
         hint = ""
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             hint = (
