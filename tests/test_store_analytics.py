@@ -187,6 +187,10 @@ def test_a_rare_where_pair_drives_the_statement_and_a_common_one_does_not(store,
     assert driver({}) is None
 
 
+# The keys each driven statement is checked on: indexed, resource, span bytes, columns.
+KEYS = ("tenant.id", "http.route", "service.version", "feature.flag", "status", "name")
+
+
 @pytest.mark.parametrize(
     ("where", "service", "operation"),
     [
@@ -214,9 +218,6 @@ def test_driven_statements_answer_exactly_what_walking_the_window_does(
     monkeypatch.setattr(analytics, "DRIVEN_SPAN_COST", 10**9)  # never worth it: walk
     assert analytics.build_filters(store, *WINDOW, service, operation, where).driver is None
     assert answers() == driven
-
-
-KEYS = ("tenant.id", "http.route", "service.version", "feature.flag", "status", "name")
 
 
 def test_where_on_an_unindexed_key_reads_span_bytes(store, rows):
