@@ -169,6 +169,8 @@ class FakeJaeger:
                 return 404, _gateway_error(5, 404, "No traces found")
             if params.get("query.serviceName") == "nothing-v1":
                 return 404, _gateway_error(5, 404, "trace not found")
+            if params.get("query.serviceName") == "nothing-wrapped":  # a storage's error
+                return 404, _gateway_error(5, 404, "cannot read trace: trace not found")
             return 200, {"result": {"resourceSpans": CHECKOUT + PAYMENT}}
         if path == f"/api/v3/traces/{CHECKOUT_TRACE}":
             return 200, {"result": {"resourceSpans": CHECKOUT}}
@@ -257,6 +259,7 @@ def test_missing_trace_is_none_and_no_traces_is_empty(fake):
     assert client.get_trace("ffffffffffffffffffffffffffffffff") is None
     assert client.find_traces("nothing", start=START, end=END) == []
     assert client.find_traces("nothing-v1", start=START, end=END) == []
+    assert client.find_traces("nothing-wrapped", start=START, end=END) == []
 
 
 @pytest.mark.parametrize(

@@ -340,15 +340,17 @@ class JaegerQuery:
 
 
 # What Jaeger's query API says, with a 404, when it holds nothing that matches: "No traces
-# found" for a search (v2's HTTP gateway), "trace not found" for a trace id (its storage's
-# ErrTraceNotFound, as v1's gateway and v2 word it). Any other 404 is a wrong address.
+# found" (v2's HTTP gateway, for a search and for a trace id alike), or its storage's
+# ErrTraceNotFound, "trace not found", possibly wrapped in more words (v1's gateway, and
+# v2 when a storage returns it). Any other 404 is a wrong address.
 _NOTHING_FOUND = ("no traces found", "trace not found")
 
 
 def _nothing_found(exc: QueryError) -> bool:
     """Whether a refusal is the API's "nothing matches", not a path that does not exist:
     a proxy or a wrong port answering 404 must not read as an empty store."""
-    return exc.status == 404 and str(exc).strip().lower().startswith(_NOTHING_FOUND)
+    text = str(exc).lower()
+    return exc.status == 404 and any(words in text for words in _NOTHING_FOUND)
 
 
 def _error_message(status: int, raw: bytes, url: str) -> str:
