@@ -224,7 +224,7 @@ def test_get_trace_not_found_and_malformed_ids(store):
     status, body = get(store, f"/api/v3/traces/{'ab' * 16}")
     assert status == 404
     validate_error(body, 5)
-    assert body["message"] == "trace not found"
+    assert body["message"] == "No traces found"  # as Jaeger v2 answers an unknown id
     status, body = get(store, "/api/v3/traces/not-hex")
     assert status == 400
     validate_error(body, 3)

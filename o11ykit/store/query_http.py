@@ -117,7 +117,8 @@ class QueryHandler(Handler):
         if path.startswith("/api/v3/traces/"):
             found = queries.get_trace(path.removeprefix("/api/v3/traces/"))
             if found is None:
-                return 404, rpc_status(404, "trace not found")
+                # Jaeger v2's gateway answers an unknown id as it answers an empty search.
+                return 404, rpc_status(404, NO_TRACES_FOUND)
             return 200, otlp_json.result(found)
         return 404, rpc_status(404, f"no such path {path!r}")
 
