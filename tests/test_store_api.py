@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from o11ykit.backends.jaeger_query import JaegerQuery
+from o11ykit.store import queries
 from o11ykit.store.process import StoreProcess, spawn_store
 from tests.support.store_data import MS, SECOND, T0, request, span, span_id, trace_id
 from tests.support.store_openapi import validate, validate_error, validate_traces
@@ -218,6 +219,31 @@ def test_get_trace_ids_in_links_are_hex_and_64_bit_ids_work(store):
     render = next(item for item in spans if item["name"] == "render")
     assert render["links"] == [{"traceId": T1, "spanId": span_id(11).hex()}]
     assert render["kind"] == 1
+
+
+def test_get_trace_takes_base64_ids_as_jaeger_v2_does(store):
+    for text in (
+        base64.b64encode(trace_id(1)).decode(),  # padded: the "=" percent-encoded below
+        base64.b64encode(trace_id(1)).decode().rstrip("="),
+        base64.b64encode(trace_id(3)[8:]).decode(),  # 8 bytes: the low half
+    ):
+        status, body = get(store, f"/api/v3/traces/{urllib.parse.quote(text, safe='')}")
+        assert status == 200, text
+        spans = body["result"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        assert spans[0]["traceId"] in (T1, T3)  # answered in hex, as every id is
+
+
+def test_base64_ids_of_either_alphabet_with_or_without_padding_read_the_same():
+    raw = bytes.fromhex("fbff00fe" * 4)  # "+" and "/" in one alphabet, "-" and "_" in the other
+    for text in (
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
+    ):
+        assert queries.parse_trace_id(text) == raw, text
+    for bad in ("not-hex", "AQID", "Z" * 25, "@@@@"):  # 3 bytes; too long; not base64
+        with pytest.raises(queries.QueryError, match="neither 1 to 32 hex digits nor"):
+            queries.parse_trace_id(bad)
 
 
 def test_get_trace_not_found_and_malformed_ids(store):

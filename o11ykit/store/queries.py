@@ -9,6 +9,7 @@ span bytes of the candidates the other conditions leave.
 
 from __future__ import annotations
 
+import base64
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
@@ -97,10 +98,28 @@ def parse_duration(text: str, name: str = "duration") -> int:
 
 
 def parse_trace_id(text: str) -> bytes:
-    """Hex, 64 or 128 bits (a 64-bit id is the low half, as Jaeger reads it)."""
-    if not re.fullmatch(r"[0-9a-fA-F]{1,32}", text):
-        raise QueryError(f"trace id {text[:64]!r} is not 1 to 32 hex digits")
-    return bytes.fromhex(text.rjust(32, "0"))
+    """Hex, 64 or 128 bits (a 64-bit id is the low half, as Jaeger reads it); failing that,
+    the base64 of 8 or 16 bytes, standard or URL-safe, padded or not, as Jaeger v2 also
+    accepts (OTLP JSON from some senders carries ids that way)."""
+    if re.fullmatch(r"[0-9a-fA-F]{1,32}", text):
+        return bytes.fromhex(text.rjust(32, "0"))
+    raw = _from_base64(text) if len(text) <= 24 else None  # 16 bytes: 24 characters at most
+    if raw is None or len(raw) not in (8, 16):
+        raise QueryError(
+            f"trace id {text[:64]!r} is neither 1 to 32 hex digits nor the base64 of 8 or"
+            " 16 bytes"
+        )
+    return raw.rjust(16, b"\0")
+
+
+def _from_base64(text: str) -> bytes | None:
+    padded = text + "=" * (-len(text) % 4)
+    for alphabet in (b"+/", b"-_"):
+        try:
+            return base64.b64decode(padded, altchars=alphabet, validate=True)
+        except ValueError:  # binascii.Error is a ValueError
+            continue
+    return None
 
 
 @dataclass(frozen=True)
