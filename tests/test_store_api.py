@@ -29,7 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from o11ykit.backends.jaeger_query import JaegerQuery
-from o11ykit.store import queries
+from o11ykit.store import queries, summaries
 from o11ykit.store.process import StoreProcess, spawn_store
 from tests.support.store_data import MS, SECOND, T0, request, span, span_id, trace_id
 from tests.support.store_openapi import validate, validate_error, validate_traces
@@ -254,6 +254,73 @@ def test_get_trace_not_found_and_malformed_ids(store):
     status, body = get(store, "/api/v3/traces/not-hex")
     assert status == 400
     validate_error(body, 3)
+
+
+# -- trace summaries ---------------------------------------------------------------------------
+
+
+def test_trace_summaries_answer_the_search_with_one_summary_a_trace(store):
+    status, body = get(store, "/api/v3/trace-summaries", WINDOW)
+    assert status == 200
+    validate(body, "jaeger.api_v3.FindTraceSummariesResponse")
+    by_id = {summary["traceId"]: summary for summary in body["summaries"]}
+    assert [summary["traceId"] for summary in body["summaries"]] == search(store)  # same order
+    assert by_id[T1] == {
+        "traceId": T1,
+        "rootServiceName": "frontend",
+        "rootOperationName": "GET /orders",
+        "minStartTimeUnixNano": str(T0 + SECOND),
+        "maxEndTimeUnixNano": str(T0 + SECOND + 1500 * MS),
+        "spanCount": 2,
+        "errorSpanCount": 1,
+        "orphanSpanCount": 0,
+        "services": [
+            {"name": "backend", "spanCount": 1, "errorSpanCount": 0},
+            {"name": "frontend", "spanCount": 1, "errorSpanCount": 1},
+        ],
+    }
+    assert by_id[T3]["rootOperationName"] == "GET /health"  # render is its child
+    assert by_id[T3]["services"] == [{"name": "frontend", "spanCount": 2, "errorSpanCount": 0}]
+
+
+def test_trace_summaries_take_the_search_parameters_and_refuse_as_it_does(store):
+    status, body = get(store, "/api/v3/trace-summaries", {**WINDOW, "query.searchDepth": "1"})
+    assert status == 200 and [s["traceId"] for s in body["summaries"]] == [T3]
+    query = {**WIDE, "query.attributes": json.dumps({"tenant.id": "acme"})}
+    status, body = get(store, "/api/v3/trace-summaries", query)
+    assert [s["traceId"] for s in body["summaries"]] == [T4, T1]
+    # Nothing found: 200 and no summaries, as Jaeger answers (FindTraces answers 404).
+    status, body = get(store, "/api/v3/trace-summaries", {**WINDOW, "query.serviceName": "none"})
+    assert (status, body) == (200, {"summaries": []})
+    status, body = get(store, "/api/v3/trace-summaries", {"query.serviceName": "frontend"})
+    assert status == 400
+    validate_error(body, 3)
+
+
+def test_a_summary_counts_orphans_and_takes_the_earliest_parentless_span_as_root():
+    def columns(ident: int, parent: int | None, service: str, start: int, status: int = 0):
+        return (
+            span_id(ident),
+            span_id(parent) if parent else None,
+            service,
+            f"op{ident}",
+            start,
+            10,
+            status,
+        )
+
+    spans = [
+        columns(1, None, "web", 100),
+        columns(2, 1, "api", 105, status=2),
+        columns(3, 99, "api", 107),  # its parent never arrived
+        columns(4, None, "cron", 200),  # a second root, later
+    ]
+    summary = summaries.summarize(trace_id(7), spans)
+    assert (summary.root_service_name, summary.root_operation_name) == ("web", "op1")
+    assert (summary.min_start_ns, summary.max_end_ns) == (100, 210)
+    assert (summary.span_count, summary.error_span_count, summary.orphan_span_count) == (4, 1, 1)
+    assert [s.name for s in summary.services] == ["api", "cron", "web"]
+    assert summaries.summarize(trace_id(8), spans[1:3]).root_service_name == ""  # no root
 
 
 # -- search ------------------------------------------------------------------------------------

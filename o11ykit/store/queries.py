@@ -106,8 +106,7 @@ def parse_trace_id(text: str) -> bytes:
     raw = _from_base64(text) if len(text) <= 24 else None  # 16 bytes: 24 characters at most
     if raw is None or len(raw) not in (8, 16):
         raise QueryError(
-            f"trace id {text[:64]!r} is neither 1 to 32 hex digits nor the base64 of 8 or"
-            " 16 bytes"
+            f"trace id {text[:64]!r} is neither 1 to 32 hex digits nor the base64 of 8 or 16 bytes"
         )
     return raw.rjust(16, b"\0")
 
@@ -193,13 +192,17 @@ class Queries:
         return answer if answer.traces else None
 
     def find_traces(self, query: TraceQuery) -> Traces:
+        return self._load(self.find_trace_ids(query))
+
+    def find_trace_ids(self, query: TraceQuery) -> list[bytes]:
+        """The ids of the traces a search finds, newest match first, searchDepth at most."""
         depth = max(1, min(query.search_depth or DEFAULT_SEARCH_DEPTH, MAX_SEARCH_DEPTH))
         found: dict[bytes, None] = {}  # insertion-ordered set: newest match first
         for trace_id in self._matching_trace_ids(query):
             found[trace_id] = None
             if len(found) >= depth:
                 break
-        return self._load(list(found))
+        return list(found)
 
     # -- search -------------------------------------------------------------------------------
 

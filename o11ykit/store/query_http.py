@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from o11ykit.store import otlp_json, ui
+from o11ykit.store import otlp_json, summaries, ui
 from o11ykit.store.http_base import Handler, rpc_status
 from o11ykit.store.queries import Queries, QueryError
 from o11ykit.store.schema import open_database
@@ -114,6 +114,11 @@ class QueryHandler(Handler):
                 # As Jaeger v2's HTTP gateway answers a search that found nothing.
                 return 404, rpc_status(404, NO_TRACES_FOUND)
             return 200, otlp_json.result(found_traces)
+        if path == "/api/v3/trace-summaries":
+            # Unlike FindTraces, Jaeger answers 200 with no summaries when nothing matches.
+            ids = queries.find_trace_ids(trace_query(params))
+            found = summaries.trace_summaries(connection, ids)
+            return 200, {"summaries": [summary.to_dict() for summary in found]}
         if path.startswith("/api/v3/traces/"):
             found = queries.get_trace(path.removeprefix("/api/v3/traces/"))
             if found is None:
