@@ -218,7 +218,7 @@ def test_search_parameters_as_jaeger_ui_writes_them(store, trace_id):
     ("path", "status", "named"),
     [
         ("/trace/0123456789abcdef0123456789abcdef", 404, "No trace"),
-        ("/trace/not-a-trace-id", 400, "not 1 to 32 hex digits"),
+        ("/trace/not-a-trace-id", 400, "neither 1 to 32 hex digits nor the base64"),
         ("/search?minDuration=fast", 400, "minDuration: &#x27;fast&#x27; is not a duration"),
         ("/search?maxDuration=1", 400, "maxDuration"),
         ("/search?tags=tenant.id%3Dacme", 400, "tags must be a JSON object"),
