@@ -54,3 +54,25 @@ def test_write_layout_benchmark_smoke(tmp_path: Path) -> None:
     # really applied if each writes less than the one before it.
     wal = [summary[layout]["wal_bytes_per_span"] for layout in summary]
     assert wal[0] > wal[1] > wal[2], wal
+
+
+@pytest.mark.integration
+def test_alternatives_benchmark_smoke(tmp_path: Path) -> None:
+    """o11ykit's store measured as the others are; one not installed is said not measured."""
+    nothing_installed = tmp_path.parent / f"{tmp_path.name}-installs"
+    report = _run_benchmark(
+        "benchmarks.store.alternatives", tmp_path,
+        "--only", "o11ykit,phoenix", "--no-install", "--install-dir", str(nothing_installed),
+        "--rounds", "1", "--seconds", "1", "--drain-seconds", "10",
+    )  # fmt: skip
+    assert not nothing_installed.exists()
+    assert set(report["not_measured"]) == {"phoenix"}
+    assert "--no-install" in report["not_measured"]["phoenix"]["why"]
+    (ours,) = report["stores"]["o11ykit"]["rounds"]
+    assert 0 < ours["start_s"] < 60
+    assert ours["spans_stored"] > 0 and ours["acknowledged_total"] > 0
+    # Everything acknowledged is stored once the store has drained.
+    assert ours["drain"]["complete"]
+    assert ours["held_at_end"] >= ours["acknowledged_total"]
+    assert ours["memory_at_end"]["rss_mb"] > ours["memory_idle"]["rss_mb"] > 0
+    assert not ours["killed_after_sigterm"]

@@ -48,6 +48,9 @@ EXPORT_BATCH_SPANS = 512
 # Distinct batches the exporter client cycles through (made by the SDK before it starts).
 EXPORTER_BATCHES = 16
 
+# What OTLP/HTTP calls retryable (429, 502, 503, 504): a store shedding load, not a fault.
+RETRYABLE = frozenset({429, 502, 503, 504})
+
 TENANTS = [f"tenant-{n:02d}" for n in range(1, 41)]
 ROUTES = ("/catalog/items", "/catalog/items/{id}", "/orders", "/orders/{id}", "/cart")
 
@@ -282,7 +285,7 @@ def _post_bodies(
         response.read()
         if response.status == 200:
             acknowledged += spans
-        elif response.status == 503:
+        elif response.status in RETRYABLE:
             busy += 1
             time.sleep(0.01)
         else:
