@@ -13,6 +13,9 @@ from decimal import Decimal, InvalidOperation
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
 )
+# Times and durations in nanoseconds as OTLP, SQLite and Go keep them: signed 64-bit, so
+# times from 1677-09-21 to 2262-04-11 and durations up to 2562047h47m16.854775807s.
+MIN_NS, MAX_NS = -(2**63), 2**63 - 1
 _DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNITS = {
     "ns": 1,
@@ -27,7 +30,7 @@ _UNITS = {
 
 
 def parse_time(text: str) -> int:
-    """RFC 3339, fraction down to nanoseconds, any offset -> Unix nanoseconds."""
+    """RFC 3339, fraction down to nanoseconds, any offset -> Unix nanoseconds (clamp_ns)."""
     match = _RFC3339.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not an RFC 3339 time (2026-11-22T10:00:00Z)")
@@ -41,7 +44,13 @@ def parse_time(text: str) -> int:
     if offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1
         seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
-    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0"))
+    return clamp_ns(seconds * 1_000_000_000 + int(fraction.ljust(9, "0")))
+
+
+def clamp_ns(nanoseconds: int) -> int:
+    """A time held in 64 bits. Beyond them it means what the limit means as a bound: no
+    span starts after 2262 (or before 1677), so `9999-12-31T23:59:59Z` is "no end"."""
+    return max(MIN_NS, min(MAX_NS, nanoseconds))
 
 
 def format_time(moment: datetime | int) -> str:
@@ -86,6 +95,8 @@ def parse_duration(text: str) -> int:
         position = match.end()
     if not body or position != len(body):
         raise ValueError(f"{text!r} is not a duration (like 1.5s, 250ms, 10us, 1h30m)")
+    if total > MAX_NS:  # as Go's time.ParseDuration refuses it
+        raise ValueError(f"{text!r} is out of range: durations stop at 2562047h47m16.854775807s")
     return sign * int(total)
 
 

@@ -349,6 +349,27 @@ def test_bad_go_durations(text):
         timeformats.parse_duration(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "nanoseconds"),
+    [("2562047h47m16.854775807s", 2**63 - 1), ("-2562047h47m16.854775807s", -(2**63) + 1)],
+)
+def test_go_durations_reach_the_64_bit_limit(text, nanoseconds):
+    assert timeformats.parse_duration(text) == nanoseconds
+
+
+@pytest.mark.parametrize("text", ["2562047h47m16.854775808s", "9999999999h", "-9999999999h"])
+def test_go_durations_beyond_64_bits_are_refused_as_go_refuses_them(text):
+    with pytest.raises(ValueError, match="out of range"):
+        timeformats.parse_duration(text)
+
+
+def test_times_beyond_64_bit_nanoseconds_are_clamped_to_the_limit():
+    # As a search bound, year 9999 means "no end": nothing is stored after 2262.
+    assert timeformats.parse_time("9999-12-31T23:59:59Z") == 2**63 - 1
+    assert timeformats.parse_time("1000-01-01T00:00:00Z") == -(2**63)
+    assert timeformats.parse_time("2262-04-11T23:47:16.854775807Z") == 2**63 - 1
+
+
 def test_times_round_trip_at_nanosecond_precision():
     assert timeformats.parse_time("2025-06-15T12:00:00.123456789Z") == 1_749_988_800_123_456_789
     assert timeformats.parse_time("2025-06-15T14:00:00+02:00") == 1_749_988_800 * 10**9

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from o11ykit.store import analytics
 from o11ykit.store.analytics import AnalyticsError, Selection
 from o11ykit.store.http_base import rpc_status
-from o11ykit.timeformats import parse_duration, parse_time
+from o11ykit.timeformats import clamp_ns, parse_duration, parse_time
 
 PREFIX = "/api/o11ykit/"
 DEFAULT_LOOKBACK_NS = 3600 * 10**9
@@ -95,6 +95,7 @@ def _window(params: Mapping[str, str]) -> tuple[int, int]:
     """start/end as RFC 3339; the end defaults to now, the start to an hour before the end."""
     end_ns = _time(params, "end") if params.get("end") else time.time_ns()
     start_ns = _time(params, "start") if params.get("start") else end_ns - DEFAULT_LOOKBACK_NS
+    start_ns = clamp_ns(start_ns)  # an hour before an end in 1677
     if end_ns <= start_ns:
         raise BadParameter("end must be after start")
     return start_ns, end_ns

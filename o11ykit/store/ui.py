@@ -20,7 +20,7 @@ from o11ykit.backends.jaeger_query import SpanView, Trace, parse_traces
 from o11ykit.store import otlp_json
 from o11ykit.store.queries import Queries, QueryError, TraceQuery
 from o11ykit.store.search_params import trace_query
-from o11ykit.timeformats import format_clock, format_time, parse_duration
+from o11ykit.timeformats import clamp_ns, format_clock, format_time, parse_duration
 
 CONTENT_TYPE = "text/html; charset=utf-8"
 HEADERS = {
@@ -112,7 +112,7 @@ def _microseconds(params: Mapping[str, str], name: str) -> int:
     text = params.get(name, "")
     if not text.isascii() or not text.isdigit():
         raise QueryError(f"{name} must be Unix microseconds (lookback=custom), not {text[:50]!r}")
-    return int(text) * 1000
+    return clamp_ns(int(text) * 1000)
 
 
 # -- pages ------------------------------------------------------------------------------------
