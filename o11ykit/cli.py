@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from o11ykit import argtypes
+
 
 def _doctor(args: argparse.Namespace) -> int:
     from o11ykit import doctor
@@ -21,28 +23,6 @@ def _doctor(args: argparse.Namespace) -> int:
         if v is not None
     }
     return doctor.main(arguments, sys.stdout)
-
-
-def _port(text: str) -> int:
-    """argparse type: a TCP port, 0 for any free one."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port: 0 to 65535 (0: any free port)")
-    return port
-
-
-def _positive(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return number
 
 
 def _store_serve(args: argparse.Namespace) -> int:
@@ -73,23 +53,29 @@ def _add_store(commands: argparse._SubParsersAction) -> None:
         "--host", metavar="ADDR", help="listen here (127.0.0.1); overrides --listen-all"
     )
     serve.add_argument(
-        "--otlp-http-port", type=_port, metavar="PORT", help="OTLP/HTTP (4318; 0: any free)"
+        "--otlp-http-port", type=argtypes.port, metavar="PORT", help="OTLP/HTTP (4318; 0: any free)"
     )
     serve.add_argument(
-        "--otlp-grpc-port", type=_port, metavar="PORT", help="OTLP/gRPC (4317; 0: any free)"
+        "--otlp-grpc-port", type=argtypes.port, metavar="PORT", help="OTLP/gRPC (4317; 0: any free)"
     )
     serve.add_argument("--no-grpc", action="store_true", help="serve OTLP over HTTP only")
     serve.add_argument(
-        "--query-port", type=_port, metavar="PORT", help="Jaeger API v3 (16686; 0: any free)"
+        "--query-port",
+        type=argtypes.port,
+        metavar="PORT",
+        help="Jaeger API v3 (16686; 0: any free)",
     )
     serve.add_argument(
-        "--max-spans", type=_positive, metavar="N", help="keep ~N spans, evict the oldest"
+        "--max-spans", type=argtypes.positive, metavar="N", help="keep ~N spans, evict the oldest"
     )
     serve.add_argument(
         "--max-age", metavar="AGE", help="evict spans older than AGE (seconds, or 24h)"
     )
     serve.add_argument(
-        "--max-body-bytes", type=_positive, metavar="N", help="largest OTLP request (16 MiB)"
+        "--max-body-bytes",
+        type=argtypes.positive,
+        metavar="N",
+        help="largest OTLP request (16 MiB)",
     )
     serve.add_argument(
         "--listen-all", action="store_true", help="listen on 0.0.0.0, not only loopback"

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from o11ykit.argtypes import go_duration, positive, positive_duration
 from o11ykit.backends.jaeger_query import (
     JaegerQuery,
     QueryError,
@@ -46,9 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="find traces")
     _common(search)
     _filters(search)
-    search.add_argument("--min-duration", help="a Go duration, e.g. 250ms")
-    search.add_argument("--max-duration", help="a Go duration, e.g. 2s")
-    search.add_argument("--limit", type=int, default=20, help="traces at most (default 20)")
+    search.add_argument("--min-duration", type=go_duration, help="a Go duration, e.g. 250ms")
+    search.add_argument("--max-duration", type=go_duration, help="a Go duration, e.g. 2s")
+    search.add_argument("--limit", type=positive, default=20, help="traces at most (default 20)")
     search.set_defaults(run=_runner(_search))
 
     show = commands.add_parser("show", help="one trace as a waterfall")
@@ -61,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     _common(breakdown)
     _filters(breakdown)
     breakdown.add_argument("--by", required=True, help="attribute key, or name/status/kind")
-    breakdown.add_argument("--limit", type=int, default=50)
+    breakdown.add_argument("--limit", type=positive, default=50)
     breakdown.set_defaults(run=_runner(_breakdown))
 
     compare = commands.add_parser("compare", help="what the errors or slow spans have in common")
@@ -69,8 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     _filters(compare)
     chosen = compare.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--errors", action="store_true", help="select the spans with errors")
-    chosen.add_argument("--slower-than", help="select the spans slower than, e.g. 250ms")
-    compare.add_argument("--limit", type=int, default=20)
+    chosen.add_argument(
+        "--slower-than", type=positive_duration, help="select the spans slower than, e.g. 250ms"
+    )
+    compare.add_argument("--limit", type=positive, default=20)
     compare.set_defaults(run=_runner(_compare))
     return traces
 
@@ -85,7 +88,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service")
     parser.add_argument("--operation")
-    parser.add_argument("--since", default="15m", help="how far back, a Go duration (default 15m)")
+    parser.add_argument(
+        "--since",
+        type=positive_duration,
+        default="15m",
+        help="how far back, a Go duration (default 15m)",
+    )
     parser.add_argument(
         "--attr",
         action="append",
@@ -168,9 +176,6 @@ def _services(args: argparse.Namespace, client: JaegerQuery, console: Console) -
 def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
     start, end = _window(args)
     tags = _attrs(args)
-    for flag in (args.min_duration, args.max_duration):
-        if flag:
-            parse_duration(flag)  # refuse a bad duration here rather than as a server 400
     traces = client.find_traces(
         args.service,
         args.operation,
@@ -315,7 +320,6 @@ def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) ->
     if args.errors:
         selection, ui_tags, min_duration = "errors", {**tags, "error": "true"}, None
     else:
-        parse_duration(args.slower_than)
         selection, ui_tags, min_duration = f"slower:{args.slower_than}", tags, args.slower_than
     answer = client.compare(
         selection,

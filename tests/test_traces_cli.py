@@ -19,7 +19,11 @@ from tests.test_jaeger_query import CHECKOUT_TRACE, PAYMENT_TRACE, FakeJaeger
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="o11ykit")
     traces_cli.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["traces", *argv])
+    try:
+        args = parser.parse_args(["traces", *argv])
+    except SystemExit as exited:  # argparse refused an option: usage and the reason, status 2
+        out, err = capsys.readouterr()
+        return int(exited.code or 0), out, err
     code = args.run(args)
     out, err = capsys.readouterr()
     return code, out, err
@@ -183,10 +187,27 @@ def test_unreachable_store(capsys):
 
 
 def test_bad_option_values(fake, capsys):
-    code, _, err = run(["search", "--url", fake.url, "--since", "soon"], capsys)
-    assert code == 2 and "not a duration" in err
     code, _, err = run(["search", "--url", fake.url, "--attr", "tenant.id"], capsys)
     assert code == 2 and "KEY=VALUE" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["search", "--since", "soon"], "argument --since: 'soon' is not a duration"),
+        (["search", "--since", "0"], "argument --since: '0' is not more than 0"),
+        (["search", "--since", "99999999h"], "argument --since: '99999999h' is out of range"),
+        (["search", "--min-duration", "1x"], "argument --min-duration: '1x' is not a duration"),
+        (["search", "--limit", "0"], "argument --limit: '0' is not a whole number of at least 1"),
+        (["breakdown", "--by", "tenant.id", "--limit", "x"], "argument --limit: 'x' is not a"),
+        (["compare", "--slower-than", "0s"], "argument --slower-than: '0s' is not more than 0"),
+    ],
+)
+def test_a_bad_option_is_refused_before_any_query_naming_it(capsys, argv, message):
+    # Nothing listens at the URL: a refusal that tried to query would say so instead.
+    code, out, err = run([*argv, "--url", f"http://127.0.0.1:{free_port()}"], capsys)
+    assert code == 2 and out == ""
+    assert message in err, err
 
 
 def test_default_url_comes_from_settings(monkeypatch):
