@@ -44,6 +44,7 @@ from o11ykit.store import writer
 from o11ykit.store.ingest import IngestError, Store, decode_body
 from o11ykit.store.ingest_log import LOG_DIRECTORY
 from o11ykit.store.process import StoreProcess, spawn_store
+from o11ykit.store.queries import Queries
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.server import StoreServer
 from o11ykit.timeformats import format_time
@@ -312,6 +313,25 @@ def test_in_process_server_picks_free_ports_and_drains_on_stop(tmp_path):
         with urllib.request.urlopen(f"{server.query_url}/api/v3/services", timeout=5) as r:
             assert json.loads(r.read()) == {"services": ["svc"]}
     assert counts(tmp_path)["spans"] == 3
+
+
+def test_a_fault_in_a_query_is_a_500_with_a_message_and_the_server_goes_on(
+    tmp_path, monkeypatch, caplog
+):
+    def broken(self):
+        raise RuntimeError("a bug")
+
+    with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0) as server:
+        monkeypatch.setattr(Queries, "services", broken)
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(f"{server.query_url}/api/v3/services", timeout=5)
+        assert answer.value.code == 500
+        body = json.loads(answer.value.read())
+        assert body["code"] == 13 and "RuntimeError: a bug" in body["message"], body
+        assert "could not answer /api/v3/services" in caplog.text
+        monkeypatch.undo()
+        with urllib.request.urlopen(f"{server.query_url}/api/v3/services", timeout=5) as r:
+            assert r.status == 200
 
 
 def test_only_the_serving_process_tunes_the_garbage_collector(tmp_path):

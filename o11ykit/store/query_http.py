@@ -21,6 +21,8 @@ from o11ykit.store.search_params import trace_query
 if TYPE_CHECKING:
     from o11ykit.store.writer import Writer
 
+log = logging.getLogger("o11ykit.store")
+
 
 class ConnectionPool:
     """Read connections, reused across the query server's short-lived request threads."""
@@ -53,8 +55,6 @@ class ConnectionPool:
 
 # A query waits at most this long for the writer to store what was acknowledged before it.
 CATCH_UP_SECONDS = 5.0
-
-log = logging.getLogger("o11ykit.store")
 # Jaeger v2's message, word for word, for clients that match on it.
 NO_TRACES_FOUND = "No traces found"
 
@@ -87,22 +87,24 @@ class QueryHandler(Handler):
         params = {key: values[-1] for key, values in parse_qs(url.query).items()}
         if self.writer is not None and path != "/health":
             self.writer.wait_written(CATCH_UP_SECONDS)
+        page: bytes | None = None
         try:
-            if ui.is_page(path):  # Jaeger UI's paths, so the links o11ykit prints open a page
-                with self.pool.connection() as connection:
+            with self.pool.connection() as connection:
+                if ui.is_page(path):  # Jaeger UI's paths, so the links o11ykit prints open a page
                     queries = Queries(connection, self.indexed_keys)
                     status, page = ui.render(path, params, queries)
-                self.send_body(status, page, ui.CONTENT_TYPE, ui.HEADERS)
-                return
-            with self.pool.connection() as connection:
-                status, document = self._route(path, params, connection)
+                else:
+                    status, document = self._route(path, params, connection)
         except QueryError as exc:
             status, document = 400, rpc_status(400, str(exc))
         except Exception as exc:  # a bug must cost this query its answer, not the connection
             log.exception("o11ykit store: could not answer %s", self.path[:300])
             message = f"the store could not answer: {type(exc).__name__}: {exc}"
-            status, document = 500, rpc_status(500, message)
-        self.send_json(status, document)
+            status, document, page = 500, rpc_status(500, message), None
+        if page is not None:
+            self.send_body(status, page, ui.CONTENT_TYPE, ui.HEADERS)
+        else:
+            self.send_json(status, document)
 
     def _route(
         self, path: str, params: dict[str, str], connection: sqlite3.Connection
