@@ -136,7 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["store"]:  # the store starts without importing the other commands
+        return store_main(argv)
     args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+def store_main(argv: list[str]) -> int:
+    """`o11ykit store ...` and `python -m o11ykit.store ...`: the store's commands alone.
+    Building every command imports Rich, the labs and the sample system: a store took 0.37
+    instead of 0.21 s to be ready (median of 12 alternating starts, 2026-12-06)."""
+    parser = argparse.ArgumentParser(prog="o11ykit")
+    _add_store(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
     return args.run(args)
 
 

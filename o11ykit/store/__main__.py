@@ -2,6 +2,6 @@
 
 import sys
 
-from o11ykit.cli import main
+from o11ykit.cli import store_main
 
-sys.exit(main(["store", *sys.argv[1:]]))
+sys.exit(store_main(["store", *sys.argv[1:]]))
