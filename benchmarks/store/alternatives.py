@@ -62,6 +62,7 @@ from benchmarks.store.run import (
     proc_memory_mb,
     stored_spans,
 )
+from o11ykit.store.schema import DATABASE_NAME
 from sample_app.stack import free_port
 
 HERE = Path(__file__).resolve().parent
@@ -119,7 +120,7 @@ def _o11ykit_launch(installs: Path, data: Path) -> Launch:
 
 
 def _o11ykit_stored(data: Path) -> int:
-    return stored_spans(data) if (data / "traces.db").exists() else 0
+    return stored_spans(data) if (data / DATABASE_NAME).exists() else 0
 
 
 def _phoenix_home(installs: Path) -> Path:
