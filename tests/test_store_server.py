@@ -312,6 +312,15 @@ def test_in_process_server_picks_free_ports_and_drains_on_stop(tmp_path):
         assert post(server.http_port, many(3).SerializeToString(), PROTOBUF)[0] == 200
         with urllib.request.urlopen(f"{server.query_url}/api/v3/services", timeout=5) as r:
             assert json.loads(r.read()) == {"services": ["svc"]}
+        # What `store serve` prints: every address it listens on, each one that answers.
+        described = server.describe()
+        assert f"{server.otlp_http_endpoint}/v1/traces" in described
+        assert "OTLP/gRPC" not in described  # grpc_port=None: no gRPC receiver
+        assert f"{server.query_url}/api/v3/services" in described
+        page = f"{server.query_url}/"
+        assert f"in a browser {page} " in described
+        with urllib.request.urlopen(page, timeout=5) as r:
+            assert r.status == 200 and b"svc" in r.read()
     assert counts(tmp_path)["spans"] == 3
 
 

@@ -205,6 +205,7 @@ class StoreServer:
         if self.grpc_port is not None:
             lines.append(f"  OTLP/gRPC   {_url_host(self.host)}:{self.grpc_port}")
         lines.append(f"  Jaeger API  {self.query_url}/api/v3/services")
+        lines.append(f"  in a browser {self.query_url}/ (services, search, trace waterfalls)")
         return "\n".join(lines) + "\n"
 
 
