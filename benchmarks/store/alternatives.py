@@ -127,13 +127,21 @@ def _phoenix_home(installs: Path) -> Path:
     return installs / f"phoenix-{PHOENIX_VERSION}"
 
 
-def _phoenix_install(installs: Path, allowed: bool) -> None:
-    home = _phoenix_home(installs)
+def _must_install(home: Path, allowed: bool) -> bool:
+    """False if `home` holds a finished install; else True, once what a failed one left is
+    gone. NotMeasured if it is missing and installing is not allowed."""
     if (home / "installed").exists():
-        return
+        return False
     if not allowed:
         raise NotMeasured(f"not installed under {home} and --no-install was given")
     shutil.rmtree(home, ignore_errors=True)
+    return True
+
+
+def _phoenix_install(installs: Path, allowed: bool) -> None:
+    home = _phoenix_home(installs)
+    if not _must_install(home, allowed):
+        return
     _run_install([sys.executable, "-m", "venv", str(home)])
     pip = [str(home / "bin" / "python"), "-m", "pip", "install", "-q"]
     _run_install([*pip, "--disable-pip-version-check", f"arize-phoenix=={PHOENIX_VERSION}"])
@@ -179,15 +187,12 @@ def _node_package() -> str:
 
 def _autotel_install(installs: Path, allowed: bool) -> None:
     home = _autotel_home(installs)
-    if (home / "installed").exists():
-        return
-    if not allowed:
-        raise NotMeasured(f"not installed under {home} and --no-install was given")
     npm = shutil.which("npm")
+    if not _must_install(home, allowed):
+        return
     if npm is None:
         raise NotMeasured("npm is not on PATH: autotel-devtools and Node.js 22 come from npm")
     node = _node_package()
-    shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     _run_install(
         [
