@@ -141,7 +141,8 @@ def _width() -> int | None:
 
 def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
     end = datetime.now(timezone.utc)
-    return end - timedelta(microseconds=parse_duration(args.since) // 1000), end
+    # Datetimes count microseconds: a shorter --since is one, not an empty window.
+    return end - timedelta(microseconds=max(1, parse_duration(args.since) // 1000)), end
 
 
 def _attrs(args: argparse.Namespace) -> dict[str, str]:
@@ -152,6 +153,24 @@ def _attrs(args: argparse.Namespace) -> dict[str, str]:
             raise ValueError(f"--attr {item!r}: expected KEY=VALUE, e.g. tenant.id=acme")
         pairs[key.strip()] = value.strip()
     return pairs
+
+
+def _nothing_matched(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+    """An empty answer, said with what to do about it: a service that never sent spans here
+    (a typo, another store) is named beside those that did, else the window may be short."""
+    if args.service:
+        services = client.services()
+        if args.service not in services:
+            known = ", ".join(services) if services else "none yet"
+            console.print(
+                f"No service named {args.service!r} has sent spans here (services: {known}).",
+                style="yellow",
+            )
+            return
+    console.print(
+        f"Nothing matched in the last {args.since}: widen --since or drop a filter.",
+        style="yellow",
+    )
 
 
 def _link(console: Console, url: str) -> None:
@@ -187,7 +206,10 @@ def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> 
         search_depth=args.limit,
     )
     traces.sort(key=lambda t: t.start_ns, reverse=True)
-    console.print(_traces_table(traces[: args.limit]))
+    if traces:
+        console.print(_traces_table(traces[: args.limit]))
+    else:
+        _nothing_matched(args, client, console)
     link = ui_search_link(
         client.base_url, args.service, args.operation, tags, start, end, limit=args.limit
     )
@@ -283,7 +305,10 @@ def _breakdown(args: argparse.Namespace, client: JaegerQuery, console: Console) 
         where=tags,
         limit=args.limit,
     )
-    console.print(breakdown_table(answer))
+    if answer["total"]:
+        console.print(breakdown_table(answer))
+    else:
+        _nothing_matched(args, client, console)
     if answer.get("note"):
         console.print(answer["note"], style="yellow")
     _link(console, ui_search_link(client.base_url, args.service, args.operation, tags, start, end))
@@ -330,7 +355,10 @@ def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) ->
         where=tags,
         limit=args.limit,
     )
-    console.print(_compare_table(answer))
+    if answer["selectionCount"] or answer["baselineCount"]:
+        console.print(_compare_table(answer))
+    else:
+        _nothing_matched(args, client, console)
     if answer.get("note"):
         console.print(answer["note"], style="yellow")
     link = ui_search_link(

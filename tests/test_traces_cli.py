@@ -171,6 +171,34 @@ def test_compare_slower_than(fake, capsys):
     assert "minDuration=100ms" in out
 
 
+@pytest.mark.parametrize(
+    ("command", "service"),
+    [
+        (["search"], "nothing"),  # the fake Jaeger finds no traces for this one
+        (["breakdown", "--by", "tenant.id"], "chekout"),
+        (["compare", "--errors"], "chekout"),
+    ],
+)
+def test_an_unknown_service_is_named_beside_the_known_ones(fake, capsys, command, service):
+    code, out, _ = run([*command, "--service", service, "--url", fake.url], capsys)
+    assert code == 0
+    known = "services: checkout, frontend, payments"
+    assert f"No service named {service!r} has sent spans here ({known})." in out
+    assert "┏" not in out  # no empty table
+    assert f"Jaeger UI: {fake.url}/search?service={service}" in out
+
+
+@pytest.mark.parametrize("command", [["breakdown", "--by", "tenant.id"], ["compare", "--errors"]])
+@pytest.mark.parametrize("since", ["1ms", "1ns"])
+def test_a_window_with_nothing_in_it_says_so(fake, capsys, command, since):
+    # The store's spans are 500 ms apart, the newest 500 ms old.
+    argv = [*command, "--service", "checkout", "--since", since, "--url", fake.url]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert f"Nothing matched in the last {since}: widen --since or drop a filter." in out
+    assert "┏" not in out
+
+
 def test_breakdown_against_plain_jaeger_is_a_clear_error(capsys):
     with FakeJaeger() as plain:
         code, _, err = run(["breakdown", "--by", "tenant.id", "--url", plain.url], capsys)
