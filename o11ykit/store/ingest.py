@@ -60,6 +60,10 @@ _ZERO_SPAN_ID = bytes(8)
 # Retention runs when the count is this much over its limit, so not on every batch.
 _COUNT_SLACK = 1.05
 _AGE_CHECK_SECONDS = 5.0
+# The longest maximum age: what 64-bit nanoseconds count, about 292 years. A longer one
+# (`inf`, 1e30) would put the eviction cutoff where SQLite cannot bind it, and every write
+# would fail.
+MAX_AGE_SECONDS = (2**63 - 1) // 10**9
 # Listing the keys of this many stored spans takes long enough to say so first (~4 s a million).
 _SPAN_KEYS_WARNING_SPANS = 100_000
 
@@ -503,8 +507,11 @@ class Store:
     ) -> None:
         if max_spans is not None and max_spans < 1:
             raise ValueError(f"max_spans: {max_spans} is not at least 1 (None: no limit)")
-        if max_age_seconds is not None and not max_age_seconds > 0:
-            raise ValueError(f"max_age_seconds: {max_age_seconds} is not more than 0 (None: none)")
+        if max_age_seconds is not None and not 0 < max_age_seconds <= MAX_AGE_SECONDS:
+            raise ValueError(
+                f"max_age_seconds: {max_age_seconds} is not more than 0 and at most"
+                f" {MAX_AGE_SECONDS} (about 292 years; None: no limit)"
+            )
         self.directory = Path(directory)
         self.max_spans = max_spans
         self.max_age_seconds = max_age_seconds

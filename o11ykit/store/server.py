@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from o11ykit.store.http_base import Server, http_server
 from o11ykit.store.ingest import (
+    MAX_AGE_SECONDS,
     MAX_BODY_BYTES,
     Store,
 )
@@ -222,8 +223,11 @@ def _seconds(text: str | None) -> float | None:
         seconds = float(text)
     except ValueError:
         seconds = parse_duration(text, "--max-age") / 1e9
-    if not seconds > 0:
-        raise QueryError(f"--max-age: {text!r} is not more than 0 (seconds, or a duration: 24h)")
+    if not 0 < seconds <= MAX_AGE_SECONDS:
+        raise QueryError(
+            f"--max-age: {text!r} is not more than 0 and at most {MAX_AGE_SECONDS} seconds"
+            " (about 292 years); seconds, or a duration: 24h"
+        )
     return seconds
 
 
