@@ -368,13 +368,16 @@ def build_filters(
     filters.driver = _driving_pair(conn, span_pairs, start_ns, end_ns)
     for key, value in span_pairs.items():
         if (key, value) != filters.driver:  # the driver's spans all have it
-            # Correlated, so the cost follows the window, not how common the value is overall.
-            filters.sql.append(
-                "EXISTS (SELECT 1 FROM span_attributes a WHERE a.key = ? AND a.value = ? "
-                "AND a.span_id = s.id)"
-            )
+            filters.sql.append(_IN_SPAN)
             filters.args += [key, value]
     return filters
+
+
+# The span carries the indexed pair (key, value). Correlated, so the cost follows the
+# window, not how common the value is overall.
+_IN_SPAN = (
+    "EXISTS (SELECT 1 FROM span_attributes a WHERE a.key = ? AND a.value = ? AND a.span_id = s.id)"
+)
 
 
 def _driving_pair(
@@ -413,11 +416,7 @@ def _add_condition(
     )
     if source == INDEXED:
         if _has_key(conn, "resource_attributes", key):
-            in_span = (
-                "EXISTS (SELECT 1 FROM span_attributes a WHERE a.key = ? AND a.value = ? "
-                "AND a.span_id = s.id)"
-            )
-            filters.sql.append(f"({in_span} OR {in_resource})")
+            filters.sql.append(f"({_IN_SPAN} OR {in_resource})")
             filters.args += [key, value, key, value]
         else:
             span_pairs[key] = value
