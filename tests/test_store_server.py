@@ -41,6 +41,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from o11ykit.cli import main
 from o11ykit.store import writer
+from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.ingest import IngestError, Store, decode_body
 from o11ykit.store.ingest_log import LOG_DIRECTORY
 from o11ykit.store.process import StoreProcess, spawn_store
@@ -260,6 +261,38 @@ def test_the_importable_api_refuses_bad_settings_naming_them(tmp_path):
         Store(tmp_path / "b", max_age_seconds=-1)
     with pytest.raises(ValueError, match="max_age_seconds: inf is not more than 0 and at most"):
         Store(tmp_path / "c", max_age_seconds=float("inf"))
+
+
+def test_a_second_store_on_the_same_directory_is_refused_and_takes_nothing(store):
+    assert post(store.http_port, many(3).SerializeToString(), PROTOBUF)[0] == 200
+    log = store.directory / LOG_DIRECTORY
+    segments = sorted(path.name for path in log.iterdir())
+    # Free ports, so only the directory can stand in its way.
+    ports = ["--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0"]
+    # A child process: were it to start, it would serve until the timeout, not hang the run.
+    second = subprocess.run(
+        [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(store.directory), *ports],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+    assert second.returncode == 1
+    error = second.stderr
+    assert f"is in use by another o11ykit store (process {store.pid})" in error
+    assert "another directory with --dir" in error
+    # It neither replayed nor deleted the running store's log, and that store goes on.
+    assert sorted(path.name for path in log.iterdir()) == segments
+    assert post(store.http_port, many(2, first_trace=50).SerializeToString(), PROTOBUF)[0] == 200
+    assert sum(stored_spans(written(store)).values()) == 5
+
+
+def test_one_writer_a_directory_in_process_too(tmp_path):
+    first = Store(tmp_path)
+    with pytest.raises(DirectoryInUse, match=f"{tmp_path} is in use by another o11ykit store"):
+        Store(tmp_path)
+    first.close()
+    Store(tmp_path).close()  # closing released it
 
 
 @pytest.mark.parametrize("option", ["--otlp-http-port", "--otlp-grpc-port", "--query-port"])

@@ -32,6 +32,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from o11ykit.store.dirlock import lock_directory
 from o11ykit.store.ingest_log import LogPosition
 from o11ykit.store.schema import (
     INDEXED_SPAN_KEYS,
@@ -495,7 +496,8 @@ RollupCell = tuple[str, int, str, int]  # (key, minute, value, duration bucket)
 
 
 class Store:
-    """The one writer of a store directory. Not thread-safe: one thread calls `write`."""
+    """The one writer of a store directory (a second is refused: dirlock.py). Not
+    thread-safe: one thread calls `write`."""
 
     def __init__(
         self,
@@ -516,7 +518,12 @@ class Store:
         self.max_spans = max_spans
         self.max_age_seconds = max_age_seconds
         self.indexed_keys = frozenset(indexed_keys)
-        self.connection = open_database(self.directory)
+        self._lock = lock_directory(self.directory)
+        try:
+            self.connection = open_database(self.directory)
+        except BaseException:
+            self._lock.close()
+            raise
         # A checkpoint (with its fsync) every 64 MiB of WAL instead of every 4 MiB: commits
         # measured 6.5 ms -> 3.6 ms each for 512-span batches, readers unaffected. The
         # serving store's writer checkpoints on a thread of its own instead (checkpoints.py).
@@ -638,6 +645,7 @@ class Store:
 
     def close(self) -> None:
         self.connection.close()
+        self._lock.close()
 
     def _set_log_position(self, position: LogPosition) -> None:
         self._set_meta("log_segment", position.segment)

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.http_base import Server, http_server
 from o11ykit.store.ingest import (
     MAX_AGE_SECONDS,
@@ -254,6 +255,8 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 " --otlp-http-port, --otlp-grpc-port and --query-port (0: any free one),"
                 " or --no-grpc"
             )
+        if isinstance(exc, DirectoryInUse):
+            hint = "; stop that store, or give this one another directory with --dir"
         sys.stderr.write(f"o11ykit store: cannot start: {exc}{hint}\n")
         return 1
     _tune_gc()
