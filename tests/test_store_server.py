@@ -465,6 +465,34 @@ def test_bad_requests_get_4xx_with_a_message_and_change_nothing(store):
     assert counts(written(store)) == before
 
 
+def test_bad_grpc_requests_are_invalid_argument_with_a_message_and_change_nothing(store):
+    import grpc
+
+    post(store.http_port, many(3).SerializeToString(), PROTOBUF)
+    before = counts(written(store))
+    bad_id = many(2)
+    bad_id.resource_spans[0].scope_spans[0].spans[1].span_id = bytes(8)
+    with grpc.insecure_channel(store.grpc_target) as channel:
+        # Raw bytes in and out, so a body that is not protobuf reaches the store as sent.
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        for body, fragment in [
+            (b"\x0a\xff\xff", "malformed protobuf ExportTraceServiceRequest"),
+            (bad_id.SerializeToString(), "invalid span id"),
+        ]:
+            with pytest.raises(grpc.RpcError) as refused:
+                export(body, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert fragment in refused.value.details()
+        assert counts(written(store)) == before
+        # The bytes as sent are what the store logs and stores.
+        assert export(many(2, first_trace=70).SerializeToString(), timeout=10) == b""
+    assert counts(written(store))["spans"] == before["spans"] + 2
+
+
 def test_other_paths_are_404_and_other_methods_405(store):
     assert post(store.http_port, b"", PROTOBUF, path="/v1/metrics")[0] == 404
     connection = http.client.HTTPConnection("127.0.0.1", store.http_port, timeout=5)

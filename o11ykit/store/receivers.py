@@ -6,10 +6,7 @@ import errno
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from o11ykit.store.http_base import Handler, rpc_status_protobuf
 from o11ykit.store.ingest import (
@@ -19,10 +16,13 @@ from o11ykit.store.ingest import (
     batch_from_request,
     decode_request,
     media_type,
+    parse_protobuf,
 )
 from o11ykit.store.writer import StoreBusy, Writer
 
 TRACES_PATH = "/v1/traces"
+# The OTLP trace service, as its .proto names it (the gRPC path is /<service>/Export).
+_TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class OtlpHttpHandler(Handler):
@@ -104,21 +104,23 @@ def grpc_server(
 ) -> tuple[Any, int] | None:
     try:
         import grpc
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
     except ImportError:
         return None
 
-    class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
-        # The CamelCase name is fixed by the generated servicer.
-        def Export(self, request: ExportTraceServiceRequest, context: Any) -> Any:
-            try:
-                batch = batch_from_request(request, indexed_keys=keys)
-                writer.submit(batch, request.SerializeToString)
-            except IngestError as exc:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-            except StoreBusy as exc:
-                context.abort(grpc.StatusCode.UNAVAILABLE, str(exc) or "the store is busy")
-            return ExportTraceServiceResponse()
+    # The request arrives as bytes and is parsed here, not by a generated deserializer: a
+    # body that is not protobuf is then INVALID_ARGUMENT with the parser's message (a
+    # deserializer's failure is INTERNAL, "Exception deserializing request!"), and the
+    # ingest log keeps the bytes as received instead of serializing the request again.
+    def export(body: bytes, context: Any) -> ExportTraceServiceResponse:
+        try:
+            request = parse_protobuf(body)
+            batch = batch_from_request(request, indexed_keys=keys)
+            writer.submit(batch, lambda: body)
+        except IngestError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
+        except StoreBusy as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc) or "the store is busy")
+        return ExportTraceServiceResponse()
 
     from concurrent import futures
 
@@ -130,7 +132,12 @@ def grpc_server(
             ("grpc.so_reuseport", 0),
         ],
     )
-    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(), server)
+    export_handler = grpc.unary_unary_rpc_method_handler(
+        export, response_serializer=ExportTraceServiceResponse.SerializeToString
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(_TRACE_SERVICE, {"Export": export_handler}),)
+    )
     try:
         bound = server.add_insecure_port(f"{_grpc_host(host)}:{port}")
     except RuntimeError:  # grpcio raises where older versions returned 0
