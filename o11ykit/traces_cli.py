@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from o11ykit.argtypes import go_duration, positive, positive_duration
+from o11ykit.attribute_text import search_text
 from o11ykit.backends.jaeger_query import (
     JaegerQuery,
     QueryError,
@@ -284,7 +285,9 @@ def waterfall(trace: Trace, *, with_attributes: bool = False) -> Table:
             table.add_row(Text("  " * (depth + 2) + span.status_message, style="red"), "", "")
         if with_attributes:
             for key, value in sorted(span.attributes.items()):
-                table.add_row(Text("  " * (depth + 2) + f"{key}={value}", style="dim"), "", "")
+                # As a search takes it (true, not True), so it can be pasted into --attr.
+                pair = f"{key}={search_text(value)}"
+                table.add_row(Text("  " * (depth + 2) + pair, style="dim"), "", "")
     return table
 
 

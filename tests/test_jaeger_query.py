@@ -265,7 +265,8 @@ def test_missing_trace_is_none_and_no_traces_is_empty(fake):
 @pytest.mark.parametrize(
     ("prefix", "says"),
     [
-        ("/elsewhere", "Not Found"),  # a JSON 404 that is not Jaeger's "nothing matches"
+        # A JSON 404 that is not Jaeger's "nothing matches": its words, and the path.
+        ("/elsewhere", r"Not Found \(HTTP 404 for /elsewhere/api/v3/traces"),
         ("/html", "answered HTTP 404: is that Jaeger's query address"),  # a proxy's page
     ],
 )

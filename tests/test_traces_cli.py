@@ -6,6 +6,7 @@ import argparse
 import random
 import re
 import time
+import urllib.request
 
 import pytest
 
@@ -244,3 +245,69 @@ def test_default_url_comes_from_settings(monkeypatch):
     assert traces_cli._query_url(args) == "http://jaeger.internal:16686"
     monkeypatch.delenv("O11YKIT_QUERY_URL")
     assert traces_cli._query_url(args) == traces_cli.DEFAULT_URL
+
+
+@pytest.fixture(scope="module")
+def live_store(tmp_path_factory):
+    """A real store, in this process, holding one trace with values of every scalar type."""
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
+
+    from o11ykit.store.server import StoreServer
+    from tests.support.store_data import kv, request, span
+
+    one = span(7, 1, "GET /typed", start=time.time_ns() - 10**9)
+    one.attributes.extend(
+        [kv("flag", True), kv("ratio", 2.0), kv("third", 1 / 3), kv("count", 7), kv("who", "ann")]
+    )
+    array = AnyValue(
+        array_value=ArrayValue(values=[AnyValue(int_value=1), AnyValue(bool_value=False)])
+    )
+    one.attributes.add(key="list", value=array)
+    with StoreServer(
+        tmp_path_factory.mktemp("live"), http_port=0, grpc_port=None, query_port=0
+    ) as server:
+        body = request([one], "typed").SerializeToString()
+        posted = urllib.request.Request(
+            f"{server.otlp_http_endpoint}/v1/traces",
+            data=body,
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        with urllib.request.urlopen(posted, timeout=10) as answer:
+            assert answer.status == 200
+        yield server
+
+
+def test_attributes_print_as_a_search_takes_them_and_each_finds_its_trace(live_store, capsys):
+    url = live_store.query_url
+    trace = f"{7:032x}"
+    code, out, err = run(["show", trace, "--attrs", "--url", url], capsys)
+    assert code == 0, err
+    printed = {
+        key: value
+        for line in out.splitlines()
+        for key, _, value in [line.strip().partition("=")]
+        if key in ("flag", "ratio", "third", "count", "who", "list")
+    }
+    assert printed == {
+        "flag": "true",
+        "ratio": "2",
+        "third": repr(1 / 3),
+        "count": "7",
+        "who": "ann",
+        "list": '["1","false"]',
+    }
+    for key, value in printed.items():
+        argv = ["search", "--service", "typed", "--attr", f"{key}={value}", "--url", url]
+        code, out, err = run(argv, capsys)
+        assert code == 0 and trace in out, (key, value, out, err)
+
+
+@pytest.mark.parametrize("command", [["search"], ["breakdown", "--by", "tenant.id"]])
+def test_the_otlp_port_given_as_the_query_url_says_where_the_query_api_is(
+    live_store, capsys, command
+):
+    code, _, err = run([*command, "--url", live_store.otlp_http_endpoint], capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert "this is the store's OTLP receiver" in err
+    assert "the query API, /api/v3/ and /api/o11ykit/, is on the query port" in err
+    assert "?" not in err.split("receiver")[0]  # the path, without the query string

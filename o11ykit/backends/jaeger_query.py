@@ -310,14 +310,23 @@ class JaegerQuery:
         try:
             return self._get(f"/api/o11ykit/{endpoint}", params)
         except QueryError as exc:
-            # Jaeger has no such endpoint: a 404, or its UI's HTML page in place of JSON.
-            if exc.status in (404, 200):
+            # Jaeger has no such endpoint: a 404, or its UI's HTML page in place of JSON. So
+            # does a wrong address (the store's OTLP port): only a server that answers the
+            # Jaeger API is a Jaeger.
+            if exc.status in (404, 200) and self._speaks_jaeger_api():
                 raise QueryError(
                     f"{self.base_url} has no /api/o11ykit/{endpoint}: breakdown and compare "
                     "exist only in o11ykit's local store, not in Jaeger",
                     exc.status,
                 ) from None
             raise
+
+    def _speaks_jaeger_api(self) -> bool:
+        try:
+            self._get("/api/v3/services")
+        except QueryError:
+            return False
+        return True
 
     def _get(self, path: str, params: Mapping[str, str | None] | None = None) -> dict[str, Any]:
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
@@ -349,8 +358,11 @@ _NOTHING_FOUND = ("no traces found", "trace not found")
 def _nothing_found(exc: QueryError) -> bool:
     """Whether a refusal is the API's "nothing matches", not a path that does not exist:
     a proxy or a wrong port answering 404 must not read as an empty store."""
-    text = str(exc).lower()
-    return exc.status == 404 and any(words in text for words in _NOTHING_FOUND)
+    return exc.status == 404 and _says_nothing_found(str(exc))
+
+
+def _says_nothing_found(message: str) -> bool:
+    return any(words in message.lower() for words in _NOTHING_FOUND)
 
 
 def _error_message(status: int, raw: bytes, url: str) -> str:
@@ -362,7 +374,11 @@ def _error_message(status: int, raw: bytes, url: str) -> str:
     if isinstance(body, dict):
         detail = body.get("error", body)
         if isinstance(detail, dict) and detail.get("message"):
-            return str(detail["message"])
+            message = str(detail["message"])
+            if status == 404 and not _says_nothing_found(message):
+                # Not "nothing matches" but a path the server lacks: say which path.
+                return f"{message} (HTTP 404 for {urlsplit(url).path})"
+            return message
     if status == 404:
         return f"{url} answered HTTP 404: is that Jaeger's query address (port 16686 by default)?"
     return f"{url} answered HTTP {status}"

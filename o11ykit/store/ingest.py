@@ -32,6 +32,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from o11ykit.attribute_text import double_text
 from o11ykit.store.dirlock import lock_directory
 from o11ykit.store.ingest_log import LogPosition
 from o11ykit.store.schema import (
@@ -269,11 +270,6 @@ class Batch:
     spans: list[SpanRow] = field(default_factory=list)
     # Every attribute key the batch's spans carry, indexed or not (schema's span_keys_seen).
     span_keys: set[str] = field(default_factory=set)
-
-
-def double_text(value: float) -> str:
-    """A double as searches compare it: its shortest form, without a trailing ".0"."""
-    return repr(value).removesuffix(".0")
 
 
 def value_text(value: AnyValue) -> str:

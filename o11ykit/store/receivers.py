@@ -94,7 +94,13 @@ class OtlpHttpHandler(Handler):
         if urlsplit(self.path).path == TRACES_PATH:
             self.send_error_status(405, "OTLP traces are sent with POST", {"Allow": "POST"})
         else:
-            self.send_error_status(404, f"no such path {self.path!r}")
+            # Most likely a query meant for the query port: say where it listens.
+            self.send_error_status(
+                404,
+                f"no such path {urlsplit(self.path).path!r}: this is the store's OTLP receiver"
+                f" (POST {TRACES_PATH}); the query API, /api/v3/ and /api/o11ykit/, is on the"
+                " query port (16686 by default)",
+            )
 
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from o11ykit.store.ingest import double_text
+from o11ykit.attribute_text import search_text
 from o11ykit.store.queries import (
     DEFAULT_SEARCH_DEPTH,
     QueryError,
@@ -76,16 +76,8 @@ def _attributes(found: tuple[str, str] | None) -> dict[str, str]:
             f'{found[0]} must be a JSON object of strings, like {{"http.response.status_code":'
             f'"500"}}, not {found[1][:200]!r}'
         )
-    return {key: _text(value) for key, value in document.items()}
-
-
-def _text(value: str | int | float | bool) -> str:
-    """A JSON value as the text ingest stores for the same attribute value (value_text)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return double_text(value)  # 2.0 is stored as "2"
-    return str(value)
+    # The text ingest stores for the same attribute value (value_text): 2.0 is "2".
+    return {key: search_text(value) for key, value in document.items()}
 
 
 def _search_depth(found: tuple[str, str] | None) -> int:

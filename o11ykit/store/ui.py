@@ -9,13 +9,13 @@ and attributes come from any sender, so every value is escaped and the pages run
 from __future__ import annotations
 
 import html
-import json
 import re
 import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from o11ykit.attribute_text import search_text
 from o11ykit.backends.jaeger_query import SpanView, Trace, parse_traces
 from o11ykit.store import otlp_json
 from o11ykit.store.queries import Queries, QueryError, TraceQuery
@@ -223,13 +223,10 @@ def _e(value: object) -> str:
 
 def _pairs(values: Mapping[str, Any]) -> str:
     rows = "".join(
-        _row(f"<code>{_e(key)}</code>", _e(_text(value))) for key, value in sorted(values.items())
+        _row(f"<code>{_e(key)}</code>", _e(search_text(value)))
+        for key, value in sorted(values.items())
     )
     return f"<table>{rows}</table>" if rows else "<p>none</p>"
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _row(*cells: object, cell: str = "td") -> str:
