@@ -49,3 +49,57 @@ def positive_duration(text: str) -> str:
     if parse_duration(go_duration(text)) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not more than 0 (like 15m, 1h, 250ms)")
     return text
+
+
+def max_age(text: str) -> float:
+    """Seconds, or a Go duration ("24h"), of more than 0 and at most the store's longest."""
+    from o11ykit.store.ingest import MAX_AGE_SECONDS  # `store serve` imports it next anyway
+    from o11ykit.timeformats import parse_duration
+
+    accepts = "seconds, or a duration like 24h, more than 0 and at most about 292 years"
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            seconds = parse_duration(text) / 1e9
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {accepts}") from None
+    if not 0 < seconds <= MAX_AGE_SECONDS:  # `not`, so that nan is refused too
+        raise argparse.ArgumentTypeError(f"{text!r} is not {accepts}")
+    return seconds
+
+
+# The most a store answers: traces a search, groups a breakdown, pairs a comparison.
+MAX_LIMIT = 1000
+
+
+def limit(text: str) -> int:
+    """How many rows at most: a whole number from 1 to MAX_LIMIT."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_LIMIT}")
+    return number
+
+
+def attribute_key(text: str) -> str:
+    """An attribute key (tenant.id), or one of the span's own fields (name, status, kind)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty key: give an attribute key like tenant.id, or name, status or kind"
+        )
+    return text.strip()
+
+
+def query_url(text: str) -> str:
+    """An absolute http(s) URL, as the query_url setting takes it."""
+    from o11ykit.settings_parsers import http_url
+
+    try:
+        return http_url(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an absolute http:// or https:// URL, like http://127.0.0.1:16686"
+        ) from None

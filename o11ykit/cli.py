@@ -19,6 +19,7 @@ def _doctor(args: argparse.Namespace) -> int:
             "backend": args.backend,
             "endpoint": args.endpoint,
             "protocol": args.protocol,
+            "query_url": args.query_url,
         }.items()
         if v is not None
     }
@@ -69,7 +70,10 @@ def _add_store(commands: argparse._SubParsersAction) -> None:
         "--max-spans", type=argtypes.positive, metavar="N", help="keep ~N spans, evict the oldest"
     )
     serve.add_argument(
-        "--max-age", metavar="AGE", help="evict spans older than AGE (seconds, or 24h)"
+        "--max-age",
+        type=argtypes.max_age,
+        metavar="AGE",
+        help="evict spans older than AGE (seconds, or 24h)",
     )
     serve.add_argument(
         "--max-body-bytes",
@@ -125,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--endpoint", help="OTLP endpoint URL")
     doctor.add_argument("--protocol", help="http/protobuf or grpc")
     doctor.add_argument("--service-name", dest="service_name")
+    doctor.add_argument(
+        "--query-url",
+        type=argtypes.query_url,
+        help="where to read the test span back: the store's or Jaeger's query port"
+        " (http://127.0.0.1:16686)",
+    )
     doctor.set_defaults(run=_doctor)
     _add_store(commands)
     _add_traces(commands)

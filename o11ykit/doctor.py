@@ -152,6 +152,10 @@ def _link_and_read_back(settings: Settings, backend: str, trace_id: str, report:
             report.say(f"OK    read back through the query API at {query}")
         elif backend == "local":
             report.fail(f"test span sent but not readable: {problem}")
+            report.say(
+                "      a store on other ports? --query-url (or O11YKIT_QUERY_URL) names its"
+                " query port"
+            )
         else:
             report.say(
                 f"NOTE  could not read it back ({problem}); Jaeger may sit behind a collector"

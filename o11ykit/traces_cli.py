@@ -18,7 +18,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from o11ykit.argtypes import go_duration, positive, positive_duration
+from o11ykit.argtypes import (
+    MAX_LIMIT,
+    attribute_key,
+    go_duration,
+    limit,
+    positive_duration,
+    query_url,
+)
 from o11ykit.attribute_text import search_text
 from o11ykit.backends.jaeger_query import (
     JaegerQuery,
@@ -50,7 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     _filters(search)
     search.add_argument("--min-duration", type=go_duration, help="a Go duration, e.g. 250ms")
     search.add_argument("--max-duration", type=go_duration, help="a Go duration, e.g. 2s")
-    search.add_argument("--limit", type=positive, default=20, help="traces at most (default 20)")
+    search.add_argument(
+        "--limit", type=limit, default=20, help=f"traces at most, to {MAX_LIMIT} (default 20)"
+    )
     search.set_defaults(run=_runner(_search))
 
     show = commands.add_parser("show", help="one trace as a waterfall")
@@ -62,8 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     breakdown = commands.add_parser("breakdown", help="spans grouped by an attribute")
     _common(breakdown)
     _filters(breakdown)
-    breakdown.add_argument("--by", required=True, help="attribute key, or name/status/kind")
-    breakdown.add_argument("--limit", type=positive, default=50)
+    breakdown.add_argument(
+        "--by", type=attribute_key, required=True, help="attribute key, or name/status/kind"
+    )
+    breakdown.add_argument("--limit", type=limit, default=50, help="groups at most (default 50)")
     breakdown.set_defaults(run=_runner(_breakdown))
 
     compare = commands.add_parser("compare", help="what the errors or slow spans have in common")
@@ -74,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     chosen.add_argument(
         "--slower-than", type=positive_duration, help="select the spans slower than, e.g. 250ms"
     )
-    compare.add_argument("--limit", type=positive, default=20)
+    compare.add_argument("--limit", type=limit, default=20, help="pairs at most (default 20)")
     compare.set_defaults(run=_runner(_compare))
     return traces
 
@@ -82,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
+        type=query_url,
         help=f"query API / Jaeger UI base URL (default: settings query_url or {DEFAULT_URL})",
     )
 
@@ -168,10 +180,25 @@ def _nothing_matched(args: argparse.Namespace, client: JaegerQuery, console: Con
                 style="yellow",
             )
             return
+        if args.operation:
+            operations = sorted({o.name for o in client.operations(args.service)})
+            if args.operation not in operations:
+                console.print(
+                    f"{args.service!r} has no operation named {args.operation!r} (operations:"
+                    f" {_some(operations)}).",
+                    style="yellow",
+                )
+                return
     console.print(
         f"Nothing matched in the last {args.since}: widen --since or drop a filter.",
         style="yellow",
     )
+
+
+def _some(names: list[str], most: int = 12) -> str:
+    """The first names, and how many more: a service may have hundreds of operations."""
+    shown = ", ".join(names[:most]) if names else "none"
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _link(console: Console, url: str) -> None:
@@ -194,6 +221,11 @@ def _services(args: argparse.Namespace, client: JaegerQuery, console: Console) -
 
 
 def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+    low, high = args.min_duration, args.max_duration
+    if low and high and parse_duration(low) > parse_duration(high):
+        raise ValueError(
+            f"--min-duration {low} is longer than --max-duration {high}: no span could match"
+        )
     start, end = _window(args)
     tags = _attrs(args)
     traces = client.find_traces(
@@ -358,8 +390,19 @@ def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) ->
         where=tags,
         limit=args.limit,
     )
-    if answer["selectionCount"] or answer["baselineCount"]:
+    if answer["selectionCount"]:
         console.print(_compare_table(answer))
+    elif answer["baselineCount"]:
+        # Nothing to compare: say so rather than print an empty table.
+        what, hint = (
+            (f"is {answer['selection']}", "lower --slower-than")
+            if args.slower_than
+            else ("failed", "widen --since")
+        )
+        console.print(
+            f"None of the {answer['baselineCount']} spans of the last {args.since} {what}: {hint}.",
+            style="yellow",
+        )
     else:
         _nothing_matched(args, client, console)
     if answer.get("note"):

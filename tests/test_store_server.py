@@ -49,7 +49,7 @@ from o11ykit.store.queries import Queries
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.server import StoreServer
 from o11ykit.timeformats import format_time
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.support.store_data import counts, many, request, span
 from tests.support.store_openapi import validate_traces
 
@@ -245,8 +245,11 @@ def test_a_malformed_setting_is_refused_naming_it(tmp_path, capsys, arguments, s
 # inf, 1e30: once accepted, every write failed on an eviction cutoff SQLite cannot bind.
 @pytest.mark.parametrize("age", ["-1", "0", "0s", "soon", "nan", "inf", "1e30", "9999999999h"])
 def test_a_max_age_that_is_not_a_positive_duration_is_refused(tmp_path, capsys, age):
-    assert main(["store", "serve", "--dir", str(tmp_path / "data"), "--max-age", age]) == 1
-    assert "o11ykit store: cannot start: --max-age: " in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["store", "serve", "--dir", str(tmp_path / "data"), "--max-age", age])
+    assert exited.value.code == 2
+    says = f"argument --max-age: {age!r} is not seconds, or a duration like 24h, more than 0"
+    assert says in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
 
 
@@ -693,8 +696,8 @@ def test_o11ykit_init_with_the_local_backend_exports_to_the_store(store, python_
     assert {"key": "tenant.id", "value": {"stringValue": "acme"}} in spans[0]["attributes"]
 
 
-def test_doctor_with_the_local_backend_reads_its_span_back(store):
-    result = subprocess.run(
+def _doctor(store: StoreProcess, query_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -704,16 +707,32 @@ def test_doctor_with_the_local_backend_reads_its_span_back(store):
             "local",
             "--endpoint",
             store.otlp_http_endpoint,
+            "--query-url",
+            query_url,
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=30,
-        env={"PATH": "", "O11YKIT_QUERY_URL": store.query_url},
+        env={"PATH": ""},
     )
+
+
+def test_doctor_with_the_local_backend_reads_its_span_back(store):
+    result = _doctor(store, store.query_url)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "read back through the query API" in result.stdout
+    assert f"read back through the query API at {store.query_url}" in result.stdout
     assert "doctor: all good" in result.stdout
+
+
+def test_doctor_pointed_at_no_query_api_says_how_to_name_the_stores(store):
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    result = _doctor(store, nowhere)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"test span sent but not readable: the query API at {nowhere} is unreachable" in (
+        result.stdout
+    )
+    assert "--query-url (or O11YKIT_QUERY_URL) names its query port" in result.stdout
 
 
 # -- fuzzing the receiver ------------------------------------------------------------------------

@@ -167,7 +167,7 @@ def test_compare_errors_puts_acme_first(fake, capsys):
 def test_compare_slower_than(fake, capsys):
     code, out, _ = run(["compare", "--slower-than", "100ms", "--url", fake.url], capsys)
     assert code == 0
-    assert "slower than 100 ms" in out
+    assert "slower than 100ms" in out
     assert fake.requests[-1][1]["selection"] == "slower:100ms"
     assert "minDuration=100ms" in out
 
@@ -227,9 +227,16 @@ def test_bad_option_values(fake, capsys):
         (["search", "--since", "0"], "argument --since: '0' is not more than 0"),
         (["search", "--since", "99999999h"], "argument --since: '99999999h' is out of range"),
         (["search", "--min-duration", "1x"], "argument --min-duration: '1x' is not a duration"),
-        (["search", "--limit", "0"], "argument --limit: '0' is not a whole number of at least 1"),
+        (["search", "--limit", "0"], "argument --limit: '0' is not a whole number from 1 to 1000"),
         (["breakdown", "--by", "tenant.id", "--limit", "x"], "argument --limit: 'x' is not a"),
         (["compare", "--slower-than", "0s"], "argument --slower-than: '0s' is not more than 0"),
+        (["search", "--limit", "5000"], "argument --limit: '5000' is not a whole number from 1"),
+        (["compare", "--errors", "--limit", "1001"], "argument --limit: '1001' is not a whole"),
+        (["breakdown", "--by", " "], "argument --by: an empty key: give an attribute key"),
+        (
+            ["search", "--min-duration", "2s", "--max-duration", "1s"],
+            "--min-duration 2s is longer than --max-duration 1s: no span could match",
+        ),
     ],
 )
 def test_a_bad_option_is_refused_before_any_query_naming_it(capsys, argv, message):
@@ -237,6 +244,28 @@ def test_a_bad_option_is_refused_before_any_query_naming_it(capsys, argv, messag
     code, out, err = run([*argv, "--url", f"http://127.0.0.1:{free_port()}"], capsys)
     assert code == 2 and out == ""
     assert message in err, err
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:16686", "ftp://127.0.0.1", "http://"])
+def test_a_url_that_is_not_an_http_url_is_refused_naming_it(capsys, url):
+    code, out, err = run(["services", "--url", url], capsys)
+    assert code == 2 and out == ""
+    assert f"argument --url: {url!r} is not an absolute http:// or https:// URL" in err
+
+
+def test_an_unknown_operation_is_named_beside_the_known_ones(fake, capsys):
+    argv = ["breakdown", "--by", "tenant.id", "--service", "checkout", "--operation", "GET /nope"]
+    argv += ["--url", fake.url]
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    assert "'checkout' has no operation named 'GET /nope' (operations: POST /checkout" in out
+
+
+def test_compare_with_nothing_selected_says_so_instead_of_an_empty_table(fake, capsys):
+    code, out, _ = run(["compare", "--slower-than", "1h", "--url", fake.url], capsys)
+    assert code == 0
+    assert "None of the 400 spans of the last 15m is slower than 1h: lower --slower-than." in out
+    assert "┏" not in out
 
 
 def test_default_url_comes_from_settings(monkeypatch):

@@ -62,6 +62,7 @@ from o11ykit.store.schema import (
     bucket_duration_ns,
     duration_bucket,
 )
+from o11ykit.timeformats import format_duration
 
 # Spans decoded at most when a key is read from the stored span bytes (~10 µs each).
 SCAN_LIMIT = 20_000
@@ -186,11 +187,14 @@ class Selection:
     @classmethod
     def slower_than(cls, milliseconds: float) -> Selection:
         if not milliseconds >= 0:
-            raise AnalyticsError(f"selection: a duration must be >= 0 ms, got {milliseconds}")
+            raise AnalyticsError(f"a slower-than bound must be at least 0 ms, got {milliseconds:g}")
         return cls("slower", float(milliseconds))
 
     def describe(self) -> str:
-        return "errors" if self.kind == "errors" else f"slower than {self.threshold_ms:g} ms"
+        """ "errors", or "slower than 250ms": the bound as the Go duration a user writes."""
+        if self.kind == "errors":
+            return "errors"
+        return f"slower than {format_duration(round((self.threshold_ms or 0.0) * 1_000_000))}"
 
     def sql(self) -> tuple[str, list[object]]:
         if self.kind == "errors":

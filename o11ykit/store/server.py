@@ -30,15 +30,10 @@ from typing import Any, TextIO
 from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.http_base import Server, http_server
 from o11ykit.store.ingest import (
-    MAX_AGE_SECONDS,
     MAX_BODY_BYTES,
     Store,
 )
 from o11ykit.store.process import watch_parent, write_ready_file
-from o11ykit.store.queries import (
-    QueryError,
-    parse_duration,
-)
 from o11ykit.store.query_http import ConnectionPool, QueryHandler
 from o11ykit.store.receivers import TRACES_PATH, OtlpHttpHandler, grpc_server
 from o11ykit.store.schema import INDEXED_SPAN_KEYS
@@ -217,21 +212,6 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _seconds(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = parse_duration(text, "--max-age") / 1e9
-    if not 0 < seconds <= MAX_AGE_SECONDS:
-        raise QueryError(
-            f"--max-age: {text!r} is not more than 0 and at most {MAX_AGE_SECONDS} seconds"
-            " (about 292 years); seconds, or a duration: 24h"
-        )
-    return seconds
-
-
 def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run until SIGINT or SIGTERM; the arguments are those of `o11ykit store serve`."""
     host = args.host or ("0.0.0.0" if args.listen_all else DEFAULT_HOST)
@@ -243,11 +223,11 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             grpc_port=None if args.no_grpc else _port(args.otlp_grpc_port, DEFAULT_GRPC_PORT),
             query_port=_port(args.query_port, DEFAULT_QUERY_PORT),
             max_spans=args.max_spans,
-            max_age=_seconds(args.max_age),
+            max_age=args.max_age,
             max_body_bytes=args.max_body_bytes or MAX_BODY_BYTES,
             out=sys.stderr,
         ).start()
-    except (OSError, ValueError, sqlite3.Error) as exc:  # QueryError is a ValueError
+    except (OSError, ValueError, sqlite3.Error) as exc:
         hint = ""
         if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
             hint = (
