@@ -16,6 +16,7 @@ The backend's resource has region=eu (a resource attribute nothing indexes for s
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -499,9 +500,22 @@ def test_other_paths_and_methods(store):
     status, body = get(store, "/api/v2/services")
     assert status == 404
     validate_error(body, 5)
-    status, body = get(store, "/api/v3/services", method="POST")
-    assert status == 405
-    validate_error(body, 12)
+    for method, path, status in [
+        ("POST", "/api/v3/services", 405),
+        ("OPTIONS", "/api/v3/services", 405),
+        ("TRACE", "/api/v3/traces", 405),
+        ("PUT", "/api/o11ykit/breakdown", 405),
+        ("PROPFIND", "/api/v3/services", 501),  # no method of HTTP's own: not implemented
+    ]:
+        connection = http.client.HTTPConnection("127.0.0.1", store.query_port, timeout=10)
+        connection.request(method, path)
+        answer = connection.getresponse()
+        body = json.loads(answer.read())  # JSON like every other answer, not an HTML page
+        connection.close()
+        assert answer.status == status, (method, path, body)
+        validate_error(body, 12)
+        if status == 405:
+            assert answer.getheader("Allow") == "GET", (method, path)
 
 
 def test_o11ykit_paths_go_to_the_analytics_module(store):

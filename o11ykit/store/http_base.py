@@ -10,7 +10,7 @@ from typing import Any
 # Idle keep-alive connections are dropped after this; exporters reconnect.
 SOCKET_TIMEOUT = 30.0
 # google.rpc.Code numbers for the HTTP statuses the servers answer with.
-_RPC_CODES = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 500: 13, 503: 14}
+_RPC_CODES = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 500: 13, 501: 12, 503: 14}
 
 
 def rpc_status_protobuf(status: int, message: str) -> bytes:
@@ -80,6 +80,13 @@ class Handler(BaseHTTPRequestHandler):
         self, status: int, message: str, headers: dict[str, str] | None = None
     ) -> None:
         self.send_json(status, rpc_status(status, message), headers)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The standard library's own refusals (a method no handler has, a malformed request
+        line, headers too long) as google.rpc.Status JSON, like every other answer, not its
+        HTML page. The connection closes after it, as the standard library's does."""
+        self.close_connection = True
+        self.send_json(code, rpc_status(code, message or HTTPStatus(code).phrase))
 
     def discard_body(self, limit: int = 1024 * 1024) -> None:
         """Read a body nobody wants, or give up the connection rather than read a big one."""

@@ -79,7 +79,7 @@ class QueryHandler(Handler):
         self.discard_body()
         self.send_error_status(405, f"{self.command} is not supported here", {"Allow": "GET"})
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _not_allowed
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
@@ -104,7 +104,7 @@ class QueryHandler(Handler):
         if page is not None:
             self.send_body(status, page, ui.CONTENT_TYPE, ui.HEADERS)
         else:
-            self.send_json(status, document)
+            self.send_json(status, document, {"Allow": "GET"} if status == 405 else None)
 
     def _route(
         self, path: str, params: dict[str, str], connection: sqlite3.Connection

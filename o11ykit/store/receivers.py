@@ -102,7 +102,7 @@ class OtlpHttpHandler(Handler):
                 " query port (16686 by default)",
             )
 
-    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _not_allowed
 
 
 def grpc_server(
