@@ -171,7 +171,7 @@ BAD_INPUTS = {
     "malformed JSON": (b'{"resourceSpans": [', JSON, None, 400, "malformed JSON"),
     "JSON not an object": (b"[1, 2]", JSON, None, 400, "must be an object"),
     "wrong content type": (b"hello", "text/plain", None, 415, "unsupported Content-Type"),
-    "no content type": (b"hello", None, None, 415, "unsupported Content-Type"),
+    "no content type": (b"hello", None, None, 415, "no Content-Type: send application/x-proto"),
     "unknown top-level field": (_json_with(resourceLogs=[]), JSON, None, 400, "resourceLogs"),
     "trace id 15 bytes": (
         _bad_ids(bytes(range(1, 16)), b"\1" * 8),

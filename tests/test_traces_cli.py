@@ -212,6 +212,7 @@ def test_unreachable_store(capsys):
     code, out, err = run(["search", "--url", url], capsys)
     assert code == 1 and out == ""
     assert err.startswith(f"o11ykit traces: cannot reach the query API at {url}")
+    assert "(is the store or Jaeger running, and is that its query address?)" in err
     assert err.count("\n") == 1
 
 

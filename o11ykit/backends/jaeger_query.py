@@ -338,7 +338,10 @@ class JaegerQuery:
             raise QueryError(_error_message(exc.code, exc.read(), url), exc.code) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise QueryError(f"cannot reach the query API at {self.base_url}: {reason}") from None
+            raise QueryError(
+                f"cannot reach the query API at {self.base_url}: {reason} (is the store or Jaeger"
+                " running, and is that its query address?)"
+            ) from None
         try:
             body = json.loads(raw)
         except ValueError:

@@ -114,11 +114,8 @@ def decode_request(
     """`decode_body`, and the request's protobuf bytes: the body itself when it was protobuf."""
     media = media_type(content_type)
     if media not in PROTOBUF_TYPES and media not in JSON_TYPES:
-        raise IngestError(
-            415,
-            f"unsupported Content-Type {content_type!r}: "
-            "send application/x-protobuf or application/json",
-        )
+        given = f"unsupported Content-Type {content_type!r}" if content_type else "no Content-Type"
+        raise IngestError(415, f"{given}: send application/x-protobuf or application/json")
     body = decompress(body, content_encoding, max_bytes)
     if media in JSON_TYPES:
         request = parse_json(body)
