@@ -100,6 +100,53 @@ def test_a_batch_that_cannot_be_written_is_dropped_counted_and_said_once(tmp_pat
     assert len([r for r in caplog.records if "could not write a batch" in r.message]) == 1
 
 
+def submit(writer: Writer, first_trace: int, spans: int = 3) -> None:
+    request = many(spans, first_trace=first_trace)
+    writer.submit(batch_from_request(request), request.SerializeToString)
+
+
+def test_a_database_locked_by_another_program_is_waited_out_not_dropped(tmp_path, caplog):
+    writer = Writer(Store(tmp_path))
+    writer.store.connection.execute("PRAGMA busy_timeout=50")  # else 5 s a try
+    holder = sqlite3.connect(tmp_path / DATABASE_NAME, isolation_level=None)
+    try:
+        with caplog.at_level(logging.WARNING, logger="o11ykit.store"):
+            holder.execute("BEGIN IMMEDIATE")  # another program's write lock
+            submit(writer, 1)
+            submit(writer, 10)
+            assert not writer.wait_written(0.5)  # acknowledged, logged, not yet stored
+            holder.execute("ROLLBACK")
+            assert writer.wait_written(10)
+        assert counts(tmp_path)["spans"] == 6
+        assert meta(tmp_path, "dropped_spans") == 0
+        said = [r.message for r in caplog.records]
+        assert len([m for m in said if "the database refuses writes" in m]) == 1  # once
+        assert any("the database takes writes again" in m for m in said)
+    finally:
+        holder.close()
+        writer.stop()
+
+
+def test_a_full_disk_loses_nothing_acknowledged_even_when_the_store_stops_first(tmp_path):
+    writer = Writer(Store(tmp_path))
+    submit(writer, 1)
+    assert writer.wait_written(10)
+    # The database may grow no further: every write is "database or disk is full".
+    (pages,) = writer.store.connection.execute("PRAGMA page_count").fetchone()
+    writer.store.connection.execute(f"PRAGMA max_page_count={pages}")
+    submit(writer, 10, spans=200)
+    submit(writer, 300)
+    assert not writer.wait_written(0.5)
+    started = time.monotonic()
+    writer.stop()  # does not wait for room that never comes
+    assert time.monotonic() - started < 5
+    assert counts(tmp_path)["spans"] == 3
+    # Room again (a new process has no page limit): the next start writes what was logged.
+    Writer(Store(tmp_path)).stop()
+    assert counts(tmp_path)["spans"] == 3 + 200 + 3
+    assert meta(tmp_path, "dropped_spans") == 0
+
+
 def test_a_stopped_writer_refuses_new_batches(tmp_path):
     writer = Writer(Store(tmp_path))
     writer.stop()

@@ -18,7 +18,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -864,10 +864,14 @@ class Store:
         self.connection.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.connection.execute("COMMIT")
         except BaseException:
-            self.connection.execute("ROLLBACK")
+            # A COMMIT that failed (a full disk, a lock) can leave the transaction open, and
+            # the writer's next BEGIN must find none. A failing ROLLBACK must not hide why.
+            if self.connection.in_transaction:
+                with suppress(sqlite3.Error):
+                    self.connection.execute("ROLLBACK")
             raise
-        self.connection.execute("COMMIT")
 
     def _scalar(self, sql: str, parameters: tuple[Any, ...] = ()) -> Any:
         return self.connection.execute(sql, parameters).fetchone()[0]

@@ -14,6 +14,7 @@ Readers that must see what was acknowledged before they asked (the query server)
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,9 @@ GROUP_SPANS = 4096
 QUEUE_WAIT_SECONDS = 10.0
 # How often an idle writer evicts spans past the store's maximum age (when it has one).
 IDLE_EXPIRY_SECONDS = 5.0
+# While the database refuses writes, the writer tries again after this, doubling to the most.
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
 
 log = logging.getLogger("o11ykit.store")
 
@@ -115,12 +119,18 @@ class Writer:
             if group is None:
                 self._expire()
                 continue
-            self._write(group)
+            if not self._write(group):
+                return  # stopping while the database refuses writes: the log keeps the rest
             self._checkpoints.committed()
             with self._changed:
                 self._written += len(group)
                 self._changed.notify_all()
-            self._log.discard_before(group[-1][1].segment)
+            try:
+                self._log.discard_before(group[-1][1].segment)
+            except OSError as exc:  # a segment another program holds open: deleted later
+                log.warning(
+                    "o11ykit store: could not delete an applied ingest log segment: %s", exc
+                )
 
     def _take_group(self) -> list[tuple[Batch, LogPosition]]:
         """The batches waiting, up to GROUP_SPANS; call with the lock held."""
@@ -139,18 +149,66 @@ class Writer:
         except Exception:  # a failing database: the next write will say so
             log.debug("could not evict expired spans", exc_info=True)
 
-    def _write(self, group: list[tuple[Batch, LogPosition]]) -> None:
+    def _write(self, group: list[tuple[Batch, LogPosition]]) -> bool:
+        """Write the group, or drop the batches the database refuses for themselves.
+
+        Every batch here was acknowledged. When the database refuses any write (another
+        program holds its lock, a full disk, an I/O error: sqlite3.OperationalError), the
+        writer waits it out, retrying, while the queue fills and receivers answer 503, which
+        exporters retry. False if the store stops first: what is not written stays in the
+        ingest log, past the position the database records, and the next start applies it.
+        """
+        pending = list(group)
+        delay = RETRY_FIRST_SECONDS
+        refused = False
+        while pending:
+            try:
+                self._write_or_drop(pending)
+            # OperationalError, or a failure to record a dropped batch: never skip past it.
+            except Exception as exc:
+                if not refused:
+                    refused = True
+                    log.error(
+                        "o11ykit store: the database refuses writes (%s); retrying, and the"
+                        " batches wait in the ingest log meanwhile",
+                        exc,
+                    )
+                with self._changed:
+                    if self._changed.wait_for(lambda: self._stopping, delay):
+                        return False
+                delay = min(2 * delay, RETRY_MAX_SECONDS)
+        if refused:
+            log.warning("o11ykit store: the database takes writes again")
+        return True
+
+    def _write_or_drop(self, pending: list[tuple[Batch, LogPosition]]) -> None:
+        """Write the pending batches together, else one by one, removing each from `pending`
+        once written or dropped; sqlite3.OperationalError leaves the rest in it."""
         try:
-            self.store.write_group([batch for batch, _ in group], group[-1][1])
+            self.store.write_group([batch for batch, _ in pending], pending[-1][1])
+            pending.clear()
+            return
+        except sqlite3.OperationalError:
+            raise
         except Exception as exc:
-            if len(group) > 1:  # one batch must not cost the others: write them one by one
-                for item in group:
-                    self._write([item])
+            if len(pending) == 1:
+                self._give_up(pending[0], exc)
+                pending.clear()
                 return
-            self._give_up(group[0], exc)
+        # One batch must not cost the others.
+        while pending:
+            try:
+                self.store.write_group([pending[0][0]], pending[0][1])
+            except sqlite3.OperationalError:
+                raise
+            except Exception as exc:
+                self._give_up(pending[0], exc)
+            pending.pop(0)
 
     def _give_up(self, item: tuple[Batch, LogPosition], exc: Exception) -> None:
-        """A batch that cannot be written is counted, said once, and skipped past."""
+        """A batch the database refuses for itself (validated, yet refused: a bug) is
+        counted, said once, and skipped past. Recording it can meet a database that
+        refuses writes (sqlite3.OperationalError): then it is retried with the others."""
         batch, position = item
         self._failures += 1
         if self._failures == 1:
@@ -161,10 +219,7 @@ class Writer:
                 type(exc).__name__,
                 exc,
             )
-        try:
-            self.store.skip(len(batch.spans), position)
-        except Exception:  # the database itself is failing: replay will try again
-            log.debug("could not record the dropped batch", exc_info=True)
+        self.store.skip(len(batch.spans), position)
 
     def _replay(self) -> None:
         """Write what the log holds beyond the last commit: a store killed mid-ingest."""
