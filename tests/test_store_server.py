@@ -363,6 +363,39 @@ def test_in_process_server_picks_free_ports_and_drains_on_stop(tmp_path):
     assert counts(tmp_path)["spans"] == 3
 
 
+def test_a_query_on_a_kept_alive_connection_after_stop_is_a_503(tmp_path):
+    server = StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0).start()
+    connection = http.client.HTTPConnection("127.0.0.1", server.query_port, timeout=10)
+    try:
+        connection.request("GET", "/api/v3/services")
+        assert connection.getresponse().read() == b'{"services":[]}'
+        server.stop()  # the connection's thread outlives the listening socket
+        connection.request("GET", "/api/v3/services")
+        answer = connection.getresponse()
+        assert answer.status == 503
+        assert json.loads(answer.read())["message"] == "the store is stopping"
+    finally:
+        connection.close()
+        server.stop()
+
+
+def test_a_body_sent_with_a_get_is_read_not_taken_for_the_next_request(store):
+    smuggled = b"GET /api/v3/services HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", store.query_port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /health HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {len(smuggled)}\r\n\r\n".encode()
+            + smuggled
+        )
+        answers = b""
+        sock.settimeout(1.0)
+        with contextlib.suppress(TimeoutError):
+            while chunk := sock.recv(4096):
+                answers += chunk
+    assert answers.count(b"HTTP/1.1 ") == 1, answers
+    assert answers.endswith(b'{"status":"ok"}')
+
+
 def test_a_fault_in_a_query_is_a_500_with_a_message_and_the_server_goes_on(
     tmp_path, monkeypatch, caplog
 ):
@@ -514,6 +547,24 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(store):
         answer = sock.recv(4096).decode()
     assert answer.startswith("HTTP/1.1 413"), answer
     assert "Connection: close" in answer
+
+
+def test_a_body_cut_short_is_refused_and_nothing_of_it_is_stored(store):
+    before = counts(written(store))
+    # Two messages one after another are one message, so the first alone parses.
+    first = many(3).SerializeToString()
+    body = first + many(3, first_trace=50).SerializeToString()
+    with socket.create_connection(("127.0.0.1", store.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + first
+        )
+        sock.shutdown(socket.SHUT_WR)  # the client stops sending
+        answer = sock.recv(4096).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 400"), answer
+    assert f"body cut short: {len(first)} of {len(body)} bytes" in answer
+    assert counts(written(store)) == before
 
 
 def test_a_full_write_queue_answers_503_with_retry_after(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from typing import Any
 # Idle keep-alive connections are dropped after this; exporters reconnect.
 SOCKET_TIMEOUT = 30.0
 # google.rpc.Code numbers for the HTTP statuses the servers answer with.
-_RPC_CODES = {400: 3, 404: 5, 405: 12, 411: 3, 413: 8, 415: 3, 500: 13, 501: 12, 503: 14}
+_RPC_CODES = {400: 3, 404: 5, 405: 12, 408: 4, 411: 3, 413: 8, 415: 3, 500: 13, 501: 12, 503: 14}
 
 
 def rpc_status_protobuf(status: int, message: str) -> bytes:

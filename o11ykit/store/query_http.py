@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("o11ykit.store")
 
 
+class PoolClosed(Exception):
+    """The store is stopping: a query that arrives now on a kept-alive connection gets 503."""
+
+
 class ConnectionPool:
     """Read connections, reused across the query server's short-lived request threads."""
 
@@ -32,14 +36,20 @@ class ConnectionPool:
         self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise PoolClosed
         try:
             connection = self._idle.get_nowait()
         except queue.Empty:
-            connection = open_database(self.directory, readonly=True)
             with self._lock:
+                # Opened under the lock, so close() cannot miss one opened as it runs.
+                if self._closed:
+                    raise PoolClosed from None
+                connection = open_database(self.directory, readonly=True)
                 self._all.append(connection)
         try:
             yield connection
@@ -48,6 +58,7 @@ class ConnectionPool:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for connection in self._all:
                 connection.close()
             self._all.clear()
@@ -73,7 +84,6 @@ class QueryHandler(Handler):
 
     def _not_allowed(self) -> None:
         if urlsplit(self.path).path.startswith("/api/o11ykit/"):
-            self.discard_body()
             self._dispatch()
             return
         self.discard_body()
@@ -82,6 +92,8 @@ class QueryHandler(Handler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = _not_allowed
 
     def _dispatch(self) -> None:
+        # A body nobody reads would be taken for the connection's next request.
+        self.discard_body()
         url = urlsplit(self.path)
         path = unquote(url.path)
         params = {key: values[-1] for key, values in parse_qs(url.query).items()}
@@ -97,6 +109,9 @@ class QueryHandler(Handler):
                     status, document = self._route(path, params, connection)
         except QueryError as exc:
             status, document = 400, rpc_status(400, str(exc))
+        except PoolClosed:
+            self.close_connection = True
+            status, document, page = 503, rpc_status(503, "the store is stopping"), None
         except Exception as exc:  # a bug must cost this query its answer, not the connection
             log.exception("o11ykit store: could not answer %s", self.path[:300])
             message = f"the store could not answer: {type(exc).__name__}: {exc}"

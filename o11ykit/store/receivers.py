@@ -87,7 +87,17 @@ class OtlpHttpHandler(Handler):
             # Answered without reading it; the connection cannot be reused past an unread body.
             self.close_connection = True
             raise IngestError(413, f"body of {size} bytes is over the {self.max_body_bytes} limit")
-        return self.rfile.read(size)
+        try:
+            body = self.rfile.read(size)
+        except OSError as exc:  # the socket timed out or broke mid-body: nothing to answer on
+            self.close_connection = True
+            raise IngestError(408, f"the body did not arrive: {exc}") from None
+        if len(body) < size:
+            # The client stopped sending: a protobuf prefix parses, and storing it would
+            # keep part of a request the client never saw acknowledged (and will retry).
+            self.close_connection = True
+            raise IngestError(400, f"body cut short: {len(body)} of {size} bytes")
+        return body
 
     def _not_allowed(self) -> None:
         self.discard_body()
