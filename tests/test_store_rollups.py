@@ -245,6 +245,35 @@ def test_retention_by_count_keeps_rollup_counts_exact(tmp_path, monkeypatch):
     store.close()
 
 
+def test_evicting_spans_stamped_in_the_future_keeps_rollups_on_and_exact(tmp_path, monkeypatch):
+    """A wrong clock once moved the trusted minutes to the evicted span's, years ahead, and
+    no span was rolled up again."""
+    now = time.time_ns()
+    future = now + 200 * 365 * 24 * 3600 * 10**9
+    store = Store(tmp_path, max_spans=1000)
+    fill(store, seed=6, spans=30, start_ns=future, minutes=3)  # the oldest ids: evicted first
+    fill(store, seed=7, spans=3000, start_ns=now - 30 * MINUTE, minutes=29)
+    connection = store.connection
+    first_trusted, future_rows = connection.execute(
+        "SELECT (SELECT value FROM meta WHERE key = 'rollups_from_minute'),"
+        " (SELECT count(*) FROM rollups WHERE minute >= ?)",
+        (future // MINUTE,),
+    ).fetchone()
+    assert first_trusted <= now // MINUTE + 1
+    assert future_rows == 0  # the evicted spans' cells are gone, not left counting them
+    fill(store, seed=8, spans=100, start_ns=now - MINUTE // 2, minutes=0.4)
+    (latest,) = connection.execute(
+        "SELECT sum(spans) FROM rollups WHERE key = '' AND minute >= ?", ((now - MINUTE) // MINUTE,)
+    ).fetchone()
+    assert latest and latest >= 100  # still rolled up
+    for window in ((now - 30 * MINUTE, now), (now - 30 * MINUTE, future + 10 * MINUTE)):
+        rolled, exact = both(
+            monkeypatch, connection, group_by="tenant.id", start_ns=window[0], end_ns=window[1]
+        )
+        assert_agree(rolled, exact)
+    store.close()
+
+
 def test_retention_by_age_drops_old_rollups(tmp_path, monkeypatch):
     now = time.time_ns()
     start = now - 20 * MINUTE

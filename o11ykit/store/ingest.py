@@ -930,10 +930,65 @@ class Store:
             "SELECT id FROM spans ORDER BY id DESC LIMIT 1 OFFSET ?", (self.max_spans - 1,)
         )
         # Row ids follow arrival, not start time: a late span can be newer than the rest.
-        newest = self._scalar("SELECT max(start_ns) FROM spans WHERE id < ?", (keep_from,))
+        # A span stamped in the future (a wrong clock) must not move the trusted minutes
+        # past the present, which would stop rollups for good: its counts are taken out of
+        # the rollups instead, cell by cell.
+        now_ns = time.time_ns()
+        newest = self._scalar(
+            "SELECT max(start_ns) FROM spans WHERE id < ? AND start_ns <= ?", (keep_from, now_ns)
+        )
+        if self._rollups_on:
+            self._unroll(
+                self.connection.execute(
+                    "SELECT id, resource_id, name, kind, status_code, start_ns, duration_ns"
+                    # `+id`: walk the start index from now on (few spans, if any), not
+                    # every row being evicted.
+                    " FROM spans WHERE start_ns > ? AND +id < ?",
+                    (now_ns, keep_from),
+                ).fetchall()
+            )
         self.connection.execute("DELETE FROM span_attributes WHERE span_id < ?", (keep_from,))
         evicted = self.connection.execute("DELETE FROM spans WHERE id < ?", (keep_from,)).rowcount
         return evicted, -1 if newest is None else newest
+
+    def _unroll(self, rows: list[tuple[int, int, str, int, int, int, int]]) -> None:
+        """Take spans about to be evicted out of the rollups that count them; `rows` are
+        (id, resource_id, name, kind, status_code, start_ns, duration_ns). For the few spans
+        whose minutes retention does not trim; the cells are `_rollup_cells`'s own."""
+        if not rows:
+            return
+        batch, resource_ids = Batch(), []
+        for row_id, resource_id, name, kind, status, start, duration in rows:
+            indexed = self.connection.execute(
+                "SELECT key, value FROM span_attributes WHERE span_id = ?", (row_id,)
+            ).fetchall()
+            resource_ids.append(resource_id)
+            batch.spans.append(
+                SpanRow(
+                    resource=len(resource_ids) - 1,
+                    scope=0,
+                    trace_id=b"",
+                    span_id=b"",
+                    parent_span_id=None,
+                    name=name,
+                    kind=kind,
+                    start_ns=start,
+                    duration_ns=duration,
+                    status_code=status,
+                    data=b"",
+                    indexed=indexed,
+                )
+            )
+        cells: list[RollupCell] = []
+        error_cells: list[RollupCell] = []
+        self._rollup_cells(batch, resource_ids, cells, error_cells)
+        counts, errors = Counter(cells), Counter(error_cells)
+        where = "WHERE key = ? AND minute = ? AND value = ? AND bucket = ?"
+        self.connection.executemany(
+            f"UPDATE rollups SET spans = spans - ?, errors = errors - ? {where}",
+            [(n, errors[cell], *cell) for cell, n in counts.items()],
+        )
+        self.connection.executemany(f"DELETE FROM rollups {where} AND spans <= 0", list(counts))
 
     def _evict_by_age(self) -> tuple[int, int]:
         """Spans evicted, and a bound on the newest start time among them (-1 when none)."""
