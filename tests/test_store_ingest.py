@@ -304,6 +304,29 @@ def test_retention_by_count_evicts_the_oldest_and_counts_them(tmp_path):
     assert lowest == 500 - kept + 1
 
 
+def test_retention_deletes_resources_no_span_refers_to(tmp_path, monkeypatch):
+    """A sender whose resource changes with every request (a request id in it) must not grow
+    the store past its retention."""
+    monkeypatch.setattr(store_ingest, "_RESOURCE_SWEEP_SECONDS", 0.0)
+    store = Store(tmp_path, max_spans=20)
+    for n in range(60):
+        store.write(batch_from_request(request([span(n + 1, 1)], "svc", run=f"run-{n}")))
+    kept = {rid for (rid,) in store.connection.execute("SELECT DISTINCT resource_id FROM spans")}
+    resources = {rid for (rid,) in store.connection.execute("SELECT id FROM resources")}
+    described = store.connection.execute("SELECT DISTINCT resource_id FROM resource_attributes")
+    assert resources == kept == {rid for (rid,) in described}
+    assert len(kept) <= 21 and set(store._resource_ids.values()) <= kept
+    # A resource deleted once is stored again when it comes back, and its spans find it.
+    store.write(batch_from_request(request([span(999, 1)], "svc", run="run-0")))
+    row = store.connection.execute(
+        "SELECT r.attributes FROM spans s JOIN resources r ON r.id = s.resource_id"
+        " WHERE s.trace_id = ?",
+        (bytes.fromhex(f"{999:032x}"),),
+    ).fetchone()
+    assert json.loads(row[0])["run"] == "run-0"
+    store.close()
+
+
 def test_retention_by_age_evicts_spans_older_than_the_limit(tmp_path):
     store = Store(tmp_path, max_age_seconds=3600)
     now = time.time_ns()

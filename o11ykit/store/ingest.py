@@ -66,6 +66,8 @@ _AGE_CHECK_SECONDS = 5.0
 # (`inf`, 1e30) would put the eviction cutoff where SQLite cannot bind it, and every write
 # would fail.
 MAX_AGE_SECONDS = (2**63 - 1) // 10**9
+# Resources no span refers to any more are looked for at most this often (when evicting).
+_RESOURCE_SWEEP_SECONDS = 60.0
 # Listing the keys of this many stored spans takes long enough to say so first (~4 s a million).
 _SPAN_KEYS_WARNING_SPANS = 100_000
 
@@ -530,6 +532,7 @@ class Store:
         self._next_id = self._scalar("SELECT coalesce(max(id), 0) FROM spans") + 1
         self._count = self._scalar("SELECT count(*) FROM spans")
         self._next_age_check = 0.0
+        self._next_resource_sweep = 0.0
         # Rollups need every rolled-up key unpacked. A store indexing fewer keys writes none;
         # its rolled_up_through_id then stays behind and breakdowns scan spans (exact).
         self._rollup_keys = frozenset(ROLLUP_SPAN_KEYS)
@@ -605,10 +608,12 @@ class Store:
                 blocks_before = self._write_rollups(cells, error_cells)
                 self._set_meta("rolled_up_through_id", self._next_id + len(spans) - 1)
             evicted, rollups_from_minute = self._evict(len(spans))
+            unused = self._delete_unused_resources() if evicted else set()
             if log_position is not None:
                 self._set_log_position(log_position)
         # Only now: a rolled-back transaction must leave no trace in the caches either.
         self._resource_ids.update(new_resources)
+        self._forget_resources(unused)
         self._scope_ids.update(new_scopes)
         self._span_keys_seen |= new_keys
         self._rollups_from_minute = rollups_from_minute
@@ -624,6 +629,8 @@ class Store:
             return 0
         with self._transaction():
             evicted, rollups_from_minute = self._evict(0)
+            unused = self._delete_unused_resources() if evicted else set()
+        self._forget_resources(unused)
         self._rollups_from_minute = rollups_from_minute
         self._count -= evicted
         return evicted
@@ -921,6 +928,43 @@ class Store:
             "UPDATE meta SET value = value + ? WHERE key = 'evicted_spans'", (evicted,)
         )
         return evicted, self._trim_rollups(max(newest_by_count, newest_by_age))
+
+    def _delete_unused_resources(self) -> set[int]:
+        """Delete the resources no span refers to any more, at most every
+        _RESOURCE_SWEEP_SECONDS; returns their ids.
+
+        Retention bounds the spans, and this the resources they leave behind: a sender
+        whose resource changes with every process (or request) would otherwise grow the
+        database and the writer's cache without end, whatever the limits. One pass reads
+        the covering start index whole (a fraction of a second at 1M spans), hence the
+        interval.
+        """
+        now = time.monotonic()
+        if now < self._next_resource_sweep:
+            return set()
+        self._next_resource_sweep = now + _RESOURCE_SWEEP_SECONDS
+        unused = {
+            resource_id
+            for (resource_id,) in self.connection.execute(
+                "SELECT id FROM resources WHERE id NOT IN (SELECT resource_id FROM spans)"
+            )
+        }
+        ids = sorted(unused)
+        for first in range(0, len(ids), 500):  # SQLite binds at most 32,766 values a statement
+            chunk = ids[first : first + 500]
+            marks = ", ".join("?" * len(chunk))
+            self.connection.execute(
+                f"DELETE FROM resource_attributes WHERE resource_id IN ({marks})", chunk
+            )
+            self.connection.execute(f"DELETE FROM resources WHERE id IN ({marks})", chunk)
+        return unused
+
+    def _forget_resources(self, unused: set[int]) -> None:
+        """Drop deleted resources from the cache: sent again, one is stored again."""
+        if unused:
+            self._resource_ids = {
+                digest: rid for digest, rid in self._resource_ids.items() if rid not in unused
+            }
 
     def _evict_by_count(self, count: int) -> tuple[int, int]:
         """Spans evicted, and the newest start time among them (-1 when none)."""
