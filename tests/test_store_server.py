@@ -40,7 +40,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from o11ykit.cli import main
-from o11ykit.store import writer
+from o11ykit.store import http_base, writer
 from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.ingest import IngestError, Store, decode_body
 from o11ykit.store.ingest_log import LOG_DIRECTORY
@@ -377,6 +377,28 @@ def test_a_query_on_a_kept_alive_connection_after_stop_is_a_503(tmp_path):
     finally:
         connection.close()
         server.stop()
+
+
+def test_connections_past_the_cap_are_answered_503_not_given_a_thread(tmp_path, monkeypatch):
+    monkeypatch.setattr(http_base.Server, "max_connections", 3)
+    with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0) as server:
+        address = ("127.0.0.1", server.query_port)
+        idle = [socket.create_connection(address, timeout=10) for _ in range(3)]
+        try:
+            with socket.create_connection(address, timeout=10) as extra:
+                assert extra.recv(4096).startswith(b"HTTP/1.1 503 Service Unavailable")
+            idle.pop().close()  # its thread ends and gives its place back
+            deadline = time.monotonic() + 10
+            while True:
+                with socket.create_connection(address, timeout=10) as again:
+                    again.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if again.recv(4096).startswith(b"HTTP/1.1 200"):
+                        break
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        finally:
+            for sock in idle:
+                sock.close()
 
 
 def test_a_body_sent_with_a_get_is_read_not_taken_for_the_next_request(store):
