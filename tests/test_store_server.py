@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import gc
 import gzip
 import http.client
@@ -311,6 +312,26 @@ def test_a_port_in_use_is_a_clear_refusal_not_a_traceback(tmp_path, capsys, opti
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err  # which port, whatever the errno
     assert "is another store or collector running?" in err
+
+
+def test_a_grpc_port_in_use_is_one_line_from_the_store_not_grpcs_own_log_too(tmp_path):
+    environment = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ports = ["--otlp-http-port", "0", "--query-port", "0", "--otlp-grpc-port", str(port)]
+        result = subprocess.run(
+            [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(tmp_path), *ports],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=REPO,
+            env=environment,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"o11ykit store: cannot start: [Errno {errno.EADDRINUSE}]")
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 def test_max_spans_and_max_age_on_the_command_line_bound_the_store(tmp_path):

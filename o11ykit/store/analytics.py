@@ -191,7 +191,7 @@ class Selection:
         return cls("slower", float(milliseconds))
 
     def describe(self) -> str:
-        """ "errors", or "slower than 250ms": the bound as the Go duration a user writes."""
+        """The selection in words: errors, or slower than 250ms (the bound as a Go duration)."""
         if self.kind == "errors":
             return "errors"
         return f"slower than {format_duration(round((self.threshold_ms or 0.0) * 1_000_000))}"

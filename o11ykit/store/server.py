@@ -215,6 +215,10 @@ def _url_host(host: str) -> str:
 def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Run until SIGINT or SIGTERM; the arguments are those of `o11ykit store serve`."""
     host = args.host or ("0.0.0.0" if args.listen_all else DEFAULT_HOST)
+    # gRPC's core logs a port in use as a raw "E1206 ... add_port.cc" line before the store
+    # says it in words; set in the store's own process only (gRPC reads it as it starts),
+    # and GRPC_VERBOSITY=ERROR in the environment brings its lines back.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
         server = StoreServer(
             args.directory or DEFAULT_DIRECTORY,
