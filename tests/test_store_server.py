@@ -959,18 +959,22 @@ scalars = st.one_of(
     st.binary(max_size=12).map(lambda raw: AnyValue(bytes_value=raw)),
     st.just(AnyValue()),  # a value with none of its fields set
 )
-any_values = st.recursive(
-    scalars,
-    lambda inner: st.one_of(
+
+
+def _containers(inner: st.SearchStrategy[AnyValue]) -> st.SearchStrategy[AnyValue]:
+    # A function, not a lambda: hypothesis reads a multi-line lambda's source to check that
+    # it uses its argument, fails, and warns that it cannot recurse.
+    return st.one_of(
         st.lists(inner, max_size=3).map(
             lambda items: AnyValue(array_value=ArrayValue(values=items))
         ),
         st.dictionaries(texts, inner, max_size=3).map(
             lambda pairs: AnyValue(kvlist_value=KeyValueList(values=_pairs(pairs)))
         ),
-    ),
-    max_leaves=6,
-)
+    )
+
+
+any_values = st.recursive(scalars, _containers, max_leaves=6)
 attributes = st.dictionaries(texts, any_values, max_size=4).map(_pairs)
 
 
