@@ -419,3 +419,41 @@ def test_http_unknown_path_and_method(store):
     assert status == 404 and body["code"] == 5 and "/api/o11ykit/compare" in body["message"]
     status, body = analytics_http.handle("POST", "/api/o11ykit/compare", {}, store)
     assert status == 405
+
+
+def test_the_compare_sample_is_not_fooled_by_spans_that_alternate(tmp_path, monkeypatch):
+    """Row ids follow export order: a client span, then its server span, trace after trace.
+    Sampled every k-th id, one side saw one service only: 50 points of difference from
+    nothing."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    from o11ykit.store.ingest import Store
+    from tests.support.store_data import T0, request, span
+
+    monkeypatch.setattr(analytics, "COMPARE_SAMPLE", 1000)
+    store = Store(tmp_path)
+    for chunk in range(0, 4000, 500):
+        body = ExportTraceServiceRequest()
+        for t in range(chunk, chunk + 500):
+            failed = t % 9 == 0  # both spans of one trace in nine
+            client = span(t + 1, 2 * t + 1, "call", kind=3, start=T0 + t * MS, error=failed)
+            server = span(t + 1, 2 * t + 2, "GET /x", parent=2 * t + 1, start=T0, error=failed)
+            body.resource_spans.extend(request([client], "frontend").resource_spans)
+            body.resource_spans.extend(request([server], "backend").resource_spans)
+        store.ingest(body)
+    store.close()
+    connection = open_database(tmp_path, readonly=True)
+    result = analytics.compare(
+        connection,
+        start_ns=T0,
+        end_ns=T0 + 3600 * 10**9,
+        selection=Selection.errors(),
+        keys=["service.name"],
+    )
+    connection.close()
+    assert result.baseline_count == 2 * 4000 - result.selection_count
+    assert 700 <= result.baseline_examined <= 1300  # a sample, of about the size asked for
+    # Half the spans of either side are the frontend's: nothing to rank.
+    assert all(abs(pair.difference) < 5 for pair in result.pairs), result.pairs
