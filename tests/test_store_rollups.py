@@ -577,3 +577,27 @@ def test_compare_answer_says_it_is_approximate_and_how_much(store, monkeypatch):
         "GET", "/api/o11ykit/compare", {**params, "selection": "errors"}, store.connection
     )
     assert (answer["approximate"], answer["differenceErrorPct"]) == (False, 0.0)
+
+
+def test_a_pair_sent_twice_in_a_span_is_counted_once(tmp_path, monkeypatch):
+    """OTLP forbids repeating a key; a sender that does must not count its span twice in the
+    rollups when the index holds the pair once."""
+    from o11ykit.store.ingest import batch_from_request
+    from tests.support.store_data import kv, request
+    from tests.support.store_data import span as otlp_span
+
+    store = Store(tmp_path)
+    spans = []
+    for n in range(300):
+        one = otlp_span(n + 1, n + 1, "GET", start=T0 + n * 600 * 10**6)
+        one.attributes.append(kv("tenant.id", "dup" if n % 3 == 0 else "other"))
+        if n % 3 == 0:
+            one.attributes.append(kv("tenant.id", "dup"))
+        spans.append(one)
+    store.write(batch_from_request(request(spans)))
+    rolled, exact = both(
+        monkeypatch, store.connection, group_by="tenant.id", start_ns=T0, end_ns=T0 + 3 * MINUTE
+    )
+    assert_agree(rolled, exact)
+    assert {g.value: g.count for g in rolled.groups} == {"dup": 100, "other": 200}
+    store.close()
