@@ -457,3 +457,16 @@ def test_the_compare_sample_is_not_fooled_by_spans_that_alternate(tmp_path, monk
     assert 700 <= result.baseline_examined <= 1300  # a sample, of about the size asked for
     # Half the spans of either side are the frontend's: nothing to rank.
     assert all(abs(pair.difference) < 5 for pair in result.pairs), result.pairs
+
+
+def test_where_values_mean_what_a_searchs_do():
+    """A stored double 2.0 is "2": a where of 2.0, 2 or "2" finds it, as query.attributes does."""
+    raw = '{"ratio": 2.0, "count": 2, "text": "2", "big": 1e5, "ok": true, "third": 0.5}'
+    assert analytics_http._where({"where": raw}) == {
+        "ratio": "2",
+        "count": "2",
+        "text": "2",
+        "big": "100000",
+        "ok": "true",
+        "third": "0.5",
+    }

@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 
+from o11ykit.attribute_text import search_text
 from o11ykit.store import analytics
 from o11ykit.store.analytics import AnalyticsError, Selection
 from o11ykit.store.http_base import rpc_status
@@ -134,8 +135,8 @@ def _where(params: Mapping[str, str]) -> dict[str, str] | None:
         isinstance(v, (dict, list)) or v is None for v in parsed.values()
     ):
         raise BadParameter(f"where must be {accepted}")
-    # Values compare as the text the store keeps: true/false for booleans, as Jaeger does.
-    return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in parsed.items()}
+    # Values compare as the text the store keeps, as a search's do: true, 2 for 2.0, 100000.
+    return {key: search_text(value) for key, value in parsed.items()}
 
 
 def _limit(params: Mapping[str, str], default: int) -> int:
