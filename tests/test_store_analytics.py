@@ -470,3 +470,40 @@ def test_where_values_mean_what_a_searchs_do():
         "ok": "true",
         "third": "0.5",
     }
+
+
+def test_an_indexed_key_groups_alike_whichever_way_the_spans_are_read(tmp_path):
+    """An indexed key groups by the spans' own values (the index, the rollups and the SQL
+    hold those alone), also when a filter on another key has the spans read from their
+    bytes and a resource carries the same key."""
+    rows = [
+        SpanRow(
+            "svc",
+            "op",
+            T0 + n * MS,
+            MS,
+            attributes={"custom": "1", **({"tenant.id": "own"} if n % 2 else {})},
+            resource={"tenant.id": "from-resource"},
+        )
+        for n in range(10)
+    ]
+    connection = open_database(tmp_path)
+    StoreWriter(connection).add_many(rows)
+    groupings = []
+    for where in (None, {"custom": "1"}):
+        result = analytics.breakdown(
+            connection, group_by="tenant.id", start_ns=WINDOW[0], end_ns=WINDOW[1], where=where
+        )
+        groupings.append({g.value: g.count for g in result.groups})
+        compared = analytics.compare(
+            connection,
+            start_ns=WINDOW[0],
+            end_ns=WINDOW[1],
+            selection=Selection.slower_than(0),
+            where=where,
+            keys=["tenant.id"],
+        )
+        groupings.append({p.value: p.selection_count for p in compared.pairs})
+    connection.close()
+    assert groupings[0] == groupings[2] == {"own": 5, None: 5}
+    assert groupings[1] == groupings[3]

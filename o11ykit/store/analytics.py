@@ -529,9 +529,8 @@ def breakdown(
     if limit < 1:
         raise AnalyticsError("limit must be at least 1")
     filters = build_filters(conn, start_ns, end_ns, service, operation, where)
-    source = key_source(conn, group_by)
-    if filters.decoded:
-        source = SPAN_BYTES
+    own_source = key_source(conn, group_by)
+    source = SPAN_BYTES if filters.decoded else own_source
     truncated = False
     with _one_snapshot(conn):  # rollups' coverage as checked is what is read
         minutes = None
@@ -540,7 +539,7 @@ def breakdown(
         if minutes is not None:
             ranked = _rollup_breakdown(conn, group_by, source, start_ns, end_ns, minutes)
         else:
-            ranked, truncated = _exact_breakdown(conn, filters, group_by, source)
+            ranked, truncated = _exact_breakdown(conn, filters, group_by, source, own_source)
     note = ROLLUP_NOTE if minutes is not None else ""
     if truncated:
         note = f"read from span bytes: only the newest {SCAN_LIMIT} matching spans were examined"
@@ -559,12 +558,13 @@ def breakdown(
 
 
 def _exact_breakdown(
-    conn: sqlite3.Connection, filters: Filters, key: str, source: str
+    conn: sqlite3.Connection, filters: Filters, key: str, source: str, own_source: str
 ) -> tuple[list[Group], bool]:
-    """Every span of the window read and grouped: exact percentiles."""
+    """Every span of the window read and grouped: exact percentiles. `source`: where the
+    spans are read from; `own_source`: the key's own (key_source), whatever the filters."""
     truncated = False
     if source == SPAN_BYTES:
-        triples, truncated = _scanned_triples(conn, filters, key)
+        triples, truncated = _scanned_triples(conn, filters, key, own_source)
         groups = _aggregate(triples)
     else:
         groups = _aggregate(_sql_triples(conn, filters, key, source))
@@ -611,13 +611,20 @@ def _sql_triples(
 
 
 def _scanned_triples(
-    conn: sqlite3.Connection, filters: Filters, key: str
+    conn: sqlite3.Connection, filters: Filters, key: str, own_source: str
 ) -> tuple[list[Triple], bool]:
     spans, truncated = _scan(conn, filters)
-    resources = _resource_values(conn, key) if key not in COLUMN_KEYS else {}
+    resources = _stand_ins(conn, key, own_source)
     return [
         (_scanned_value(s, key, resources), s.duration_ns, s.status_code) for s in spans
     ], truncated
+
+
+def _stand_ins(conn: sqlite3.Connection, key: str, own_source: str) -> dict[int, str]:
+    """Resource id -> the value a span without `key` of its own is grouped under, read from
+    its resource. Not for an indexed key: the index, the rollups and the statements read
+    spans' own values only, and a span read from its bytes is grouped as they group it."""
+    return _resource_values(conn, key) if own_source in (RESOURCE, SPAN_BYTES) else {}
 
 
 def _aggregate(triples: Iterable[Triple]) -> Groups:
@@ -948,7 +955,7 @@ def compare(
             if left_out:
                 note += f"; keys not rolled up, left out: {', '.join(left_out)}"
         elif filters.decoded or SPAN_BYTES in sources.values():
-            sides, truncated = _scanned_sides(conn, filters, keys, chosen, chosen_args)
+            sides, truncated = _scanned_sides(conn, filters, sources, chosen, chosen_args)
         else:
             sides = _sql_sides(conn, filters, sources, chosen, chosen_args)
     (sel_total, sel_n, sel_counts), (base_total, base_n, base_counts) = sides
@@ -1049,10 +1056,15 @@ def _sql_side(
 
 
 def _scanned_sides(
-    conn: sqlite3.Connection, filters: Filters, keys: list[str], chosen: str, chosen_args: list
+    conn: sqlite3.Connection,
+    filters: Filters,
+    sources: dict[str, str],
+    chosen: str,
+    chosen_args: list,
 ) -> tuple[tuple[Side, Side], bool]:
     spans, truncated = _scan(conn, filters, chosen, chosen_args)
-    resources = {key: _resource_values(conn, key) for key in keys if key not in COLUMN_KEYS}
+    keys = list(sources)
+    resources = {key: _stand_ins(conn, key, source) for key, source in sources.items()}
     counts: dict[bool, Counter] = {True: Counter(), False: Counter()}
     sizes: Counter[bool] = Counter()
     for span in spans:
