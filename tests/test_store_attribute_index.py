@@ -196,3 +196,40 @@ def test_a_store_from_schema_4_gets_the_block_index_and_its_key_list(tmp_path, c
     with caplog.at_level(logging.WARNING, logger="o11ykit.store"):
         Store(tmp_path).close()
     assert not [r for r in caplog.records if "schema" in r.getMessage()]
+
+
+def test_a_store_indexing_fewer_keys_is_read_as_such(tmp_path):
+    """Configured to index tenant.id only, the store's other default keys are not in its
+    index: breakdowns and searches read them from span bytes rather than trust an index
+    that lacks them."""
+    store = Store(tmp_path, indexed_keys=("tenant.id",))
+    write(store, spans_with(1, 5, **{"tenant.id": "acme", "http.route": "/a"}))
+    write(store, spans_with(6, 5, **{"tenant.id": "acme", "http.route": "/b"}))
+    connection = store.connection
+    assert analytics.key_source(connection, "http.route") == analytics.SPAN_BYTES
+    result = analytics.breakdown(connection, group_by="http.route", start_ns=T0, end_ns=WINDOW[1])
+    assert {g.value: g.count for g in result.groups} == {"/a": 5, "/b": 5}
+    assert trace_numbers(store, **{"http.route": "/a"}) == set(range(1, 6))
+    store.close()
+
+
+def test_keys_configured_later_are_indexed_in_the_spans_stored_before(tmp_path, caplog):
+    store = Store(tmp_path)
+    write(store, spans_with(1, 5, **{"app.key": "v", "team": "red"}))
+    store.close()
+    store = Store(tmp_path, indexed_keys=("tenant.id", "app.key"))  # app.key added
+    write(store, spans_with(6, 5, **{"app.key": "v", "team": "red"}))
+    assert {"app.key", "tenant.id", "http.route"} <= store.indexed_keys  # nothing dropped
+    assert analytics.key_source(store.connection, "app.key") == analytics.INDEXED
+    assert trace_numbers(store, **{"app.key": "v"}) == set(range(1, 11))
+    result = analytics.breakdown(
+        store.connection, group_by="app.key", start_ns=T0, end_ns=WINDOW[1]
+    )
+    assert {g.value: g.count for g in result.groups} == {"v": 10}
+    store.close()
+    # Configured without it again, the store goes on indexing it: its spans hold its rows.
+    store = Store(tmp_path)
+    assert "app.key" in store.indexed_keys
+    write(store, spans_with(11, 5, **{"app.key": "v"}))
+    assert trace_numbers(store, **{"app.key": "v"}) == set(range(1, 16))
+    store.close()

@@ -51,7 +51,6 @@ from o11ykit.store.queries import (
 from o11ykit.store.schema import (
     ATTRIBUTE_BLOCKS,
     BUCKETS_PER_OCTAVE,
-    INDEXED_SPAN_KEYS,
     PERCENTILE_ERROR,
     ROLLUP_BLOCK_MINUTES,
     ROLLUP_COLUMN_KEYS,
@@ -61,6 +60,7 @@ from o11ykit.store.schema import (
     SPANS_WITH_PAIR,
     bucket_duration_ns,
     duration_bucket,
+    stored_indexed_keys,
 )
 from o11ykit.timeformats import format_duration
 
@@ -281,7 +281,7 @@ class Comparison:
 def key_source(conn: sqlite3.Connection, key: str) -> str:
     if key in COLUMN_KEYS:
         return COLUMN
-    if key in INDEXED_SPAN_KEYS or _has_key(conn, "span_attribute_keys", key):
+    if key in stored_indexed_keys(conn) or _has_key(conn, "span_attribute_keys", key):
         return INDEXED
     # A resource key that spans carry too (span_keys_seen) is read from each span: a span's
     # own value is the more specific one, and its resource's stands in where it has none.

@@ -516,7 +516,6 @@ class Store:
         self.directory = Path(directory)
         self.max_spans = max_spans
         self.max_age_seconds = max_age_seconds
-        self.indexed_keys = frozenset(indexed_keys)
         self._lock = lock_directory(self.directory)
         try:
             self.connection = open_database(self.directory)
@@ -537,6 +536,7 @@ class Store:
         self._count = self._scalar("SELECT count(*) FROM spans")
         self._next_age_check = 0.0
         self._next_resource_sweep = 0.0
+        self.indexed_keys = self._settle_indexed_keys(frozenset(indexed_keys))
         # Rollups need every rolled-up key unpacked. A store indexing fewer keys writes none;
         # its rolled_up_through_id then stays behind and breakdowns scan spans (exact).
         self._rollup_keys = frozenset(ROLLUP_SPAN_KEYS)
@@ -544,7 +544,7 @@ class Store:
         self._rollups_from_minute = self._meta("rollups_from_minute")
         self._blocks_before = self._meta("rollup_blocks_before")
         self._span_keys_seen = self._catch_up_span_keys()
-        if self._rollups_on:
+        if self._rollups_on:  # after the index: catching rollups up reads it
             self._catch_up_rollups()
             with self._transaction():  # a store from before rollup_blocks: all its blocks
                 self._blocks_before = self._seal_blocks()
@@ -686,6 +686,54 @@ class Store:
             )
             attributes += [(row_id, key, value) for key, value in span.indexed]
             row_id += 1
+
+    # -- indexed keys -------------------------------------------------------------------------
+
+    def _settle_indexed_keys(self, configured: frozenset[str]) -> frozenset[str]:
+        """The keys to index from now on: those configured and every key indexed before.
+
+        Searches and analytics trust the index for a key in the `indexed_keys` table, so
+        every stored span must have its rows: a key configured now for the first time is
+        indexed in the spans already stored (their bytes read once), and a key no longer
+        configured goes on being indexed, since the spans that have its rows still do.
+        """
+        recorded = frozenset(k for (k,) in self.connection.execute("SELECT key FROM indexed_keys"))
+        keys = configured | recorded
+        if keys != recorded:
+            with self._transaction():
+                if recorded:  # a store from before the table holds no record: the defaults
+                    self._index_stored_spans(configured - recorded)
+                self.connection.executemany(
+                    "INSERT OR IGNORE INTO indexed_keys(key) VALUES (?)", [(k,) for k in keys]
+                )
+        return keys
+
+    def _index_stored_spans(self, keys: frozenset[str]) -> None:
+        """Add `keys`' rows to span_attributes for the spans stored before they were indexed."""
+        newest = self._next_id - 1
+        if newest > _SPAN_KEYS_WARNING_SPANS:
+            log.warning(
+                "o11ykit store: indexing %s in the %d spans stored before, once",
+                ", ".join(sorted(keys)),
+                newest,
+            )
+        found: set[str] = set()
+        after = 0
+        while rows := self.connection.execute(
+            "SELECT id, span FROM spans WHERE id > ? ORDER BY id LIMIT 4096", (after,)
+        ).fetchall():
+            pairs = [
+                (row_id, pair.key, value_text(pair.value))
+                for row_id, data in rows
+                for pair in Span.FromString(data).attributes
+                if pair.key in keys
+            ]
+            insert_rows(self.connection, _INTO_SPAN_ATTRIBUTES, pairs)
+            found.update(key for _, key, _ in pairs)
+            after = rows[-1][0]
+        self.connection.executemany(
+            "INSERT OR IGNORE INTO span_attribute_keys(key) VALUES (?)", [(k,) for k in found]
+        )
 
     # -- span keys seen -----------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from o11ykit.store.ingest import value_text
 from o11ykit.store.schema import (
     ATTRIBUTE_BLOCKS,
     ATTRIBUTE_LOOKUP,
-    INDEXED_SPAN_KEYS,
     SPANS_WITH_PAIR,
+    stored_indexed_keys,
 )
 
 DEFAULT_SEARCH_DEPTH = 20
@@ -156,7 +156,7 @@ class Queries:
 
     def __init__(self, connection: sqlite3.Connection, indexed_keys: frozenset[str] | None = None):
         self.connection = connection
-        self.indexed_keys = indexed_keys or frozenset(INDEXED_SPAN_KEYS)
+        self.indexed_keys = indexed_keys or stored_indexed_keys(connection)
 
     def services(self) -> list[str]:
         # A skip scan of the service index: one seek per distinct service, not one per span.

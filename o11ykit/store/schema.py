@@ -156,6 +156,12 @@ CREATE INDEX IF NOT EXISTS span_attributes_block_kv ON span_attributes(span_id >
 CREATE TABLE IF NOT EXISTS span_attribute_keys (
     key TEXT PRIMARY KEY
 ) WITHOUT ROWID;
+-- The span attribute keys the store indexes: every key any start of its writer was
+-- configured with, whose values every stored span has in span_attributes. A store indexes
+-- more keys over time, never fewer. Empty in a store from before it: the defaults.
+CREATE TABLE IF NOT EXISTS indexed_keys (
+    key TEXT PRIMARY KEY
+) WITHOUT ROWID;
 -- Every attribute key a span has carried, indexed or not, kept by the writer (through the
 -- span row id meta.span_keys_seen_through_id). A search on a key no span carries, such as
 -- service.version (a resource attribute), then looks up resources instead of reading the
@@ -256,6 +262,15 @@ def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.C
     connection.execute("PRAGMA temp_store=MEMORY")
     connection.execute("PRAGMA cache_size=-32000")  # 32 MB page cache per connection
     return connection
+
+
+def stored_indexed_keys(connection: sqlite3.Connection) -> frozenset[str]:
+    """The keys the store's index holds for every span (the `indexed_keys` table)."""
+    try:
+        keys = frozenset(key for (key,) in connection.execute("SELECT key FROM indexed_keys"))
+    except sqlite3.OperationalError:  # a store from before the table, opened read-only
+        keys = frozenset()
+    return keys or frozenset(INDEXED_SPAN_KEYS)
 
 
 def _has_index(connection: sqlite3.Connection, name: str) -> bool:

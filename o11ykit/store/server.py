@@ -120,6 +120,9 @@ class StoreServer:
             max_age_seconds=self.max_age,
             indexed_keys=self.indexed_keys,
         )
+        # Those configured and every key the store indexed before: receivers and queries
+        # must use the store's own set (Store._settle_indexed_keys).
+        self.indexed_keys = store.indexed_keys
         self._writer = Writer(store, self.queue_batches)
         self._pool = ConnectionPool(self.directory)
         try:
