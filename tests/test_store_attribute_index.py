@@ -233,3 +233,41 @@ def test_keys_configured_later_are_indexed_in_the_spans_stored_before(tmp_path, 
     write(store, spans_with(11, 5, **{"app.key": "v"}))
     assert trace_numbers(store, **{"app.key": "v"}) == set(range(1, 16))
     store.close()
+
+
+def test_a_store_whose_keys_were_never_recorded_gets_them_indexed_in_every_span(tmp_path):
+    """A store from before the indexed_keys table (its keys unrecorded) reopened with a new
+    key: the key, and those its spans show, are indexed in the spans it holds."""
+    store = Store(tmp_path)
+    write(store, spans_with(1, 3, **{"tenant.plan": "gold", "tenant.id": "acme"}))
+    store.connection.executescript(
+        "DELETE FROM indexed_keys; UPDATE meta SET value = 0 WHERE key = 'indexed_keys_settled'"
+    )
+    store.close()
+    store = Store(tmp_path, indexed_keys=("tenant.id", "tenant.plan"))
+    assert trace_numbers(store, **{"tenant.plan": "gold"}) == {1, 2, 3}
+    assert analytics.key_source(store.connection, "tenant.plan") == analytics.INDEXED
+    store.close()
+
+
+def test_a_store_indexing_no_key_reads_every_key_from_span_bytes(tmp_path):
+    store = Store(tmp_path, indexed_keys=())
+    write(store, spans_with(1, 2, **{"http.route": "/x"}))
+    assert store.indexed_keys == frozenset()
+    assert analytics.key_source(store.connection, "http.route") == analytics.SPAN_BYTES
+    assert trace_numbers(store, **{"http.route": "/x"}) == {1, 2}
+    store.close()
+
+
+def test_a_store_that_fails_to_open_leaves_its_directory_unlocked(tmp_path, monkeypatch):
+    def refuse(self, keys):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Store, "_settle_indexed_keys", refuse)
+        with pytest.raises(sqlite3.OperationalError) as failed:
+            Store(tmp_path)
+    # While the failure (and its traceback, which holds the half-made store) is alive, as in
+    # a caller that retries in its except block.
+    assert failed.value is not None
+    Store(tmp_path).close()  # not "in use by another o11ykit store"

@@ -42,6 +42,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from o11ykit.cli import main
 from o11ykit.store import http_base, writer
+from o11ykit.store import server as server_module
 from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.ingest import IngestError, Store, decode_body
 from o11ykit.store.ingest_log import LOG_DIRECTORY
@@ -1110,3 +1111,16 @@ def test_sigterm_stops_the_store_cleanly_while_a_client_is_connected(tmp_path: P
         with socket.create_connection(("127.0.0.1", store.http_port)):
             returncode = store.stop(timeout=5.0)
         assert returncode == 0, store.stderr()
+
+
+def test_a_server_whose_writer_fails_to_start_leaves_its_directory_unlocked(tmp_path, monkeypatch):
+    def replay_fails(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(server_module, "Writer", replay_fails)
+        with pytest.raises(OSError, match="No space left") as failed:
+            StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0).start()
+    assert failed.value is not None  # its traceback, holding the store, is still alive
+    with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0):
+        pass

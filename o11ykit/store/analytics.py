@@ -34,7 +34,6 @@ import math
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -60,6 +59,7 @@ from o11ykit.store.schema import (
     SPANS_WITH_PAIR,
     bucket_duration_ns,
     duration_bucket,
+    one_snapshot,
     stored_indexed_keys,
 )
 from o11ykit.timeformats import format_duration
@@ -532,7 +532,7 @@ def breakdown(
     own_source = key_source(conn, group_by)
     source = SPAN_BYTES if filters.decoded else own_source
     truncated = False
-    with _one_snapshot(conn):  # rollups' coverage as checked is what is read
+    with one_snapshot(conn):  # rollups' coverage as checked is what is read
         minutes = None
         if not (service or operation or where):
             minutes = rollup_minutes(conn, group_by, source, start_ns, end_ns)
@@ -774,20 +774,6 @@ def _edges(start_ns: int, end_ns: int, minutes: tuple[int, int]) -> Iterator[tup
         yield min(end_ns, last_ns), max(end_ns, last_ns), 1 if end_ns > last_ns else -1
 
 
-@contextmanager
-def _one_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
-    """The statements inside read one snapshot of the store: rollups, the edges scanned and
-    what is subtracted must count the same spans while the writer commits more."""
-    if conn.in_transaction:
-        yield
-        return
-    conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        conn.execute("COMMIT")  # nothing was written: this only ends the read
-
-
 def _rolled_up(
     conn: sqlite3.Connection,
     key: str,
@@ -943,7 +929,7 @@ def compare(
     # up (enduser.id, span-bytes keys) are left out rather than scanning the window for them.
     rolled = {key: source for key, source in sources.items() if is_rolled_up(key, source)}
     truncated, bound, note = False, 0.0, ""
-    with _one_snapshot(conn):  # rollups' coverage as checked is what is read
+    with one_snapshot(conn):  # rollups' coverage as checked is what is read
         minutes = None
         if not (service or operation or where) and rolled and (default_keys or rolled == sources):
             minutes = rolled_up_minutes(conn, start_ns, end_ns)

@@ -522,12 +522,19 @@ class Store:
         except BaseException:
             self._lock.close()
             raise
+        try:
+            self._open(frozenset(indexed_keys))
+        except BaseException:  # a store that could not open must not keep its directory locked
+            self.close()
+            raise
+
+    def _open(self, indexed_keys: frozenset[str]) -> None:
         # A checkpoint (with its fsync) every 64 MiB of WAL instead of every 4 MiB: commits
         # measured 6.5 ms -> 3.6 ms each for 512-span batches, readers unaffected. The
         # serving store's writer checkpoints on a thread of its own instead (checkpoints.py).
         self.connection.execute("PRAGMA wal_autocheckpoint=16384")
         self.connection.execute("PRAGMA journal_size_limit=67108864")
-        # Digest -> row id; only grows, since retention never deletes resources or scopes.
+        # Digest -> row id. Resources that retention deletes leave it (_forget_resources).
         self._resource_ids: dict[bytes, int] = {}
         self._scope_ids: dict[bytes, int] = {}
         # Row ids are assigned here rather than by SQLite so executemany can insert the
@@ -536,7 +543,7 @@ class Store:
         self._count = self._scalar("SELECT count(*) FROM spans")
         self._next_age_check = 0.0
         self._next_resource_sweep = 0.0
-        self.indexed_keys = self._settle_indexed_keys(frozenset(indexed_keys))
+        self.indexed_keys = self._settle_indexed_keys(indexed_keys)
         # Rollups need every rolled-up key unpacked. A store indexing fewer keys writes none;
         # its rolled_up_through_id then stays behind and breakdowns scan spans (exact).
         self._rollup_keys = frozenset(ROLLUP_SPAN_KEYS)
@@ -695,17 +702,25 @@ class Store:
         Searches and analytics trust the index for a key in the `indexed_keys` table, so
         every stored span must have its rows: a key configured now for the first time is
         indexed in the spans already stored (their bytes read once), and a key no longer
-        configured goes on being indexed, since the spans that have its rows still do.
+        configured goes on being indexed, since the spans that have its rows still do. A
+        store whose writer never recorded its keys (from before the table) had them
+        unrecorded: all of them, and those its spans show, are indexed in its spans once.
         """
         recorded = frozenset(k for (k,) in self.connection.execute("SELECT key FROM indexed_keys"))
-        keys = configured | recorded
-        if keys != recorded:
+        if self._meta("indexed_keys_settled"):
+            keys, unindexed = configured | recorded, configured - recorded
+        else:
+            listed = {k for (k,) in self.connection.execute("SELECT key FROM span_attribute_keys")}
+            keys = configured | listed
+            unindexed = keys if self._next_id > 1 else frozenset()
+        if keys != recorded or not self._meta("indexed_keys_settled"):
             with self._transaction():
-                if recorded:  # a store from before the table holds no record: the defaults
-                    self._index_stored_spans(configured - recorded)
+                if unindexed:
+                    self._index_stored_spans(unindexed)
                 self.connection.executemany(
                     "INSERT OR IGNORE INTO indexed_keys(key) VALUES (?)", [(k,) for k in keys]
                 )
+                self._set_meta("indexed_keys_settled", 1)
         return keys
 
     def _index_stored_spans(self, keys: frozenset[str]) -> None:
@@ -1005,10 +1020,12 @@ class Store:
         for first in range(0, len(ids), 500):  # SQLite binds at most 32,766 values a statement
             chunk = ids[first : first + 500]
             marks = ", ".join("?" * len(chunk))
-            self.connection.execute(
-                f"DELETE FROM resource_attributes WHERE resource_id IN ({marks})", chunk
-            )
             self.connection.execute(f"DELETE FROM resources WHERE id IN ({marks})", chunk)
+        if unused:  # one pass: resource_attributes has no index led by the resource id
+            self.connection.execute(
+                "DELETE FROM resource_attributes"
+                " WHERE resource_id NOT IN (SELECT id FROM resources)"
+            )
         return unused
 
     def _forget_resources(self, unused: set[int]) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from o11ykit.store import otlp_json, summaries, ui
 from o11ykit.store.http_base import Handler, rpc_status
 from o11ykit.store.queries import Queries, QueryError
-from o11ykit.store.schema import open_database
+from o11ykit.store.schema import one_snapshot, open_database
 from o11ykit.store.search_params import trace_query
 
 if TYPE_CHECKING:
@@ -44,6 +44,8 @@ class ConnectionPool:
             raise PoolClosed
         try:
             connection = self._idle.get_nowait()
+            if self._closed:  # close() closed it since the check above
+                raise PoolClosed
         except queue.Empty:
             with self._lock:
                 # Opened under the lock, so close() cannot miss one opened as it runs.
@@ -55,6 +57,10 @@ class ConnectionPool:
             yield connection
         finally:
             self._idle.put(connection)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         with self._lock:
@@ -101,7 +107,9 @@ class QueryHandler(Handler):
             self.writer.wait_written(CATCH_UP_SECONDS)
         page: bytes | None = None
         try:
-            with self.pool.connection() as connection:
+            # One snapshot: a trace's spans and their resources are read as one state, while
+            # the writer may evict them (and sweep the resources) between two statements.
+            with self.pool.connection() as connection, one_snapshot(connection):
                 if ui.is_page(path):  # Jaeger UI's paths, so the links o11ykit prints open a page
                     queries = Queries(connection, self.indexed_keys)
                     status, page = ui.render(path, params, queries)
@@ -109,13 +117,16 @@ class QueryHandler(Handler):
                     status, document = self._route(path, params, connection)
         except QueryError as exc:
             status, document = 400, rpc_status(400, str(exc))
-        except PoolClosed:
-            self.close_connection = True
-            status, document, page = 503, rpc_status(503, "the store is stopping"), None
-        except Exception as exc:  # a bug must cost this query its answer, not the connection
-            log.exception("o11ykit store: could not answer %s", self.path[:300])
-            message = f"the store could not answer: {type(exc).__name__}: {exc}"
-            status, document, page = 500, rpc_status(500, message), None
+        except Exception as exc:
+            page = None
+            if isinstance(exc, PoolClosed) or self.pool.closed:
+                # Stopping: a kept-alive connection asked once its database was closed.
+                self.close_connection = True
+                status, document = 503, rpc_status(503, "the store is stopping")
+            else:  # a bug must cost this query its answer, not the connection
+                log.exception("o11ykit store: could not answer %s", self.path[:300])
+                message = f"the store could not answer: {type(exc).__name__}: {exc}"
+                status, document = 500, rpc_status(500, message)
         if page is not None:
             self.send_body(status, page, ui.CONTENT_TYPE, ui.HEADERS)
         else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # 2: rollups; 3: span_attributes clustered by span; 4: rollup_blocks; 5: the attribute index
@@ -265,12 +267,31 @@ def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.C
 
 
 def stored_indexed_keys(connection: sqlite3.Connection) -> frozenset[str]:
-    """The keys the store's index holds for every span (the `indexed_keys` table)."""
+    """The keys the store's index holds for every span (the `indexed_keys` table, which may
+    be empty); the defaults in a store no writer has recorded its keys in yet."""
     try:
-        keys = frozenset(key for (key,) in connection.execute("SELECT key FROM indexed_keys"))
+        settled = connection.execute(
+            "SELECT value FROM meta WHERE key = 'indexed_keys_settled'"
+        ).fetchone()
+        if settled and settled[0]:
+            return frozenset(key for (key,) in connection.execute("SELECT key FROM indexed_keys"))
     except sqlite3.OperationalError:  # a store from before the table, opened read-only
-        keys = frozenset()
-    return keys or frozenset(INDEXED_SPAN_KEYS)
+        pass
+    return frozenset(INDEXED_SPAN_KEYS)
+
+
+@contextmanager
+def one_snapshot(connection: sqlite3.Connection) -> Iterator[None]:
+    """The statements inside read one snapshot of the store, while the writer commits more:
+    a trace's spans and their resources, rollups and the spans at a window's edges."""
+    if connection.in_transaction:
+        yield
+        return
+    connection.execute("BEGIN")
+    try:
+        yield
+    finally:
+        connection.execute("COMMIT")  # nothing was written: this only ends the read
 
 
 def _has_index(connection: sqlite3.Connection, name: str) -> bool:
@@ -324,6 +345,8 @@ def _init_meta(connection: sqlite3.Connection) -> None:
     # log_segment, log_offset: how far into the ingest log (ingest_log.py) the database
     # holds. dropped_spans: accepted spans the writer could not write.
     # span_keys_seen_through_id: the highest span row id whose keys are in span_keys_seen.
+    # indexed_keys_settled: 1 once a writer has recorded its keys in indexed_keys; 0 in a new
+    # store, or one from before that table, whose spans were indexed with unrecorded keys.
     for key in (
         "evicted_spans",
         "rolled_up_through_id",
@@ -333,6 +356,7 @@ def _init_meta(connection: sqlite3.Connection) -> None:
         "log_offset",
         "dropped_spans",
         "span_keys_seen_through_id",
+        "indexed_keys_settled",
     ):
         connection.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, 0)", (key,))
     # A store written before the operations table existed: fill it once.

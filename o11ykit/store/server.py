@@ -123,7 +123,11 @@ class StoreServer:
         # Those configured and every key the store indexed before: receivers and queries
         # must use the store's own set (Store._settle_indexed_keys).
         self.indexed_keys = store.indexed_keys
-        self._writer = Writer(store, self.queue_batches)
+        try:
+            self._writer = Writer(store, self.queue_batches)
+        except BaseException:  # replay failed (a full disk): the directory must not stay locked
+            store.close()
+            raise
         self._pool = ConnectionPool(self.directory)
         try:
             self._listen()
