@@ -707,13 +707,14 @@ class Store:
         unrecorded: all of them, and those its spans show, are indexed in its spans once.
         """
         recorded = frozenset(k for (k,) in self.connection.execute("SELECT key FROM indexed_keys"))
-        if self._meta("indexed_keys_settled"):
+        settled = self._meta("indexed_keys_settled")
+        if settled:
             keys, unindexed = configured | recorded, configured - recorded
         else:
             listed = {k for (k,) in self.connection.execute("SELECT key FROM span_attribute_keys")}
             keys = configured | listed
             unindexed = keys if self._next_id > 1 else frozenset()
-        if keys != recorded or not self._meta("indexed_keys_settled"):
+        if keys != recorded or not settled:
             with self._transaction():
                 if unindexed:
                     self._index_stored_spans(unindexed)
