@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from o11ykit.store import analytics, writer
 from o11ykit.store import ingest as store_ingest
@@ -369,3 +370,10 @@ def test_an_idle_store_still_evicts_spans_past_the_maximum_age(tmp_path, monkeyp
 )
 def test_attribute_values_compare_as_text(value, text):
     assert value_text(kv("k", value).value) == text
+
+
+def test_empty_and_unset_values_are_empty_text():
+    assert value_text(kv("k", "").value) == ""
+    assert value_text(AnyValue()) == ""
+    assert value_text(kv("k", 0).value) == "0"
+    assert value_text(kv("k", False).value) == "false"
