@@ -23,6 +23,7 @@ import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from google.protobuf import json_format
@@ -260,12 +261,33 @@ def test_the_importable_api_refuses_bad_settings_naming_them(tmp_path):
         StoreServer(tmp_path, http_port=70000)
     with pytest.raises(ValueError, match="max_body_bytes: 0 is not at least 1"):
         StoreServer(tmp_path, max_body_bytes=0)
-    with pytest.raises(ValueError, match="max_spans: 0 is not at least 1"):
+    with pytest.raises(ValueError, match="max_spans: 0 is not a whole number of at least 1"):
         Store(tmp_path / "a", max_spans=0)
-    with pytest.raises(ValueError, match="max_age_seconds: -1 is not more than 0"):
+    with pytest.raises(ValueError, match="max_age_seconds: -1 is not a number of seconds"):
         Store(tmp_path / "b", max_age_seconds=-1)
-    with pytest.raises(ValueError, match="max_age_seconds: inf is not more than 0 and at most"):
+    with pytest.raises(ValueError, match="max_age_seconds: inf is not a number of seconds"):
         Store(tmp_path / "c", max_age_seconds=float("inf"))
+    # StoreServer under its own names; its age is seconds, a duration's text is spawn_store's.
+    with pytest.raises(ValueError, match="max_age: '24h' is not a number of seconds more than 0"):
+        StoreServer(tmp_path / "d", max_age="24h")
+    with pytest.raises(ValueError, match=r"max_spans: 1\.5 is not a whole number"):
+        StoreServer(tmp_path / "d", max_spans=1.5)
+    assert not any(tmp_path.iterdir())  # refused before anything was created
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ({"max_spans": 0}, "max_spans: '0' is not a whole number of at least 1"),
+        ({"max_age": "soon"}, "max_age: 'soon' is not seconds, or a duration like 24h"),
+        ({"query_port": 70000}, "query_port: '70000' is not a port"),
+        ({"max_body_bytes": -5}, "max_body_bytes: '-5' is not a whole number of at least 1"),
+    ],
+)
+def test_spawn_store_refuses_a_bad_setting_before_it_starts_a_process(tmp_path, setting, says):
+    with mock.patch.object(subprocess, "Popen") as popen, pytest.raises(ValueError, match=says):
+        spawn_store(tmp_path / "data", **setting)
+    popen.assert_not_called()
 
 
 def test_a_second_store_on_the_same_directory_is_refused_and_takes_nothing(store):
@@ -469,6 +491,7 @@ def test_only_the_serving_process_tunes_the_garbage_collector(tmp_path):
     script = f"""
 import gc, os, signal, sys, threading, time
 from pathlib import Path
+from unittest import mock
 from o11ykit.cli import main
 def report():
     while not Path({str(ready)!r}).exists():

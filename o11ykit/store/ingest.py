@@ -499,6 +499,27 @@ _ROLLUP_KEYS = (ROLLUP_RESOURCE_KEY, *ROLLUP_COLUMN_KEYS, *ROLLUP_SPAN_KEYS)
 RollupCell = tuple[str, int, str, int]  # (key, minute, value, duration bucket)
 
 
+def check_retention(max_spans: object, max_age: object, *, age_name: str) -> None:
+    """ValueError naming the setting unless each is None or a number in range; `age_name`:
+    what the caller calls its age in seconds."""
+    if max_spans is not None and (
+        isinstance(max_spans, bool) or not isinstance(max_spans, int) or max_spans < 1
+    ):
+        raise ValueError(
+            f"max_spans: {max_spans!r} is not a whole number of at least 1 (None: no limit)"
+        )
+    # `not 0 < age <= ...`, so that nan is refused too.
+    if max_age is not None and (
+        isinstance(max_age, bool)
+        or not isinstance(max_age, (int, float))
+        or not 0 < max_age <= MAX_AGE_SECONDS
+    ):
+        raise ValueError(
+            f"{age_name}: {max_age!r} is not a number of seconds more than 0 and at most"
+            f" {MAX_AGE_SECONDS} (about 292 years; None: no limit)"
+        )
+
+
 class Store:
     """The one writer of a store directory (a second is refused: dirlock.py). Not
     thread-safe: one thread calls `write`."""
@@ -511,13 +532,7 @@ class Store:
         max_age_seconds: float | None = None,
         indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
     ) -> None:
-        if max_spans is not None and max_spans < 1:
-            raise ValueError(f"max_spans: {max_spans} is not at least 1 (None: no limit)")
-        if max_age_seconds is not None and not 0 < max_age_seconds <= MAX_AGE_SECONDS:
-            raise ValueError(
-                f"max_age_seconds: {max_age_seconds} is not more than 0 and at most"
-                f" {MAX_AGE_SECONDS} (about 292 years; None: no limit)"
-            )
+        check_retention(max_spans, max_age_seconds, age_name="max_age_seconds")
         self.directory = Path(directory)
         self.max_spans = max_spans
         self.max_age_seconds = max_age_seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from o11ykit import argtypes
 from o11ykit.store.receivers import TRACES_PATH
 
 # The child's side of the handshake, shared with the test receiver in tests/support.
@@ -132,8 +134,22 @@ def spawn_store(
 
     It dies with this process unless `detach`: then it runs in its own session until
     stopped by pid (what `o11ykit app up` needs, since `up` returns while the stack runs).
-    `max_age` is seconds or a Go duration ("24h"), as `--max-age` takes it.
+    `max_age` is seconds or a Go duration ("24h"), as `--max-age` takes it. A bad setting is
+    a ValueError naming it, before any process starts.
     """
+    for name, parse, value in (
+        ("http_port", argtypes.port, http_port),
+        ("grpc_port", argtypes.port, grpc_port),
+        ("query_port", argtypes.port, query_port),
+        ("max_spans", argtypes.positive, max_spans),
+        ("max_age", argtypes.max_age, max_age),
+        ("max_body_bytes", argtypes.positive, max_body_bytes),
+    ):
+        if value is not None:
+            try:  # the parsers of `o11ykit store serve`'s options, which it is given as
+                parse(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"{name}: {exc}") from None
     work = Path(tempfile.mkdtemp(prefix="o11ykit-store-"))
     command = [
         sys.executable,

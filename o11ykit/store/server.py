@@ -29,10 +29,7 @@ from typing import Any, TextIO
 
 from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.http_base import Server, http_server
-from o11ykit.store.ingest import (
-    MAX_BODY_BYTES,
-    Store,
-)
+from o11ykit.store.ingest import MAX_BODY_BYTES, Store, check_retention
 from o11ykit.store.process import watch_parent, write_ready_file
 from o11ykit.store.query_http import ConnectionPool, QueryHandler
 from o11ykit.store.receivers import TRACES_PATH, OtlpHttpHandler, grpc_server
@@ -86,6 +83,7 @@ class StoreServer:
                 raise ValueError(f"{name}: {port} is not a port: 0 to 65535 (0: any free port)")
         if max_body_bytes < 1:
             raise ValueError(f"max_body_bytes: {max_body_bytes} is not at least 1")
+        check_retention(max_spans, max_age, age_name="max_age")
         self.directory = Path(directory)
         self.host = host
         self.http_port = http_port
