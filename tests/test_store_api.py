@@ -535,6 +535,13 @@ def test_o11ykit_paths_go_to_the_analytics_module(store):
     # Other methods reach the analytics module too, which answers GET only.
     status, body = get(store, "/api/o11ykit/breakdown", method="POST")
     assert status == 405 and body["code"] == 12
+    # HEAD is answered as GET without the body, here as on the Jaeger paths.
+    head = urllib.request.Request(
+        f"{store.query_url}/api/o11ykit/breakdown?groupBy=name", method="HEAD"
+    )
+    with urllib.request.urlopen(head, timeout=10) as answer:
+        assert (answer.status, answer.read()) == (200, b"")
+        assert int(answer.headers["Content-Length"]) > 0
 
 
 # -- every field of a span, there and back -----------------------------------------------------

@@ -38,8 +38,8 @@ def handle(
     if endpoint is None:
         known = ", ".join(PREFIX + name for name in ENDPOINTS)
         return 404, rpc_status(404, f"no such endpoint {path}; known: {known}")
-    if method.upper() != "GET":
-        return 405, rpc_status(405, f"{path} answers GET only")
+    if method.upper() not in ("GET", "HEAD"):  # HEAD: as every other path of the query port
+        return 405, rpc_status(405, f"{path} answers GET (and HEAD) only")
     try:
         return 200, endpoint(params, connection)
     except (BadParameter, AnalyticsError) as exc:
