@@ -61,7 +61,8 @@ def fill(
     window_seconds: float = 6 * 3600,
     batch_spans: int = 512,
 ) -> int:
-    """Write about `spans` spans (whole traces) ending at `end_ns`; returns how many."""
+    """Write about `spans` spans (whole traces) spread over the `window_seconds` before
+    `end_ns` (the last traces start just before it); returns how many."""
     rng = random.Random(seed)
     end = end_ns if end_ns is not None else time.time_ns()
     written = 0
@@ -75,14 +76,18 @@ def requests(
 ) -> Iterator[ExportTraceServiceRequest]:
     """Export requests of about `batch_spans` spans each, traces in time order."""
     weights = [1.0 / rank for rank in range(1, len(TENANTS) + 1)]
-    per_trace = 7  # the average of _trace_spans, to spread traces evenly over the window
-    step = (end_ns - start_ns) / max(1, spans // per_trace)
     pending: dict[tuple[str, int], list[Span]] = {}
-    count = total = 0
+    count = total = traces = 0
     now = float(start_ns)
-    while total < spans:
-        now += rng.expovariate(1.0 / step)
+    while total + count < spans:
+        # Traces arrive at the rate that spends what is left of the window on the spans still
+        # to make, at the spans a trace has averaged so far: a fixed guess at that average
+        # (7, where it is about 6.3) once put a tenth of the traces past end_ns.
+        average = (total + count) / traces if traces else 6.0
+        left = max(1.0, (spans - total - count) / average)
+        now = min(now + rng.expovariate(left / max(1.0, end_ns - now)), end_ns - 1.0)
         trace = _pick(rng, weights, int(now), start_ns, end_ns)
+        traces += 1
         for service, span in _trace_spans(rng, trace):
             pending.setdefault((service, trace.version), []).append(span)
             count += 1
