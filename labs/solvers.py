@@ -325,10 +325,12 @@ def heavy_user(query: JaegerQuery, start: datetime, end: datetime) -> Answer | N
             continue
         # Medians, not tails: one cold cache fill makes anybody's p95 look heavy.
         typical = statistics.median(g["p50Ms"] for g in users)
-        # The slowest user of all, and only once they have a few spans. While the heavy
-        # user's first requests (seconds each) still run, whoever shares the service with
-        # them is slowed too; the slowest of the users with 3 spans was then a bystander.
-        heavy = max(users, key=lambda g: g["p50Ms"])
+        # The user whose requests took the most time in all, and only once they have a
+        # few spans. While the heavy user's first requests (seconds each) still run,
+        # whoever shares the service with them is slowed too: the slowest of the users
+        # with 3 spans was then a bystander, and a bystander with one slowed request can
+        # have a higher p50 than the heavy user has by then, but not their total.
+        heavy = max(users, key=lambda g: g["count"] * g["p50Ms"])
         if heavy["count"] >= 3 and heavy["p50Ms"] >= max(50.0, 4 * typical):
             # Their slowest operation relative to everyone's: what is heavy for them only.
             everyone = {

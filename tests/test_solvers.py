@@ -55,5 +55,13 @@ def test_heavy_user_names_the_slowest_user_once_they_have_three_spans():
     }
 
 
+def test_heavy_user_is_not_hidden_by_a_bystander_with_one_slow_request():
+    # Seen in a lab run: a user whose one request the heavy user slowed had a p50 of 916 ms,
+    # above the heavy user's 177 ms over 33 requests.
+    query = Breakdowns({**ORDINARY, "globex-c00000": (1, 916.0), "acme-c00003": (33, 177.0)})
+    answer = solvers.heavy_user(query, START, END)
+    assert answer is not None and answer["attribute"] == {"enduser.id": "acme-c00003"}
+
+
 def test_heavy_user_finds_nobody_when_everyone_is_alike():
     assert solvers.heavy_user(Breakdowns(ORDINARY), START, END) is None
