@@ -296,6 +296,25 @@ def bar(span: SpanView, trace: Trace, width: int = BAR_WIDTH) -> str:
     return (" " * offset + "█" * min(length, width - offset)).ljust(width)
 
 
+def error_lines(span: SpanView) -> list[str]:
+    """What a failed span says of its error: its status message, and the type and message
+    of each exception it recorded (an SDK's record_exception leaves the status message
+    empty, so without these the terminal showed no reason where the Jaeger UI does)."""
+    lines = [span.status_message] if span.status_message else []
+    for event in span.events:
+        if event.name != "exception":
+            continue
+        said = [
+            str(event.attributes[key])
+            for key in ("exception.type", "exception.message")
+            if event.attributes.get(key) not in (None, "")
+        ]
+        text = ": ".join(said)
+        if text and text not in lines:
+            lines.append(text)
+    return lines
+
+
 def waterfall(trace: Trace, *, with_attributes: bool = False) -> Table:
     table = Table(box=None, pad_edge=False, show_header=True)
     table.add_column("span", no_wrap=True)
@@ -313,8 +332,9 @@ def waterfall(trace: Trace, *, with_attributes: bool = False) -> Table:
             Text(bar(span, trace), style="red" if failed else "cyan"),
             Text(f"{span.duration_ms:.2f}", style=style),
         )
-        if failed and span.status_message:
-            table.add_row(Text("  " * (depth + 2) + span.status_message, style="red"), "", "")
+        if failed:
+            for line in error_lines(span):
+                table.add_row(Text("  " * (depth + 2) + line, style="red"), "", "")
         if with_attributes:
             for key, value in sorted(span.attributes.items()):
                 # As a search takes it (true, not True), so it can be pasted into --attr.

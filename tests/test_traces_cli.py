@@ -341,3 +341,24 @@ def test_the_otlp_port_given_as_the_query_url_says_where_the_query_api_is(
     assert "this is the store's OTLP receiver" in err
     assert "the query API, /api/v3/ and /api/o11ykit/, is on the query port" in err
     assert "?" not in err.split("receiver")[0]  # the path, without the query string
+
+
+def test_a_failed_span_shows_the_exceptions_it_recorded():
+    from o11ykit.backends.jaeger_query import Event, SpanView
+
+    def span(status_message: str, events: list) -> SpanView:
+        return SpanView(
+            "t", "s", None, "catalog", "GET /products/{id}", "server", 0, 1_000_000, 1.0,
+            "error", status_message, {}, {}, events,
+        )  # fmt: skip
+
+    raised = Event("exception", 5, {"exception.type": "KeyError", "exception.message": "'JPY'"})
+    other = Event("retry", 6, {"exception.type": "ignored"})
+    # An SDK's record_exception leaves the status message empty: the event is the reason.
+    assert traces_cli.error_lines(span("", [raised, other])) == ["KeyError: 'JPY'"]
+    assert traces_cli.error_lines(span("payment declined", [raised])) == [
+        "payment declined",
+        "KeyError: 'JPY'",
+    ]
+    assert traces_cli.error_lines(span("KeyError: 'JPY'", [raised])) == ["KeyError: 'JPY'"]
+    assert traces_cli.error_lines(span("", [])) == []
