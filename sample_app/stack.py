@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from sample_app import seed, topology
+from sample_app.companions import take_companions
 
 STATE_FILE = "stack.json"
 HEALTH_TIMEOUT_S = 30.0
@@ -315,8 +316,11 @@ def read_state(data_dir: Path) -> dict | None:
 
 
 def stop_from_state(state: Mapping, timeout: float = 5.0) -> list[str]:
-    """Stop a detached stack from its state file: SIGTERM each process, SIGKILL stragglers."""
-    pids = {name: info["pid"] for name, info in state["services"].items() if info.get("pid")}
+    """Stop a detached stack from its state file: SIGTERM each process, SIGKILL stragglers.
+
+    Its companions (register_companion) first: traffic would only hammer the stopped ports."""
+    pids = take_companions(state["data_dir"])
+    pids.update({name: info["pid"] for name, info in state["services"].items() if info.get("pid")})
     if state.get("store_pid"):
         pids["store"] = state["store_pid"]
     stopped = []

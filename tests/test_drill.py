@@ -5,6 +5,7 @@ restart of the runner (the state is rebuilt from the log)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
 from sample_app.stack import Stack, StackConfig, running
-from sample_app.traffic import BackgroundTraffic, TrafficConfig
+from sample_app.traffic import DEFAULT_MIX, BackgroundTraffic, TrafficConfig
 from tests.support.sample_stack import o11ykit_command, seeded_copy
 
 pytestmark = pytest.mark.integration
@@ -27,6 +28,27 @@ def test_three_shipped_scenarios_each_with_a_second_fault_or_a_red_herring():
     for chosen in shipped:
         assert len(chosen.timeline) >= 2 or any(c.red_herring for c in chosen.timeline)
     assert scenario.pick(7).id == scenario.pick(7).id  # random, by seed
+
+
+def test_drill_traffic_reaches_each_scenario_s_root_cause(tmp_path):
+    from labs.drills.cli import traffic_command
+    from sample_app.traffic.cli import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for chosen in scenario.shipped():
+        command = traffic_command(chosen, "http://127.0.0.1:9", tmp_path / "j.jsonl")
+        assert command[1:3] == ["-m", "sample_app.traffic"]
+        config = config_from_args(parser.parse_args(command[3:]), parser)
+        focus = chosen.root_fault.focus
+        # A flash sale's shop is wonka: without its checkouts the pool never runs dry.
+        assert config.focus_tenant == focus.tenant
+        assert config.focus_share == (0.3 if focus.tenant else 0.0)
+        for persona in focus.personas:
+            assert config.mix[persona] == 10 * DEFAULT_MIX[persona]
+    flash = next(s for s in scenario.shipped() if s.id == "flash-sale")
+    command = traffic_command(flash, "http://x", tmp_path / "j")
+    assert command[command.index("--focus-tenant") + 1] == "wonka"
 
 
 @pytest.fixture(scope="module")

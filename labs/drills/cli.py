@@ -19,6 +19,9 @@ from labs.cli import MARKS
 from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
+from sample_app.companions import forget_companion, register_companion
+
+DRILL_TRAFFIC = "drill-traffic"  # its companion name on the stack
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -104,35 +107,56 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
+# The share of the drill's visits that are the root cause's tenant's (a flash sale's shop):
+# without them its fault's code path may never run, and the drill has nothing to find.
+DRILL_FOCUS_SHARE = 0.3
+
+
+def traffic_command(chosen: scenario.Scenario, gateway: str, journal: Path) -> list[str]:
+    """The drill's traffic process: an hour at 15 visits/s, the root cause reachable."""
+    from labs.session import lab_mix
+
+    root = chosen.root_fault
+    command = [
+        sys.executable,
+        "-m",
+        "sample_app.traffic",
+        "--url",
+        gateway,
+        "--rate",
+        "15",
+        "--duration",
+        "3600",
+        "--progress",
+        "none",
+        "--journal",
+        str(journal),
+        # The personas that reach the root cause's code path, as a lab of that fault has them.
+        "--personas",
+        ",".join(f"{name}={weight:g}" for name, weight in lab_mix(root).items()),
+    ]
+    if root.focus.tenant:
+        command += ["--focus-tenant", root.focus.tenant, "--focus-share", str(DRILL_FOCUS_SHARE)]
+        if root.focus.user:
+            command += ["--focus-user", root.focus.user]
+    return command
+
+
 def _start_traffic(drill: Drill) -> None:
     import subprocess
 
-    gateway = drill.stack_state["services"]["gateway"]["url"]
-    journal = drill.directory / "traffic.jsonl"
+    command = traffic_command(
+        drill.scenario,
+        drill.stack_state["services"]["gateway"]["url"],
+        drill.directory / "traffic.jsonl",
+    )
     log = (drill.directory / "traffic.log").open("ab")
     with log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "sample_app.traffic",
-                "--url",
-                gateway,
-                "--rate",
-                "15",
-                "--duration",
-                "3600",
-                "--progress",
-                "none",
-                "--journal",
-                str(journal),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
     (drill.directory / "traffic.pid").write_text(str(process.pid))
+    register_companion(drill.stack_state["data_dir"], DRILL_TRAFFIC, process.pid)
 
 
 @_guarded
@@ -222,6 +246,7 @@ def _end(args: argparse.Namespace) -> int:
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid_file.read_text()), signal.SIGTERM)
         pid_file.unlink()
+        forget_companion(drill.stack_state["data_dir"], DRILL_TRAFFIC)
     print("drill ended; its faults are cleared")
     return 0
 
