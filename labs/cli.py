@@ -17,6 +17,8 @@ from typing import Any
 from labs import model
 
 SHOWN_GROUPS = 12
+# Newest first: a few traces are enough to open one; the rest are the command's to list.
+SHOWN_TRACES = 5
 MARKS = {1: "✓", 0.5: "½"}  # full and half credit; anything else is ✗
 
 
@@ -161,11 +163,15 @@ def show_result(console: Any, result: dict | None) -> None:
         if hidden > 0:
             console.print(f"    ... and {hidden} more rows (the command above shows them all)")
     else:
-        for trace in result.get("traces", [])[:5]:
+        traces = result.get("traces", [])
+        for trace in traces[:SHOWN_TRACES]:
             console.print(
                 f"    {trace['traceId']}  {trace['root']}  {trace['durationMs']:.1f} ms  "
                 f"{trace['spans']} spans  {trace['errors']} errors"
             )
+        hidden = len(traces) - SHOWN_TRACES
+        if hidden > 0:
+            console.print(f"    ... and {hidden} more traces (the command above lists them all)")
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -236,18 +242,22 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prove(args: argparse.Namespace) -> int:
+    from labs.session import CannotProve, proof_verdict
+
     session = _session(args)
     print(session.lab.prove(args.lang))
-    before, after = session.prove()
+    if session.lab.catalogue_fault is None:
+        return 0  # the text says why there is nothing to flip
+    try:
+        before, after = session.prove()
+    except CannotProve as exc:
+        print(f"o11ykit lab prove: {exc}", file=sys.stderr)
+        return 1
     for b, a in zip(before, after, strict=True):
         print(f"  before the fix: {b.describe()}\n  after the fix:  {a.describe()}")
-    gone = all(m.absent for m in after)
-    print(
-        "the signal is gone: the fix switch removed it"
-        if gone
-        else "the signal is still there: not enough traffic yet? run `o11ykit lab prove` again"
-    )
-    return 0 if gone else 1
+    proved, verdict = proof_verdict(before, after)
+    print(verdict.replace("prove again", "run `o11ykit lab prove` again"))
+    return 0 if proved else 1
 
 
 def _solve(args: argparse.Namespace) -> int:

@@ -24,12 +24,42 @@ from labs import grading, model, solvers
 from o11ykit.backends import query_spec
 from o11ykit.backends.honeycomb_links import honeycomb_link, link_slugs
 from o11ykit.backends.jaeger_query import JaegerQuery
+from sample_app.companions import forget_companion, register_companion
 from sample_app.control import Overrides, StackFaults
 from sample_app.faults import signals
 
 PROGRESS_FILE = "lab.json"
 BACKENDS = ("local", "jaeger", "honeycomb")
 JAEGER_UI = os.environ.get("O11YKIT_JAEGER_UI", "http://localhost:16686")
+
+
+# Windows of traffic `prove` sends after the fix, at most, until the signal is measurable.
+PROVE_WINDOWS = 4
+LAB_TRAFFIC = "lab-traffic"  # its companion name on the stack (sample_app.stack)
+
+
+class CannotProve(RuntimeError):
+    """The lab has no fault to prove, or its stack's spans are not in the local store."""
+
+
+def proof_verdict(
+    before: list[signals.Measurement], after: list[signals.Measurement]
+) -> tuple[bool, str]:
+    """Whether the measurements prove the cause, and what to tell the learner: the signal
+    must have been there before the fix and be gone after it, each on enough samples."""
+    if not all(m.present for m in before):
+        return False, (
+            "the signal was not there before the fix (too few samples, or the fault not yet"
+            " showing), so its going proves nothing: let traffic run, then prove again"
+        )
+    if all(m.absent for m in after):
+        return True, "the signal is gone: the fix switch removed it"
+    if not all(m.conclusive for m in after):
+        return False, (
+            f"too few samples after the fix to tell (under {signals.MIN_SAMPLES}):"
+            " prove again once more traffic has arrived"
+        )
+    return False, "the signal is still there after the fix: prove again to measure anew"
 
 
 def now() -> datetime:
@@ -203,6 +233,8 @@ class LabSession:
             )
         self.progress["traffic_pid"] = process.pid
         self.save()
+        # `o11ykit app down` without `lab stop` first must not leave it running for an hour.
+        register_companion(self.state["data_dir"], LAB_TRAFFIC, process.pid)
         return process.pid
 
     def stop(self) -> None:
@@ -210,6 +242,7 @@ class LabSession:
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+            forget_companion(self.state["data_dir"], LAB_TRAFFIC)
         if self.lab.fault:
             self.faults.clear(self.lab.fault)
         self.progress["traffic_pid"] = None
@@ -260,23 +293,30 @@ class LabSession:
     def prove(
         self, settle_s: float | None = None, window_s: float = 6.0, traffic: bool = True
     ) -> tuple[list[signals.Measurement], list[signals.Measurement]]:
-        """Measure the fault's signal, flip its fix switch, measure again: before and after."""
+        """Measure the fault's signal, flip its fix switch, measure again: before and after.
+
+        CannotProve for a lab without a fault, or a stack that exports elsewhere."""
         fault = self.lab.catalogue_fault
         if fault is None:
-            raise RuntimeError(f"{self.lab.id} has no fault to prove")
+            raise CannotProve(f"{self.lab.id} has no fault, so there is no fix switch to flip")
         if self.query is None:
-            raise RuntimeError("prove reads the local store; this stack exports elsewhere")
+            raise CannotProve("prove reads the local trace store, and this stack exports elsewhere")
         begin = self.window()[0]
         before = [signals.measure(self.query, s, begin, now()) for s in fault.signals]
         self.faults.fix(fault.id)
         time.sleep(settle_s if settle_s is not None else fault.settle_s)
         fixed_at = now()
-        if traffic:
-            from sample_app.traffic import run
+        # Another window while too few samples arrived to tell (a heavy user's rare
+        # requests), up to PROVE_WINDOWS of them.
+        for windows in range(1, PROVE_WINDOWS + 1):
+            if traffic:
+                from sample_app.traffic import run
 
-            run(self.traffic_config(window_s, seed=7))
-        else:
-            time.sleep(window_s)
-        time.sleep(0.6)
-        after = [signals.measure(self.query, s, fixed_at, now()) for s in fault.signals]
+                run(self.traffic_config(window_s, seed=6 + windows))
+            else:
+                time.sleep(window_s)
+            time.sleep(0.6)
+            after = [signals.measure(self.query, s, fixed_at, now()) for s in fault.signals]
+            if all(m.conclusive for m in after):
+                break
         return before, after

@@ -45,3 +45,19 @@ def test_a_lab_from_start_to_stop_on_the_command_line(seeded_template, tmp_path)
     finally:
         _o11ykit("app", "down", data_dir=data_dir)
     assert wait_gone(data_dir) == []
+
+
+def test_prove_in_a_lab_without_a_fault_says_why_there_is_nothing_to_flip(
+    seeded_template, tmp_path
+):
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    try:
+        start = _o11ykit("lab", "start", "first-trace", "--free-ports", data_dir=data_dir)
+        assert start.returncode == 0, start.stderr
+        prove = _o11ykit("lab", "prove", data_dir=data_dir)
+        assert prove.returncode == 0, prove.stderr
+        assert "This lab has no fault, so there is no fix switch" in prove.stdout
+        assert "Traceback" not in prove.stderr
+    finally:
+        _o11ykit("app", "down", data_dir=data_dir)
+    assert wait_gone(data_dir) == []

@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from labs import grading, guide, model, solvers
-from labs.session import LabSession, honeycomb_answer, render_look
+from labs.session import CannotProve, LabSession, honeycomb_answer, proof_verdict, render_look
 from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.cli import build_parser
+from sample_app.faults.catalogue import Signal
+from sample_app.faults.signals import Measurement
 from sample_app.stack import Stack, StackConfig, running
 from sample_app.traffic import BackgroundTraffic, TrafficConfig, run
 from tests.support.sample_stack import seeded_copy
@@ -177,6 +179,32 @@ def test_the_solver_finds_the_answer_from_the_traces_alone(stack: Stack, lab: mo
             time.sleep(lab.catalogue_fault.settle_s)
 
 
+ERRORS = Signal("catalog", "GET /products/{product_id}", "error_rate", 0.15)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "proved", "says"),
+    [
+        ((0.4, 20), (0.0, 20), True, "the signal is gone"),
+        ((0.4, 20), (0.3, 20), False, "still there after the fix"),
+        ((0.4, 20), (0.0, 3), False, "too few samples after the fix"),
+        ((0.4, 20), (None, 0), False, "too few samples after the fix"),
+        # Not there before the fix: its absence after proves nothing.
+        ((0.05, 20), (0.0, 20), False, "was not there before the fix"),
+        ((0.9, 2), (0.0, 20), False, "was not there before the fix"),
+    ],
+)
+def test_a_proof_needs_the_signal_before_the_fix_and_its_absence_after(before, after, proved, says):
+    verdict = proof_verdict([Measurement(ERRORS, *before)], [Measurement(ERRORS, *after)])
+    assert verdict[0] is proved and says in verdict[1]
+
+
+@pytest.mark.integration
+def test_a_lab_without_a_fault_has_nothing_to_prove(stack: Stack):
+    with pytest.raises(CannotProve, match="first-trace has no fault"):
+        LabSession(model.get("first-trace"), stack.state()).prove()
+
+
 @pytest.mark.integration
 def test_prove_flips_the_fix_switch_and_the_signal_goes(stack: Stack):
     session = LabSession(model.get("failing-tenant"), stack.state())
@@ -189,3 +217,17 @@ def test_prove_flips_the_fix_switch_and_the_signal_goes(stack: Stack):
         assert all(m.absent for m in after), [m.describe() for m in after]
     finally:
         session.stop()
+
+
+def test_a_walkthrough_search_says_how_many_traces_it_did_not_show():
+    from rich.console import Console
+
+    from labs.cli import SHOWN_TRACES, show_result
+
+    trace = {"root": "gateway: GET /", "durationMs": 1.0, "spans": 2, "errors": 0}
+    traces = [{**trace, "traceId": f"{n:032x}"} for n in range(SHOWN_TRACES + 2)]
+    console = Console(record=True, width=200)
+    show_result(console, {"kind": "search", "traces": traces})
+    out = console.export_text()
+    assert out.count("gateway: GET /") == SHOWN_TRACES
+    assert "... and 2 more traces" in out

@@ -30,3 +30,4 @@ def test_the_tour_plays_a_lab_to_a_full_score_and_proves_the_cause(tmp_path) -> 
     assert "score: 100/100" in out
     assert "o11ykit traces breakdown --by tenant.id --service gateway" in out
     assert "hint 3/3" in out and "after:" in out
+    assert "the signal is gone: the fix switch removed it" in out
