@@ -255,8 +255,8 @@ def _prove(args: argparse.Namespace) -> int:
         return 1
     for b, a in zip(before, after, strict=True):
         print(f"  before the fix: {b.describe()}\n  after the fix:  {a.describe()}")
-    proved, verdict = proof_verdict(before, after)
-    print(verdict.replace("prove again", "run `o11ykit lab prove` again"))
+    proved, verdict = proof_verdict(before, after, again="run `o11ykit lab prove` again")
+    print(verdict)
     return 0 if proved else 1
 
 

@@ -43,23 +43,26 @@ class CannotProve(RuntimeError):
 
 
 def proof_verdict(
-    before: list[signals.Measurement], after: list[signals.Measurement]
+    before: list[signals.Measurement],
+    after: list[signals.Measurement],
+    again: str = "prove again",
 ) -> tuple[bool, str]:
     """Whether the measurements prove the cause, and what to tell the learner: the signal
-    must have been there before the fix and be gone after it, each on enough samples."""
+    must have been there before the fix and be gone after it, each on enough samples.
+    `again`: how the learner proves again where they are."""
     if not all(m.present for m in before):
         return False, (
             "the signal was not there before the fix (too few samples, or the fault not yet"
-            " showing), so its going proves nothing: let traffic run, then prove again"
+            f" showing), so its going proves nothing: let traffic run, then {again}"
         )
     if all(m.absent for m in after):
         return True, "the signal is gone: the fix switch removed it"
     if not all(m.conclusive for m in after):
         return False, (
             f"too few samples after the fix to tell (under {signals.MIN_SAMPLES}):"
-            " prove again once more traffic has arrived"
+            f" {again} once more traffic has arrived"
         )
-    return False, "the signal is still there after the fix: prove again to measure anew"
+    return False, f"the signal is still there after the fix: {again} to measure anew"
 
 
 def now() -> datetime:
