@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -203,32 +202,9 @@ class LabSession:
 
     def start_background_traffic(self, seconds: float = 3600) -> int:
         """Traffic for as long as the lab runs, in its own process (`lab stop` ends it)."""
-        config = self.traffic_config(seconds)
-        command = [
-            sys.executable,
-            "-m",
-            "sample_app.traffic",
-            "--url",
-            config.base_url,
-            "--rate",
-            str(config.rate),
-            "--duration",
-            str(seconds),
-            "--seed",
-            str(config.seed),
-            "--progress",
-            "none",
-        ]
-        command += ["--personas", ",".join(f"{k}={v:g}" for k, v in config.personas.items())]
-        if config.focus_tenant:
-            command += [
-                "--focus-tenant",
-                config.focus_tenant,
-                "--focus-share",
-                str(config.focus_share),
-            ]
-        if config.focus_user:
-            command += ["--focus-user", config.focus_user]
+        from sample_app.traffic.cli import command_line
+
+        command = command_line(self.traffic_config(seconds))
         log = (Path(self.state["data_dir"]) / "logs" / "lab-traffic.log").open("ab")
         with log:
             process = subprocess.Popen(

@@ -43,7 +43,7 @@ def test_drill_traffic_reaches_each_scenario_s_root_cause(tmp_path):
         focus = chosen.root_fault.focus
         # A flash sale's shop is wonka: without its checkouts the pool never runs dry.
         assert config.focus_tenant == focus.tenant
-        assert config.focus_share == (0.3 if focus.tenant else 0.0)
+        assert config.focus_share == (0.3 if focus.tenant or focus.user else 0.0)
         for persona in focus.personas:
             assert config.mix[persona] == 10 * DEFAULT_MIX[persona]
     flash = next(s for s in scenario.shipped() if s.id == "flash-sale")

@@ -579,3 +579,38 @@ def test_the_command_line_runs_and_summarises(gateway: Gateway, tmp_path: Path) 
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert refused.returncode == 1 and "is the gateway running" in refused.stderr
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TrafficConfig("http://127.0.0.1:9", duration_s=3600),
+        TrafficConfig(
+            "http://127.0.0.1:9",
+            rate=12.5,
+            duration_s=0.25,
+            max_requests=300,
+            concurrency=10,
+            seed=7,
+            personas={"browse": 1 / 3, "checkout": 10.0},
+            focus_tenant="acme",
+            focus_user="acme-c00003",
+            focus_share=0.3,
+            journal="traffic.jsonl",
+            timeout_s=2.5,
+        ),
+    ],
+)
+def test_a_config_run_in_its_own_process_is_the_same_config(config: TrafficConfig):
+    from sample_app.traffic.cli import command_line
+
+    command = command_line(config)
+    assert command[:3] == [sys.executable, "-m", "sample_app.traffic"]
+    back = parse(command[3:])
+    # The same run: every field but `personas`, which comes back as its weights.
+    assert back.mix == config.mix
+    assert {**vars(back), "personas": None} == {
+        **vars(config),
+        "personas": None,
+        "journal": None if config.journal is None else str(config.journal),
+    }

@@ -113,33 +113,26 @@ DRILL_FOCUS_SHARE = 0.3
 
 
 def traffic_command(chosen: scenario.Scenario, gateway: str, journal: Path) -> list[str]:
-    """The drill's traffic process: an hour at 15 visits/s, the root cause reachable."""
+    """The drill's traffic process: an hour at 15 visits/s, the root cause reachable (its
+    personas boosted as in a lab of that fault, its tenant or user given a share)."""
     from labs.session import lab_mix
+    from sample_app.traffic import TrafficConfig
+    from sample_app.traffic.cli import command_line
 
-    root = chosen.root_fault
-    command = [
-        sys.executable,
-        "-m",
-        "sample_app.traffic",
-        "--url",
-        gateway,
-        "--rate",
-        "15",
-        "--duration",
-        "3600",
-        "--progress",
-        "none",
-        "--journal",
-        str(journal),
-        # The personas that reach the root cause's code path, as a lab of that fault has them.
-        "--personas",
-        ",".join(f"{name}={weight:g}" for name, weight in lab_mix(root).items()),
-    ]
-    if root.focus.tenant:
-        command += ["--focus-tenant", root.focus.tenant, "--focus-share", str(DRILL_FOCUS_SHARE)]
-        if root.focus.user:
-            command += ["--focus-user", root.focus.user]
-    return command
+    focus = chosen.root_fault.focus
+    share = DRILL_FOCUS_SHARE if focus.tenant or focus.user else 0.0
+    return command_line(
+        TrafficConfig(
+            base_url=gateway,
+            rate=15,
+            duration_s=3600,
+            personas=lab_mix(chosen.root_fault),
+            focus_tenant=focus.tenant if share else None,
+            focus_user=focus.user if share else None,
+            focus_share=share,
+            journal=journal,
+        )
+    )
 
 
 def _start_traffic(drill: Drill) -> None:

@@ -162,6 +162,28 @@ async def _until_signalled(config: TrafficConfig) -> TrafficSummary:
     return await run_traffic(config, stop=stop)
 
 
+def command_line(config: TrafficConfig) -> list[str]:
+    """`python -m sample_app.traffic` with the options that make `config`, for a run in its
+    own process (a lab's or a drill's background traffic)."""
+    command = [sys.executable, "-m", "sample_app.traffic", "--url", config.base_url]
+    command += ["--rate", str(config.rate), "--seed", str(config.seed)]
+    command += ["--concurrency", str(config.concurrency), "--timeout", str(config.timeout_s)]
+    if config.duration_s is not None:
+        command += ["--duration", str(config.duration_s)]
+    if config.max_requests is not None:
+        command += ["--requests", str(config.max_requests)]
+    command += ["--personas", ",".join(f"{name}={weight}" for name, weight in config.mix.items())]
+    if config.focus_tenant:
+        command += ["--focus-tenant", config.focus_tenant]
+    if config.focus_user:
+        command += ["--focus-user", config.focus_user]
+    if config.focus_share:
+        command += ["--focus-share", str(config.focus_share)]
+    if config.journal is not None:
+        command += ["--journal", str(config.journal)]
+    return [*command, "--progress", config.progress]
+
+
 def describe(summary: TrafficSummary, url: str) -> str:
     statuses = ", ".join(f"{code}: {n}" for code, n in sorted(summary.by_status.items()))
     lines = [
