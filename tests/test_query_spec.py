@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import urllib.request
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -121,15 +122,18 @@ def test_search_command_is_accepted_by_the_cli():
     assert (args.since, args.min_duration, args.limit) == ("1h", "250ms", 20)
 
 
-def test_breakdown_command_selects_errors_by_status():
+def test_commands_select_errors_with_jaegers_error_tag():
     command = local_command(ERRORS_BY_ROUTE)
     assert command == (
         "o11ykit traces breakdown --by http.route --service orders --attr tenant.id=acme "
-        "--attr status=error --since 15m --limit 10"
+        "--attr error=true --since 15m --limit 10"
     )
     args = parse(command)
     assert (args.traces_command, args.by, args.limit) == ("breakdown", "http.route", 10)
-    assert args.attr == ["tenant.id=acme", "status=error"]
+    assert args.attr == ["tenant.id=acme", "error=true"]
+    search = local_command(QuerySpec(service="catalog", errors_only=True))
+    assert search == "o11ykit traces search --service catalog --attr error=true --since 15m"
+    assert parse(search).attr == ["error=true"]
 
 
 def test_sub_millisecond_durations_stay_exact():
@@ -141,7 +145,6 @@ def test_sub_millisecond_durations_stay_exact():
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        (QuerySpec(errors_only=True), "cannot select error spans"),
         (QuerySpec(where=[("tenant.id", "!=", "acme")]), "equality only"),
         (QuerySpec(where=[("enduser.id", "exists")]), "equality only"),
         (QuerySpec(group_by=["name"], min_duration_ms=100), "no duration filter"),
@@ -291,8 +294,10 @@ def test_params_for_the_jaeger_api():
     assert params["duration_min"] == "250ms"
     assert to_breakdown_params(ERRORS_BY_ROUTE, NOW)["where"] == {
         "tenant.id": "acme",
-        "status": "error",
+        "error": "true",
     }
+    errors = to_jaeger_params(QuerySpec(where=[("tenant.id", "=", "acme")], errors_only=True))
+    assert errors["attributes"] == {"tenant.id": "acme", "error": "true"}
 
 
 def _spans() -> list[bytes]:
@@ -369,9 +374,18 @@ def test_run_local_search(store):
 
 
 @pytest.mark.integration
+def test_run_local_search_of_errors_finds_the_traces_with_a_failed_span(store):
+    failed = run_local(QuerySpec(errors_only=True), store, NOW)
+    assert failed["command"] == "o11ykit traces search --attr error=true --since 15m"
+    assert [t["traceId"] for t in failed["traces"]] == [trace_id(4).hex(), trace_id(1).hex()]
+    acme = QuerySpec(service="orders", operation="GET /orders", where=[("tenant.id", "=", "acme")])
+    assert run_local(acme, store, NOW)["count"] == 2  # traces 1 and 3
+    only_failed = run_local(replace(acme, errors_only=True), store, NOW)
+    assert [t["traceId"] for t in only_failed["traces"]] == [trace_id(1).hex()]
+
+
+@pytest.mark.integration
 def test_run_local_refuses_what_the_store_cannot_answer(store):
-    with pytest.raises(NotExpressible, match="cannot select error spans"):
-        run_local(QuerySpec(errors_only=True), store, NOW)
     with pytest.raises(NotExpressible, match="cannot order by"):
         spec = QuerySpec(
             group_by=["name"],

@@ -21,6 +21,10 @@ from typing import Any
 from o11ykit.backends.jaeger_query import JaegerQuery, Trace, ui_search_link
 from o11ykit.timeformats import format_duration
 
+# Jaeger's tag for a span whose status is ERROR (the local store's searches and breakdowns
+# read it the same way: o11ykit.store.queries.ERROR_TAG).
+ERROR_TAG = "error"
+
 WHERE_OPS = ("=", "!=", ">", "<", "exists")
 # Calculations that need a column, as Honeycomb names them; COUNT needs none.
 COLUMN_OPS = ("P50", "P90", "P95", "P99", "AVG", "MAX", "MIN", "SUM", "HEATMAP", "COUNT_DISTINCT")
@@ -215,13 +219,10 @@ def _no_duration_in_breakdown(spec: QuerySpec, form: str) -> None:
         )
 
 
-def _errors_in_search(spec: QuerySpec, form: str) -> None:
-    if spec.errors_only:
-        # The local store's search matches attributes, not the span status; breakdown can.
-        raise NotExpressible(
-            f"{form} cannot select error spans; give the spec a group_by (e.g. name: the "
-            "breakdown takes status=error), or use `o11ykit traces compare --errors`"
-        )
+def _error_tag(spec: QuerySpec) -> dict[str, str]:
+    """Jaeger's tag for the status ERROR, which the local store, the Jaeger UI and (as a
+    filter) Honeycomb all read: the learner sees one way to ask for errors everywhere."""
+    return {ERROR_TAG: "true"} if spec.errors_only else {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +244,6 @@ def local_argv(spec: QuerySpec) -> list[str]:
         argv = ["traces", "breakdown", "--by", key, *_filter_args(spec, form)]
     else:
         form = "o11ykit traces search"
-        _errors_in_search(spec, form)
         argv = ["traces", "search", *_filter_args(spec, form)]
         duration = min_duration_text(spec)
         if duration:
@@ -259,10 +259,8 @@ def _filter_args(spec: QuerySpec, form: str) -> list[str]:
         argv += ["--service", spec.service]
     if spec.operation:
         argv += ["--operation", spec.operation]
-    for key, value in _equalities(spec, form).items():
+    for key, value in {**_equalities(spec, form), **_error_tag(spec)}.items():
         argv += ["--attr", f"{key}={value}"]
-    if spec.errors_only:  # only a breakdown gets here: the store's where knows the status
-        argv += ["--attr", "status=error"]
     return [*argv, "--since", _since(spec)]
 
 
@@ -278,11 +276,8 @@ def local_command(spec: QuerySpec) -> str:
 
 def jaeger_tags(spec: QuerySpec) -> dict[str, str]:
     """The search's tags: the where equalities, and Jaeger's error tag for errors_only."""
-    tags = _equalities(spec, "Jaeger's search")
-    if spec.errors_only:
-        # Jaeger marks spans whose status is ERROR with the tag error=true.
-        tags["error"] = "true"
-    return tags
+    # Jaeger marks spans whose status is ERROR with the tag error=true.
+    return {**_equalities(spec, "Jaeger's search"), **_error_tag(spec)}
 
 
 def jaeger_link(spec: QuerySpec, ui_base: str, now: datetime | None = None) -> str:
@@ -312,14 +307,13 @@ def jaeger_link(spec: QuerySpec, ui_base: str, now: datetime | None = None) -> s
 def to_jaeger_params(spec: QuerySpec, now: datetime | None = None) -> dict[str, Any]:
     """Keyword arguments of JaegerQuery.find_traces for a spec without group_by."""
     form = "the Jaeger API v3 search"
-    _errors_in_search(spec, form)
     start, end = time_window(spec, now)
     return {
         "service": spec.service,
         "operation": spec.operation,
         "start": start,
         "end": end,
-        "attributes": _equalities(spec, form),
+        "attributes": {**_equalities(spec, form), **_error_tag(spec)},
         "duration_min": min_duration_text(spec),
         "search_depth": spec.limit or DEFAULT_SEARCH_LIMIT,
     }
@@ -330,9 +324,7 @@ def to_breakdown_params(spec: QuerySpec, now: datetime | None = None) -> dict[st
     form = "the local store's breakdown"
     key = _single_group(spec, form)
     _no_duration_in_breakdown(spec, form)
-    where = _equalities(spec, form)
-    if spec.errors_only:
-        where["status"] = "error"
+    where = {**_equalities(spec, form), **_error_tag(spec)}
     start, end = time_window(spec, now)
     return {
         "group_by": key,
