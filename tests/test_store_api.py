@@ -124,7 +124,12 @@ def store(tmp_path_factory) -> StoreProcess:
         yield store
 
 
-def get(store: StoreProcess, path: str, params: dict[str, str] | None = None, method="GET"):
+def get(
+    store: StoreProcess,
+    path: str,
+    params: dict[str, str] | list[tuple[str, str]] | None = None,
+    method="GET",
+):
     url = f"{store.query_url}{path}"
     if params:
         url += "?" + urllib.parse.urlencode(params)
@@ -402,6 +407,16 @@ SNAKE_WINDOW = {"query.start_time_min": WINDOW_START, "query.start_time_max": WI
 def test_older_snake_case_parameter_names(store, name, value, expected):
     assert search(store, SNAKE_WINDOW) == [T3, T2, T1]
     assert search(store, SNAKE_WINDOW, **{name: value}) == expected
+
+
+def test_a_parameter_given_twice_is_read_from_its_first_value_as_jaeger_reads_it(store):
+    def services(*values: str) -> tuple[int, list[str]]:
+        pairs = [*WINDOW.items(), *(("query.serviceName", value) for value in values)]
+        status, body = get(store, "/api/v3/traces", pairs)
+        return status, list(dict.fromkeys(_trace_ids(body))) if status == 200 else []
+
+    assert services("backend", "nosuch") == (200, [T2, T1])
+    assert services("nosuch", "backend") == (404, [])
 
 
 def test_older_snake_case_time_window(store):

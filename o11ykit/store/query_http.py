@@ -102,7 +102,9 @@ class QueryHandler(Handler):
         self.discard_body()
         url = urlsplit(self.path)
         path = unquote(url.path)
-        params = {key: values[-1] for key, values in parse_qs(url.query).items()}
+        # A parameter given twice is read from its first value, as Jaeger's gateway reads it
+        # (Go's url.Values.Get).
+        params = {key: values[0] for key, values in parse_qs(url.query).items()}
         if self.writer is not None and path != "/health":
             self.writer.wait_written(CATCH_UP_SECONDS)
         page: bytes | None = None
