@@ -29,7 +29,8 @@ def _run_benchmark(module: str, tmp_path: Path, *args: str) -> dict[str, Any]:
 def test_store_benchmark_smoke(tmp_path: Path) -> None:
     report = _run_benchmark(
         "benchmarks.store.run", tmp_path,
-        "--spans", "2000", "--ingest-seconds", "1", "--repeat", "3", "--spawns", "2",
+        "--spans", "2000", "--ingest-seconds", "1", "--ingest-rounds", "2", "--repeat", "3",
+        "--spawns", "2",
     )  # fmt: skip
     for section in ("ingest", "fill", "disk", "start_to_ready", "queries", "memory"):
         assert report[section], section
@@ -38,6 +39,12 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
     assert ingested["memory"]["rss_mb"] > 0
     assert {r["mode"] for r in report["ingest"]} == {"exporter", "sdk", "raw"}
     assert all(r["spans_stored"] > 0 for r in report["ingest"])
+    # The exporter clients into the store and into the bare receiver, each first in turn.
+    rounds = report["ingest_exporter_rounds"]
+    assert [list(r) for r in rounds] == [["store", "bare"], ["bare", "store"]]
+    assert all(r[receiver]["spans_stored"] > 0 for r in rounds for receiver in r)
+    summary = report["ingest_exporter_summary"]
+    assert summary["rounds"] == 2 and summary["ratio_store_to_bare"] > 0
     assert report["disk"]["spans"] >= 2000
     assert all(q["n"] == 3 for q in report["queries"].values() if isinstance(q, dict))
 

@@ -55,7 +55,7 @@ from benchmarks.store.run import (
     CLIENT_READY_TIMEOUT,
     ELSEWHERE,
     _start_client,
-    _stop_clients,
+    _stop_processes,
     _wait_for,
     environment,
     proc_cpu_seconds,
@@ -352,7 +352,7 @@ def one_round(key: str, contender: Contender, work: Path, args: argparse.Namespa
             time.sleep(args.warmup)
             measured = _measure(launch, facts["pid"], procs, args.seconds)
         finally:
-            _stop_clients(procs)
+            _stop_processes(procs)
         reports = [json.loads((work / f"{name}-{n}.json").read_text()) for n in range(args.clients)]
         acknowledged = sum(r["acknowledged"] for r in reports)
         # Acknowledged and not yet stored when the clients stopped: a queue, which a store

@@ -5,11 +5,13 @@ Run from the repository root:  ``.venv/bin/python -m benchmarks.store.run``
 Every store runs as its own process (``o11ykit.store.process.spawn_store``, free ports on
 127.0.0.1). Phases, in order:
 
-1. sustained ingest into a fresh store, once for each client mode with ``--clients``
-   processes of it: the SDK's OTLP/HTTP exporter sending spans the SDK made beforehand (the
-   target's figure), a whole SDK pipeline creating spans as it goes, and pre-encoded bodies
-   (the store's ceiling); spans stored per second counted in the database at the start and
-   end of the interval;
+1. sustained ingest into a fresh store, with ``--clients`` processes of each client mode:
+   the SDK's OTLP/HTTP exporter sending spans the SDK made beforehand (the target's figure),
+   ``--ingest-rounds`` times, alternating with the same clients sending to the bare receiver
+   (``bare_receiver.py``, the least a receiver into SQLite can do: the yardstick of what the
+   machine allows that day); then once each a whole SDK pipeline creating spans as it goes,
+   and pre-encoded bodies (the store's ceiling); spans stored per second counted in the
+   database at the start and end of the interval;
 2. a store filled in-process with ``--spans`` synthetic spans (``synthetic.fill``), then its
    size on disk after a checkpoint;
 3. start to ready: empty store and the full store alternately, ``--spawns`` times each;
@@ -78,6 +80,10 @@ TARGETS = {
     "start_s": 1.0,
     "rss_mb": 150,
 }
+# The ingest rounds with the exporter clients, by receiver, in the order of the first round.
+RECEIVERS = ("store", "bare")
+RECEIVER_NAMES = {"store": "store", "bare": "bare receiver"}
+READY_TIMEOUT = 30.0
 # Measured on other machines by others, quoted for comparison only; see the README.
 ELSEWHERE = [
     {"what": "Arize Phoenix", "spans_per_s": 140, "start_s": 14.0, "rss_mb": 450},
@@ -156,6 +162,36 @@ def store_process(directory: Path) -> Iterator[StoreProcess]:
         STOPS.append({"seconds": round(time.monotonic() - started, 3), "returncode": code})
 
 
+class BareReceiver:
+    """A running bare_receiver.py, with what ingest rounds read of a store: pid, traces_url."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.traces_url = f"http://127.0.0.1:{port}/v1/traces"
+
+
+@contextlib.contextmanager
+def bare_process(directory: Path) -> Iterator[BareReceiver]:
+    ready = directory.with_name(f"{directory.name}.port")
+    ready.unlink(missing_ok=True)  # an earlier round's port: that receiver is gone
+    command = [sys.executable, "-m", "benchmarks.store.bare_receiver"]
+    command += ["--dir", str(directory), "--ready", str(ready)]
+    with directory.with_name(f"{directory.name}.log").open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not (ready.exists() and ready.read_text()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bare receiver did not start; see {log.name}")
+            time.sleep(0.02)
+        yield BareReceiver(process, int(ready.read_text()))
+    finally:
+        _stop_processes([process])
+
+
 def ports_accepting(store: StoreProcess) -> bool:
     ports = [store.http_port, store.query_port] + ([store.grpc_port] if store.grpc_port else [])
     for port in ports:
@@ -179,10 +215,10 @@ def _wait_for(path: Path, procs: list[subprocess.Popen[bytes]], timeout: float) 
         time.sleep(0.02)
 
 
-def _stop_clients(procs: list[subprocess.Popen[bytes]]) -> None:
+def _stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
     for proc in procs:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # the client finishes its export and reports
+            proc.send_signal(signal.SIGTERM)  # a client finishes its export and reports
     for proc in procs:
         try:
             proc.wait(CLIENT_STOP_TIMEOUT)
@@ -193,16 +229,18 @@ def _stop_clients(procs: list[subprocess.Popen[bytes]]) -> None:
 
 @contextlib.contextmanager
 def feeding(
-    work: Path, name: str, mode: str, clients: int, run_s: float
-) -> Iterator[tuple[StoreProcess, list[subprocess.Popen[bytes]]]]:
-    """A fresh store `work/name` with `clients` of `mode` sending to it, every one ready.
+    work: Path, name: str, mode: str, clients: int, run_s: float, receiver: str = "store"
+) -> Iterator[tuple[StoreProcess | BareReceiver, list[subprocess.Popen[bytes]]]]:
+    """A fresh store (or bare receiver) `work/name` with `clients` of `mode` sending to it,
+    every one ready.
 
     The clients are stopped on the way out (each writes its report, `work/<name>-<n>.json`);
-    the store is still running then.
+    the receiver is still running then.
     """
     directory = work / name
     procs: list[subprocess.Popen[bytes]] = []
-    with store_process(directory) as store:
+    server = store_process if receiver == "store" else bare_process
+    with server(directory) as store:
         try:
             for n in range(clients):
                 procs.append(_start_client(work, f"{name}-{n}", mode, n, store.traces_url, run_s))
@@ -210,28 +248,57 @@ def feeding(
                 _wait_for(work / f"{name}-{n}.ready", procs, CLIENT_READY_TIMEOUT)
             yield store, procs
         finally:
-            _stop_clients(procs)
+            _stop_processes(procs)
 
 
-def ingest_round(work: Path, mode: str, clients: int, seconds: float, warmup: float) -> dict:
-    """Clients send into a fresh store; spans/s stored over the measured interval."""
-    name = f"ingest-{mode}"
+def ingest_round(
+    work: Path, mode: str, clients: int, seconds: float, warmup: float, receiver: str = "store"
+) -> dict:
+    """Clients send into a fresh store (or bare receiver); spans/s stored over the measured
+    interval."""
+    name = f"ingest-{mode}-{receiver}"
     directory = work / name
-    with feeding(work, name, mode, clients, warmup + seconds) as (store, procs):
+    with feeding(work, name, mode, clients, warmup + seconds, receiver) as (store, procs):
         time.sleep(warmup)
         measured = _measure_interval(directory, store.pid, procs, seconds)
-        _stop_clients(procs)
+        _stop_processes(procs)
         measured["store_memory"] = proc_memory_mb(store.pid)
     reports = [json.loads((work / f"{name}-{n}.json").read_text()) for n in range(clients)]
     total = stored_spans(directory)
     shutil.rmtree(directory, ignore_errors=True)
     return {
         "mode": mode,
+        "receiver": receiver,
         "clients": clients,
         **measured,
         "clients_report": reports,
         "stored_at_end": total,
     }
+
+
+def exporter_summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The store's median round (the one reported beside the other modes) and the medians of
+    both receivers' rates, CPU and the round-by-round ratio store / bare."""
+    by_rate = sorted(rounds, key=lambda r: r["store"]["spans_per_s"])
+    median_round = by_rate[(len(by_rate) - 1) // 2]["store"]
+
+    def median(receiver: str, figure: str) -> float:
+        return statistics.median(r[receiver][figure] for r in rounds)
+
+    summary = {
+        "rounds": len(rounds),
+        **{
+            f"{receiver}_{figure}": median(receiver, figure)
+            for receiver in RECEIVERS
+            for figure in ("spans_per_s", "store_cpu_share", "clients_cpu_share")
+        },
+        "ratio_store_to_bare": statistics.median(
+            r["store"]["spans_per_s"] / max(1.0, r["bare"]["spans_per_s"]) for r in rounds
+        ),
+        "store_rounds_spans_per_s": [r["store"]["spans_per_s"] for r in rounds],
+        "bare_rounds_spans_per_s": [r["bare"]["spans_per_s"] for r in rounds],
+    }
+    return {"store": median_round, "summary": summary}
 
 
 def ingest_until(work: Path, spans: int, clients: int, timeout_s: float) -> dict[str, Any]:
@@ -573,6 +640,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--ingest-seconds", type=float, default=10.0)
     parser.add_argument("--ingest-warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--ingest-rounds",
+        type=int,
+        default=3,
+        help="rounds of the exporter clients, each into the store and the bare receiver",
+    )
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=30, help="measured rounds of queries")
     parser.add_argument("--query-warmup", type=int, default=2)
@@ -592,21 +665,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the work dir")
     parser.add_argument("--results", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(argv)
-    if min(args.spans, args.clients, args.repeat, args.spawns) < 1 or args.ingest_seconds <= 0:
-        parser.error("--spans, --clients, --repeat, --spawns and --ingest-seconds must be > 0")
+    if (
+        min(args.spans, args.clients, args.repeat, args.spawns, args.ingest_rounds) < 1
+        or args.ingest_seconds <= 0
+    ):
+        parser.error(
+            "--spans, --clients, --repeat, --spawns, --ingest-rounds and --ingest-seconds"
+            " must be > 0"
+        )
     return args
 
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    ingest = [
-        phase(
-            f"1. ingest, {args.clients} {mode} clients, {args.ingest_seconds:g} s",
-            lambda mode=mode: ingest_round(
-                work, mode, args.clients, args.ingest_seconds, args.ingest_warmup
+    def one(mode: str, receiver: str = "store") -> dict[str, Any]:
+        return phase(
+            f"1. ingest, {args.clients} {mode} clients into the {RECEIVER_NAMES[receiver]}, "
+            f"{args.ingest_seconds:g} s",
+            lambda: ingest_round(
+                work, mode, args.clients, args.ingest_seconds, args.ingest_warmup, receiver
             ),
         )
-        for mode in INGEST_MODES
-    ]
+
+    # The store and the bare receiver in turn, each first on alternate rounds: a machine
+    # that slows down or speeds up during the run moves both.
+    rounds = []
+    for n in range(args.ingest_rounds):
+        order = RECEIVERS if n % 2 == 0 else RECEIVERS[::-1]
+        rounds.append({receiver: one("exporter", receiver) for receiver in order})
+    exporter = exporter_summary(rounds)
+    ingest = [exporter["store"], *(one(mode) for mode in INGEST_MODES[1:])]
     full = work / "full"
     filled = phase(
         f"2. fill {args.spans:,} spans in-process",
@@ -634,6 +721,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )
     return {
         "ingest": ingest,
+        "ingest_exporter_rounds": rounds,
+        "ingest_exporter_summary": exporter["summary"],
         "fill": filled,
         "disk": disk,
         "start_to_ready": start,
@@ -691,6 +780,8 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
                 verdict,
             )
         )
+        if r["mode"] == "exporter":
+            rows += yardstick_rows(report["ingest_exporter_summary"])
     fill, disk = report["fill"], report["disk"]
     rows.append(
         (
@@ -763,6 +854,28 @@ def report_rows(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     return rows
+
+
+def yardstick_rows(summary: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The exporter clients' rounds: the store beside the bare receiver, and their ratio."""
+    rounds = summary["rounds"]
+    each = ", ".join(f"{rate:,.0f}" for rate in summary["store_rounds_spans_per_s"])
+    bare = ", ".join(f"{rate:,.0f}" for rate in summary["bare_rounds_spans_per_s"])
+    return [
+        ("  the store's rounds (the median above)", each, ""),
+        (
+            "  the same clients into the bare receiver, median, spans/s",
+            f"{summary['bare_spans_per_s']:,.0f}  (receiver CPU "
+            f"{summary['bare_store_cpu_share']:.2f}, clients "
+            f"{summary['bare_clients_cpu_share']:.2f} cores; rounds {bare})",
+            "(the machine's yardstick)",
+        ),
+        (
+            f"  store / bare receiver, median of {rounds} round ratio(s)",
+            f"{summary['ratio_store_to_bare']:.2f}",
+            "",
+        ),
+    ]
 
 
 def print_report(report: dict[str, Any], results: Path) -> None:
