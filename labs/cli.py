@@ -12,9 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from labs import model
+from o11ykit.timeformats import format_duration
+
+if TYPE_CHECKING:
+    from labs.session import EarlierLab
 
 SHOWN_GROUPS = 12
 # Newest first: a few traces are enough to open one; the rest are the command's to list.
@@ -175,10 +180,15 @@ def show_result(console: Any, result: dict | None) -> None:
 
 
 def _start(args: argparse.Namespace) -> int:
+    from labs.session import stop_earlier_lab
+
     session = _session(args, args.lab_id, start=True)
     lab, language, console = session.lab, args.lang, _console()
     if session.progress.get("traffic_pid"):
         session.stop()
+    earlier = stop_earlier_lab(session.state, lab.id, args.backend)
+    if earlier is not None:
+        say_earlier_lab(console, earlier, session.looks_window_s())
     session.inject()
     if not args.no_traffic:
         session.start_background_traffic()
@@ -191,6 +201,21 @@ def _start(args: argparse.Namespace) -> int:
         print_step(console, session, number, language, run=False)
     console.print("\n`o11ykit lab look N --run`, `o11ykit lab hint`, `o11ykit lab answer ...`")
     return 0
+
+
+def say_earlier_lab(console: Any, earlier: EarlierLab, window_s: int) -> None:
+    """That the lab before was stopped, and how long its traces stay in this one's looks."""
+    from labs.session import now
+
+    if earlier.stopped_now:
+        console.print(f"stopped {earlier.lab.id}: its fault is cleared and its traffic ended")
+    until = earlier.stopped + timedelta(seconds=window_s)
+    if earlier.lab.fault and until > now():
+        console.print(
+            f"{earlier.lab.id}'s traces stay in the store: this lab's looks read the last"
+            f" {format_duration(window_s * 10**9)}, so they show them too until"
+            f" {until:%H:%M} UTC. The grading reads only what comes after this start."
+        )
 
 
 def _look(args: argparse.Namespace) -> int:

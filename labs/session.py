@@ -64,6 +64,36 @@ def proof_verdict(
     return False, f"the signal is still there after the fix: {again} to measure anew"
 
 
+@dataclass
+class EarlierLab:
+    """The lab started on the stack before the one starting now."""
+
+    lab: model.Lab
+    stopped: datetime
+    stopped_now: bool  # it was still running: its fault and traffic were stopped just now
+
+
+def stop_earlier_lab(
+    state: dict[str, Any], starting: str, backend: str = "local"
+) -> EarlierLab | None:
+    """The lab last started on this stack, when it is not `starting`: stopped first if it
+    still runs (fault cleared, traffic ended), so that two labs' faults never mix. Without
+    it, the new lab's progress file forgot the old one's traffic, which ran on for its hour,
+    and the old fault stayed injected under the new lab."""
+    try:
+        saved = json.loads((Path(state["data_dir"]) / PROGRESS_FILE).read_text())
+        lab = model.get(saved["lab"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    if lab.id == starting:
+        return None
+    if saved.get("stopped"):
+        return EarlierLab(lab, datetime.fromisoformat(saved["stopped"]), stopped_now=False)
+    earlier = LabSession(lab, state, backend)
+    earlier.stop()
+    return EarlierLab(lab, datetime.fromisoformat(earlier.progress["stopped"]), stopped_now=True)
+
+
 def now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -166,6 +196,7 @@ class LabSession:
     # ---- the lab's fault and traffic ------------------------------------------------------
 
     def inject(self) -> None:
+        self.progress.pop("stopped", None)
         fault = self.lab.catalogue_fault
         if fault is not None:
             scope = self.lab.scope
@@ -217,6 +248,7 @@ class LabSession:
         return process.pid
 
     def stop(self) -> None:
+        """Clear the lab's fault and end its traffic; the time is kept as `stopped`."""
         pid = self.progress.get("traffic_pid")
         if pid:
             with contextlib.suppress(ProcessLookupError):
@@ -225,7 +257,12 @@ class LabSession:
         if self.lab.fault:
             self.faults.clear(self.lab.fault)
         self.progress["traffic_pid"] = None
+        self.progress["stopped"] = now().isoformat()
         self.save()
+
+    def looks_window_s(self) -> int:
+        """The longest window any of the lab's looks reads (their `since`)."""
+        return max((step.look.since_s for step in self.lab.steps if step.look), default=0)
 
     # ---- what the learner asks for ------------------------------------------------------
 

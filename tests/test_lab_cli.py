@@ -3,6 +3,10 @@ check, stop; then `o11ykit app down` leaves no process behind."""
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.support.sample_stack import o11ykit_command as _o11ykit
@@ -61,3 +65,39 @@ def test_prove_in_a_lab_without_a_fault_says_why_there_is_nothing_to_flip(
     finally:
         _o11ykit("app", "down", data_dir=data_dir)
     assert wait_gone(data_dir) == []
+
+
+def test_starting_another_lab_stops_the_one_running(seeded_template, tmp_path):
+    """Two labs' faults must never mix: the second start clears the first's fault and ends
+    its traffic, and says how long its traces stay in the new lab's looks."""
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    try:
+        first = _o11ykit("lab", "start", "failing-tenant", "--free-ports", data_dir=data_dir)
+        assert first.returncode == 0, first.stderr
+        first_traffic = json.loads((data_dir / "lab.json").read_text())["traffic_pid"]
+        assert _alive(first_traffic)
+        second = _o11ykit("lab", "start", "slow-query", data_dir=data_dir)
+        assert second.returncode == 0, second.stderr
+        assert "stopped failing-tenant: its fault is cleared and its traffic ended" in (
+            second.stdout
+        )
+        assert "failing-tenant's traces stay in the store" in second.stdout
+        status = _o11ykit("fault", "status", data_dir=data_dir)
+        by_service = json.loads(status.stdout)
+        injected = {fault["id"] for faults in by_service.values() for fault in faults}
+        assert injected == {"missing-index"}
+        deadline = time.monotonic() + 10
+        while _alive(first_traffic) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(first_traffic)
+    finally:
+        _o11ykit("app", "down", data_dir=data_dir)
+    assert wait_gone(data_dir) == []
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its parent (the lab command that started it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
