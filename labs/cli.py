@@ -184,6 +184,7 @@ def _start(args: argparse.Namespace) -> int:
 
     session = _session(args, args.lab_id, start=True)
     lab, language, console = session.lab, args.lang, _console()
+    refuse_during_a_drill(session.state)
     if session.progress.get("traffic_pid"):
         session.stop()
     earlier = stop_earlier_lab(session.state, lab.id, args.backend)
@@ -201,6 +202,18 @@ def _start(args: argparse.Namespace) -> int:
         print_step(console, session, number, language, run=False)
     console.print("\n`o11ykit lab look N --run`, `o11ykit lab hint`, `o11ykit lab answer ...`")
     return 0
+
+
+def refuse_during_a_drill(state: dict[str, Any]) -> None:
+    """A lab's fault in the middle of a drill would be one more for the teams to find."""
+    from labs.drills.drill import Drill
+
+    running = Drill(state).running
+    if running is not None:
+        sys.exit(
+            f"a drill ({running}) is running on this system: `o11ykit drill end` first,"
+            " or start the lab on another (--data-dir)"
+        )
 
 
 def say_earlier_lab(console: Any, earlier: EarlierLab, window_s: int) -> None:

@@ -74,12 +74,12 @@ class EarlierLab:
 
 
 def stop_earlier_lab(
-    state: dict[str, Any], starting: str, backend: str = "local"
+    state: dict[str, Any], starting: str | None, backend: str = "local"
 ) -> EarlierLab | None:
-    """The lab last started on this stack, when it is not `starting`: stopped first if it
-    still runs (fault cleared, traffic ended), so that two labs' faults never mix. Without
-    it, the new lab's progress file forgot the old one's traffic, which ran on for its hour,
-    and the old fault stayed injected under the new lab."""
+    """The lab last started on this stack, when it is not `starting` (None: a drill starts):
+    stopped first if it still runs (fault cleared, traffic ended), so that two faults never
+    mix. Without it, the new lab's progress file forgot the old one's traffic, which ran on
+    for its hour, and the old fault stayed injected under the new lab."""
     try:
         saved = json.loads((Path(state["data_dir"]) / PROGRESS_FILE).read_text())
         lab = model.get(saved["lab"])

@@ -82,10 +82,7 @@ def test_starting_another_lab_stops_the_one_running(seeded_template, tmp_path):
             second.stdout
         )
         assert "failing-tenant's traces stay in the store" in second.stdout
-        status = _o11ykit("fault", "status", data_dir=data_dir)
-        by_service = json.loads(status.stdout)
-        injected = {fault["id"] for faults in by_service.values() for fault in faults}
-        assert injected == {"missing-index"}
+        assert _injected(data_dir) == {"missing-index"}
         deadline = time.monotonic() + 10
         while _alive(first_traffic) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -95,9 +92,45 @@ def test_starting_another_lab_stops_the_one_running(seeded_template, tmp_path):
     assert wait_gone(data_dir) == []
 
 
+def _injected(data_dir) -> set[str]:
+    """The ids of the faults injected on the stack, in any service."""
+    status = json.loads(_o11ykit("fault", "status", data_dir=data_dir).stdout)
+    return {fault["id"] for faults in status.values() for fault in faults}
+
+
 def _alive(pid: int) -> bool:
     """Running, not a zombie waiting for its parent (the lab command that started it)."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_a_drill_stops_the_lab_running_and_a_lab_waits_for_the_drill(seeded_template, tmp_path):
+    """A lab's fault would be one more for a drill's teams to find, and not the drill's."""
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    try:
+        lab = _o11ykit("lab", "start", "failing-tenant", "--free-ports", data_dir=data_dir)
+        assert lab.returncode == 0, lab.stderr
+        drill = _o11ykit(
+            "drill", "start", "flash-sale", "--teams", "red", "--no-traffic", data_dir=data_dir
+        )
+        assert drill.returncode == 0, drill.stderr
+        assert "stopped lab failing-tenant" in drill.stdout
+        status = json.loads(_o11ykit("fault", "status", data_dir=data_dir).stdout)
+        assert "null-currency" not in {
+            fault["id"] for faults in status.values() for fault in faults
+        }
+        during = _o11ykit("lab", "start", "slow-query", data_dir=data_dir)
+        assert during.returncode == 1
+        assert "a drill (flash-sale) is running" in during.stderr
+        status = json.loads(_o11ykit("fault", "status", data_dir=data_dir).stdout)
+        assert "missing-index" not in {
+            fault["id"] for faults in status.values() for fault in faults
+        }
+        assert _o11ykit("drill", "end", data_dir=data_dir).returncode == 0
+        after = _o11ykit("lab", "start", "slow-query", data_dir=data_dir)
+        assert after.returncode == 0, after.stderr
+    finally:
+        _o11ykit("app", "down", data_dir=data_dir)
+    assert wait_gone(data_dir) == []

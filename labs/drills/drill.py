@@ -52,6 +52,12 @@ class Drill:
             raise DrillError("no drill has been started here: `o11ykit drill start`")
         return scenarios.get(name)
 
+    @property
+    def running(self) -> str | None:
+        """The scenario of the drill running here (started and not ended), or None."""
+        state = self.state
+        return state.scenario if state.started is not None and state.ended is None else None
+
     def _started(self) -> dict[str, Any]:
         return next(e for e in self.log.events() if e["event"] == "drill_started")
 
@@ -67,9 +73,9 @@ class Drill:
         baseline_s: float = 60.0,
         recovery_window_s: float | None = None,
     ) -> scenarios.Scenario:
-        current = self.state
-        if current.started is not None and current.ended is None:
-            raise DrillError(f"a drill ({current.scenario}) is running: `o11ykit drill end` first")
+        running = self.running
+        if running is not None:
+            raise DrillError(f"a drill ({running}) is running: `o11ykit drill end` first")
         chosen = scenarios.get(name)
         if not teams or len(set(teams)) != len(teams):
             raise DrillError("give each team a distinct name, e.g. --teams red,blue")
