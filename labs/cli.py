@@ -206,9 +206,9 @@ def _start(args: argparse.Namespace) -> int:
 
 def refuse_during_a_drill(state: dict[str, Any]) -> None:
     """A lab's fault in the middle of a drill would be one more for the teams to find."""
-    from labs.drills.drill import Drill
+    from labs.drills.drill import running_drill
 
-    running = Drill(state).running
+    running = running_drill(state["data_dir"])
     if running is not None:
         sys.exit(
             f"a drill ({running}) is running on this system: `o11ykit drill end` first,"
@@ -220,12 +220,21 @@ def say_earlier_lab(console: Any, earlier: EarlierLab, window_s: int) -> None:
     """That the lab before was stopped, and how long its traces stay in this one's looks."""
     from labs.session import now
 
+    if not earlier.known:
+        if earlier.stopped_now:
+            console.print(
+                f"ended the traffic of {earlier.lab_id}, a lab this version does not know;"
+                " `o11ykit fault clear` clears any fault it left"
+            )
+        return
     if earlier.stopped_now:
-        console.print(f"stopped {earlier.lab.id}: its fault is cleared and its traffic ended")
+        console.print(f"stopped {earlier.lab_id}: its fault is cleared and its traffic ended")
+    if earlier.fault is None or earlier.stopped is None:
+        return
     until = earlier.stopped + timedelta(seconds=window_s)
-    if earlier.lab.fault and until > now():
+    if until > now():
         console.print(
-            f"{earlier.lab.id}'s traces stay in the store: this lab's looks read the last"
+            f"{earlier.lab_id}'s traces stay in the store: this lab's looks read the last"
             f" {format_duration(window_s * 10**9)}, so they show them too until"
             f" {until:%H:%M} UTC. The grading reads only what comes after this start."
         )

@@ -23,7 +23,7 @@ from labs import grading, model, solvers
 from o11ykit.backends import query_spec
 from o11ykit.backends.honeycomb_links import honeycomb_link, link_slugs
 from o11ykit.backends.jaeger_query import JaegerQuery
-from sample_app.companions import forget_companion, register_companion
+from sample_app.companions import forget_companion, recorded_companion, register_companion
 from sample_app.control import Overrides, StackFaults
 from sample_app.faults import signals
 
@@ -68,9 +68,11 @@ def proof_verdict(
 class EarlierLab:
     """The lab started on the stack before the one starting now."""
 
-    lab: model.Lab
-    stopped: datetime
-    stopped_now: bool  # it was still running: its fault and traffic were stopped just now
+    lab_id: str
+    fault: str | None  # None also for a lab id this version does not know
+    stopped: datetime | None  # when its traffic ended; None: not known
+    stopped_now: bool  # its traffic was still running and was ended just now
+    known: bool = True  # a lab of this version (else its fault could not be cleared)
 
 
 def stop_earlier_lab(
@@ -82,16 +84,36 @@ def stop_earlier_lab(
     for its hour, and the old fault stayed injected under the new lab."""
     try:
         saved = json.loads((Path(state["data_dir"]) / PROGRESS_FILE).read_text())
-        lab = model.get(saved["lab"])
+        lab_id = str(saved["lab"])
     except (FileNotFoundError, ValueError, KeyError, TypeError):
         return None
-    if lab.id == starting:
+    if lab_id == starting:
         return None
+    try:
+        lab = model.get(lab_id)
+    except KeyError:  # renamed or gone since: its traffic can still be ended
+        running = end_lab_traffic(state["data_dir"], saved.get("traffic_pid"))
+        return EarlierLab(lab_id, None, None, stopped_now=running, known=False)
     if saved.get("stopped"):
-        return EarlierLab(lab, datetime.fromisoformat(saved["stopped"]), stopped_now=False)
-    earlier = LabSession(lab, state, backend)
-    earlier.stop()
-    return EarlierLab(lab, datetime.fromisoformat(earlier.progress["stopped"]), stopped_now=True)
+        with contextlib.suppress(ValueError, TypeError):
+            stopped = datetime.fromisoformat(saved["stopped"])
+            return EarlierLab(lab.id, lab.fault, stopped, stopped_now=False)
+    # Not stopped by `lab stop`: still running, or ended with the system (`app down`), or
+    # written by a version that did not record the time.
+    running = LabSession(lab, state, backend).stop()
+    return EarlierLab(lab.id, lab.fault, now() if running else None, stopped_now=running)
+
+
+def end_lab_traffic(data_dir: str | Path, pid: int | None) -> bool:
+    """End the lab traffic process `pid` if the stack still records it as its lab traffic;
+    returns whether it did. A pid the stack no longer records may belong to another program
+    by now (the system was stopped since, or the machine restarted)."""
+    if not pid or recorded_companion(data_dir, LAB_TRAFFIC) != pid:
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
+    forget_companion(data_dir, LAB_TRAFFIC)
+    return True
 
 
 def now() -> datetime:
@@ -247,18 +269,16 @@ class LabSession:
         register_companion(self.state["data_dir"], LAB_TRAFFIC, process.pid)
         return process.pid
 
-    def stop(self) -> None:
-        """Clear the lab's fault and end its traffic; the time is kept as `stopped`."""
-        pid = self.progress.get("traffic_pid")
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            forget_companion(self.state["data_dir"], LAB_TRAFFIC)
+    def stop(self) -> bool:
+        """Clear the lab's fault and end its traffic; returns whether the traffic was running.
+        The first stop's time is kept as `stopped` (`inject` forgets it)."""
+        running = end_lab_traffic(self.state["data_dir"], self.progress.get("traffic_pid"))
         if self.lab.fault:
             self.faults.clear(self.lab.fault)
         self.progress["traffic_pid"] = None
-        self.progress["stopped"] = now().isoformat()
+        self.progress.setdefault("stopped", now().isoformat())
         self.save()
+        return running
 
     def looks_window_s(self) -> int:
         """The longest window any of the lab's looks reads (their `since`)."""

@@ -25,6 +25,15 @@ def forget_companion(data_dir: str | Path, name: str) -> None:
         (Path(data_dir) / COMPANIONS_DIR / f"{name}.pid").unlink()
 
 
+def recorded_companion(data_dir: str | Path, name: str) -> int | None:
+    """The pid recorded for the companion `name`, or None: it was stopped, or the stack with
+    it (a pid kept elsewhere from before may now be another program's)."""
+    try:
+        return int((Path(data_dir) / COMPANIONS_DIR / f"{name}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def take_companions(data_dir: str | Path) -> dict[str, int]:
     """Name -> pid of every companion recorded, forgetting them (the caller stops them)."""
     found = {}

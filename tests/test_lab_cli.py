@@ -112,6 +112,9 @@ def test_a_drill_stops_the_lab_running_and_a_lab_waits_for_the_drill(seeded_temp
     try:
         lab = _o11ykit("lab", "start", "failing-tenant", "--free-ports", data_dir=data_dir)
         assert lab.returncode == 0, lab.stderr
+        refused = _o11ykit("drill", "start", "nosuch", "--teams", "red", data_dir=data_dir)
+        assert refused.returncode == 2 and "nosuch" in refused.stderr
+        assert "null-currency" in _injected(data_dir)  # a refused start changed nothing
         drill = _o11ykit(
             "drill", "start", "flash-sale", "--teams", "red", "--no-traffic", data_dir=data_dir
         )

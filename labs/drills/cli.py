@@ -96,13 +96,13 @@ def _start(args: argparse.Namespace) -> int:
     else:
         raise DrillError("give a scenario (see docs/drills.md) or --random")
     teams = [t.strip() for t in args.teams.split(",") if t.strip()]
-    if drill.running is None:
-        # A lab's fault would be one more for the teams to find, and not the drill's.
-        from labs.session import stop_earlier_lab
+    drill.check_start(chosen, teams)  # refused before anything changes
+    # A lab's fault would be one more for the teams to find, and not the drill's.
+    from labs.session import stop_earlier_lab
 
-        lab = stop_earlier_lab(drill.stack_state, starting=None)
-        if lab is not None and lab.stopped_now:
-            print(f"stopped lab {lab.lab.id}: its fault is cleared and its traffic ended")
+    lab = stop_earlier_lab(drill.stack_state, starting=None)
+    if lab is not None and lab.stopped_now:
+        print(f"stopped lab {lab.lab_id}: its fault is cleared and its traffic ended")
     picked = drill.start(
         chosen, teams, seed=args.seed, time_scale=args.time_scale, baseline_s=args.baseline
     )

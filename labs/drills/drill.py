@@ -33,11 +33,23 @@ def _overrides(raw: dict[str, Any]) -> Overrides:
     )
 
 
+DRILL_DIR = "drill"  # in the stack's data directory
+JOURNAL = "events.jsonl"
+
+
+def running_drill(data_dir: str | Path) -> str | None:
+    """The scenario of the drill running on the system in `data_dir` (started, not ended),
+    or None; read from its journal alone, so it answers on any stack (one exporting
+    elsewhere has no query URL for a Drill)."""
+    state = replay(DrillLog(Path(data_dir) / DRILL_DIR / JOURNAL).events())
+    return state.scenario if state.started is not None and state.ended is None else None
+
+
 class Drill:
     def __init__(self, stack_state: dict[str, Any]) -> None:
         self.stack_state = stack_state
-        self.directory = Path(stack_state["data_dir"]) / "drill"
-        self.log = DrillLog(self.directory / "events.jsonl")
+        self.directory = Path(stack_state["data_dir"]) / DRILL_DIR
+        self.log = DrillLog(self.directory / JOURNAL)
         self.faults = StackFaults.from_state(stack_state)
         self.query = JaegerQuery(stack_state["query_url"])
 
@@ -55,8 +67,7 @@ class Drill:
     @property
     def running(self) -> str | None:
         """The scenario of the drill running here (started and not ended), or None."""
-        state = self.state
-        return state.scenario if state.started is not None and state.ended is None else None
+        return running_drill(self.stack_state["data_dir"])
 
     def _started(self) -> dict[str, Any]:
         return next(e for e in self.log.events() if e["event"] == "drill_started")
@@ -73,12 +84,7 @@ class Drill:
         baseline_s: float = 60.0,
         recovery_window_s: float | None = None,
     ) -> scenarios.Scenario:
-        running = self.running
-        if running is not None:
-            raise DrillError(f"a drill ({running}) is running: `o11ykit drill end` first")
-        chosen = scenarios.get(name)
-        if not teams or len(set(teams)) != len(teams):
-            raise DrillError("give each team a distinct name, e.g. --teams red,blue")
+        chosen = self.check_start(name, teams)
         if self.log.path.exists():
             self.log.path.rename(self.log.path.with_suffix(f".{int(time.time())}.jsonl"))
         self.log.append(
@@ -91,6 +97,17 @@ class Drill:
             recovery_window_s=recovery_window_s or chosen.recovery.window_s,
         )
         self.tick()
+        return chosen
+
+    def check_start(self, name: str, teams: list[str]) -> scenarios.Scenario:
+        """The scenario a start with these arguments would run; DrillError (KeyError for an
+        unknown scenario) if it would be refused."""
+        running = self.running
+        if running is not None:
+            raise DrillError(f"a drill ({running}) is running: `o11ykit drill end` first")
+        chosen = scenarios.get(name)
+        if not teams or len(set(teams)) != len(teams):
+            raise DrillError("give each team a distinct name, e.g. --teams red,blue")
         return chosen
 
     def tick(self, now: float | None = None) -> list[str]:
