@@ -264,6 +264,14 @@ def ingest_round(
         _stop_processes(procs)
         measured["store_memory"] = proc_memory_mb(store.pid)
     reports = [json.loads((work / f"{name}-{n}.json").read_text()) for n in range(clients)]
+    # A round that stored nothing, or a bare receiver that refused a batch (it has no reason
+    # to), would put a made-up figure in the report: say so instead.
+    failed = sum(report["failed"] for report in reports)
+    if measured["spans_stored"] == 0 or (receiver == "bare" and failed):
+        raise RuntimeError(
+            f"the {RECEIVER_NAMES[receiver]} stored {measured['spans_stored']} spans and the"
+            f" clients saw {failed} failed batches; see the logs in {work}"
+        )
     total = stored_spans(directory)
     shutil.rmtree(directory, ignore_errors=True)
     return {
@@ -278,12 +286,14 @@ def ingest_round(
 
 def exporter_summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """The store's median round (the one reported beside the other modes) and the medians of
-    both receivers' rates, CPU and the round-by-round ratio store / bare."""
+    both receivers' rates, CPU and the round-by-round ratio store / bare. Each median is one
+    round's figure (the lower of the middle two for an even count), so the store's median
+    rate is the rate of the round reported."""
     by_rate = sorted(rounds, key=lambda r: r["store"]["spans_per_s"])
     median_round = by_rate[(len(by_rate) - 1) // 2]["store"]
 
     def median(receiver: str, figure: str) -> float:
-        return statistics.median(r[receiver][figure] for r in rounds)
+        return statistics.median_low(r[receiver][figure] for r in rounds)
 
     summary = {
         "rounds": len(rounds),
@@ -292,8 +302,8 @@ def exporter_summary(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
             for receiver in RECEIVERS
             for figure in ("spans_per_s", "store_cpu_share", "clients_cpu_share")
         },
-        "ratio_store_to_bare": statistics.median(
-            r["store"]["spans_per_s"] / max(1.0, r["bare"]["spans_per_s"]) for r in rounds
+        "ratio_store_to_bare": statistics.median_low(
+            r["store"]["spans_per_s"] / r["bare"]["spans_per_s"] for r in rounds
         ),
         "store_rounds_spans_per_s": [r["store"]["spans_per_s"] for r in rounds],
         "bare_rounds_spans_per_s": [r["bare"]["spans_per_s"] for r in rounds],
