@@ -219,10 +219,11 @@ def _no_duration_in_breakdown(spec: QuerySpec, form: str) -> None:
         )
 
 
-def _error_tag(spec: QuerySpec) -> dict[str, str]:
-    """Jaeger's tag for the status ERROR, which the local store, the Jaeger UI and (as a
-    filter) Honeycomb all read: the learner sees one way to ask for errors everywhere."""
-    return {ERROR_TAG: "true"} if spec.errors_only else {}
+def _tags(spec: QuerySpec, form: str) -> dict[str, str]:
+    """The where equalities, with errors_only as Jaeger's tag for the status ERROR, which
+    the local store, the Jaeger UI and (as a filter) Honeycomb all read: the learner sees
+    one way to ask for errors everywhere."""
+    return {**_equalities(spec, form), **({ERROR_TAG: "true"} if spec.errors_only else {})}
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def _filter_args(spec: QuerySpec, form: str) -> list[str]:
         argv += ["--service", spec.service]
     if spec.operation:
         argv += ["--operation", spec.operation]
-    for key, value in {**_equalities(spec, form), **_error_tag(spec)}.items():
+    for key, value in _tags(spec, form).items():
         argv += ["--attr", f"{key}={value}"]
     return [*argv, "--since", _since(spec)]
 
@@ -276,8 +277,7 @@ def local_command(spec: QuerySpec) -> str:
 
 def jaeger_tags(spec: QuerySpec) -> dict[str, str]:
     """The search's tags: the where equalities, and Jaeger's error tag for errors_only."""
-    # Jaeger marks spans whose status is ERROR with the tag error=true.
-    return {**_equalities(spec, "Jaeger's search"), **_error_tag(spec)}
+    return _tags(spec, "Jaeger's search")
 
 
 def jaeger_link(spec: QuerySpec, ui_base: str, now: datetime | None = None) -> str:
@@ -313,7 +313,7 @@ def to_jaeger_params(spec: QuerySpec, now: datetime | None = None) -> dict[str, 
         "operation": spec.operation,
         "start": start,
         "end": end,
-        "attributes": {**_equalities(spec, form), **_error_tag(spec)},
+        "attributes": _tags(spec, form),
         "duration_min": min_duration_text(spec),
         "search_depth": spec.limit or DEFAULT_SEARCH_LIMIT,
     }
@@ -324,7 +324,7 @@ def to_breakdown_params(spec: QuerySpec, now: datetime | None = None) -> dict[st
     form = "the local store's breakdown"
     key = _single_group(spec, form)
     _no_duration_in_breakdown(spec, form)
-    where = {**_equalities(spec, form), **_error_tag(spec)}
+    where = _tags(spec, form)
     start, end = time_window(spec, now)
     return {
         "group_by": key,
