@@ -220,15 +220,9 @@ def say_earlier_lab(console: Any, earlier: EarlierLab, window_s: int) -> None:
     """That the lab before was stopped, and how long its traces stay in this one's looks."""
     from labs.session import now
 
-    if not earlier.known:
-        if earlier.stopped_now:
-            console.print(
-                f"ended the traffic of {earlier.lab_id}, a lab this version does not know;"
-                " `o11ykit fault clear` clears any fault it left"
-            )
-        return
-    if earlier.stopped_now:
-        console.print(f"stopped {earlier.lab_id}: its fault is cleared and its traffic ended")
+    stopped = earlier.stopped_text()
+    if stopped:
+        console.print(stopped)
     if earlier.fault is None or earlier.stopped is None:
         return
     until = earlier.stopped + timedelta(seconds=window_s)

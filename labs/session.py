@@ -74,6 +74,17 @@ class EarlierLab:
     stopped_now: bool  # its traffic was still running and was ended just now
     known: bool = True  # a lab of this version (else its fault could not be cleared)
 
+    def stopped_text(self) -> str | None:
+        """What stopping it did, to say once; None when nothing of it was running."""
+        if not self.stopped_now:
+            return None
+        if self.known:
+            return f"stopped the lab {self.lab_id}: its fault is cleared and its traffic ended"
+        return (
+            f"ended the traffic of the lab {self.lab_id}, which this version does not know;"
+            " `o11ykit fault clear` clears any fault it left"
+        )
+
 
 def stop_earlier_lab(
     state: dict[str, Any], starting: str | None, backend: str = "local"

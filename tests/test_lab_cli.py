@@ -78,7 +78,7 @@ def test_starting_another_lab_stops_the_one_running(seeded_template, tmp_path):
         assert _alive(first_traffic)
         second = _o11ykit("lab", "start", "slow-query", data_dir=data_dir)
         assert second.returncode == 0, second.stderr
-        assert "stopped failing-tenant: its fault is cleared and its traffic ended" in (
+        assert "stopped the lab failing-tenant: its fault is cleared and its traffic ended" in (
             second.stdout
         )
         assert "failing-tenant's traces stay in the store" in second.stdout
@@ -119,7 +119,7 @@ def test_a_drill_stops_the_lab_running_and_a_lab_waits_for_the_drill(seeded_temp
             "drill", "start", "flash-sale", "--teams", "red", "--no-traffic", data_dir=data_dir
         )
         assert drill.returncode == 0, drill.stderr
-        assert "stopped lab failing-tenant" in drill.stdout
+        assert "stopped the lab failing-tenant: its fault is cleared" in drill.stdout
         status = json.loads(_o11ykit("fault", "status", data_dir=data_dir).stdout)
         assert "null-currency" not in {
             fault["id"] for faults in status.values() for fault in faults

@@ -111,14 +111,14 @@ def _said(earlier: EarlierLab) -> str:
 def test_what_a_start_says_about_the_earlier_lab():
     recently = datetime.now(timezone.utc) - timedelta(minutes=5)
     said = _said(EarlierLab("failing-tenant", "null-currency", recently, stopped_now=True))
-    assert "stopped failing-tenant: its fault is cleared" in said
+    assert "stopped the lab failing-tenant: its fault is cleared" in said
     assert f"until {recently + timedelta(minutes=15):%H:%M} UTC" in said
     long_ago = recently - timedelta(hours=1)
     assert _said(EarlierLab("failing-tenant", "null-currency", long_ago, False)) == ""
     assert _said(EarlierLab("failing-tenant", "null-currency", None, False)) == ""
     assert _said(EarlierLab("first-trace", None, recently, stopped_now=False)) == ""
     unknown = _said(EarlierLab("renamed-lab", None, None, stopped_now=True, known=False))
-    assert "a lab this version does not know" in unknown
+    assert "renamed-lab, which this version does not know" in unknown
 
 
 def test_a_drill_is_running_from_its_start_to_its_end(tmp_path: Path):

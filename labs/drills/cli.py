@@ -101,8 +101,9 @@ def _start(args: argparse.Namespace) -> int:
     from labs.session import stop_earlier_lab
 
     lab = stop_earlier_lab(drill.stack_state, starting=None)
-    if lab is not None and lab.stopped_now:
-        print(f"stopped lab {lab.lab_id}: its fault is cleared and its traffic ended")
+    stopped = lab.stopped_text() if lab is not None else None
+    if stopped:
+        print(stopped)
     picked = drill.start(
         chosen, teams, seed=args.seed, time_scale=args.time_scale, baseline_s=args.baseline
     )
