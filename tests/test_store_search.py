@@ -140,21 +140,29 @@ def operation_traces(store: Store, operation: str | None) -> list[int]:
     return sorted(int.from_bytes(trace[0].trace_id, "big") for trace in found.traces)
 
 
-def test_a_store_from_schema_6_gets_one_service_index_in_place_of_two(tmp_path, caplog):
+# The service indexes of earlier schemas: two until schema 6, one not covering in schema 7.
+EARLIER_SERVICE_INDEXES = {
+    6: "CREATE INDEX spans_service_start ON spans(service, start_ns);"
+    " CREATE INDEX spans_service_name_start ON spans(service, name, start_ns);",
+    7: "CREATE INDEX spans_service_start_name ON spans(service, start_ns, name);",
+}
+
+
+@pytest.mark.parametrize("schema", sorted(EARLIER_SERVICE_INDEXES))
+def test_a_store_from_an_earlier_schema_gets_the_covering_service_index(tmp_path, caplog, schema):
     store = Store(tmp_path)
     write(store, versioned(1, 2, "1.5.0"))
     store.close()
-    with sqlite3.connect(tmp_path / DATABASE_NAME) as connection:  # back to schema 6
+    with sqlite3.connect(tmp_path / DATABASE_NAME) as connection:  # back to that schema
         connection.executescript(
-            "DROP INDEX spans_service_start_name;"
-            " CREATE INDEX spans_service_start ON spans(service, start_ns);"
-            " CREATE INDEX spans_service_name_start ON spans(service, name, start_ns);"
-            " UPDATE meta SET value = 6 WHERE key = 'schema_version';"
+            "DROP INDEX spans_service_start_cover;"
+            + EARLIER_SERVICE_INDEXES[schema]
+            + f" UPDATE meta SET value = {schema} WHERE key = 'schema_version';"
         )
     with caplog.at_level(logging.WARNING, logger="o11ykit.store"):
         store = Store(tmp_path)
     assert "building the service index once" in caplog.text  # said before a long start
-    assert service_indexes(store) == ["spans_service_start_name"]
+    assert service_indexes(store) == ["spans_service_start_cover"]
     write(store, versioned(3, 1, "1.5.0"))
     other = [span(9, 9, "GET /other", start=T0 + 9 * MS)]
     write(store, request(other, "orders"))
@@ -166,6 +174,36 @@ def test_a_store_from_schema_6_gets_one_service_index_in_place_of_two(tmp_path, 
     with caplog.at_level(logging.WARNING, logger="o11ykit.store"):
         Store(tmp_path).close()  # once only
     assert "building" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("group_by", "minimum"),
+    [("status", None), ("service.version", None), ("name", "1ms")],
+    ids=["breakdown by status", "breakdown by a resource key", "search with a duration"],
+)
+def test_under_a_service_the_service_index_alone_is_read(store, group_by, minimum):
+    """Covering (schema 8): a breakdown under a service reads no span row, and a search of
+    its spans by duration reads the rows of the spans long enough alone (the duration is
+    checked on the index entry first)."""
+    write(store, versioned(1, 2, "1.5.0"))
+    statements: list[str] = []
+    store.connection.set_trace_callback(statements.append)
+    if minimum:
+        query = TraceQuery(*WINDOW, service="orders", duration_min_ns=MS)
+        Queries(store.connection).find_traces(query)
+    else:
+        analytics.breakdown(
+            store.connection, group_by=group_by, start_ns=WINDOW[0], end_ns=WINDOW[1],
+            service="orders",
+        )  # fmt: skip
+    store.connection.set_trace_callback(None)
+    reading = [sql for sql in statements if "s.service = " in sql or "service = '" in sql]
+    assert reading, statements
+    index = "INDEX spans_service_start_cover"
+    used = index if minimum else f"COVERING {index}"
+    for sql in reading:
+        plan = [row[3] for row in store.connection.execute(f"EXPLAIN QUERY PLAN {sql}")]
+        assert any(used in step for step in plan), plan
 
 
 def with_schema_url(message: ExportTraceServiceRequest, url: str) -> ExportTraceServiceRequest:
