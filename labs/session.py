@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from labs import grading, model, solvers
 from o11ykit.backends import query_spec
 from o11ykit.backends.honeycomb_links import honeycomb_link, link_slugs
 from o11ykit.backends.jaeger_query import JaegerQuery
-from sample_app.companions import forget_companion, recorded_companion, register_companion
+from sample_app.companions import end_companion, register_companion
 from sample_app.control import Overrides, StackFaults
 from sample_app.faults import signals
 
@@ -117,14 +116,8 @@ def stop_earlier_lab(
 
 def end_lab_traffic(data_dir: str | Path, pid: int | None) -> bool:
     """End the lab traffic process `pid` if the stack still records it as its lab traffic;
-    returns whether it did. A pid the stack no longer records may belong to another program
-    by now (the system was stopped since, or the machine restarted)."""
-    if not pid or recorded_companion(data_dir, LAB_TRAFFIC) != pid:
-        return False
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGTERM)
-    forget_companion(data_dir, LAB_TRAFFIC)
-    return True
+    returns whether it did."""
+    return bool(pid) and end_companion(data_dir, LAB_TRAFFIC, pid)
 
 
 def now() -> datetime:

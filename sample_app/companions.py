@@ -5,6 +5,8 @@ only: the lab commands import it and must start quickly."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from pathlib import Path
 
 # Pid files, one a companion, in the stack's data directory.
@@ -32,6 +34,19 @@ def recorded_companion(data_dir: str | Path, name: str) -> int | None:
         return int((Path(data_dir) / COMPANIONS_DIR / f"{name}.pid").read_text())
     except (OSError, ValueError):
         return None
+
+
+def end_companion(data_dir: str | Path, name: str, pid: int | None = None) -> bool:
+    """SIGTERM the companion `name` and forget it; returns whether one was recorded. Only
+    the recorded pid is signalled (and only if it is `pid`, when given): a pid kept
+    elsewhere from before the stack was stopped may belong to another program by now."""
+    recorded = recorded_companion(data_dir, name)
+    if recorded is None or (pid is not None and recorded != pid):
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(recorded, signal.SIGTERM)
+    forget_companion(data_dir, name)
+    return True
 
 
 def take_companions(data_dir: str | Path) -> dict[str, int]:

@@ -18,7 +18,7 @@ from labs.cli import say_earlier_lab
 from labs.drills.drill import DRILL_DIR, JOURNAL, running_drill
 from labs.drills.journal import DrillLog
 from labs.session import EarlierLab, stop_earlier_lab
-from sample_app.companions import register_companion
+from sample_app.companions import end_companion, recorded_companion, register_companion
 
 
 @pytest.fixture
@@ -131,3 +131,13 @@ def test_a_drill_is_running_from_its_start_to_its_end(tmp_path: Path):
     assert running_drill(tmp_path) == "flash-sale"
     log.append("ended")
     assert running_drill(tmp_path) is None
+
+
+def test_only_the_recorded_companion_is_signalled(tmp_path: Path, sleeper):
+    assert not end_companion(tmp_path, "drill-traffic")  # none recorded
+    register_companion(tmp_path, "drill-traffic", sleeper.pid)
+    assert not end_companion(tmp_path, "drill-traffic", pid=sleeper.pid + 1)
+    assert not _ended(sleeper, timeout=0.3)
+    assert end_companion(tmp_path, "drill-traffic")
+    assert _ended(sleeper)
+    assert recorded_companion(tmp_path, "drill-traffic") is None

@@ -9,7 +9,6 @@ the briefing, never the key (`drill key` is the facilitator's).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from labs.cli import MARKS
 from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
-from sample_app.companions import forget_companion, register_companion
+from sample_app.companions import end_companion, register_companion
 
 DRILL_TRAFFIC = "drill-traffic"  # its companion name on the stack
 
@@ -156,7 +155,6 @@ def _start_traffic(drill: Drill) -> None:
         process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
-    (drill.directory / "traffic.pid").write_text(str(process.pid))
     register_companion(drill.stack_state["data_dir"], DRILL_TRAFFIC, process.pid)
 
 
@@ -237,17 +235,10 @@ def _watch(args: argparse.Namespace) -> int:
 
 @_guarded
 def _end(args: argparse.Namespace) -> int:
-    import os
-    import signal
 
     drill = _drill(args)
     drill.end()
-    pid_file = drill.directory / "traffic.pid"
-    if pid_file.exists():
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid_file.read_text()), signal.SIGTERM)
-        pid_file.unlink()
-        forget_companion(drill.stack_state["data_dir"], DRILL_TRAFFIC)
+    end_companion(drill.stack_state["data_dir"], DRILL_TRAFFIC)
     print("drill ended; its faults are cleared")
     return 0
 
