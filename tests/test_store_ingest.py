@@ -143,6 +143,24 @@ def _big_attribute() -> bytes:
     return request([span(1, 1, attributes={"payload": "x" * 70_000})]).SerializeToString()
 
 
+def _big_event_or_link_attribute(where: str) -> bytes:
+    message = request([span(1, 1)])
+    item = message.resource_spans[0].scope_spans[0].spans[0]
+    if where == "event":
+        added = item.events.add(name="retry")
+    else:
+        added = item.links.add(trace_id=b"\2" * 16, span_id=b"\3" * 8)
+    pair = added.attributes.add(key="dump")
+    pair.value.string_value = "x" * 70_000
+    return message.SerializeToString()
+
+
+def _bad_parent(parent: bytes) -> bytes:
+    message = request([span(1, 1)])
+    message.resource_spans[0].scope_spans[0].spans[0].parent_span_id = parent
+    return message.SerializeToString()
+
+
 def _bad_ids(trace: bytes, span_bytes: bytes) -> bytes:
     message = request([span(1, 1)])
     item = message.resource_spans[0].scope_spans[0].spans[0]
@@ -188,6 +206,21 @@ BAD_INPUTS = {
     "JSON empty span id": (_json_span(spanId=""), JSON, None, 400, "invalid span id"),
     "JSON wrong type": (_json_span(name=42), JSON, None, 400, "invalid OTLP JSON"),
     "attribute too big": (_big_attribute(), PROTOBUF, None, 400, "'payload'"),
+    "event attribute too big": (
+        _big_event_or_link_attribute("event"),
+        PROTOBUF,
+        None,
+        400,
+        "attribute 'dump' of event 'retry' is over",
+    ),
+    "link attribute too big": (
+        _big_event_or_link_attribute("link"),
+        PROTOBUF,
+        None,
+        400,
+        "attribute 'dump' of a link of span",
+    ),
+    "parent span id 4 bytes": (_bad_parent(b"\1" * 4), PROTOBUF, None, 400, "invalid parent"),
     "time beyond int64": (_time_beyond_int64(), PROTOBUF, None, 400, "invalid time"),
     "truncated gzip": (
         gzip.compress(many(3).SerializeToString())[:-10],
