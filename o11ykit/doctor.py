@@ -17,6 +17,7 @@ from o11ykit import backends
 from o11ykit.backends import honeycomb, jaeger, local
 from o11ykit.config import ConfigError, Settings, load_settings, masked
 from o11ykit.instrumentation import enable_all
+from o11ykit.loopback import opener_for
 from o11ykit.privacy import Scrubber
 from o11ykit.resource import build_resource
 from o11ykit.setup import build_transport
@@ -68,11 +69,12 @@ def make_test_span(settings: Settings) -> ReadableSpan:
 def read_back(query_url: str, trace_id: str, wait: float = 3.0) -> str | None:
     """Find the trace through the Jaeger API v3; None when found, else what went wrong."""
     url = f"{query_url}/api/v3/traces/{trace_id}"
+    opener = opener_for(url)
     deadline = time.monotonic() + wait
     problem = "not found"
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1.0) as answer:
+            with opener.open(url, timeout=1.0) as answer:
                 if trace_id in answer.read().decode("utf-8", "replace").lower():
                     return None
         except urllib.error.HTTPError as exc:

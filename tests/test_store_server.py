@@ -815,7 +815,9 @@ def test_o11ykit_init_with_the_local_backend_exports_to_the_store(store, python_
     assert {"key": "tenant.id", "value": {"stringValue": "acme"}} in spans[0]["attributes"]
 
 
-def _doctor(store: StoreProcess, query_url: str) -> subprocess.CompletedProcess[str]:
+def _doctor(
+    store: StoreProcess, query_url: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -833,7 +835,7 @@ def _doctor(store: StoreProcess, query_url: str) -> subprocess.CompletedProcess[
         capture_output=True,
         text=True,
         timeout=30,
-        env={"PATH": ""},
+        env={"PATH": "", **(env or {})},
     )
 
 
@@ -842,6 +844,16 @@ def test_doctor_with_the_local_backend_reads_its_span_back(store):
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"read back through the query API at {store.query_url}" in result.stdout
     assert "doctor: all good" in result.stdout
+
+
+def test_doctor_reads_back_from_a_loopback_store_past_the_machines_proxy(store):
+    # A laptop behind a corporate proxy: a proxy nothing answers at must not be asked.
+    dead_proxy = f"http://127.0.0.1:{free_port()}"
+    result = _doctor(
+        store, store.query_url, env={"http_proxy": dead_proxy, "HTTP_PROXY": dead_proxy}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"read back through the query API at {store.query_url}" in result.stdout
 
 
 def test_doctor_pointed_at_no_query_api_says_how_to_name_the_stores(store):

@@ -24,18 +24,18 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from o11ykit._version import __version__
 from o11ykit.backends.honeycomb import ENDPOINTS
 from o11ykit.backends.honeycomb_links import honeycomb_query_json
 from o11ykit.backends.query_spec import QuerySpec
 from o11ykit.config import Settings
+from o11ykit.loopback import opener_for
 
 # Key ids carry their type (https://docs.honeycomb.io/api/authentication): hc?ik_ ingest,
 # hc?mk_ management; classic ingest keys are hc?ic_. None of these can run queries.
 _NOT_A_QUERY_KEY = re.compile(r"^hc[a-z](ik|ic|mk)_")
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 USER_AGENT = f"o11ykit/{__version__}"
 # Words in a 403 answer that tell which of the two requirements is missing.
 _PLAN_WORDS = ("plan", "enterprise", "upgrade", "feature", "not available")
@@ -96,10 +96,7 @@ class QueryDataClient:
         self._api_key = api_key
         self.base_url = (base_url or ENDPOINTS[region]).rstrip("/")
         self.timeout = timeout
-        host = urlsplit(self.base_url).hostname or ""
-        # Loopback (the test fake) must never go through an http_proxy set on the machine.
-        handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
-        self._opener = urllib.request.build_opener(*handlers)
+        self._opener = opener_for(self.base_url)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> QueryDataClient:

@@ -19,11 +19,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from o11ykit.loopback import opener_for
 from o11ykit.timeformats import datetime_ns, format_time
 
 KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 STATUSES = ("unset", "ok", "error")
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 class QueryError(Exception):
@@ -205,10 +205,7 @@ class JaegerQuery:
     def __init__(self, base_url: str, timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        host = urlsplit(self.base_url).hostname or ""
-        # Loopback must never go through an http_proxy set on the machine.
-        handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
-        self._opener = urllib.request.build_opener(*handlers)
+        self._opener = opener_for(self.base_url)
 
     def services(self) -> list[str]:
         return sorted(self._get("/api/v3/services").get("services") or [])

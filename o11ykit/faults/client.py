@@ -6,10 +6,11 @@ import json
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+from o11ykit.loopback import opener_for
 
 ADMIN_PATH = "/_o11ykit/faults"  # the same as o11ykit.faults.middleware, without Starlette
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 class FaultAdminError(Exception):
@@ -29,10 +30,7 @@ class FaultClient:
         self.token = token
         self.timeout = timeout
         self.actor = actor
-        host = urlsplit(self.base_url).hostname or ""
-        # Loopback must never go through an http_proxy set on the machine.
-        handlers = [urllib.request.ProxyHandler({})] if host in _LOOPBACK else []
-        self._opener = urllib.request.build_opener(*handlers)
+        self._opener = opener_for(self.base_url)
 
     def list(self) -> list[dict[str, Any]]:
         return self._call("GET", "")["faults"]
