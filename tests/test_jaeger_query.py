@@ -111,6 +111,15 @@ OPERATIONS = {
 }
 
 
+# What another program on the port might answer with 200, by the last part of the path.
+OTHER_PROGRAM: dict[str, dict] = {
+    "services": {"services": [1, None]},
+    "operations": {"operations": [1]},
+    "breakdown": {},
+    "compare": {"selection": "errors", "selectionCount": 1, "baselineCount": 2, "pairs": [{}]},
+}
+
+
 class FakeJaeger:
     """Jaeger's query API on a free loopback port; with a store, also o11ykit's endpoints."""
 
@@ -158,6 +167,8 @@ class FakeJaeger:
     def answer(self, path: str, params: dict[str, str]) -> tuple[int, dict | str]:
         if path.startswith("/html/"):
             return 404, "<html><body><h1>404 Not Found</h1></body></html>"
+        if path.startswith("/other/"):  # another program's JSON API on the port
+            return 200, OTHER_PROGRAM.get(path.split("/")[-1], {"result": []})
         if path == "/api/v3/services":
             return 200, {"services": ["payments", "checkout", "frontend"]}
         if path == "/api/v3/operations":
@@ -278,6 +289,24 @@ def test_a_404_from_a_wrong_address_is_an_error_not_an_empty_answer(fake, prefix
     assert caught.value.status == 404
     with pytest.raises(QueryError, match=says):
         client.get_trace(CHECKOUT_TRACE)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda client: client.services(),
+        lambda client: client.operations("checkout"),
+        lambda client: client.find_traces("checkout", start=START, end=END),
+        lambda client: client.get_trace(CHECKOUT_TRACE),
+        lambda client: client.breakdown("tenant.id", start=START, end=END),
+        lambda client: client.compare("errors", start=START, end=END),
+    ],
+    ids=["services", "operations", "find_traces", "get_trace", "breakdown", "compare"],
+)
+def test_json_of_another_shape_is_a_query_error_not_a_crash(fake, read):
+    """Another program answering 200 on the port: `o11ykit traces` says so in one line."""
+    with pytest.raises(QueryError, match="answered JSON that is not an answer of Jaeger's"):
+        read(JaegerQuery(fake.url + "/other"))
 
 
 def test_server_error_message_is_kept(fake):

@@ -13,7 +13,8 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -208,15 +209,20 @@ class JaegerQuery:
         self._opener = opener_for(self.base_url)
 
     def services(self) -> list[str]:
-        return sorted(self._get("/api/v3/services").get("services") or [])
+        path = "/api/v3/services"
+        services = self._get(path).get("services") or []
+        if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+            raise self._not_an_answer(path, "services is not a list of names")
+        return sorted(services)
 
     def operations(self, service: str, span_kind: str | None = None) -> list[Operation]:
         params = {"service": service, "spanKind": span_kind}
         body = self._get("/api/v3/operations", params)
-        return [
-            Operation(o.get("name", ""), o.get("spanKind", ""))
-            for o in body.get("operations") or []
-        ]
+        with self._answer_of("/api/v3/operations"):
+            return [
+                Operation(o.get("name", ""), o.get("spanKind", ""))
+                for o in body.get("operations") or []
+            ]
 
     def find_traces(
         self,
@@ -242,19 +248,24 @@ class JaegerQuery:
             "query.searchDepth": str(search_depth),
         }
         try:
-            return parse_traces(self._get("/api/v3/traces", params))
+            body = self._get("/api/v3/traces", params)
         except QueryError as exc:
             if _nothing_found(exc):  # Jaeger answers "no traces" with 404
                 return []
             raise
+        with self._answer_of("/api/v3/traces"):
+            return parse_traces(body)
 
     def get_trace(self, trace_id: str) -> Trace | None:
+        path = f"/api/v3/traces/{quote(trace_id)}"
         try:
-            traces = parse_traces(self._get(f"/api/v3/traces/{quote(trace_id)}"))
+            body = self._get(path)
         except QueryError as exc:
             if _nothing_found(exc):
                 return None
             raise
+        with self._answer_of(path):
+            traces = parse_traces(body)
         return traces[0] if traces else None
 
     def breakdown(
@@ -270,7 +281,9 @@ class JaegerQuery:
     ) -> dict[str, Any]:
         """The local store's breakdown (docs/store-api.md), as its JSON answer."""
         params = {"groupBy": group_by, "limit": str(limit)}
-        return self._o11ykit("breakdown", params, start, end, service, operation, where)
+        answer = self._o11ykit("breakdown", params, start, end, service, operation, where)
+        self._check_fields("breakdown", answer, _BREAKDOWN_FIELDS, "groups", _GROUP_FIELDS)
+        return answer
 
     def compare(
         self,
@@ -285,7 +298,9 @@ class JaegerQuery:
     ) -> dict[str, Any]:
         """The local store's compare; `selection` is "errors" or "slower:<duration>"."""
         params = {"selection": selection, "limit": str(limit)}
-        return self._o11ykit("compare", params, start, end, service, operation, where)
+        answer = self._o11ykit("compare", params, start, end, service, operation, where)
+        self._check_fields("compare", answer, _COMPARE_FIELDS, "pairs", _PAIR_FIELDS)
+        return answer
 
     def _o11ykit(
         self,
@@ -317,6 +332,44 @@ class JaegerQuery:
                     exc.status,
                 ) from None
             raise
+
+    def _check_fields(
+        self,
+        endpoint: str,
+        answer: dict[str, Any],
+        fields: tuple[str, ...],
+        items: str,
+        item_fields: tuple[str, ...],
+    ) -> None:
+        """QueryError unless `answer` has `fields` and each of its `items` has `item_fields`."""
+        missing = [name for name in fields if name not in answer]
+        rows = answer.get(items)
+        if not missing and not isinstance(rows, list):
+            missing = [items]
+        for row in rows if not missing else []:
+            missing = [name for name in item_fields if not isinstance(row, dict) or name not in row]
+            if missing:
+                break
+        if missing:
+            raise self._not_an_answer(
+                f"/api/o11ykit/{endpoint}", f"no {', '.join(missing)} in its {endpoint}"
+            )
+
+    @contextmanager
+    def _answer_of(self, path: str) -> Iterator[None]:
+        """Reading an answer of `path`: JSON of another shape is a QueryError, not a crash."""
+        try:
+            yield
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise self._not_an_answer(path, f"{type(exc).__name__}: {exc}") from None
+
+    def _not_an_answer(self, path: str, what: str) -> QueryError:
+        """Another program on the port can answer 200 with JSON of its own."""
+        return QueryError(
+            f"{self.base_url}{path} answered JSON that is not an answer of Jaeger's query API or"
+            f" o11ykit's store ({what}): is that the query address?",
+            200,
+        )
 
     def _speaks_jaeger_api(self) -> bool:
         try:
@@ -353,6 +406,19 @@ class JaegerQuery:
 # ErrTraceNotFound, "trace not found", possibly wrapped in more words (v1's gateway, and
 # v2 when a storage returns it). Any other 404 is a wrong address.
 _NOTHING_FOUND = ("no traces found", "trace not found")
+# What `o11ykit traces` reads of the store's breakdown and compare answers (docs/store-api.md).
+_BREAKDOWN_FIELDS = ("total", "groupBy", "source", "groups")
+_GROUP_FIELDS = ("value", "count", "errors", "errorRate", "p50Ms", "p95Ms", "p99Ms")
+_COMPARE_FIELDS = ("selection", "selectionCount", "baselineCount", "pairs")
+_PAIR_FIELDS = (
+    "key",
+    "value",
+    "selectionPct",
+    "selectionCount",
+    "baselinePct",
+    "baselineCount",
+    "differencePct",
+)
 
 
 def _nothing_found(exc: QueryError) -> bool:
