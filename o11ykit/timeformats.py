@@ -80,7 +80,8 @@ def parse_duration(text: str) -> int:
     """A Go duration ("1.5s", "250ms", "10us", "1h30m") -> nanoseconds, exactly."""
     body = text.strip()
     sign = -1 if body.startswith("-") else 1
-    body = body.lstrip("+-")
+    if body[:1] in ("-", "+"):  # one sign at most, as Go's time.ParseDuration takes it
+        body = body[1:]
     if body == "0":
         return 0
     total = Decimal(0)

@@ -367,13 +367,17 @@ def test_ui_links():
         ("0", 0),
         ("15ns", 15),
         ("-5s", -5_000 * MS),  # Go durations may be negative; Jaeger accepts them
+        ("+5s", 5_000 * MS),
+        ("-0", 0),
     ],
 )
 def test_go_durations(text, nanoseconds):
     assert timeformats.parse_duration(text) == nanoseconds
 
 
-@pytest.mark.parametrize("text", ["", "250", "ms", "1d", "5 s", "1.5.2s"])
+@pytest.mark.parametrize(
+    "text", ["", "250", "ms", "1d", "5 s", "1.5.2s", "--5m", "+-5ms", "-+5s", "-", "+"]
+)
 def test_bad_go_durations(text):
     with pytest.raises(ValueError, match="not a duration"):
         timeformats.parse_duration(text)
