@@ -7,6 +7,7 @@ option's name in front ("argument --since: ...") and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def port(text: str) -> int:
@@ -95,11 +96,14 @@ def attribute_key(text: str) -> str:
 
 def query_url(text: str) -> str:
     """An absolute http(s) URL, as the query_url setting takes it."""
-    from o11ykit.settings_parsers import http_url
+    from o11ykit.settings_parsers import base_url
 
     try:
-        return http_url(text)
+        return base_url(text)
     except ValueError:
+        # A user's password, if one was given, is not repeated back.
+        shown = re.sub(r"//[^/@]*@", "//***@", text)
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an absolute http:// or https:// URL, like http://127.0.0.1:16686"
+            f"{shown!r} is not an absolute http:// or https:// URL without a query, a fragment"
+            " or a user, like http://127.0.0.1:16686"
         ) from None

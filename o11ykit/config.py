@@ -252,7 +252,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("shutdown_timeout", p.number(0.0, 60), 1.0, "seconds shutdown may spend flushing"),
     _s(
         "query_url",
-        p.http_url,
+        p.base_url,
         None,
         "trace UI/query base URL for links (Jaeger or the local store); default by backend",
     ),

@@ -106,6 +106,22 @@ def http_url(value: Any) -> str:
     return str(value).strip().rstrip("/")
 
 
+def base_url(value: Any) -> str:
+    """An http(s) URL that API paths are appended to: a query, a fragment or a user in it
+    would end up inside the requests' paths or host, never where they were meant."""
+    accepted_values = (
+        "accepted values: an absolute http:// or https:// URL without a query, a fragment or a user"
+    )
+    try:
+        url = http_url(value)
+    except ValueError:
+        raise ValueError(accepted_values) from None
+    parts = urlsplit(url)
+    if parts.query or parts.fragment or "?" in url or "#" in url or "@" in parts.netloc:
+        raise ValueError(accepted_values)
+    return url
+
+
 def accepted(parser: Parser) -> str:
     """The accepted-values sentence a parser would raise, for docs and doctor."""
     probe: Any = object()

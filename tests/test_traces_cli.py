@@ -247,11 +247,24 @@ def test_a_bad_option_is_refused_before_any_query_naming_it(capsys, argv, messag
     assert message in err, err
 
 
-@pytest.mark.parametrize("url", ["127.0.0.1:16686", "ftp://127.0.0.1", "http://"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "127.0.0.1:16686",
+        "ftp://127.0.0.1",
+        "http://",
+        # The API paths are appended to it: these would land in a query or in the host.
+        "http://127.0.0.1:16686?x=1",
+        "http://127.0.0.1:16686/#top",
+        "http://user:pw@127.0.0.1:16686",
+    ],
+)
 def test_a_url_that_is_not_an_http_url_is_refused_naming_it(capsys, url):
     code, out, err = run(["services", "--url", url], capsys)
     assert code == 2 and out == ""
-    assert f"argument --url: {url!r} is not an absolute http:// or https:// URL" in err
+    shown = url.replace("user:pw@", "***@")  # a password is not repeated back
+    assert f"argument --url: {shown!r} is not an absolute http:// or https:// URL" in err
+    assert "pw" not in err
 
 
 def test_an_unknown_operation_is_named_beside_the_known_ones(fake, capsys):
