@@ -332,3 +332,14 @@ def test_spans_without_a_keys_bytes_are_not_decoded_and_answers_do_not_change(
     assert queries.carries_keys(flagged.SerializeToString(), ["feature.flag"])
     assert not queries.carries_keys(plain[0].SerializeToString(), ["feature.flag"])
     store.close()
+
+
+def test_an_undefined_span_kind_is_listed_once_as_unspecified_and_found_by_it(tmp_path):
+    # OTLP defines kinds 0 to 5; a sender's 99 is stored as sent, and shown as Jaeger shows it.
+    store = Store(tmp_path)
+    write(store, request([span(1, 1, "poll", kind=99), span(1, 2, "poll", kind=0)]))
+    listed = Queries(store.connection)
+    assert listed.operations("svc") == [("poll", "unspecified")]
+    assert listed.operations("svc", "unspecified") == [("poll", "unspecified")]
+    assert listed.operations("svc", "server") == []
+    store.close()

@@ -172,19 +172,16 @@ class Queries:
 
     def operations(self, service: str, span_kind: str | None = None) -> list[tuple[str, str]]:
         """(name, Jaeger span kind) pairs of one service, sorted."""
-        kind_filter = None
-        if span_kind:
-            if span_kind.lower() not in SPAN_KINDS:
-                raise QueryError(f"spanKind {span_kind!r} is not one of {', '.join(SPAN_KINDS)}")
-            kind_filter = SPAN_KINDS[span_kind.lower()]
+        wanted = span_kind.lower() if span_kind else None
+        if wanted is not None and wanted not in SPAN_KINDS:
+            raise QueryError(f"spanKind {span_kind!r} is not one of {', '.join(SPAN_KINDS)}")
         rows = self.connection.execute(
-            "SELECT name, kind FROM operations WHERE service = ? ORDER BY name, kind", (service,)
+            "SELECT name, kind FROM operations WHERE service = ?", (service,)
         )
-        return sorted(
-            (name, KIND_NAMES.get(kind, "unspecified"))
-            for name, kind in rows
-            if kind_filter is None or kind == kind_filter
-        )
+        # A kind number OTLP does not define (a sender's bug, stored as sent) is shown as
+        # unspecified: one entry with the unspecified spans of that name, found by that kind.
+        shown = {(name, KIND_NAMES.get(kind, "unspecified")) for name, kind in rows}
+        return sorted(pair for pair in shown if wanted is None or pair[1] == wanted)
 
     def get_trace(self, trace_id_hex: str) -> Traces | None:
         trace_id = parse_trace_id(trace_id_hex)
