@@ -355,6 +355,12 @@ def test_ui_links():
     assert jq.ui_trace_link("http://j:16686/", "abc") == "http://j:16686/trace/abc"
 
 
+def test_a_ui_link_reaching_back_before_1970_starts_there():
+    # `--since 500000h`: the UI's (and the store's pages') times are unsigned microseconds.
+    link = jq.ui_search_link("http://j:16686", "svc", start=END - timedelta(hours=500_000), end=END)
+    assert "&start=0&end=1749989700000000&" in link
+
+
 @pytest.mark.parametrize(
     ("text", "nanoseconds"),
     [

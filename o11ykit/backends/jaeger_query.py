@@ -477,10 +477,11 @@ def ui_search_link(
     if min_duration:
         params["minDuration"] = min_duration
     if start is not None and end is not None:
-        # The UI ignores start/end unless the lookback says they are custom.
+        # The UI ignores start/end unless the lookback says they are custom. Its times are
+        # unsigned: a window reaching back before 1970 starts there.
         params.update(
             lookback="custom",
-            start=str(datetime_ns(start) // 1000),
+            start=str(max(0, datetime_ns(start) // 1000)),
             end=str(datetime_ns(end) // 1000),
         )
     params["limit"] = str(limit)
