@@ -816,8 +816,14 @@ def test_o11ykit_init_with_the_local_backend_exports_to_the_store(store, python_
 
 
 def _doctor(
-    store: StoreProcess, query_url: str, env: dict[str, str] | None = None
+    store: StoreProcess,
+    query_url: str,
+    env: dict[str, str] | None = None,
+    protocol: str = "http/protobuf",
 ) -> subprocess.CompletedProcess[str]:
+    endpoint = store.otlp_http_endpoint
+    if protocol == "grpc":
+        endpoint = f"http://{store.grpc_target}"
     return subprocess.run(
         [
             sys.executable,
@@ -827,7 +833,9 @@ def _doctor(
             "--backend",
             "local",
             "--endpoint",
-            store.otlp_http_endpoint,
+            endpoint,
+            "--protocol",
+            protocol,
             "--query-url",
             query_url,
         ],
@@ -844,6 +852,12 @@ def test_doctor_with_the_local_backend_reads_its_span_back(store):
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"read back through the query API at {store.query_url}" in result.stdout
     assert "doctor: all good" in result.stdout
+
+
+def test_doctor_with_the_local_backend_over_grpc_reads_its_span_back(store):
+    result = _doctor(store, store.query_url, protocol="grpc")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"read back through the query API at {store.query_url}" in result.stdout
 
 
 def test_doctor_reads_back_from_a_loopback_store_past_the_machines_proxy(store):
