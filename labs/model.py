@@ -70,7 +70,7 @@ class Lab:
     facilitator: dict[str, Any] = field(default_factory=dict)
     scope: dict[str, Any] = field(default_factory=dict)
     traffic: dict[str, Any] = field(default_factory=dict)
-    warmup_s: float = 4.0
+    warmup_s: float = 6.0
 
     @property
     def catalogue_fault(self) -> catalogue.Fault | None:
@@ -225,7 +225,7 @@ def load(path: Path) -> Lab:
         facilitator=dict(raw.get("facilitator") or {}),
         scope=dict(raw.get("scope") or {}),
         traffic=dict(raw.get("traffic") or {}),
-        warmup_s=float(raw.get("warmup_s", 4.0)),
+        warmup_s=float(raw.get("warmup_s", 6.0)),
     )
 
 
