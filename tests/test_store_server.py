@@ -616,6 +616,21 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(store):
     assert "Connection: close" in answer
 
 
+def test_conflicting_content_lengths_are_refused_and_nothing_is_stored(store):
+    before = counts(written(store))
+    body = many(3).SerializeToString()
+    with socket.create_connection(("127.0.0.1", store.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            + f"Content-Length: {len(body)}\r\nContent-Length: 5\r\n\r\n".encode()
+            + body
+        )
+        answer = b"".join(iter(lambda: sock.recv(4096), b"")).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 400"), answer
+    assert "conflicting Content-Length headers" in answer
+    assert counts(written(store)) == before
+
+
 def test_a_body_cut_short_is_refused_and_nothing_of_it_is_stored(store):
     before = counts(written(store))
     # Two messages one after another are one message, so the first alone parses.

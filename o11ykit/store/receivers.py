@@ -76,6 +76,10 @@ class OtlpHttpHandler(Handler):
         if length is None:
             self.close_connection = True
             raise IngestError(411, "Content-Length is required")
+        if len(set(self.headers.get_all("Content-Length", []))) > 1:
+            # Which one frames the body is anyone's guess (RFC 9112, 6.3): neither is used.
+            self.close_connection = True
+            raise IngestError(400, "conflicting Content-Length headers")
         try:
             size = int(length)
         except ValueError:
