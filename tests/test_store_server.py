@@ -290,6 +290,23 @@ def test_spawn_store_refuses_a_bad_setting_before_it_starts_a_process(tmp_path, 
     popen.assert_not_called()
 
 
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_dir_that_is_a_file_is_refused_saying_so(tmp_path, under):
+    (tmp_path / "notes").write_text("not a store")
+    directory = tmp_path / "notes" / under if under else tmp_path / "notes"
+    ports = ["--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0"]
+    result = subprocess.run(
+        [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(directory), *ports],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    assert "--dir must name a directory (it is created if missing), not a file" in result.stderr
+    assert (tmp_path / "notes").read_text() == "not a store"
+
+
 def test_a_second_store_on_the_same_directory_is_refused_and_takes_nothing(store):
     assert post(store.http_port, many(3).SerializeToString(), PROTOBUF)[0] == 200
     log = store.directory / LOG_DIRECTORY
