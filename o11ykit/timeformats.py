@@ -43,7 +43,10 @@ def parse_time(text: str) -> int:
     seconds = int(moment.timestamp())
     if offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1
-        seconds -= sign * (int(offset[1:3]) * 3600 + int(offset[4:6]) * 60)
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:  # RFC 3339's time-numoffset: 00:00 to 23:59
+            raise ValueError(f"{text!r}: the offset {offset} is not one of -23:59 to +23:59")
+        seconds -= sign * (hours * 3600 + minutes * 60)
     return clamp_ns(seconds * 1_000_000_000 + int(fraction.ljust(9, "0")))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from datetime import datetime, timedelta, timezone
@@ -417,3 +418,10 @@ def test_times_round_trip_at_nanosecond_precision():
     assert timeformats.format_duration(250 * MS) == "250ms"
     with pytest.raises(ValueError, match="RFC 3339"):
         timeformats.parse_time("yesterday")
+
+
+@pytest.mark.parametrize("offset", ["+24:00", "+99:99", "-05:60"])
+def test_an_offset_rfc_3339_does_not_allow_is_refused(offset):
+    with pytest.raises(ValueError, match=f"the offset {re.escape(offset)} is not one of"):
+        timeformats.parse_time(f"2025-06-15T12:00:00{offset}")
+    assert timeformats.parse_time("2025-06-15T12:00:00-23:59") > 0
