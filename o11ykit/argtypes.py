@@ -7,7 +7,6 @@ option's name in front ("argument --since: ...") and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import re
 
 
 def port(text: str) -> int:
@@ -96,13 +95,12 @@ def attribute_key(text: str) -> str:
 
 def query_url(text: str) -> str:
     """An absolute http(s) URL, as the query_url setting takes it."""
-    from o11ykit.settings_parsers import base_url
+    from o11ykit.settings_parsers import base_url, without_password
 
     try:
         return base_url(text)
     except ValueError:
-        # A user's password, if one was given, is not repeated back.
-        shown = re.sub(r"//[^/@]*@", "//***@", text)
+        shown = without_password(text)  # a password given is not repeated back
         raise argparse.ArgumentTypeError(
             f"{shown!r} is not an absolute http:// or https:// URL without a query, a fragment"
             " or a user, like http://127.0.0.1:16686"

@@ -322,7 +322,10 @@ def _report_once(message: str) -> None:
 
 
 def _error(setting: Setting, origin: str, raw: Any, exc: Exception) -> str:
-    shown = "***" if setting.secret else repr(raw)
+    if setting.secret:
+        shown = "***"
+    else:
+        shown = repr(p.without_password(raw) if isinstance(raw, str) else raw)
     return f"o11ykit setting {setting.name} ({origin}={shown}) is invalid; {exc}"
 
 

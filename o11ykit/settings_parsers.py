@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 Parser = Callable[[Any], Any]
 
@@ -120,6 +120,18 @@ def base_url(value: Any) -> str:
     if parts.query or parts.fragment or "?" in url or "#" in url or "@" in parts.netloc:
         raise ValueError(accepted_values)
     return url
+
+
+def without_password(text: str) -> str:
+    """`text` with the user part of a URL in it hidden, for messages that repeat a value."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return text
+    if "@" not in parts.netloc:
+        return text
+    # The host is what follows the last "@", as urlsplit reads it: a password may hold "@".
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def accepted(parser: Parser) -> str:

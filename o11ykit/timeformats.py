@@ -30,7 +30,7 @@ _UNITS = {
 
 
 def parse_time(text: str) -> int:
-    """RFC 3339, fraction down to nanoseconds, any offset -> Unix nanoseconds (clamp_ns)."""
+    """RFC 3339, fraction down to nanoseconds, an offset -> Unix nanoseconds (clamp_ns)."""
     match = _RFC3339.fullmatch(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not an RFC 3339 time (2026-11-22T10:00:00Z)")
@@ -44,8 +44,9 @@ def parse_time(text: str) -> int:
     if offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1
         hours, minutes = int(offset[1:3]), int(offset[4:6])
-        if hours > 23 or minutes > 59:  # RFC 3339's time-numoffset: 00:00 to 23:59
-            raise ValueError(f"{text!r}: the offset {offset} is not one of -23:59 to +23:59")
+        # As Go's time.Parse (Jaeger's) takes them: hours to 24, minutes to 60.
+        if hours > 24 or minutes > 60:
+            raise ValueError(f"{text!r}: the offset {offset} is beyond 24 hours and 60 minutes")
         seconds -= sign * (hours * 3600 + minutes * 60)
     return clamp_ns(seconds * 1_000_000_000 + int(fraction.ljust(9, "0")))
 

@@ -43,6 +43,19 @@ def test_bad_argument_raises_naming_setting_and_accepted_values() -> None:
     assert "otlp, jaeger, honeycomb, console, local, none" in message
 
 
+def test_a_bad_url_setting_is_named_without_its_password(caplog) -> None:
+    url = "http://user:s3cret@127.0.0.1:16686?x=1"
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"query_url": url}, {})
+    assert "query_url (argument='http://***@127.0.0.1:16686?x=1')" in str(caught.value)
+    config._reported.clear()
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        load_settings({}, {"O11YKIT_QUERY_URL": url, "O11YKIT_ENDPOINT": "ftp://u:s3cret@h"})
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "O11YKIT_QUERY_URL" in logged and "O11YKIT_ENDPOINT='ftp://***@h'" in logged
+    assert "s3cret" not in str(caught.value) + logged
+
+
 def test_unknown_argument_is_an_error() -> None:
     with pytest.raises(ConfigError, match="unknown o11ykit setting"):
         load_settings({"servce_name": "typo"}, {})

@@ -129,6 +129,7 @@ def test_honeycomb_without_key_is_a_clear_error_when_asked_for_in_code() -> None
     ("environ", "backend", "target"),
     [
         ({}, "local", "http://127.0.0.1:4318/v1/traces"),
+        ({"O11YKIT_PROTOCOL": "grpc"}, "local", "127.0.0.1:4317"),  # the store's gRPC port
         (
             {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"},
             "otlp",

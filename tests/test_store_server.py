@@ -307,6 +307,21 @@ def test_a_dir_that_is_a_file_is_refused_saying_so(tmp_path, under):
     assert (tmp_path / "notes").read_text() == "not a store"
 
 
+def test_a_file_inside_the_store_is_not_blamed_on_dir(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / LOG_DIRECTORY).write_text("in the way")
+    ports = ["--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0"]
+    result = subprocess.run(
+        [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(tmp_path / "data"), *ports],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    assert LOG_DIRECTORY in result.stderr and "--dir must name" not in result.stderr
+
+
 def test_a_second_store_on_the_same_directory_is_refused_and_takes_nothing(store):
     assert post(store.http_port, many(3).SerializeToString(), PROTOBUF)[0] == 200
     log = store.directory / LOG_DIRECTORY

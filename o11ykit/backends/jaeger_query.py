@@ -337,22 +337,19 @@ class JaegerQuery:
         self,
         endpoint: str,
         answer: dict[str, Any],
-        fields: tuple[str, ...],
+        fields: Mapping[str, tuple[type, ...]],
         items: str,
-        item_fields: tuple[str, ...],
+        item_fields: Mapping[str, tuple[type, ...]],
     ) -> None:
-        """QueryError unless `answer` has `fields` and each of its `items` has `item_fields`."""
-        missing = [name for name in fields if name not in answer]
-        rows = answer.get(items)
-        if not missing and not isinstance(rows, list):
-            missing = [items]
-        for row in rows if not missing else []:
-            missing = [name for name in item_fields if not isinstance(row, dict) or name not in row]
-            if missing:
+        """QueryError unless `answer` has `fields` and each of its `items` has `item_fields`,
+        each of its type."""
+        wrong = _wrong_fields(answer, fields)
+        for row in [] if wrong else answer[items]:
+            if wrong := _wrong_fields(row, item_fields):
                 break
-        if missing:
+        if wrong:
             raise self._not_an_answer(
-                f"/api/o11ykit/{endpoint}", f"no {', '.join(missing)} in its {endpoint}"
+                f"/api/o11ykit/{endpoint}", f"no {', '.join(wrong)} as the store sends it"
             )
 
     @contextmanager
@@ -406,19 +403,44 @@ class JaegerQuery:
 # ErrTraceNotFound, "trace not found", possibly wrapped in more words (v1's gateway, and
 # v2 when a storage returns it). Any other 404 is a wrong address.
 _NOTHING_FOUND = ("no traces found", "trace not found")
-# What `o11ykit traces` reads of the store's breakdown and compare answers (docs/store-api.md).
-_BREAKDOWN_FIELDS = ("total", "groupBy", "source", "groups")
-_GROUP_FIELDS = ("value", "count", "errors", "errorRate", "p50Ms", "p95Ms", "p99Ms")
-_COMPARE_FIELDS = ("selection", "selectionCount", "baselineCount", "pairs")
-_PAIR_FIELDS = (
-    "key",
-    "value",
-    "selectionPct",
-    "selectionCount",
-    "baselinePct",
-    "baselineCount",
-    "differencePct",
-)
+# What `o11ykit traces` reads of the store's breakdown and compare answers (docs/store-api.md),
+# with the JSON types it reads them as.
+_NUMBER = (int, float)
+_TEXT = (str,)
+_TEXT_OR_NULL = (str, type(None))
+_BREAKDOWN_FIELDS = {"total": _NUMBER, "groupBy": _TEXT, "source": _TEXT, "groups": (list,)}
+_GROUP_FIELDS = {
+    "value": _TEXT_OR_NULL,
+    **dict.fromkeys(("count", "errors", "errorRate", "p50Ms", "p95Ms", "p99Ms"), _NUMBER),
+}
+_COMPARE_FIELDS = {
+    "selection": _TEXT,
+    "selectionCount": _NUMBER,
+    "baselineCount": _NUMBER,
+    "pairs": (list,),
+}
+_PAIR_FIELDS = {
+    "key": _TEXT,
+    "value": _TEXT_OR_NULL,
+    **dict.fromkeys(
+        ("selectionPct", "selectionCount", "baselinePct", "baselineCount", "differencePct"),
+        _NUMBER,
+    ),
+}
+
+
+def _wrong_fields(document: object, fields: Mapping[str, tuple[type, ...]]) -> list[str]:
+    """The names in `fields` that `document` lacks or holds as another type (a bool is not
+    a number here, though Python counts it as one)."""
+    if not isinstance(document, dict):
+        return list(fields)
+    return [
+        name
+        for name, types in fields.items()
+        if name not in document
+        or isinstance(document[name], bool)
+        or not isinstance(document[name], types)
+    ]
 
 
 def _nothing_found(exc: QueryError) -> bool:

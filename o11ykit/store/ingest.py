@@ -407,7 +407,8 @@ def _span_row(
         seen.add(key)
         if key in keys:
             value = pair.value
-            # Most values are non-empty strings: one read, without calling value_text.
+            # Most values are non-empty strings: one read, without calling value_text (which
+            # begins with the same read, for its other callers).
             indexed.append((key, value.string_value or value_text(value)))
     # A pair sent twice (OTLP forbids it; not every sender obeys) is one row of the index
     # (INSERT OR IGNORE) and must be one count of the rollups too. ~0.2 µs a span.

@@ -247,7 +247,10 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         if isinstance(exc, DirectoryInUse):
             hint = "; stop that store, or give this one another directory with --dir"
         if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR):
-            hint = "; --dir must name a directory (it is created if missing), not a file"
+            directory = Path(args.directory or DEFAULT_DIRECTORY).absolute()
+            # Only when the path in the way is --dir's own, not one inside the store.
+            if exc.filename and Path(exc.filename).absolute() in (directory, *directory.parents):
+                hint = "; --dir must name a directory (it is created if missing), not a file"
         sys.stderr.write(f"o11ykit store: cannot start: {exc}{hint}\n")
         return 1
     _tune_gc()
