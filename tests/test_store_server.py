@@ -290,18 +290,30 @@ def test_spawn_store_refuses_a_bad_setting_before_it_starts_a_process(tmp_path, 
     popen.assert_not_called()
 
 
-@pytest.mark.parametrize("under", ["", "sub"])
-def test_a_dir_that_is_a_file_is_refused_saying_so(tmp_path, under):
-    (tmp_path / "notes").write_text("not a store")
-    directory = tmp_path / "notes" / under if under else tmp_path / "notes"
-    ports = ["--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0"]
-    result = subprocess.run(
-        [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(directory), *ports],
+# Free ports unless a test names its own, so only what the test puts in the way can stop it.
+FREE_PORTS = ("--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0")
+
+
+def serve_once(
+    directory: Path, *ports: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`o11ykit store serve` in a child process that is expected to refuse to start: were it
+    to start, it would serve until the timeout rather than hang the run."""
+    command = [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(directory)]
+    return subprocess.run(
+        [*command, *(ports or FREE_PORTS)],
         capture_output=True,
         text=True,
         timeout=30,
         cwd=REPO,
+        env=env,
     )
+
+
+@pytest.mark.parametrize("under", ["", "sub"])
+def test_a_dir_that_is_a_file_is_refused_saying_so(tmp_path, under):
+    (tmp_path / "notes").write_text("not a store")
+    result = serve_once(tmp_path / "notes" / under if under else tmp_path / "notes")
     assert result.returncode == 1
     assert "--dir must name a directory (it is created if missing), not a file" in result.stderr
     assert (tmp_path / "notes").read_text() == "not a store"
@@ -310,14 +322,7 @@ def test_a_dir_that_is_a_file_is_refused_saying_so(tmp_path, under):
 def test_a_file_inside_the_store_is_not_blamed_on_dir(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / LOG_DIRECTORY).write_text("in the way")
-    ports = ["--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0"]
-    result = subprocess.run(
-        [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(tmp_path / "data"), *ports],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=REPO,
-    )
+    result = serve_once(tmp_path / "data")
     assert result.returncode == 1
     assert LOG_DIRECTORY in result.stderr and "--dir must name" not in result.stderr
 
@@ -326,16 +331,7 @@ def test_a_second_store_on_the_same_directory_is_refused_and_takes_nothing(store
     assert post(store.http_port, many(3).SerializeToString(), PROTOBUF)[0] == 200
     log = store.directory / LOG_DIRECTORY
     segments = sorted(path.name for path in log.iterdir())
-    # Free ports, so only the directory can stand in its way.
-    ports = ["--otlp-http-port", "0", "--otlp-grpc-port", "0", "--query-port", "0"]
-    # A child process: were it to start, it would serve until the timeout, not hang the run.
-    second = subprocess.run(
-        [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(store.directory), *ports],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=REPO,
-    )
+    second = serve_once(store.directory)
     assert second.returncode == 1
     error = second.stderr
     assert f"is in use by another o11ykit store (process {store.pid})" in error
@@ -376,14 +372,7 @@ def test_a_grpc_port_in_use_is_one_line_from_the_store_not_grpcs_own_log_too(tmp
         taken.listen()
         port = taken.getsockname()[1]
         ports = ["--otlp-http-port", "0", "--query-port", "0", "--otlp-grpc-port", str(port)]
-        result = subprocess.run(
-            [sys.executable, "-m", "o11ykit.store", "serve", "--dir", str(tmp_path), *ports],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            cwd=REPO,
-            env=environment,
-        )
+        result = serve_once(tmp_path, *ports, env=environment)
     assert result.returncode == 1
     assert result.stderr.startswith(f"o11ykit store: cannot start: [Errno {errno.EADDRINUSE}]")
     assert result.stderr.count("\n") == 1, result.stderr
