@@ -99,9 +99,9 @@ def query_url(text: str) -> str:
 
     try:
         return base_url(text)
-    except ValueError:
+    except ValueError as exc:
         shown = without_password(text)  # a password given is not repeated back
+        wanted = str(exc).removeprefix("accepted values: ")
         raise argparse.ArgumentTypeError(
-            f"{shown!r} is not an absolute http:// or https:// URL without a query, a fragment"
-            " or a user, like http://127.0.0.1:16686"
+            f"{shown!r} is not {wanted}, like http://127.0.0.1:16686"
         ) from None

@@ -116,8 +116,8 @@ def base_url(value: Any) -> str:
         url = http_url(value)
     except ValueError:
         raise ValueError(accepted_values) from None
-    parts = urlsplit(url)
-    if parts.query or parts.fragment or "?" in url or "#" in url or "@" in parts.netloc:
+    # "?" and "#" rather than urlsplit's query and fragment, which are empty for "...:16686?".
+    if "?" in url or "#" in url or "@" in urlsplit(url).netloc:
         raise ValueError(accepted_values)
     return url
 
