@@ -49,6 +49,7 @@ from o11ykit.store.ingest import IngestError, Store, decode_body
 from o11ykit.store.ingest_log import LOG_DIRECTORY
 from o11ykit.store.process import StoreProcess, spawn_store
 from o11ykit.store.queries import Queries
+from o11ykit.store.receivers import Intake
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.server import StoreServer
 from o11ykit.timeformats import format_time
@@ -363,6 +364,34 @@ def test_a_port_in_use_is_a_clear_refusal_not_a_traceback(tmp_path, capsys, opti
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err  # which port, whatever the errno
     assert "is another store or collector running?" in err
+    # It listens before it opens the store: nothing was created, locked or replayed.
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_host_that_does_not_resolve_is_refused_before_anything_is_created(tmp_path, capsys):
+    directory = tmp_path / "data"
+    assert main(["store", "serve", "--dir", str(directory), "--host", "nosuch.invalid"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("o11ykit store: cannot start:") and "nosuch.invalid:4318" in err
+    # Neither the non-loopback warning (it never listened) nor a data directory.
+    assert "WARNING" not in err and err.count("\n") == 1, err
+    assert not directory.exists()
+
+
+def test_a_start_refused_after_listening_lets_go_of_every_port(tmp_path):
+    ports = {"http_port": free_port(), "grpc_port": free_port(), "query_port": free_port()}
+    holder = Store(tmp_path)  # the directory is taken once the ports are bound
+    try:
+        with pytest.raises(DirectoryInUse):
+            StoreServer(tmp_path, **ports).start()
+    finally:
+        holder.close()
+    # gRPC keeps a port it bound until its server has started and stopped; a request in that
+    # instant finds no writer and is told to come back (503 / UNAVAILABLE), not a crash.
+    with pytest.raises(writer.StoreBusy, match="not running"):
+        Intake().submit(many(1), many(1).SerializeToString)
+    with StoreServer(tmp_path, **ports) as store:
+        assert (store.http_port, store.grpc_port, store.query_port) == tuple(ports.values())
 
 
 def test_a_grpc_port_in_use_is_one_line_from_the_store_not_grpcs_own_log_too(tmp_path):

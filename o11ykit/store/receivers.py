@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from o11ykit.store.http_base import Handler, rpc_status_protobuf
 from o11ykit.store.ingest import (
@@ -25,10 +30,28 @@ TRACES_PATH = "/v1/traces"
 _TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
+@dataclass
+class Intake:
+    """Where both receivers hand what they decoded: the writer, with the keys to index.
+
+    The receivers listen before the store opens (a port in use then fails before the data
+    directory is touched), so the writer and the store's keys are filled in afterwards.
+    """
+
+    writer: Writer | None = None
+    indexed_keys: frozenset[str] = frozenset()
+
+    def submit(self, request: ExportTraceServiceRequest, payload: Callable[[], bytes]) -> None:
+        """Validate and queue the request; IngestError or StoreBusy say why not."""
+        if self.writer is None:  # a store that failed to open, stopping its gRPC server
+            raise StoreBusy("the store is not running")
+        batch = batch_from_request(request, indexed_keys=self.indexed_keys)
+        self.writer.submit(batch, payload)
+
+
 class OtlpHttpHandler(Handler):
-    writer: Writer
+    intake: Intake
     max_body_bytes: int
-    indexed_keys: frozenset[str]
 
     def do_POST(self) -> None:
         if urlsplit(self.path).path != TRACES_PATH:
@@ -43,8 +66,7 @@ class OtlpHttpHandler(Handler):
                 self.headers.get("Content-Encoding"),
                 max_bytes=self.max_body_bytes,
             )
-            batch = batch_from_request(request, indexed_keys=self.indexed_keys)
-            self.writer.submit(batch, protobuf)
+            self.intake.submit(request, protobuf)
         except IngestError as exc:
             self.send_error_status(exc.status, exc.message)
             return
@@ -119,9 +141,8 @@ class OtlpHttpHandler(Handler):
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _not_allowed
 
 
-def grpc_server(
-    host: str, port: int, writer: Writer, max_bytes: int, keys: frozenset[str]
-) -> tuple[Any, int] | None:
+def grpc_server(host: str, port: int, intake: Intake, max_bytes: int) -> tuple[Any, int] | None:
+    """The OTLP/gRPC server, bound and not yet started, and its port; None without grpcio."""
     try:
         import grpc
     except ImportError:
@@ -133,9 +154,7 @@ def grpc_server(
     # ingest log keeps the bytes as received instead of serializing the request again.
     def export(body: bytes, context: Any) -> ExportTraceServiceResponse:
         try:
-            request = parse_protobuf(body)
-            batch = batch_from_request(request, indexed_keys=keys)
-            writer.submit(batch, lambda: body)
+            intake.submit(parse_protobuf(body), lambda: body)
         except IngestError as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
         except StoreBusy as exc:
@@ -167,7 +186,6 @@ def grpc_server(
         raise OSError(
             errno.EADDRINUSE, f"cannot listen on {host}:{port} (OTLP/gRPC): the port is taken"
         )
-    server.start()
     return server, bound
 
 

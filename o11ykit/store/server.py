@@ -32,7 +32,7 @@ from o11ykit.store.http_base import Server, http_server
 from o11ykit.store.ingest import MAX_BODY_BYTES, Store, check_retention
 from o11ykit.store.process import watch_parent, write_ready_file
 from o11ykit.store.query_http import ConnectionPool, QueryHandler
-from o11ykit.store.receivers import TRACES_PATH, OtlpHttpHandler, grpc_server
+from o11ykit.store.receivers import TRACES_PATH, Intake, OtlpHttpHandler, grpc_server
 from o11ykit.store.schema import INDEXED_SPAN_KEYS
 from o11ykit.store.writer import QUEUE_BATCHES, Writer
 
@@ -97,8 +97,11 @@ class StoreServer:
         self.out = out or sys.stderr
         self._writer: Writer | None = None
         self._pool: ConnectionPool | None = None
-        self._http: list[Server] = []
+        self._intake = Intake()
+        self._listening: dict[str, Server] = {}  # bound, not yet serving
+        self._http: list[Server] = []  # serving
         self._grpc: Any = None
+        self._grpc_started = False
 
     def __enter__(self) -> StoreServer:
         return self.start()
@@ -107,11 +110,50 @@ class StoreServer:
         self.stop()
 
     def start(self) -> StoreServer:
+        # Listen before the store opens: a host that does not resolve or a port another
+        # program holds then fails before the data directory is created, locked or replayed.
+        try:
+            self._listen()
+            self._open()
+        except BaseException:
+            self.stop()
+            raise
+        for name, server in self._listening.items():
+            self._serve(server, name)
+        self._listening.clear()
+        if self._grpc is not None:
+            self._grpc.start()
+            self._grpc_started = True
         if not is_loopback(self.host):
             self.out.write(
                 f"o11ykit store: WARNING listening on {self.host}: anyone who can reach this "
                 "machine can send and read traces\n"
             )
+        return self
+
+    def _listen(self) -> None:
+        """Bind every port; the servers answer once `_open` has given them the store."""
+        receiver = http_server(
+            self.host,
+            self.http_port,
+            OtlpHttpHandler,
+            intake=self._intake,
+            max_body_bytes=self.max_body_bytes,
+        )
+        self._listening["otlp-http"] = receiver
+        self.http_port = receiver.server_port
+        query = http_server(self.host, self.query_port, QueryHandler)
+        self._listening["query"] = query
+        self.query_port = query.server_port
+        if self.grpc_port is not None:
+            bound = grpc_server(self.host, self.grpc_port, self._intake, self.max_body_bytes)
+            if bound is None:
+                self.out.write("o11ykit store: grpcio is not installed; OTLP over HTTP only\n")
+                self.grpc_port = None
+            else:
+                self._grpc, self.grpc_port = bound
+
+    def _open(self) -> None:
         store = Store(
             self.directory,
             max_spans=self.max_spans,
@@ -127,44 +169,12 @@ class StoreServer:
             store.close()
             raise
         self._pool = ConnectionPool(self.directory)
-        try:
-            self._listen()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _listen(self) -> None:
-        assert self._writer is not None and self._pool is not None
-        receiver = http_server(
-            self.host,
-            self.http_port,
-            OtlpHttpHandler,
-            writer=self._writer,
-            max_body_bytes=self.max_body_bytes,
-            indexed_keys=self.indexed_keys,
-        )
-        self._serve(receiver, "otlp-http")
-        self.http_port = receiver.server_port
-        query = http_server(
-            self.host,
-            self.query_port,
-            QueryHandler,
-            pool=self._pool,
-            indexed_keys=self.indexed_keys,
-            writer=self._writer,
-        )
-        self._serve(query, "query")
-        self.query_port = query.server_port
-        if self.grpc_port is not None:
-            started = grpc_server(
-                self.host, self.grpc_port, self._writer, self.max_body_bytes, self.indexed_keys
-            )
-            if started is None:
-                self.out.write("o11ykit store: grpcio is not installed; OTLP over HTTP only\n")
-                self.grpc_port = None
-            else:
-                self._grpc, self.grpc_port = started
+        self._intake.writer = self._writer
+        self._intake.indexed_keys = self.indexed_keys
+        query_handler = self._listening["query"].RequestHandlerClass
+        query_handler.pool = self._pool
+        query_handler.indexed_keys = self.indexed_keys
+        query_handler.writer = self._writer
 
     def _serve(self, server: Server, name: str) -> None:
         self._http.append(server)
@@ -178,12 +188,18 @@ class StoreServer:
     def stop(self) -> None:
         """Stop listening, write what is queued, close the database. Safe to call twice."""
         if self._grpc is not None:
+            if not self._grpc_started:  # gRPC lets go of a port only once started and stopped
+                self._grpc.start()
             self._grpc.stop(grace=1.0).wait(2.0)
             self._grpc = None
+            self._grpc_started = False
         for server in self._http:
             server.shutdown()
             server.server_close()
         self._http.clear()
+        for server in self._listening.values():  # never served: shutdown() would wait forever
+            server.server_close()
+        self._listening.clear()
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
