@@ -7,6 +7,18 @@ option's name in front ("argument --since: ...") and exits with status 2.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterable
+
+
+def refuse_bad_settings(settings: Iterable[tuple[str, Callable[[str], object], object]]) -> None:
+    """For an importable API taking what an option takes: ValueError naming the first
+    (name, parser, value) whose option's parser refuses the value; None is not set."""
+    for name, parse, value in settings:
+        if value is not None:
+            try:
+                parse(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise ValueError(f"{name}: {exc}") from None
 
 
 def port(text: str) -> int:

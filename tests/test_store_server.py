@@ -258,10 +258,12 @@ def test_a_max_age_that_is_not_a_positive_duration_is_refused(tmp_path, capsys, 
 
 
 def test_the_importable_api_refuses_bad_settings_naming_them(tmp_path):
-    with pytest.raises(ValueError, match="http_port: 70000 is not a port"):
+    with pytest.raises(ValueError, match="http_port: '70000' is not a port"):
         StoreServer(tmp_path, http_port=70000)
-    with pytest.raises(ValueError, match="max_body_bytes: 0 is not at least 1"):
+    with pytest.raises(ValueError, match="max_body_bytes: '0' is not a whole number of at least 1"):
         StoreServer(tmp_path, max_body_bytes=0)
+    with pytest.raises(ValueError, match=r"max_body_bytes: '1\.5' is not a whole number"):
+        StoreServer(tmp_path, max_body_bytes=1.5)
     with pytest.raises(ValueError, match="max_spans: 0 is not a whole number of at least 1"):
         Store(tmp_path / "a", max_spans=0)
     with pytest.raises(ValueError, match="max_age_seconds: -1 is not a number of seconds"):

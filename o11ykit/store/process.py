@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -137,19 +136,17 @@ def spawn_store(
     `max_age` is seconds or a Go duration ("24h"), as `--max-age` takes it. A bad setting is
     a ValueError naming it, before any process starts.
     """
-    for name, parse, value in (
-        ("http_port", argtypes.port, http_port),
-        ("grpc_port", argtypes.port, grpc_port),
-        ("query_port", argtypes.port, query_port),
-        ("max_spans", argtypes.positive, max_spans),
-        ("max_age", argtypes.max_age, max_age),
-        ("max_body_bytes", argtypes.positive, max_body_bytes),
-    ):
-        if value is not None:
-            try:  # the parsers of `o11ykit store serve`'s options, which it is given as
-                parse(str(value))
-            except argparse.ArgumentTypeError as exc:
-                raise ValueError(f"{name}: {exc}") from None
+    # The parsers of `o11ykit store serve`'s options, which the child is given them as.
+    argtypes.refuse_bad_settings(
+        [
+            ("http_port", argtypes.port, http_port),
+            ("grpc_port", argtypes.port, grpc_port),
+            ("query_port", argtypes.port, query_port),
+            ("max_spans", argtypes.positive, max_spans),
+            ("max_age", argtypes.max_age, max_age),
+            ("max_body_bytes", argtypes.positive, max_body_bytes),
+        ]
+    )
     work = Path(tempfile.mkdtemp(prefix="o11ykit-store-"))
     command = [
         sys.executable,

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from o11ykit import argtypes
 from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.http_base import Server, http_server
 from o11ykit.store.ingest import MAX_BODY_BYTES, Store, check_retention
@@ -74,15 +75,14 @@ class StoreServer:
         indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
         out: TextIO | None = None,
     ) -> None:
-        for name, port in (
-            ("http_port", http_port),
-            ("grpc_port", grpc_port),
-            ("query_port", query_port),
-        ):
-            if port is not None and not 0 <= port <= 65535:
-                raise ValueError(f"{name}: {port} is not a port: 0 to 65535 (0: any free port)")
-        if max_body_bytes < 1:
-            raise ValueError(f"max_body_bytes: {max_body_bytes} is not at least 1")
+        argtypes.refuse_bad_settings(
+            [
+                ("http_port", argtypes.port, http_port),
+                ("grpc_port", argtypes.port, grpc_port),
+                ("query_port", argtypes.port, query_port),
+                ("max_body_bytes", argtypes.positive, max_body_bytes),
+            ]
+        )
         check_retention(max_spans, max_age, age_name="max_age")
         self.directory = Path(directory)
         self.host = host
