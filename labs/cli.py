@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 SHOWN_GROUPS = 12
 # Newest first: a few traces are enough to open one; the rest are the command's to list.
 SHOWN_TRACES = 5
+# Spans drawn of the trace a walk-through opens: an N+1 trace holds hundreds.
+SHOWN_SPANS = 25
 MARKS = {1: "✓", 0.5: "½"}  # full and half credit; anything else is ✗
 
 
@@ -144,7 +146,9 @@ def print_step(console: Any, session: Any, number: int, language: str, run: bool
         return
     console.print(f"  → {render_look(step.look, session.backend).text}", soft_wrap=True)
     if run and session.backend == "local":
-        show_result(console, session.run_look(step))
+        result = session.run_look(step)
+        show_result(console, result)
+        open_first_trace(console, session.query, result)
     elif run and session.backend == "honeycomb":
         from labs.session import honeycomb_answer
 
@@ -177,6 +181,21 @@ def show_result(console: Any, result: dict | None) -> None:
         hidden = len(traces) - SHOWN_TRACES
         if hidden > 0:
             console.print(f"    ... and {hidden} more traces (the command above lists them all)")
+
+
+def open_first_trace(console: Any, query: Any, result: dict | None) -> None:
+    """Draw the first trace a search listed, as the step asks the learner to open one
+    (`o11ykit traces show`): the spans under the root, the failed ones and their errors."""
+    from o11ykit.traces_cli import waterfall
+
+    traces = (result or {}).get("traces") or []
+    if query is None or not traces:
+        return
+    trace = query.get_trace(traces[0]["traceId"])
+    if trace is None:  # evicted since the search: nothing to draw
+        return
+    console.print(f"  → o11ykit traces show {trace.trace_id}")
+    console.print(waterfall(trace, most=SHOWN_SPANS))
 
 
 def _start(args: argparse.Namespace) -> int:

@@ -315,13 +315,16 @@ def error_lines(span: SpanView) -> list[str]:
     return lines
 
 
-def waterfall(trace: Trace, *, with_attributes: bool = False) -> Table:
+def waterfall(trace: Trace, *, with_attributes: bool = False, most: int | None = None) -> Table:
+    """The trace's spans in tree order against its timeline; `most`: draw that many spans
+    and say how many more there are."""
     table = Table(box=None, pad_edge=False, show_header=True)
     table.add_column("span", no_wrap=True)
     table.add_column("timeline", no_wrap=True, width=BAR_WIDTH)
     table.add_column("ms", justify="right", no_wrap=True)
     previous_service = None
-    for depth, span in trace.in_tree_order():
+    ordered = trace.in_tree_order()
+    for depth, span in ordered[:most]:
         failed = span.status == "error"
         style = "red" if failed else ""
         label = span.name if span.service == previous_service else f"{span.service}: {span.name}"
@@ -340,6 +343,8 @@ def waterfall(trace: Trace, *, with_attributes: bool = False) -> Table:
                 # As a search takes it (true, not True), so it can be pasted into --attr.
                 pair = f"{key}={search_text(value)}"
                 table.add_row(Text("  " * (depth + 2) + pair, style="dim"), "", "")
+    if most is not None and len(ordered) > most:
+        table.add_row(Text(f"... and {len(ordered) - most} more spans", style="dim"), "", "")
     return table
 
 

@@ -29,5 +29,10 @@ def test_the_tour_plays_a_lab_to_a_full_score_and_proves_the_cause(tmp_path) -> 
     out = result.stdout
     assert "score: 100/100" in out
     assert "o11ykit traces breakdown --by tenant.id --service gateway" in out
+    # Step 2 opens a failing trace, down to the catalog span and the error it raised (the
+    # hints name KeyError too, but not as a line under a span).
+    assert "→ o11ykit traces show " in out
+    assert "catalog: GET /products/{product_id} ✗" in out
+    assert any(line.strip().startswith("KeyError:") for line in out.splitlines()), out
     assert "hint 3/3" in out and "after:" in out
     assert "the signal is gone: the fix switch removed it" in out

@@ -127,6 +127,30 @@ def test_show_prints_a_waterfall(fake, capsys):
     assert f"Jaeger UI: {fake.url}/trace/{CHECKOUT_TRACE}" in out
 
 
+def test_a_waterfall_drawn_in_part_says_how_many_spans_it_left_out(fake):
+    from rich.console import Console
+
+    from labs.cli import open_first_trace
+    from o11ykit.backends.jaeger_query import JaegerQuery
+
+    client = JaegerQuery(fake.url)
+    console = Console(record=True, width=200)
+    console.print(traces_cli.waterfall(client.get_trace(CHECKOUT_TRACE), most=2))
+    out = console.export_text()
+    assert [line.split()[0] for line in out.splitlines() if "█" in line] == ["frontend:", "POST"]
+    assert "... and 2 more spans" in out
+    # A walk-through's search step opens the first trace it listed, as the step asks.
+    console = Console(record=True, width=200)
+    open_first_trace(console, client, {"kind": "search", "traces": [{"traceId": CHECKOUT_TRACE}]})
+    out = console.export_text()
+    assert f"→ o11ykit traces show {CHECKOUT_TRACE}" in out
+    assert "checkout: POST /checkout ✗" in out and "payment declined" in out
+    # Nothing listed (or a breakdown): nothing opened.
+    console = Console(record=True, width=200)
+    open_first_trace(console, client, {"kind": "search", "traces": []})
+    assert console.export_text() == ""
+
+
 def test_show_with_attributes(fake, capsys):
     _, out, _ = run(["show", CHECKOUT_TRACE, "--attrs", "--url", fake.url], capsys)
     assert "tenant.id=acme" in out
