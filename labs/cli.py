@@ -148,7 +148,7 @@ def print_step(console: Any, session: Any, number: int, language: str, run: bool
     if run and session.backend == "local":
         result = session.run_look(step)
         show_result(console, result)
-        open_first_trace(console, session.query, result)
+        open_one_trace(console, session.query, result)
     elif run and session.backend == "honeycomb":
         from labs.session import honeycomb_answer
 
@@ -183,15 +183,17 @@ def show_result(console: Any, result: dict | None) -> None:
             console.print(f"    ... and {hidden} more traces (the command above lists them all)")
 
 
-def open_first_trace(console: Any, query: Any, result: dict | None) -> None:
-    """Draw the first trace a search listed, as the step asks the learner to open one
-    (`o11ykit traces show`): the spans under the root, the failed ones and their errors."""
+def open_one_trace(console: Any, query: Any, result: dict | None) -> None:
+    """Draw one of the traces a search listed, as the step asks the learner to open one
+    (`o11ykit traces show`): of those shown, the one with the most spans (the newest of
+    them on a tie), since a step may say to choose one with many (n-plus-one)."""
     from o11ykit.traces_cli import waterfall
 
-    traces = (result or {}).get("traces") or []
-    if query is None or not traces:
+    shown = ((result or {}).get("traces") or [])[:SHOWN_TRACES]
+    if query is None or not shown:
         return
-    trace = query.get_trace(traces[0]["traceId"])
+    richest = max(shown, key=lambda summary: summary["spans"])  # max keeps the first of ties
+    trace = query.get_trace(richest["traceId"])
     if trace is None:  # evicted since the search: nothing to draw
         return
     console.print(f"  → o11ykit traces show {trace.trace_id}")

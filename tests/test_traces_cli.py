@@ -130,7 +130,7 @@ def test_show_prints_a_waterfall(fake, capsys):
 def test_a_waterfall_drawn_in_part_says_how_many_spans_it_left_out(fake):
     from rich.console import Console
 
-    from labs.cli import open_first_trace
+    from labs.cli import open_one_trace
     from o11ykit.backends.jaeger_query import JaegerQuery
 
     client = JaegerQuery(fake.url)
@@ -139,15 +139,21 @@ def test_a_waterfall_drawn_in_part_says_how_many_spans_it_left_out(fake):
     out = console.export_text()
     assert [line.split()[0] for line in out.splitlines() if "█" in line] == ["frontend:", "POST"]
     assert "... and 2 more spans" in out
-    # A walk-through's search step opens the first trace it listed, as the step asks.
+    # A walk-through's search step opens the listed trace with the most spans, as a step
+    # may ask (the newest of them on a tie): here the 4-span checkout, not the 1-span payment.
     console = Console(record=True, width=200)
-    open_first_trace(console, client, {"kind": "search", "traces": [{"traceId": CHECKOUT_TRACE}]})
+    listed = [{"traceId": PAYMENT_TRACE, "spans": 1}, {"traceId": CHECKOUT_TRACE, "spans": 4}]
+    open_one_trace(console, client, {"kind": "search", "traces": listed})
     out = console.export_text()
     assert f"→ o11ykit traces show {CHECKOUT_TRACE}" in out
     assert "checkout: POST /checkout ✗" in out and "payment declined" in out
+    console = Console(record=True, width=200)
+    tie = [{"traceId": CHECKOUT_TRACE, "spans": 4}, {"traceId": PAYMENT_TRACE, "spans": 4}]
+    open_one_trace(console, client, {"kind": "search", "traces": tie})
+    assert f"→ o11ykit traces show {CHECKOUT_TRACE}" in console.export_text()
     # Nothing listed (or a breakdown): nothing opened.
     console = Console(record=True, width=200)
-    open_first_trace(console, client, {"kind": "search", "traces": []})
+    open_one_trace(console, client, {"kind": "search", "traces": []})
     assert console.export_text() == ""
 
 
