@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,6 +26,7 @@ from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app.companions import end_companion, register_companion
 from sample_app.control import Overrides, StackFaults
 from sample_app.faults import signals
+from sample_app.faults.catalogue import Signal
 
 PROGRESS_FILE = "lab.json"
 BACKENDS = ("local", "jaeger", "honeycomb")
@@ -341,22 +343,39 @@ class LabSession:
             raise CannotProve(f"{self.lab.id} has no fault, so there is no fix switch to flip")
         if self.query is None:
             raise CannotProve("prove reads the local trace store, and this stack exports elsewhere")
-        begin = self.window()[0]
-        before = [signals.measure(self.query, s, begin, now()) for s in fault.signals]
+        # Before the flip too: proving right after the start, a rare request (a heavy
+        # user's, an order history) may not have arrived often enough yet.
+        before = self._measure(fault.signals, self.window()[0], window_s, traffic, fresh=False)
         self.faults.fix(fault.id)
         time.sleep(settle_s if settle_s is not None else fault.settle_s)
-        fixed_at = now()
-        # Another window while too few samples arrived to tell (a heavy user's rare
-        # requests), up to PROVE_WINDOWS of them.
-        for windows in range(1, PROVE_WINDOWS + 1):
-            if traffic:
-                from sample_app.traffic import run
-
-                run(self.traffic_config(window_s, seed=6 + windows))
-            else:
-                time.sleep(window_s)
-            time.sleep(0.6)
-            after = [signals.measure(self.query, s, fixed_at, now()) for s in fault.signals]
-            if all(m.conclusive for m in after):
-                break
+        after = self._measure(fault.signals, now(), window_s, traffic, fresh=True)
         return before, after
+
+    def _measure(
+        self,
+        measured: Sequence[Signal],
+        since: datetime,
+        window_s: float,
+        traffic: bool,
+        fresh: bool,
+    ) -> list[signals.Measurement]:
+        """The signals since `since`, with another window of traffic (or of waiting, for
+        the background traffic) while too few samples arrived to tell (a heavy user's rare
+        requests), up to PROVE_WINDOWS of them; `fresh`: one window first, since nothing has
+        come after `since` yet."""
+        # The windows after the fix keep the seeds they always had (7 on).
+        seed, windows, another = (6 if fresh else 2), 0, fresh
+        while True:
+            if another:
+                windows += 1
+                if traffic:
+                    from sample_app.traffic import run
+
+                    run(self.traffic_config(window_s, seed=seed + windows))
+                else:
+                    time.sleep(window_s)
+                time.sleep(0.6)
+            found = [signals.measure(self.query, s, since, now()) for s in measured]
+            if all(m.conclusive for m in found) or windows >= PROVE_WINDOWS:
+                return found
+            another = True

@@ -200,6 +200,25 @@ def test_a_proof_needs_the_signal_before_the_fix_and_its_absence_after(before, a
 
 
 @pytest.mark.integration
+def test_prove_waits_for_enough_samples_before_the_fix_too(monkeypatch):
+    """A rare request may not have arrived often enough since the start: another window
+    (here of waiting for the background traffic), not a verdict on too few samples."""
+    from types import SimpleNamespace
+
+    from labs import session as session_module
+
+    arrived = iter([(0.3, 2), (0.3, 9)])  # (value, samples): too few, then enough
+    monkeypatch.setattr(
+        session_module.signals, "measure", lambda *_: Measurement(ERRORS, *next(arrived))
+    )
+    waited: list[float] = []
+    monkeypatch.setattr(session_module.time, "sleep", waited.append)
+    since = datetime.now(timezone.utc)
+    found = LabSession._measure(SimpleNamespace(query=None), [ERRORS], since, 3.0, False, False)
+    assert [m.samples for m in found] == [9] and found[0].present
+    assert waited == [3.0, 0.6]  # one window, and only once the first look was too thin
+
+
 def test_a_lab_without_a_fault_has_nothing_to_prove(stack: Stack):
     with pytest.raises(CannotProve, match="first-trace has no fault"):
         LabSession(model.get("first-trace"), stack.state()).prove()
