@@ -115,15 +115,15 @@ class StoreServer:
         try:
             self._listen()
             self._open()
+            for name, server in self._listening.items():
+                self._serve(server, name)
+            self._listening.clear()
+            if self._grpc is not None:
+                self._grpc.start()
+                self._grpc_started = True
         except BaseException:
             self.stop()
             raise
-        for name, server in self._listening.items():
-            self._serve(server, name)
-        self._listening.clear()
-        if self._grpc is not None:
-            self._grpc.start()
-            self._grpc_started = True
         if not is_loopback(self.host):
             self.out.write(
                 f"o11ykit store: WARNING listening on {self.host}: anyone who can reach this "
