@@ -10,11 +10,14 @@ import argparse
 from collections.abc import Callable, Iterable
 
 
-def refuse_bad_settings(settings: Iterable[tuple[str, Callable[[str], object], object]]) -> None:
+def refuse_bad_settings(
+    settings: Iterable[tuple[str, Callable[[str], object], object]], *, none_is_unset: bool = True
+) -> None:
     """For an importable API taking what an option takes: ValueError naming the first
-    (name, parser, value) whose option's parser refuses the value; None is not set."""
+    (name, parser, value) whose option's parser refuses the value. None is a setting left
+    unset, unless `none_is_unset` is False: then it is refused like any other bad value."""
     for name, parse, value in settings:
-        if value is not None:
+        if value is not None or not none_is_unset:
             try:
                 parse(str(value))
             except argparse.ArgumentTypeError as exc:

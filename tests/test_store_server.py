@@ -264,6 +264,8 @@ def test_the_importable_api_refuses_bad_settings_naming_them(tmp_path):
         StoreServer(tmp_path, max_body_bytes=0)
     with pytest.raises(ValueError, match=r"max_body_bytes: '1\.5' is not a whole number"):
         StoreServer(tmp_path, max_body_bytes=1.5)
+    with pytest.raises(ValueError, match="query_port: 'None' is not a port"):
+        StoreServer(tmp_path, query_port=None)  # only the gRPC port can be left out
     with pytest.raises(ValueError, match="max_spans: 0 is not a whole number of at least 1"):
         Store(tmp_path / "a", max_spans=0)
     with pytest.raises(ValueError, match="max_age_seconds: -1 is not a number of seconds"):

@@ -75,13 +75,14 @@ class StoreServer:
         indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
         out: TextIO | None = None,
     ) -> None:
+        argtypes.refuse_bad_settings([("grpc_port", argtypes.port, grpc_port)])  # None: no gRPC
         argtypes.refuse_bad_settings(
             [
                 ("http_port", argtypes.port, http_port),
-                ("grpc_port", argtypes.port, grpc_port),
                 ("query_port", argtypes.port, query_port),
                 ("max_body_bytes", argtypes.positive, max_body_bytes),
-            ]
+            ],
+            none_is_unset=False,
         )
         check_retention(max_spans, max_age, age_name="max_age")
         self.directory = Path(directory)
