@@ -7,14 +7,24 @@ fake backend would all look unreachable.
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.request
 from urllib.parse import urlsplit
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1); a name is not looked up."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def opener_for(url: str) -> urllib.request.OpenerDirector:
     """An opener for `url`: the machine's proxy settings apply unless its host is loopback."""
-    host = urlsplit(url).hostname or ""
-    handlers = [urllib.request.ProxyHandler({})] if host in LOOPBACK_HOSTS else []
+    handlers = (
+        [urllib.request.ProxyHandler({})] if is_loopback(urlsplit(url).hostname or "") else []
+    )
     return urllib.request.build_opener(*handlers)

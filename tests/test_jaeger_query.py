@@ -442,3 +442,29 @@ def test_an_offset_go_would_refuse_is_refused(offset):
     # What Go's parser still takes (hours to 24, minutes to 60), as Jaeger does.
     assert timeformats.parse_time("2025-06-15T12:00:00+24:00") == 1_749_902_400 * 10**9
     assert timeformats.parse_time("2025-06-15T12:00:00-05:60") == 1_750_010_400 * 10**9
+
+
+@pytest.mark.parametrize(
+    ("url", "direct"),
+    [
+        ("http://127.0.0.1:16686", True),
+        ("http://127.0.0.2:16686", True),  # all of 127.0.0.0/8, as the store's own check
+        ("http://[::1]:16686", True),
+        ("http://localhost:16686", True),
+        ("https://api.honeycomb.io", False),
+        ("http://jaeger.internal:16686", False),  # a name is not looked up
+    ],
+)
+def test_the_kits_clients_never_send_loopback_to_the_machines_proxy(monkeypatch, url, direct):
+    import urllib.request
+
+    from o11ykit.loopback import opener_for
+
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://proxy.invalid:3128")
+    # An empty ProxyHandler has nothing to open with, so the opener drops it: no proxy left.
+    proxies = [
+        h.proxies for h in opener_for(url).handlers if isinstance(h, urllib.request.ProxyHandler)
+    ]
+    expected = [] if direct else ["http://proxy.invalid:3128"]
+    assert [found["http"] for found in proxies] == expected

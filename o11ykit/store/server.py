@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import errno
 import gc
-import ipaddress
 import os
 import signal
 import sqlite3
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from o11ykit import argtypes
+from o11ykit.loopback import is_loopback
 from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.http_base import Server, http_server
 from o11ykit.store.ingest import MAX_BODY_BYTES, Store, check_retention
@@ -42,15 +42,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 4318
 DEFAULT_GRPC_PORT = 4317
 DEFAULT_QUERY_PORT = 16686
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class StoreServer:
