@@ -136,7 +136,9 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
             command(args, JaegerQuery(_query_url(args)), console)
         except QueryError as exc:
             print(f"o11ykit traces: {exc}", file=sys.stderr)
-            return 1
+            # A 400 is the server refusing a value the user gave (`--attr error=maybe`): the
+            # same mistake as an option refused here, so the same status.
+            return 2 if exc.status == 400 else 1
         except ValueError as exc:  # a bad --since, --attr or duration
             print(f"o11ykit traces: {exc}", file=sys.stderr)
             return 2

@@ -376,6 +376,17 @@ def test_attributes_print_as_a_search_takes_them_and_each_finds_its_trace(live_s
         assert code == 0 and trace in out, (key, value, out, err)
 
 
+@pytest.mark.parametrize(
+    "command", [["search"], ["breakdown", "--by", "tenant.id"], ["compare", "--errors"]]
+)
+def test_a_value_the_store_refuses_exits_2_with_its_message(live_store, capsys, command):
+    # Only the server judges an attribute's value: its 400 is a usage error all the same.
+    argv = [*command, "--attr", "error=maybe", "--url", live_store.query_url]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "'maybe'" in err and "true or false" in err
+
+
 @pytest.mark.parametrize("command", [["search"], ["breakdown", "--by", "tenant.id"]])
 def test_the_otlp_port_given_as_the_query_url_says_where_the_query_api_is(
     live_store, capsys, command
