@@ -2,7 +2,7 @@
 """Set-up and entry point for a fresh machine with nothing but Python 3.10+.
 
     python3 dev.py start   # the main job: the sample system with a guided lab
-    python3 dev.py test    # ruff, then the whole test suite
+    python3 dev.py test    # ruff check and format --check, then the whole test suite
 
 Each command creates `.venv` on first use and reinstalls only when pyproject.toml
 changes, so running it twice costs nothing the second time.
@@ -53,6 +53,9 @@ def start(args: list[str]) -> int:
 
 def test(args: list[str]) -> int:
     if run([str(BIN / "ruff"), "check", "."]) != 0:
+        return 1
+    # The layout is checked too, so a change formatted by hand cannot drift from the rest.
+    if run([str(BIN / "ruff"), "format", "--check", "."]) != 0:
         return 1
     code = run([str(PYTHON), "-m", "pytest", *args])
     # pytest's 5 means "collected nothing": for CI that is a failure, not a pass.
