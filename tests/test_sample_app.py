@@ -90,6 +90,12 @@ def test_tenant_and_user_reach_every_span_of_every_service(stack: Stack):
     }
 
 
+def test_the_stacks_store_keeps_a_bounded_number_of_spans(stack: Stack):
+    # The store's eviction itself is tested with the store; here, that the stack asks for it.
+    command = stack.store.process.args
+    assert command[command.index("--max-spans") + 1] == str(stack_module.STORE_MAX_SPANS)
+
+
 def test_the_edge_refuses_requests_it_cannot_attribute(stack: Stack):
     gateway = stack.gateway_url
     assert httpx.get(f"{gateway}/api/products/1").status_code == 400
