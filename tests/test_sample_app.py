@@ -53,8 +53,8 @@ def _trace(query: JaegerQuery, trace_id: str, services: int) -> object:
     )
 
 
-def test_tenant_and_user_reach_every_span_of_every_service(stack: Stack):
-    trace_id = os.urandom(16).hex()
+def _checkout(stack: Stack, trace_id: str) -> int:
+    """POST a checkout for globex's customer c00042 in trace `trace_id`; the status."""
     headers = {
         "X-Tenant-ID": "globex",
         "X-User-ID": "globex-c00042",
@@ -71,10 +71,20 @@ def test_tenant_and_user_reach_every_span_of_every_service(stack: Stack):
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        status = opener.open(request, timeout=10).status
+        return opener.open(request, timeout=10).status
     except urllib.error.HTTPError as exc:
-        status = exc.code
-    assert status in (201, 402)
+        return exc.code
+
+
+def test_tenant_and_user_reach_every_span_of_every_service(stack: Stack):
+    # Payments declines 3% of charges (by a hash of the order reference), and a declined
+    # order is never written, so orders has no SQL span then: try again, on a new trace.
+    for _ in range(5):
+        trace_id = os.urandom(16).hex()
+        status = _checkout(stack, trace_id)
+        if status != 402:
+            break
+    assert status == 201
     trace = _trace(JaegerQuery(stack.query_url), trace_id, 4)
     assert {s.service for s in trace.spans} == {"gateway", "orders", "catalog", "payments"}
     assert {s.attributes.get("tenant.id") for s in trace.spans} == {"globex"}
