@@ -156,6 +156,7 @@ class Stack:
             grpc_port=None,
             max_spans=STORE_MAX_SPANS,
             detach=not self.config.die_with_parent,
+            log_path=self.data_dir / "logs" / "store.log",
         )
         self.query_url = self.store.query_url
         self.traces_url = self.store.traces_url

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -186,6 +187,7 @@ def test_a_fault_leaves_no_label_in_the_telemetry(stack: Stack):
 
 def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
     data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    temporary_stores = set(Path(tempfile.gettempdir()).glob("o11ykit-store-*"))
     up = _o11ykit("app", "up", "--free-ports", "--fault", "empty-search", data_dir=data_dir)
     try:
         assert up.returncode == 0, up.stderr
@@ -200,6 +202,9 @@ def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
     assert down.returncode == 0 and "store" in down.stdout
     assert _wait_gone(data_dir) == []
     assert not state_file.exists()
+    # Nor a file: the store logged beside the services, and its start left nothing in /tmp.
+    assert "o11ykit store: stopped" in (data_dir / "logs" / "store.log").read_text()
+    assert set(Path(tempfile.gettempdir()).glob("o11ykit-store-*")) <= temporary_stores
 
 
 def _bind_free(sock: socket.socket, ports: range) -> int:

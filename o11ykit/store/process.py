@@ -37,9 +37,12 @@ def watch_parent(stop: threading.Event) -> None:
 class StoreProcess:
     """A store running as `python -m o11ykit.store serve`; see `spawn_store`."""
 
-    def __init__(self, process: subprocess.Popen[bytes], work: Path, directory: Path) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], work: Path, directory: Path, log_path: Path
+    ) -> None:
         self.process = process
         self.directory = directory
+        self.log_path = log_path
         self._work = work
         self.http_port = 0
         self.grpc_port: int | None = None
@@ -72,8 +75,9 @@ class StoreProcess:
         return f"http://127.0.0.1:{self.query_port}"
 
     def stderr(self) -> str:
+        """What the store has written to its log (all of it, for a log appended to)."""
         try:
-            return (self._work / "stderr.log").read_text(encoding="utf-8", errors="replace")
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
 
@@ -128,14 +132,20 @@ def spawn_store(
     startup_timeout: float = 15.0,
     env: dict[str, str] | None = None,
     detach: bool = False,
+    log_path: str | Path | None = None,
 ) -> StoreProcess:
     """Start a store in a child process and wait until it listens (free ports by default).
 
     It dies with this process unless `detach`: then it runs in its own session until
     stopped by pid (what `o11ykit app up` needs, since `up` returns while the stack runs).
+    `log_path`: the file its output is appended to; by default a file in a temporary
+    directory that `stop` and `kill` remove. Required with `detach`: whoever stops that
+    store by pid could not remove a temporary directory, and its log should outlive it.
     `max_age` is seconds or a Go duration ("24h"), as `--max-age` takes it. A bad setting is
     a ValueError naming it, before any process starts.
     """
+    if detach and log_path is None:
+        raise ValueError("log_path: a detached store needs a log file that outlives this process")
     # The parsers of `o11ykit store serve`'s options, which the child is given them as.
     argtypes.refuse_bad_settings(
         [
@@ -147,7 +157,8 @@ def spawn_store(
             ("max_body_bytes", argtypes.positive, max_body_bytes),
         ]
     )
-    work = Path(tempfile.mkdtemp(prefix="o11ykit-store-"))
+    work = Path(tempfile.mkdtemp(prefix="o11ykit-store-"))  # the ready file, and the log
+    log = Path(log_path) if log_path is not None else work / "stderr.log"
     command = [
         sys.executable,
         "-m",
@@ -175,16 +186,23 @@ def spawn_store(
         command += ["--host", host]
     if listen_all:
         command.append("--listen-all")
-    with (work / "stderr.log").open("wb") as log:
-        # A file, not a pipe: it can never fill up and block the child.
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
-            start_new_session=detach,
-        )  # fmt: skip
-    store = StoreProcess(process, work, Path(directory))
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as output:
+            # A file, not a pipe: it can never fill up and block the child.
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=env,
+                start_new_session=detach,
+            )  # fmt: skip
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    store = StoreProcess(process, work, Path(directory), log)
     try:
         store._wait_until_ready(startup_timeout)
     except BaseException:
         store.stop()
         raise
+    if log_path is not None:  # the ready file was all the directory held
+        shutil.rmtree(work, ignore_errors=True)
     return store
