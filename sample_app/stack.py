@@ -10,7 +10,6 @@ parent (Linux's parent-death signal), so nothing is left behind even on a crash.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
@@ -55,12 +54,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the parent dies (Linux; elsewhere a no-op)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -200,9 +193,11 @@ class Stack:
 
     def _spawn(self, service: topology.Service) -> None:
         entry = self.services[service.name]
+        # Dying with this process is asked for by the child itself (sample_app/with_parent.py).
+        launcher = ["-m", "sample_app.with_parent", str(os.getpid())]
         command = [
             sys.executable,
-            "-m",
+            *(launcher if self.config.die_with_parent else ["-m"]),
             "uvicorn",
             service.module,
             "--host",
@@ -221,7 +216,6 @@ class Stack:
                 stdout=log,
                 stderr=log,
                 env=self.environment(service),
-                preexec_fn=_die_with_parent if self.config.die_with_parent else None,
                 start_new_session=not self.config.die_with_parent,
             )
         entry.pid = entry.process.pid

@@ -22,6 +22,7 @@ import pytest
 
 from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.faults import FaultSpecError
+from o11ykit.store.server import StoreServer
 from sample_app import stack as stack_module
 from sample_app.control import Overrides, StackFaults
 from sample_app.stack import Stack, StackConfig, running
@@ -205,6 +206,17 @@ def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
     # Nor a file: the store logged beside the services, and its start left nothing in /tmp.
     assert "o11ykit store: stopped" in (data_dir / "logs" / "store.log").read_text()
     assert set(Path(tempfile.gettempdir()).glob("o11ykit-store-*")) <= temporary_stores
+
+
+def test_the_stack_starts_from_a_process_running_grpc(seeded_template, tmp_path):
+    # With gRPC's threads in the starting process, each service's fork once aborted
+    # (SIGABRT, an empty log) in the preexec_fn it ran before exec: sample_app/with_parent.py.
+    with StoreServer(tmp_path / "store", http_port=0, grpc_port=0, query_port=0) as store:
+        assert store.grpc_port  # its server's threads are running
+        data_dir = seeded_copy(seeded_template, tmp_path / "d")
+        with running(StackConfig(data_dir=data_dir, free_ports=True)) as started:
+            assert httpx.get(f"{started.gateway_url}/health").status_code == 200
+    assert _wait_gone(data_dir) == []
 
 
 def _bind_free(sock: socket.socket, ports: range) -> int:
