@@ -48,7 +48,12 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on the port now, as the stack's will (uvicorn's and the
+    store's set SO_REUSEADDR): connections of a stack just stopped, still in TIME_WAIT, do
+    not make it taken."""
     with socket.socket() as sock:
+        if os.name != "nt":  # on Windows the option lets a socket take a port in use
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

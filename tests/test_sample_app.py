@@ -230,6 +230,22 @@ def _bind_free(sock: socket.socket, ports: range) -> int:
     raise AssertionError("no free port to occupy")
 
 
+def test_a_port_is_free_once_only_time_wait_connections_hold_it():
+    # A connection whose server side closed first lingers in TIME_WAIT on the server's port
+    # (or on an ephemeral port a client used), where uvicorn and the store, which set
+    # SO_REUSEADDR, can listen at once.
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert not stack_module.port_is_free(port)  # listening: taken
+        with socket.create_connection(("127.0.0.1", port)):
+            accepted, _ = server.accept()
+            accepted.close()  # the server's side closes first: its end enters TIME_WAIT
+    assert stack_module.port_is_free(port)
+
+
 def test_a_port_in_use_fails_the_start_and_leaves_nothing(seeded_template, tmp_path):
     data_dir = seeded_copy(seeded_template, tmp_path / "d")
     with socket.socket() as taken:
