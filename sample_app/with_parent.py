@@ -20,6 +20,8 @@ PR_SET_PDEATHSIG = 1
 
 
 def main() -> None:
+    if len(sys.argv) < 3 or not sys.argv[1].isdigit():
+        sys.exit("usage: python -m sample_app.with_parent PID MODULE [ARG...]")
     parent, module, *args = sys.argv[1:]
     with contextlib.suppress(Exception):  # not Linux: the parent stops it by pid instead
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -74,3 +74,16 @@ def test_a_child_whose_parent_is_already_gone_does_not_start():
     )
     assert done.returncode == 1
     assert "http.server: the process that started it (1) has already exited" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["123"], ["abc", "http.server"]])
+def test_a_malformed_command_line_says_how_to_call_it(argv):
+    done = subprocess.run(
+        [sys.executable, "-m", "sample_app.with_parent", *argv],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert done.stderr == "usage: python -m sample_app.with_parent PID MODULE [ARG...]\n"
