@@ -4,7 +4,8 @@
 answers its health check and writes a state file; on any failure, or Ctrl-C, it stops
 whatever it started before raising. `Stack.stop()` (or `o11ykit app down`, from the state
 file) stops them all. Children started for a foreground run or a test die with their
-parent (Linux's parent-death signal), so nothing is left behind even on a crash.
+parent (Linux's parent-death signal, which each asks for itself: with_parent.py), so
+nothing is left behind even on a crash.
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ def free_port() -> int:
 
 def port_is_free(port: int) -> bool:
     """Whether a server could listen on the port now, as the stack's will (uvicorn's and the
-    store's set SO_REUSEADDR): connections of a stack just stopped, still in TIME_WAIT, do
-    not make it taken."""
+    store's set SO_REUSEADDR): connections still in TIME_WAIT on it do not make it taken."""
     with socket.socket() as sock:
         if os.name != "nt":  # on Windows the option lets a socket take a port in use
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
