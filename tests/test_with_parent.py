@@ -63,27 +63,25 @@ def test_the_child_ends_when_the_process_that_started_it_is_killed():
             os.kill(child, signal.SIGKILL)
 
 
-def test_a_child_whose_parent_is_already_gone_does_not_start():
-    # Pid 1 is not its parent: as if the parent had died before the death signal was set.
-    done = subprocess.run(
-        [sys.executable, "-m", "sample_app.with_parent", "1", "http.server", "0"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert done.returncode == 1
-    assert "http.server: the process that started it (1) has already exited" in done.stderr
-
-
-@pytest.mark.parametrize("argv", [[], ["123"], ["abc", "http.server"]])
-def test_a_malformed_command_line_says_how_to_call_it(argv):
-    done = subprocess.run(
+def _launch(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "sample_app.with_parent", *argv],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_a_child_whose_parent_is_already_gone_does_not_start():
+    # Pid 1 is not its parent: as if the parent had died before the death signal was set.
+    done = _launch("1", "http.server", "0")
+    assert done.returncode == 1
+    assert "http.server: the process that started it (1) has already exited" in done.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["123"], ["abc", "http.server"]])
+def test_a_malformed_command_line_says_how_to_call_it(argv):
+    done = _launch(*argv)
     assert done.returncode == 1
     assert done.stderr == "usage: python -m sample_app.with_parent PID MODULE [ARG...]\n"
