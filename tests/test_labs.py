@@ -199,7 +199,6 @@ def test_a_proof_needs_the_signal_before_the_fix_and_its_absence_after(before, a
     assert verdict[0] is proved and says in verdict[1]
 
 
-@pytest.mark.integration
 def test_prove_waits_for_enough_samples_before_the_fix_too(monkeypatch):
     """A rare request may not have arrived often enough since the start: another window
     (here of waiting for the background traffic), not a verdict on too few samples."""
@@ -219,6 +218,7 @@ def test_prove_waits_for_enough_samples_before_the_fix_too(monkeypatch):
     assert waited == [3.0, 0.6]  # one window, and only once the first look was too thin
 
 
+@pytest.mark.integration
 def test_a_lab_without_a_fault_has_nothing_to_prove(stack: Stack):
     with pytest.raises(CannotProve, match="first-trace has no fault"):
         LabSession(model.get("first-trace"), stack.state()).prove()
