@@ -10,8 +10,11 @@ import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
+# A fraction of any length, after "." or ",", as Go's time.Parse (Jaeger's) reads it: digits
+# past the ninth are dropped. ASCII digits only (\d would take "５").
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:[.,]([0-9]+))?(Z|z|[+-][0-9]{2}:[0-9]{2})"
 )
 # Times and durations in nanoseconds as OTLP, SQLite and Go keep them: signed 64-bit, so
 # times from 1677-09-21 to 2262-04-11 and durations up to 2562047h47m16.854775807s.
@@ -35,11 +38,15 @@ def parse_time(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not an RFC 3339 time (2026-11-22T10:00:00Z)")
     year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    fraction, offset = match.group(7) or "", match.group(8)
+    fraction, offset = (match.group(7) or "")[:9], match.group(8)
     try:
-        moment = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+        # Year 0, which Go takes and Python's datetime does not, is checked as 2000 (both
+        # leap years) and then clamped as any time before 1677 is.
+        moment = datetime(year or 2000, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError as exc:
         raise ValueError(f"{text!r}: {exc}") from None
+    if year == 0:
+        return MIN_NS
     seconds = int(moment.timestamp())
     if offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1

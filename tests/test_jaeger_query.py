@@ -435,6 +435,30 @@ def test_times_round_trip_at_nanosecond_precision():
         timeformats.parse_time("yesterday")
 
 
+@pytest.mark.parametrize(
+    ("text", "nanoseconds"),
+    [
+        # Go's time.Parse (Jaeger's) reads a fraction of any length and drops the digits
+        # past the ninth, and takes a comma for the point.
+        ("2025-06-15T12:00:00.1234567891234Z", 1_749_988_800_123_456_789),
+        ("2025-06-15T12:00:00,5Z", 1_749_988_800_500_000_000),
+        # Year 0 is a year to Go; before 1677 it is the 64-bit limit, as other early times.
+        ("0000-01-01T00:00:00Z", -(2**63)),
+        ("0000-02-29T00:00:00Z", -(2**63)),
+    ],
+)
+def test_times_go_reads_are_read_the_same(text, nanoseconds):
+    assert timeformats.parse_time(text) == nanoseconds
+
+
+@pytest.mark.parametrize(
+    "text", ["2025-06-15T12:00:00.Z", "0000-02-30T00:00:00Z", "２０２５-06-15T12:00:00Z"]
+)
+def test_times_go_refuses_are_refused(text):
+    with pytest.raises(ValueError, match=re.escape(repr(text))):
+        timeformats.parse_time(text)
+
+
 @pytest.mark.parametrize("offset", ["+25:00", "+99:99", "-05:61"])
 def test_an_offset_go_would_refuse_is_refused(offset):
     with pytest.raises(ValueError, match=f"the offset {re.escape(offset)} is beyond"):

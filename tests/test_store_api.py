@@ -494,6 +494,15 @@ def test_attribute_search_with_other_conditions(store):
         ({**WINDOW, "query.attributes": '{"a": {"b": 1}}'}, "query.attributes"),
         ({**WINDOW, "query.searchDepth": "-1"}, "query.searchDepth"),
         ({**WINDOW, "query.filter": '{"op":"eq","args":[]}'}, "query.filter"),
+        # Reversed or empty windows, as Jaeger v2's gateway refuses them (query_parser.go).
+        (
+            {"query.startTimeMin": WINDOW_END, "query.startTimeMax": WINDOW_START},
+            "query.startTimeMin must be before query.startTimeMax",
+        ),
+        (
+            {"query.start_time_min": WINDOW_START, "query.startTimeMax": WINDOW_START},
+            "query.start_time_min must be before query.startTimeMax",
+        ),
     ],
 )
 def test_bad_search_parameters_are_400_with_a_status_body(store, params, fragment):

@@ -236,6 +236,11 @@ def test_jaegers_error_tag_is_the_status(store):
     assert traces(store, error="true") == [7]
     assert traces(store, error="TRUE", **{"service.version": "1.5.0"}) == []
     assert traces(store, error="false", **{"service.version": "2.0.0"}) == [4, 5]
+    # Every spelling Go's strconv.ParseBool takes, as Jaeger v2 reads the value.
+    for true in ("1", "t", "T", "True"):
+        assert traces(store, error=true) == [7]
+    for false in ("0", "f", "F", "False"):
+        assert traces(store, error=false, **{"service.version": "2.0.0"}) == [4, 5]
     with pytest.raises(queries.QueryError, match="'error' is true or false"):
         traces(store, error="yes")
 
@@ -334,12 +339,19 @@ def test_spans_without_a_keys_bytes_are_not_decoded_and_answers_do_not_change(
     store.close()
 
 
-def test_an_undefined_span_kind_is_listed_once_as_unspecified_and_found_by_it(tmp_path):
-    # OTLP defines kinds 0 to 5; a sender's 99 is stored as sent, and shown as Jaeger shows it.
+def test_an_unspecified_span_kind_is_listed_as_internal_as_jaeger_lists_it(tmp_path):
+    # OTLP defines kinds 0 to 5; a sender's 99 is stored as sent and counts as unspecified.
+    # Jaeger v2's gateway lists an operation of no kind as internal (http_gateway.go).
     store = Store(tmp_path)
     write(store, request([span(1, 1, "poll", kind=99), span(1, 2, "poll", kind=0)]))
     listed = Queries(store.connection)
-    assert listed.operations("svc") == [("poll", "unspecified")]
-    assert listed.operations("svc", "unspecified") == [("poll", "unspecified")]
+    assert listed.operations("svc") == [("poll", "internal")]
+    assert listed.operations("svc", "internal") == [("poll", "internal")]
+    assert listed.operations("svc", "unspecified") == [("poll", "internal")]
     assert listed.operations("svc", "server") == []
+    # The same name with kind internal too is one entry, and `unspecified` finds only the
+    # spans that had no kind.
+    write(store, request([span(1, 3, "poll", kind=1), span(1, 4, "tick", kind=1)]))
+    assert listed.operations("svc") == [("poll", "internal"), ("tick", "internal")]
+    assert listed.operations("svc", "unspecified") == [("poll", "internal")]
     store.close()

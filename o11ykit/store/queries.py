@@ -178,10 +178,15 @@ class Queries:
         rows = self.connection.execute(
             "SELECT name, kind FROM operations WHERE service = ?", (service,)
         )
-        # A kind number OTLP does not define (a sender's bug, stored as sent) is shown as
-        # unspecified: one entry with the unspecified spans of that name, found by that kind.
-        shown = {(name, KIND_NAMES.get(kind, "unspecified")) for name, kind in rows}
-        return sorted(pair for pair in shown if wanted is None or pair[1] == wanted)
+        # A kind number OTLP does not define (a sender's bug, stored as sent) counts as
+        # unspecified. Jaeger v2's gateway lists unspecified operations as internal; they
+        # are found by either name, so an operation listed is found by the kind it shows.
+        shown = set()
+        for name, number in rows:
+            kind = KIND_NAMES.get(number, "unspecified")
+            if wanted is None or wanted == kind or (wanted, kind) == ("internal", "unspecified"):
+                shown.add((name, "internal" if kind == "unspecified" else kind))
+        return sorted(shown)
 
     def get_trace(self, trace_id_hex: str) -> Traces | None:
         trace_id = parse_trace_id(trace_id_hex)
@@ -344,16 +349,22 @@ class Queries:
         return answer
 
 
+# The spellings Go's strconv.ParseBool takes, which Jaeger v2 reads the tag's value with.
+_TRUE_TEXT = frozenset({"1", "t", "true"})
+_FALSE_TEXT = frozenset({"0", "f", "false"})
+
+
 def error_status_condition(value: str | None) -> str | None:
     """The condition on `s.status_code` for Jaeger's `error` tag (the status ERROR)."""
     if value is None:
         return None
     wanted = value.strip().lower()
-    if wanted not in ("true", "false"):
+    if wanted not in _TRUE_TEXT | _FALSE_TEXT:
         raise QueryError(
-            f"attribute {ERROR_TAG!r} is true or false (the status ERROR), not {value!r}"
+            f"attribute {ERROR_TAG!r} is true or false (the status ERROR; also 1, t, 0, f),"
+            f" not {value!r}"
         )
-    return "s.status_code = 2" if wanted == "true" else "s.status_code != 2"
+    return "s.status_code = 2" if wanted in _TRUE_TEXT else "s.status_code != 2"
 
 
 def _numbers(ids: set[int]) -> str:

@@ -49,10 +49,16 @@ def trace_query(params: dict[str, str]) -> TraceQuery:
         field: parse_duration(found[1], found[0]) if (found := _param(params, field)) else None
         for field in ("duration_min", "duration_max")
     }
+    start_min_ns = parse_time(start_min[1], start_min[0])
+    start_max_ns = parse_time(start_max[1], start_max[0])
+    # As Jaeger v2's gateway: a window that is empty or reversed is the caller's mistake,
+    # which "no traces found" would hide.
+    if start_min_ns >= start_max_ns:
+        raise QueryError(f"{start_min[0]} must be before {start_max[0]}")
     service, operation = _param(params, "service"), _param(params, "operation")
     return TraceQuery(
-        start_min_ns=parse_time(start_min[1], start_min[0]),
-        start_max_ns=parse_time(start_max[1], start_max[0]),
+        start_min_ns=start_min_ns,
+        start_max_ns=start_max_ns,
         service=service[1] if service else None,
         operation=operation[1] if operation else None,
         duration_min_ns=durations["duration_min"],
