@@ -73,6 +73,35 @@ def test_the_writer_stores_what_the_log_holds_past_the_last_commit(tmp_path):
     assert counts(tmp_path)["spans"] == 12  # nothing is replayed twice
 
 
+def test_a_logged_batch_the_database_refuses_is_dropped_at_replay_not_read_at_every_start(
+    tmp_path, monkeypatch, caplog
+):
+    # A store killed with such a batch in its log past the last commit must still start:
+    # the batch is dropped and counted, as while running, and the others are written.
+    log = IngestLog(tmp_path)
+    for payload in payloads(2):
+        log.append(payload)
+    log.append(many(2, service="poison", first_trace=500).SerializeToString())
+    log.append(payloads(3)[2])
+    log.close()
+    original = Store.write_group
+
+    def refusing(self, batches, log_position=None):
+        if any(row.service == "poison" for batch in batches for row in batch.resources):
+            raise ValueError("refused for itself")
+        return original(self, batches, log_position)
+
+    monkeypatch.setattr(Store, "write_group", refusing)
+    with caplog.at_level(logging.ERROR, logger="o11ykit.store"):
+        Writer(Store(tmp_path)).stop()
+    assert counts(tmp_path)["spans"] == 9
+    assert meta(tmp_path, "dropped_spans") == 2
+    assert any("could not write a batch of 2 spans" in r.message for r in caplog.records)
+    monkeypatch.setattr(Store, "write_group", original)
+    Writer(Store(tmp_path)).stop()  # nothing is replayed again, the dropped batch included
+    assert counts(tmp_path)["spans"] == 9
+
+
 def test_submitted_batches_are_written_by_stop_and_seen_after_wait_written(tmp_path):
     writer = Writer(Store(tmp_path))
     for i in range(5):

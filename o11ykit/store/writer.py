@@ -4,7 +4,7 @@ A receiver's request is acknowledged once it is in the ingest log (`ingest_log.p
 the writer can take every batch waiting and commit them together: at 512 spans a commit,
 a commit cost as much as the spans' rows and indexes together. The queue is bounded: a
 receiver waits for room (the exporter sees a slow answer, which is back-pressure), and
-after QUEUE_WAIT_SECONDS answers 503, which exporters count as a failed batch, rather than
+after QUEUE_WAIT_SECONDS answers 503, which exporters retry later, rather than
 memory growing without bound.
 
 Readers that must see what was acknowledged before they asked (the query server) call
@@ -28,8 +28,10 @@ QUEUE_BATCHES = 16
 # stays small enough that a query waiting for it is not kept long. The attribute index's
 # blocks (schema.ATTRIBUTE_BLOCK_SHIFT) are this size, so a group writes into one or two.
 GROUP_SPANS = 4096
-# How long a receiver waits for room in the queue before answering 503.
-QUEUE_WAIT_SECONDS = 10.0
+# How long a receiver waits for room in the queue before answering 503. Well under the
+# 10 s that exporters wait for an answer by default (Python, Go, Java, JS): a 503 after
+# they gave up would be lost, and a batch logged after it would come again in their retry.
+QUEUE_WAIT_SECONDS = 5.0
 # How often an idle writer evicts spans past the store's maximum age (when it has one).
 IDLE_EXPIRY_SECONDS = 5.0
 # While the database refuses writes, the writer tries again after this, doubling to the most.
@@ -222,8 +224,13 @@ class Writer:
         self.store.skip(len(batch.spans), position)
 
     def _replay(self) -> None:
-        """Write what the log holds beyond the last commit: a store killed mid-ingest."""
-        group: list[Batch] = []
+        """Write what the log holds beyond the last commit: a store killed mid-ingest.
+
+        As in normal running, a batch the database refuses for itself is dropped and
+        counted rather than written again at every start; a database that refuses every
+        write (sqlite3.OperationalError) fails the start, and the log keeps it all.
+        """
+        pending: list[tuple[Batch, LogPosition]] = []
         spans = 0
         last: LogPosition | None = None
         for payload, position in self._log.replay(self.store.log_position):
@@ -235,12 +242,15 @@ class Writer:
             except IngestError as exc:  # it was checked before it was logged: a damaged log
                 log.error("o11ykit store: skipped a damaged ingest log record: %s", exc.message)
                 continue
-            group.append(batch)
+            pending.append((batch, position))
             spans += len(batch.spans)
             if spans >= GROUP_SPANS:
-                self.store.write_group(group, last)
-                group, spans = [], 0
+                self._write_or_drop(pending)
+                spans = 0
+        if pending:
+            self._write_or_drop(pending)
         if last is not None:
-            self.store.write_group(group, last)
+            # Past any damaged records at the end too, so they are not read again.
+            self.store.write_group([], last)
             log.info("o11ykit store: wrote the batches the ingest log held past the last commit")
         self._log.discard_before(self._log.current_segment)
