@@ -161,6 +161,12 @@ def _bad_parent(parent: bytes) -> bytes:
     return message.SerializeToString()
 
 
+def _bad_link(trace: bytes, span_bytes: bytes) -> bytes:
+    message = request([span(1, 1)])
+    message.resource_spans[0].scope_spans[0].spans[0].links.add(trace_id=trace, span_id=span_bytes)
+    return message.SerializeToString()
+
+
 def _bad_ids(trace: bytes, span_bytes: bytes) -> bytes:
     message = request([span(1, 1)])
     item = message.resource_spans[0].scope_spans[0].spans[0]
@@ -221,6 +227,27 @@ BAD_INPUTS = {
         "attribute 'dump' of a link of span",
     ),
     "parent span id 4 bytes": (_bad_parent(b"\1" * 4), PROTOBUF, None, 400, "invalid parent"),
+    "link trace id 1 byte": (
+        _bad_link(b"\1", b"\1" * 8),
+        PROTOBUF,
+        None,
+        400,
+        "invalid trace id '01' in a link of span",
+    ),
+    "link span id empty": (
+        _bad_link(b"\1" * 16, b""),
+        PROTOBUF,
+        None,
+        400,
+        "invalid span id '' in a link of span",
+    ),
+    "JSON link trace id short": (
+        _json_span(links=[{"traceId": "01", "spanId": "eee19b7ec3c1b174"}]),
+        JSON,
+        None,
+        400,
+        "invalid trace id '01' in a link",
+    ),
     "time beyond int64": (_time_beyond_int64(), PROTOBUF, None, 400, "invalid time"),
     "truncated gzip": (
         gzip.compress(many(3).SerializeToString())[:-10],

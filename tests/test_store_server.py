@@ -736,6 +736,145 @@ def test_a_body_cut_short_is_refused_and_nothing_of_it_is_stored(store):
     assert counts(written(store)) == before
 
 
+def _exchange(port: int, raw: bytes, *, shut: bool = False) -> str:
+    """Send raw bytes, then read every answer until the store closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        if shut:
+            sock.shutdown(socket.SHUT_WR)
+        return b"".join(iter(lambda: sock.recv(65536), b"")).decode(errors="replace")
+
+
+def _chunked(*chunks: bytes, extension: bytes = b"") -> bytes:
+    return b"".join(b"%x%s\r\n%s\r\n" % (len(c), extension, c) for c in chunks) + b"0\r\n"
+
+
+def test_a_chunked_body_is_read_as_exporters_that_stream_it_send_it(store):
+    # OpenTelemetry JS streams its (gzip) body, and Java's exporter with compression does:
+    # neither knows the length beforehand, so HTTP/1.1 sends it in chunks.
+    body = gzip.compress(many(3, first_trace=90).SerializeToString())
+    connection = http.client.HTTPConnection("127.0.0.1", store.http_port, timeout=10)
+    try:
+        pieces = iter([body[:10], body[10:200], body[200:]])
+        connection.request(
+            "POST",
+            "/v1/traces",
+            pieces,
+            {**PROTOBUF, "Content-Encoding": "gzip", "Transfer-Encoding": "chunked"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        assert (response.status, response.read()) == (200, b"")
+        # The connection stays usable after a chunked request.
+        connection.request(
+            "POST", "/v1/traces", many(1, first_trace=95).SerializeToString(), PROTOBUF
+        )
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+    for trace in (90, 91, 92, 95):
+        assert trace_body(store, f"{trace:032x}") is not None
+    # Chunk extensions and trailer fields are read past.
+    plain = many(1, first_trace=97).SerializeToString()
+    answer = _exchange(
+        store.http_port,
+        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + _chunked(plain[:5], plain[5:], extension=b";name=value")
+        + b"X-Trailer: 1\r\n\r\n",
+    )
+    assert answer.startswith("HTTP/1.1 200"), answer
+    assert trace_body(store, f"{97:032x}") is not None
+
+
+@pytest.mark.parametrize(
+    ("framing", "status", "message"),
+    [
+        (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "chunk size"),
+        (b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n", 400, "runs past"),
+        (b"Transfer-Encoding: chunked\r\n\r\n10\r\nabc", 400, "body cut short"),
+        (b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", 400, "did not end"),
+        (b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "only chunked"),
+        (
+            b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            400,
+            "both Content-Length and Transfer-Encoding",
+        ),
+        (b"\r\n", 411, "Content-Length or Transfer-Encoding: chunked is required"),
+        (b"Content-Length: +3\r\n\r\nabc", 400, "invalid Content-Length '+3'"),
+        # Over the limit (1 MiB here) in chunks: refused once the sizes add up past it.
+        (
+            b"Transfer-Encoding: chunked\r\n\r\n80000\r\n" + bytes(0x80000) + b"\r\n80001\r\n",
+            413,
+            "body of over 1048577 bytes is over the 1048576 limit",
+        ),
+    ],
+)
+def test_bad_framing_is_refused_with_the_reason_and_nothing_is_stored(
+    store, framing, status, message
+):
+    before = counts(written(store))
+    answer = _exchange(
+        store.http_port,
+        b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing,
+        shut=True,
+    )
+    assert answer.startswith(f"HTTP/1.1 {status}"), answer
+    assert message in answer
+    assert "Connection: close" in answer
+    assert counts(written(store)) == before
+
+
+def test_a_body_over_the_limit_is_answered_413_not_reset(store):
+    # Closing with a large body unread makes the kernel reset the connection, and the client
+    # would see that (and retry) rather than the 413: a body up to DRAIN_BYTES is read first.
+    big = bytes(8 * 1024 * 1024)
+    status, body, headers = post(store.http_port, big, PROTOBUF)
+    assert status == 413
+    assert error_status(body, headers) == (8, f"body of {len(big)} bytes is over the 1048576 limit")
+    # A client that asks first is told at once, and sends nothing.
+    with socket.create_connection(("127.0.0.1", store.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Content-Length: 8388608\r\nExpect: 100-continue\r\n\r\n"
+        )
+        answer = b"".join(iter(lambda: sock.recv(65536), b"")).decode(errors="replace")
+    assert answer.startswith("HTTP/1.1 413"), answer
+    assert "100 Continue" not in answer
+
+
+def test_the_answer_has_the_requests_protobuf_content_type(store):
+    for content_type in ("application/x-protobuf", "application/protobuf"):
+        body = many(1, first_trace=60).SerializeToString()
+        status, _, headers = post(store.http_port, body, {"Content-Type": content_type})
+        assert (status, headers["Content-Type"]) == (200, content_type)
+        status, answer, headers = post(store.http_port, b"\xff", {"Content-Type": content_type})
+        assert (status, headers["Content-Type"]) == (400, content_type)
+        assert status_pb2.Status.FromString(answer).code == 3
+
+
+def test_a_bug_in_ingest_is_a_500_logged_once_with_its_traceback(tmp_path, monkeypatch, caplog):
+    from o11ykit.store import receivers
+
+    def broken(request, **_):
+        raise RuntimeError("secret detail of /srv/data")
+
+    monkeypatch.setattr(receivers, "batch_from_request", broken)
+    monkeypatch.setattr(receivers, "_REPORTED_ERRORS", set())
+    body = many(1).SerializeToString()
+    with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0) as srv:
+        for _ in range(3):
+            status, answer, headers = post(srv.http_port, body, PROTOBUF)
+            assert status == 500
+            code, message = error_status(answer, headers)
+            assert code == 13 and "internal error" in message
+            assert "secret" not in message  # the details are for the store's log alone
+    logged = [r for r in caplog.records if "could not store a batch" in r.getMessage()]
+    errors = [r for r in logged if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0].exc_info and "secret detail" in str(errors[0].exc_info[1])
+
+
 def test_a_full_write_queue_answers_503_with_retry_after(tmp_path, monkeypatch):
     release = threading.Event()
     original = Store.write_group

@@ -386,6 +386,9 @@ def _span_row(
             f"invalid parent span id {parent.hex()!r} in span {name[:100]!r}: "
             "must be 8 bytes or empty",
         )
+    links = span.links
+    if links:
+        _check_links(links, name)
     start = span.start_time_unix_nano
     end = span.end_time_unix_nano
     # OTLP times are unsigned 64-bit; SQLite integers (and any real clock) stop at 2^63.
@@ -430,6 +433,23 @@ def _span_row(
         data,
         indexed,
     )
+
+
+def _check_links(links: Iterable[Span.Link], name: str) -> None:
+    # A link points at one span: its ids are as strict as the span's own.
+    for link in links:
+        if len(link.trace_id) != 16 or link.trace_id == _ZERO_TRACE_ID:
+            raise IngestError(
+                400,
+                f"invalid trace id {link.trace_id.hex()!r} in a link of span {name[:100]!r}:"
+                " must be 16 bytes and not all zero",
+            )
+        if len(link.span_id) != 8 or link.span_id == _ZERO_SPAN_ID:
+            raise IngestError(
+                400,
+                f"invalid span id {link.span_id.hex()!r} in a link of span {name[:100]!r}:"
+                " must be 8 bytes and not all zero",
+            )
 
 
 def _check_span_attributes(span: Span, limit: int) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,17 @@ from o11ykit.store.ingest import (
 from o11ykit.store.writer import StoreBusy, Writer
 
 TRACES_PATH = "/v1/traces"
+# A body over the limit but under this is read and dropped before the 413 (see _read_body).
+DRAIN_BYTES = 64 * 1024 * 1024
+# Chunked framing: a chunk-size line (hex size, extensions) and trailer lines are short.
+_MAX_CHUNK_LINE = 4096
+_MAX_TRAILER_LINES = 32
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+# Kinds of exception already logged with their traceback (_report_internal_error).
+_REPORTED_ERRORS: set[str] = set()
+
+log = logging.getLogger("o11ykit.store")
 # The OTLP trace service, as its .proto names it (the gRPC path is /<service>/Export).
 _TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
@@ -74,45 +87,71 @@ class OtlpHttpHandler(Handler):
             self.send_error_status(503, str(exc) or "the store is busy", {"Retry-After": "1"})
             return
         except Exception as exc:  # a bug must cost this request, not the connection or store
-            self.log_error("could not store a batch: %s: %s", type(exc).__name__, exc)
-            self.send_error_status(500, f"the store could not write this batch: {exc}")
+            _report_internal_error(exc)
+            # The details go to the store's log, not to a client that may be on another host.
+            self.send_error_status(
+                500, "the store could not write this batch: an internal error (see its log)"
+            )
             return
-        if media_type(self.headers.get("Content-Type")) in JSON_TYPES:
+        sent_as = media_type(self.headers.get("Content-Type"))
+        if sent_as in JSON_TYPES:
             self.send_body(200, b"{}", "application/json")
         else:
+            # OTLP/HTTP: the response has the request's Content-Type.
             response = ExportTraceServiceResponse().SerializeToString()
-            self.send_body(200, response, "application/x-protobuf")
+            self.send_body(200, response, sent_as)
 
     def send_error_status(
         self, status: int, message: str, headers: dict[str, str] | None = None
     ) -> None:
         # OTLP/HTTP: an error body is a google.rpc.Status in the request's own encoding.
-        if media_type(self.headers.get("Content-Type")) in PROTOBUF_TYPES:
-            body = rpc_status_protobuf(status, message)
-            self.send_body(status, body, "application/x-protobuf", headers)
+        sent_as = media_type(self.headers.get("Content-Type"))
+        if sent_as in PROTOBUF_TYPES:
+            self.send_body(status, rpc_status_protobuf(status, message), sent_as, headers)
         else:
             super().send_error_status(status, message, headers)
 
+    def handle_expect_100(self) -> bool:
+        # A client that asks before sending a body over the limit is told 413 now, rather
+        # than "100 Continue" and then 413 with its body unread.
+        size = _content_length(self.headers.get("Content-Length"))
+        if size is not None and size > self.max_body_bytes:
+            self.close_connection = True
+            self.send_error_status(413, self._over_limit(size))
+            return False
+        return super().handle_expect_100()
+
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
+        if self.headers.get("Transfer-Encoding") is not None:
+            if length is not None:
+                # Which of the two frames the body is how requests are smuggled (RFC 9112,
+                # 6.3): neither is used.
+                self.close_connection = True
+                raise IngestError(400, "both Content-Length and Transfer-Encoding")
+            return self._read_chunked()
         if length is None:
             self.close_connection = True
-            raise IngestError(411, "Content-Length is required")
+            raise IngestError(411, "Content-Length or Transfer-Encoding: chunked is required")
         if len(set(self.headers.get_all("Content-Length", []))) > 1:
             # Which one frames the body is anyone's guess (RFC 9112, 6.3): neither is used.
             self.close_connection = True
             raise IngestError(400, "conflicting Content-Length headers")
-        try:
-            size = int(length)
-        except ValueError:
-            size = -1
-        if size < 0:
+        size = _content_length(length)
+        if size is None:
             self.close_connection = True
-            raise IngestError(400, f"invalid Content-Length {length!r}")
+            raise IngestError(400, f"invalid Content-Length {length[:50]!r}")
         if size > self.max_body_bytes:
-            # Answered without reading it; the connection cannot be reused past an unread body.
+            # The connection cannot be reused past an unread body. A body not much larger
+            # is read and dropped first: closing with it unread makes the kernel reset the
+            # connection, and the client would see that rather than this answer.
             self.close_connection = True
-            raise IngestError(413, f"body of {size} bytes is over the {self.max_body_bytes} limit")
+            if size <= DRAIN_BYTES:
+                self.discard_body(DRAIN_BYTES)
+            raise IngestError(413, self._over_limit(size))
+        return self._read_exactly(size)
+
+    def _read_exactly(self, size: int) -> bytes:
         try:
             body = self.rfile.read(size)
         except OSError as exc:  # the socket timed out or broke mid-body: nothing to answer on
@@ -124,6 +163,59 @@ class OtlpHttpHandler(Handler):
             self.close_connection = True
             raise IngestError(400, f"body cut short: {len(body)} of {size} bytes")
         return body
+
+    def _read_chunked(self) -> bytes:
+        """A chunked body (RFC 9112, 7.1), as exporters that stream their gzip send it
+        (OpenTelemetry JS, and Java with compression): no length known beforehand."""
+        codings = ",".join(self.headers.get_all("Transfer-Encoding", [])).lower()
+        if [coding.strip() for coding in codings.split(",")] != ["chunked"]:
+            self.close_connection = True
+            raise IngestError(501, f"Transfer-Encoding {codings[:50]!r}: only chunked is read")
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            size = self._chunk_size()
+            if size == 0:
+                break
+            total += size
+            if total > self.max_body_bytes:
+                self.close_connection = True
+                raise IngestError(413, self._over_limit(total, so_far=True))
+            parts.append(self._read_exactly(size))
+            if self._read_line() != b"":
+                self.close_connection = True
+                raise IngestError(400, "malformed chunked body: a chunk runs past its size")
+        for _ in range(_MAX_TRAILER_LINES):  # trailer fields, read and ignored
+            if self._read_line() == b"":
+                return b"".join(parts)
+        self.close_connection = True
+        raise IngestError(400, f"malformed chunked body: over {_MAX_TRAILER_LINES} trailer lines")
+
+    def _chunk_size(self) -> int:
+        line = self._read_line()
+        size = line.split(b";", 1)[0].strip()  # chunk extensions are ignored
+        if not _CHUNK_SIZE.fullmatch(size):
+            self.close_connection = True
+            raise IngestError(400, f"malformed chunked body: chunk size {line[:50]!r}")
+        return int(size, 16)
+
+    def _read_line(self) -> bytes:
+        """One line of the chunked framing without its CRLF; 400 or 408 if it never ends."""
+        try:
+            line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
+        except OSError as exc:
+            self.close_connection = True
+            raise IngestError(408, f"the body did not arrive: {exc}") from None
+        if not line.endswith(b"\n"):
+            self.close_connection = True
+            if len(line) > _MAX_CHUNK_LINE:
+                raise IngestError(400, "malformed chunked body: a framing line is too long")
+            raise IngestError(400, "body cut short: the chunked body did not end")
+        return line.rstrip(b"\r\n")
+
+    def _over_limit(self, size: int, so_far: bool = False) -> str:
+        body = f"body of {'over ' if so_far else ''}{size} bytes"
+        return f"{body} is over the {self.max_body_bytes} limit"
 
     def _not_allowed(self) -> None:
         self.discard_body()
@@ -187,6 +279,30 @@ def grpc_server(host: str, port: int, intake: Intake, max_bytes: int) -> tuple[A
             errno.EADDRINUSE, f"cannot listen on {host}:{port} (OTLP/gRPC): the port is taken"
         )
     return server, bound
+
+
+def _report_internal_error(exc: Exception) -> None:
+    """A bug in the store's ingest, said with its traceback the first time each kind of
+    exception occurs, so that a batch failing the same way again and again does not flood
+    the log."""
+    kind = type(exc).__qualname__
+    if kind in _REPORTED_ERRORS:
+        log.debug("o11ykit store: could not store a batch", exc_info=exc)
+        return
+    _REPORTED_ERRORS.add(kind)
+    log.error(
+        "o11ykit store: could not store a batch (answered 500; later %s errors are not"
+        " logged again)",
+        kind,
+        exc_info=exc,
+    )
+
+
+def _content_length(value: str | None) -> int | None:
+    """The header's number, or None: ASCII digits alone (int() would take "+5" and "1_0")."""
+    if value is None or not _DIGITS.fullmatch(value.strip()):
+        return None
+    return int(value.strip())
 
 
 def _grpc_host(host: str) -> str:
