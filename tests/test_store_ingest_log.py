@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import sqlite3
 import time
 
@@ -44,6 +46,46 @@ def test_segments_rotate_and_applied_ones_are_discarded(tmp_path):
     log.discard_before(positions[-1].segment)
     assert log.segments() == [positions[-1].segment]
     log.close()
+
+
+def test_a_torn_append_that_cannot_be_cut_back_moves_on_to_a_new_segment(tmp_path, monkeypatch):
+    # A full disk takes part of a record, and cutting it back fails too: the torn bytes end
+    # that segment, so the records after them must go to another, where replay finds them.
+    log = IngestLog(tmp_path)
+    first = log.append(payloads(1)[0])
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:10]))
+
+    def refuse(fd, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "ftruncate", refuse)
+    with pytest.raises(OSError, match="took 10 of"):
+        log.append(payloads(2)[1])
+    monkeypatch.undo()
+    after = log.append(payloads(3)[2])
+    assert after.segment == first.segment + 1
+    log.close()
+    replayed = [payload for payload, _ in IngestLog(tmp_path).replay(LogPosition(0, 0))]
+    assert replayed == [payloads(1)[0], payloads(3)[2]]
+
+
+def test_a_log_directory_lost_beside_the_database_starts_past_its_position(tmp_path):
+    # The database says segment 7 is applied; the segments themselves are gone (deleted,
+    # or not copied with traces.db). A new segment 1 would be skipped by replay after a kill.
+    log = IngestLog(tmp_path, newer_than=7)
+    assert log.current_segment == 8
+    log.append(payloads(1)[0])
+    log.close()
+    assert [p for p, _ in IngestLog(tmp_path).replay(LogPosition(7, 4096))] == payloads(1)
+    store = Store(tmp_path / "db")
+    with store._transaction():
+        store._set_log_position(LogPosition(7, 4096))
+    writer = Writer(store)
+    try:
+        assert writer._log.current_segment == 8
+    finally:
+        writer.stop()
 
 
 def test_a_torn_record_at_the_end_stops_replay_and_is_cut_off(tmp_path):

@@ -43,12 +43,21 @@ class LogPosition(NamedTuple):
 class IngestLog:
     """Appends records and replays those past a position. Not thread-safe: callers lock."""
 
-    def __init__(self, store_directory: str | Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        store_directory: str | Path,
+        segment_bytes: int = SEGMENT_BYTES,
+        newer_than: int = 0,
+    ) -> None:
+        """`newer_than`: the segment the database's position names. Appends go to a segment
+        numbered past it even when the directory lost its segments (deleted, or not copied
+        with the database): replay skips segments older than the position, and would skip
+        records appended to a reused lower number."""
         self.directory = Path(store_directory) / LOG_DIRECTORY
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         segments = self.segments()
-        self._segment = (segments[-1] if segments else 0) + 1
+        self._segment = max(segments[-1] if segments else 0, newer_than) + 1
         self._file = self._open(self._segment)
         self._offset = 0
 
@@ -66,17 +75,27 @@ class IngestLog:
     def append(self, payload: bytes) -> LogPosition:
         """Write one record in one system call; returns the position just past it."""
         if self._offset >= self.segment_bytes:
-            self._file.close()
-            self._segment += 1
-            self._file = self._open(self._segment)
-            self._offset = 0
+            self._next_segment()
         record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         written = os.write(self._file.fileno(), record)
         if written != len(record):  # a full disk: what was written is a torn record
-            os.ftruncate(self._file.fileno(), self._offset)
+            try:
+                os.ftruncate(self._file.fileno(), self._offset)
+            except OSError:
+                # The torn record stays and ends this segment for replay (which cuts it
+                # off): later records must go to another, or replay would stop before them.
+                self._next_segment()
             raise OSError(f"the ingest log took {written} of {len(record)} bytes")
         self._offset += written
         return LogPosition(self._segment, self._offset)
+
+    def _next_segment(self) -> None:
+        # Opened before the old one is closed: if it cannot be (OSError), nothing changed.
+        following = self._open(self._segment + 1)
+        self._file.close()
+        self._segment += 1
+        self._file = following
+        self._offset = 0
 
     def replay(self, after: LogPosition) -> Iterator[tuple[bytes, LogPosition]]:
         """Each record past `after` with the position just past it, in order.

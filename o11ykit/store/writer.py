@@ -51,7 +51,7 @@ class Writer:
     def __init__(self, store: Store, capacity: int = QUEUE_BATCHES) -> None:
         self.store = store
         self.capacity = capacity
-        self._log = IngestLog(store.directory)
+        self._log = IngestLog(store.directory, newer_than=store.log_position.segment)
         self._changed = threading.Condition()
         self._queue: deque[tuple[Batch, LogPosition]] = deque()
         # Batches accepted and batches written (or given up on), counted since start.
