@@ -389,6 +389,8 @@ def masked(settings: Settings) -> dict[str, tuple[str, str]]:
             )
         elif isinstance(value, tuple):
             display = ", ".join(value)
+        elif isinstance(value, str):
+            display = p.without_password(value)  # an endpoint may carry a user or a key
         else:
             display = "" if value is None else str(value)
         shown[setting.name] = (display, settings.sources.get(setting.name, "default"))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -20,6 +21,7 @@ from o11ykit.instrumentation import enable_all
 from o11ykit.loopback import opener_for
 from o11ykit.privacy import Scrubber
 from o11ykit.resource import build_resource
+from o11ykit.settings_parsers import without_password
 from o11ykit.setup import build_transport
 from o11ykit.transport import ExportFailure
 
@@ -66,21 +68,37 @@ def make_test_span(settings: Settings) -> ReadableSpan:
     return keep.spans[0]
 
 
-def read_back(query_url: str, trace_id: str, wait: float = 3.0) -> str | None:
+class ReadBackProblem(NamedTuple):
+    """Why a test span was not read back. `not_found`: the query API answered and has no
+    such trace (yet), rather than being unreachable or answering something else."""
+
+    message: str
+    not_found: bool
+
+
+def read_back(query_url: str, trace_id: str, wait: float = 3.0) -> ReadBackProblem | None:
     """Find the trace through the Jaeger API v3; None when found, else what went wrong."""
     url = f"{query_url}/api/v3/traces/{trace_id}"
     opener = opener_for(url)
     deadline = time.monotonic() + wait
-    problem = "not found"
+    problem = ReadBackProblem("not found", True)
+    shown = without_password(query_url)
     while time.monotonic() < deadline:
         try:
             with opener.open(url, timeout=1.0) as answer:
                 if trace_id in answer.read().decode("utf-8", "replace").lower():
                     return None
+            problem = ReadBackProblem("not found", True)
         except urllib.error.HTTPError as exc:
-            problem = f"the query API answered {exc.code}"
+            problem = ReadBackProblem(f"the query API answered {exc.code}", exc.code == 404)
         except (urllib.error.URLError, OSError) as exc:
-            problem = f"the query API at {query_url} is unreachable ({exc})"
+            problem = ReadBackProblem(f"the query API at {shown} is unreachable ({exc})", False)
+        except http.client.HTTPException as exc:  # what answers is not HTTP/1.x: gRPC, say
+            problem = ReadBackProblem(
+                f"what answers at {shown} does not speak HTTP/1.1 ({type(exc).__name__}):"
+                " is that the query address?",
+                False,
+            )
         time.sleep(0.2)
     return problem
 
@@ -135,14 +153,14 @@ def _send_test_span(settings: Settings, report: Report) -> None:
     try:
         transport.send([span], settings.export_timeout, Scrubber())
     except ExportFailure as failure:
-        report.fail(f"test span not accepted by {transport.target}: {failure}")
+        report.fail(f"test span not accepted by {without_password(transport.target)}: {failure}")
         hint = HINTS.get(failure.kind)
         if hint:
             report.say("      " + hint)
         return
     finally:
         transport.close()
-    report.say(f"OK    test span {trace_id} accepted by {transport.target}")
+    report.say(f"OK    test span {trace_id} accepted by {without_password(transport.target)}")
     _link_and_read_back(settings, backend, trace_id, report)
 
 
@@ -151,16 +169,18 @@ def _link_and_read_back(settings: Settings, backend: str, trace_id: str, report:
         query = local.query_url(settings) if backend == "local" else jaeger.ui_url(settings)
         problem = read_back(query, trace_id)
         if problem is None:
-            report.say(f"OK    read back through the query API at {query}")
-        elif backend == "local":
-            report.fail(f"test span sent but not readable: {problem}")
+            report.say(f"OK    read back through the query API at {without_password(query)}")
+        elif backend == "jaeger" and problem.not_found:
+            # Jaeger answered without the span: a collector between may batch or sample it.
             report.say(
-                "      a store on other ports? --query-url (or O11YKIT_QUERY_URL) names its"
-                " query port"
+                f"NOTE  could not read it back ({problem.message}); Jaeger may sit behind a"
+                " collector"
             )
         else:
+            report.fail(f"test span sent but not readable: {problem.message}")
             report.say(
-                f"NOTE  could not read it back ({problem}); Jaeger may sit behind a collector"
+                f"      {'a store' if backend == 'local' else 'Jaeger'} on other ports?"
+                " --query-url (or O11YKIT_QUERY_URL) names its query port"
             )
         link = backends.BY_NAME[backend].trace_link(settings, trace_id)
     elif backend == "honeycomb":

@@ -123,15 +123,22 @@ def base_url(value: Any) -> str:
 
 
 def without_password(text: str) -> str:
-    """`text` with the user part of a URL in it hidden, for messages that repeat a value."""
+    """`text` with the user part and the query values of a URL in it hidden, for messages
+    and reports that repeat a value: `http://bob:pw@host/?api_key=k` is shown as
+    `http://***@host/?api_key=***`."""
     try:
         parts = urlsplit(text)
     except ValueError:
         return text
-    if "@" not in parts.netloc:
+    if not parts.netloc:
         return text
-    # The host is what follows the last "@", as urlsplit reads it: a password may hold "@".
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    if "@" in parts.netloc:
+        # The host is what follows the last "@", as urlsplit reads it: a password may hold "@".
+        parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
+    if parts.query:
+        hidden = [pair.partition("=")[0] + "=***" for pair in parts.query.split("&")]
+        parts = parts._replace(query="&".join(hidden))
+    return urlunsplit(parts)
 
 
 def accepted(parser: Parser) -> str:

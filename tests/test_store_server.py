@@ -1060,8 +1060,10 @@ def _doctor(
     query_url: str,
     env: dict[str, str] | None = None,
     protocol: str = "http/protobuf",
+    backend: str = "local",
+    endpoint: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    endpoint = store.otlp_http_endpoint
+    endpoint = endpoint or store.otlp_http_endpoint
     if protocol == "grpc":
         endpoint = f"http://{store.grpc_target}"
     return subprocess.run(
@@ -1071,7 +1073,7 @@ def _doctor(
             "o11ykit.cli",
             "doctor",
             "--backend",
-            "local",
+            backend,
             "--endpoint",
             endpoint,
             "--protocol",
@@ -1098,6 +1100,38 @@ def test_doctor_with_the_local_backend_over_grpc_reads_its_span_back(store):
     result = _doctor(store, store.query_url, protocol="grpc")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"read back through the query API at {store.query_url}" in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["local", "jaeger"])
+def test_doctor_fails_in_one_line_when_the_query_url_is_not_a_query_api(store, backend):
+    # The gRPC port answers in HTTP/2 frames, not HTTP/1.1; a closed port answers nothing.
+    # Either is a wrong query address: for Jaeger too, which a collector in between does
+    # not explain (that is only for a query API that answers without the span).
+    for query_url, said in (
+        (f"http://{store.grpc_target}", "does not speak HTTP/1.1"),
+        (f"http://127.0.0.1:{free_port()}", "is unreachable"),
+    ):
+        result = _doctor(store, query_url, backend=backend)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "FAIL  test span sent but not readable: " in result.stdout
+        assert said in result.stdout
+        assert "doctor: problems found" in result.stdout
+
+
+def test_doctor_with_the_jaeger_backend_reads_back_through_the_stores_jaeger_api(store):
+    result = _doctor(store, store.query_url, backend="jaeger")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"read back through the query API at {store.query_url}" in result.stdout
+
+
+def test_doctor_does_not_print_a_password_or_key_given_in_the_endpoint(store):
+    port = urllib.parse.urlsplit(store.otlp_http_endpoint).port
+    endpoint = f"http://bob:s3cret@127.0.0.1:{port}/?api_key=k3y"
+    result = _doctor(store, store.query_url, endpoint=endpoint)
+    assert "s3cret" not in result.stdout + result.stderr
+    assert "k3y" not in result.stdout + result.stderr
+    assert f"http://***@127.0.0.1:{port}/?api_key=***" in result.stdout
 
 
 def test_doctor_reads_back_from_a_loopback_store_past_the_machines_proxy(store):
