@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -41,6 +42,8 @@ DEFAULT_URL = "http://127.0.0.1:16686"
 BAR_WIDTH = 40
 ERROR_MARK = "✗"
 PIPED_WIDTH = 140
+# C0 and C1 control characters but tab and newline, and DEL: see printable().
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -131,9 +134,20 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
     """Turns a command into `run(args) -> exit code`: a failed query is one readable line."""
 
     def run(args: argparse.Namespace) -> int:
-        console = Console(file=sys.stdout, highlight=False, width=_width())
+        # markup=False: names and values come from spans, and "[/x]" in one is not markup.
+        console = Console(
+            file=sys.stdout, highlight=False, markup=False, emoji=False, width=_width()
+        )
         try:
             command(args, JaegerQuery(_query_url(args)), console)
+        except UnicodeEncodeError as exc:  # before ValueError, which it is: not a bad option
+            encoding = getattr(sys.stdout, "encoding", None) or exc.encoding
+            print(
+                f"o11ykit traces: the output cannot hold {exc.object[exc.start : exc.end]!r} in"
+                f" {encoding}: set PYTHONIOENCODING=utf-8",
+                file=sys.stderr,
+            )
+            return 1
         except QueryError as exc:
             print(f"o11ykit traces: {exc}", file=sys.stderr)
             # A 400 is the server refusing a value the user gave (`--attr error=maybe`): the
@@ -161,13 +175,23 @@ def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
 
 
 def _attrs(args: argparse.Namespace) -> dict[str, str]:
-    pairs = {}
+    pairs: dict[str, str] = {}
     for item in args.attr:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ValueError(f"--attr {item!r}: expected KEY=VALUE, e.g. tenant.id=acme")
-        pairs[key.strip()] = value.strip()
+        if key in pairs:
+            # Every pair must hold for one span: a key cannot equal two values.
+            raise ValueError(f"--attr {key}: given twice ({pairs[key]!r} and {value!r})")
+        pairs[key] = value  # as given: a value may begin or end with a space
     return pairs
+
+
+def printable(value: object) -> str:
+    """Text from a span, safe for a terminal: control characters (an escape sequence in a
+    span name would clear the screen or retitle the window) shown as escapes."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(), str(value))
 
 
 def _nothing_matched(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
@@ -178,7 +202,9 @@ def _nothing_matched(args: argparse.Namespace, client: JaegerQuery, console: Con
         if args.service not in services:
             known = ", ".join(services) if services else "none yet"
             console.print(
-                f"No service named {args.service!r} has sent spans here (services: {known}).",
+                printable(
+                    f"No service named {args.service!r} has sent spans here (services: {known})."
+                ),
                 style="yellow",
             )
             return
@@ -186,8 +212,10 @@ def _nothing_matched(args: argparse.Namespace, client: JaegerQuery, console: Con
             operations = sorted({o.name for o in client.operations(args.service)})
             if args.operation not in operations:
                 console.print(
-                    f"{args.service!r} has no operation named {args.operation!r} (operations:"
-                    f" {_some(operations)}).",
+                    printable(
+                        f"{args.service!r} has no operation named {args.operation!r}"
+                        f" (operations: {_some(operations)})."
+                    ),
                     style="yellow",
                 )
                 return
@@ -218,7 +246,7 @@ def _services(args: argparse.Namespace, client: JaegerQuery, console: Console) -
     if not names:
         console.print("No services have sent spans yet.")
     for name in names:
-        console.print(name)
+        console.print(printable(name))
     _link(console, f"{client.base_url}/search")
 
 
@@ -246,7 +274,15 @@ def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> 
     else:
         _nothing_matched(args, client, console)
     link = ui_search_link(
-        client.base_url, args.service, args.operation, tags, start, end, limit=args.limit
+        client.base_url,
+        args.service,
+        args.operation,
+        tags,
+        start,
+        end,
+        min_duration=args.min_duration,
+        max_duration=args.max_duration,
+        limit=args.limit,
     )
     _link(console, link)
 
@@ -264,7 +300,7 @@ def _traces_table(traces: list[Trace]) -> Table:
         errors = Text(f"{ERROR_MARK} {trace.errors}", style="red") if trace.errors else Text("0")
         table.add_row(
             trace.trace_id,
-            f"{root.service}: {root.name}",
+            printable(f"{root.service}: {root.name}"),
             format_clock(trace.start_ns),
             f"{trace.duration_ms:.2f} ms",
             str(len(trace.spans)),
@@ -333,17 +369,17 @@ def waterfall(trace: Trace, *, with_attributes: bool = False, most: int | None =
         previous_service = span.service
         mark = f" {ERROR_MARK}" if failed else ""
         table.add_row(
-            Text("  " * depth + label + mark, style=style),
+            Text("  " * depth + printable(label) + mark, style=style),
             Text(bar(span, trace), style="red" if failed else "cyan"),
             Text(f"{span.duration_ms:.2f}", style=style),
         )
         if failed:
             for line in error_lines(span):
-                table.add_row(Text("  " * (depth + 2) + line, style="red"), "", "")
+                table.add_row(Text("  " * (depth + 2) + printable(line), style="red"), "", "")
         if with_attributes:
             for key, value in sorted(span.attributes.items()):
                 # As a search takes it (true, not True), so it can be pasted into --attr.
-                pair = f"{key}={search_text(value)}"
+                pair = printable(f"{key}={search_text(value)}")
                 table.add_row(Text("  " * (depth + 2) + pair, style="dim"), "", "")
     if most is not None and len(ordered) > most:
         table.add_row(Text(f"... and {len(ordered) - most} more spans", style="dim"), "", "")
@@ -372,20 +408,20 @@ def _breakdown(args: argparse.Namespace, client: JaegerQuery, console: Console) 
     else:
         _nothing_matched(args, client, console)
     if answer.get("note"):
-        console.print(answer["note"], style="yellow")
+        console.print(printable(answer["note"]), style="yellow")
     _link(console, ui_search_link(client.base_url, args.service, args.operation, tags, start, end))
 
 
 def breakdown_table(answer: dict[str, Any]) -> Table:
-    table = Table(
-        title=f"{answer['total']} spans by {answer['groupBy']} ({answer['source']})",
-        title_justify="left",
-    )
-    table.add_column(answer["groupBy"], overflow="fold")
+    # Text, not str, for whatever came from spans: a table built here may be printed by a
+    # console that reads markup (the labs'), where "[/x]" in a value would be taken as a tag.
+    title = f"{answer['total']} spans by {answer['groupBy']} ({answer['source']})"
+    table = Table(title=Text(printable(title)), title_justify="left")
+    table.add_column(Text(printable(answer["groupBy"])), overflow="fold")
     for heading in ("count", "errors", "error %", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(heading, justify="right", no_wrap=True)
     for group in answer["groups"]:
-        value = "(none)" if group["value"] is None else group["value"]
+        value = Text("(none)" if group["value"] is None else printable(group["value"]))
         errors = Text(str(group["errors"]), style="red" if group["errors"] else "")
         table.add_row(
             value,
@@ -433,7 +469,7 @@ def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) ->
     else:
         _nothing_matched(args, client, console)
     if answer.get("note"):
-        console.print(answer["note"], style="yellow")
+        console.print(printable(answer["note"]), style="yellow")
     link = ui_search_link(
         client.base_url,
         args.service,
@@ -451,15 +487,15 @@ def _compare_table(answer: dict[str, Any]) -> Table:
         f"{answer['selection']}: {answer['selectionCount']} spans "
         f"against {answer['baselineCount']} others"
     )
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(printable(title)), title_justify="left")
     table.add_column("attribute", overflow="fold")
     table.add_column("value", overflow="fold")
     for heading in ("in selection", "in baseline", "difference"):
         table.add_column(heading, justify="right", no_wrap=True)
     for pair in answer["pairs"]:
         table.add_row(
-            pair["key"],
-            "(none)" if pair["value"] is None else pair["value"],
+            Text(printable(pair["key"])),
+            Text("(none)" if pair["value"] is None else printable(pair["value"])),
             f"{pair['selectionPct']:.1f}% ({pair['selectionCount']})",
             f"{pair['baselinePct']:.1f}% ({pair['baselineCount']})",
             f"+{pair['differencePct']:.1f} pts",

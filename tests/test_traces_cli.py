@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import sys
 import time
 import urllib.request
 
@@ -293,7 +294,7 @@ def test_a_bad_option_is_refused_before_any_query_naming_it(capsys, argv, messag
 def test_a_url_that_is_not_an_http_url_is_refused_naming_it(capsys, url):
     code, out, err = run(["services", "--url", url], capsys)
     assert code == 2 and out == ""
-    shown = url.replace("user:pw@", "***@").replace("user:p@w@", "***@")
+    shown = url.replace("user:pw@", "***@").replace("user:p@w@", "***@").replace("=1", "=***")
     assert f"argument --url: {shown!r} is not an absolute http:// or https:// URL" in err
     assert "user:" not in err  # nor its password
 
@@ -417,3 +418,118 @@ def test_a_failed_span_shows_the_exceptions_it_recorded():
     ]
     assert traces_cli.error_lines(span("KeyError: 'JPY'", [raised])) == ["KeyError: 'JPY'"]
     assert traces_cli.error_lines(span("", [])) == []
+
+
+@pytest.fixture(scope="module")
+def odd_store(tmp_path_factory):
+    """A real store whose spans hold what looks like Rich markup and terminal escapes."""
+    from o11ykit.store.server import StoreServer
+    from tests.support.store_data import request, span
+
+    now = time.time_ns() - 10**9
+    spans = [
+        span(
+            30 + n,
+            1,
+            "op\x1b[2J[b]x[/b]",
+            start=now + n * MS,
+            error=n == 0,
+            attributes={
+                "tenant.id": "tenant[/]" if n == 0 else "plain",
+                "http.route": "/items/[id]",
+            },
+        )
+        for n in range(4)
+    ]
+    with StoreServer(
+        tmp_path_factory.mktemp("odd"), http_port=0, grpc_port=0, query_port=0
+    ) as server:
+        posted = urllib.request.Request(
+            f"{server.otlp_http_endpoint}/v1/traces",
+            data=request(spans, "legacy[/svc]").SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        with urllib.request.urlopen(posted, timeout=10) as answer:
+            assert answer.status == 200
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["services"], "legacy[/svc]"),
+        (["search", "--service", "legacy[/svc]"], "legacy[/svc]: op\\x1b[2J[b]x[/b]"),
+        (["show", f"{30:032x}", "--attrs"], "http.route=/items/[id]"),
+        (["breakdown", "--by", "http.route"], "/items/[id]"),
+        (["breakdown", "--by", "tenant.id"], "tenant[/]"),
+        (["compare", "--errors"], "tenant[/]"),
+        (["search", "--service", "web[/x]"], "No service named 'web[/x]'"),
+    ],
+)
+def test_span_text_is_printed_as_it_is_never_as_markup_or_escapes(odd_store, capsys, argv, shown):
+    # Rich reads "[/svc]" as a closing tag (an error) and "[id]" as a style (dropped) unless
+    # told not to; an escape sequence from a span would reach the terminal.
+    code, out, err = run([*argv, "--url", odd_store.query_url], capsys)
+    assert code == 0, err
+    assert shown in out
+    assert "\x1b" not in out
+
+
+def test_a_table_from_span_text_keeps_it_on_a_console_that_reads_markup(odd_store):
+    # The labs print these tables on a console of their own, which reads markup.
+    import io
+
+    from rich.console import Console
+
+    from o11ykit.backends.jaeger_query import JaegerQuery
+
+    end = time.time_ns()
+    answer = JaegerQuery(odd_store.query_url).breakdown(
+        "http.route", start=datetime_from_ns(end - 60 * 10**9), end=datetime_from_ns(end)
+    )
+    out = io.StringIO()
+    Console(file=out, width=120).print(traces_cli.breakdown_table(answer))
+    assert "/items/[id]" in out.getvalue()
+
+
+def datetime_from_ns(nanoseconds: int):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(nanoseconds / 10**9, timezone.utc)
+
+
+def test_the_grpc_port_given_as_the_query_url_is_one_line_not_a_traceback(odd_store, capsys):
+    code, out, err = run(["services", "--url", f"http://127.0.0.1:{odd_store.grpc_port}"], capsys)
+    assert code == 1 and out == "" and err.count("\n") == 1, err
+    assert "does not speak HTTP/1.1" in err
+
+
+def test_output_that_cannot_hold_a_mark_is_a_clear_error_not_a_bad_option(
+    odd_store, capsys, monkeypatch
+):
+    import io
+
+    narrow = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", narrow)
+    parser = argparse.ArgumentParser(prog="o11ykit")
+    traces_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["traces", "show", f"{30:032x}", "--url", odd_store.query_url])
+    code = args.run(args)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cannot hold '✗' in cp1252: set PYTHONIOENCODING=utf-8" in err
+
+
+def test_an_attribute_given_twice_is_refused(fake, capsys):
+    argv = ["search", "--attr", "tenant.id=a", "--attr", "tenant.id=b", "--url", fake.url]
+    code, out, err = run(argv, capsys)
+    assert code == 2 and out == ""
+    assert "--attr tenant.id: given twice ('a' and 'b')" in err
+
+
+def test_the_search_link_carries_both_durations(fake, capsys):
+    argv = ["search", "--service", "checkout", "--min-duration", "1ms", "--max-duration", "5s"]
+    code, out, _ = run([*argv, "--url", fake.url], capsys)
+    assert code == 0
+    link = next(line for line in out.splitlines() if line.startswith("Jaeger UI:"))
+    assert "minDuration=1ms" in link and "maxDuration=5s" in link

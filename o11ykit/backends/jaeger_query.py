@@ -9,6 +9,7 @@ Time and duration texts follow the Jaeger HTTP API: RFC 3339 with nanoseconds, G
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import urllib.error
@@ -257,7 +258,8 @@ class JaegerQuery:
             return parse_traces(body)
 
     def get_trace(self, trace_id: str) -> Trace | None:
-        path = f"/api/v3/traces/{quote(trace_id)}"
+        # safe="": a base64 id's "/" is part of the id, not of the path.
+        path = f"/api/v3/traces/{quote(trace_id, safe='')}"
         try:
             body = self._get(path)
         except QueryError as exc:
@@ -389,6 +391,12 @@ class JaegerQuery:
                 f"cannot reach the query API at {self.base_url}: {reason} (is the store or Jaeger"
                 " running, and is that its query address?)"
             ) from None
+        except http.client.HTTPException as exc:  # what answered is not HTTP/1.x: gRPC, say
+            raise QueryError(
+                f"what answers at {self.base_url} does not speak HTTP/1.1"
+                f" ({type(exc).__name__}): is that the query address? (the store's query port"
+                " is 16686 by default; 4317 is its OTLP/gRPC port)"
+            ) from None
         try:
             body = json.loads(raw)
         except ValueError:
@@ -486,6 +494,7 @@ def ui_search_link(
     end: datetime | None = None,
     *,
     min_duration: str | None = None,
+    max_duration: str | None = None,
     limit: int = 20,
 ) -> str:
     """The Jaeger UI search page with the same conditions (times in microseconds)."""
@@ -498,6 +507,8 @@ def ui_search_link(
         params["tags"] = json.dumps(dict(tags), separators=(",", ":"))
     if min_duration:
         params["minDuration"] = min_duration
+    if max_duration:
+        params["maxDuration"] = max_duration
     if start is not None and end is not None:
         # The UI ignores start/end unless the lookback says they are custom. Its times are
         # unsigned: a window reaching back before 1970 starts there.
