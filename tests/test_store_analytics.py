@@ -390,6 +390,27 @@ def test_http_breakdown_and_compare_answer_json(store):
     assert status == 200 and body["total"] == sum(g["count"] for g in body["groups"])
 
 
+def test_the_longest_go_duration_as_a_threshold_selects_nothing_rather_than_failing(store):
+    # 2^63 - 1 ns through float milliseconds rounds to 2^63, which SQLite cannot bind.
+    longest = "slower:2562047h47m16.854775807s"
+    params = {"selection": longest, "start": START_TEXT, "end": END_TEXT}
+    status, body = analytics_http.handle("GET", "/api/o11ykit/compare", params, store)
+    assert status == 200 and body["selectionCount"] == 0, body
+
+
+def test_a_key_asked_for_twice_is_ranked_once(store):
+    result = analytics.compare(
+        store,
+        start_ns=WINDOW[0],
+        end_ns=WINDOW[1],
+        selection=Selection.errors(),
+        keys=["tenant.id", "tenant.id"],
+    )
+    ranked = [(pair.key, pair.value) for pair in result.pairs]
+    assert ranked[0] == ("tenant.id", "acme")
+    assert len(ranked) == len(set(ranked))
+
+
 @pytest.mark.parametrize(
     ("path", "params", "named"),
     [

@@ -601,3 +601,31 @@ def test_a_pair_sent_twice_in_a_span_is_counted_once(tmp_path, monkeypatch):
     assert_agree(rolled, exact)
     assert {g.value: g.count for g in rolled.groups} == {"dup": 100, "other": 200}
     store.close()
+
+
+def test_a_key_sent_twice_with_two_values_keeps_the_last_in_every_reading(tmp_path, monkeypatch):
+    """Its last value, as decoding the span's bytes reads it: one group for the span, and
+    the same answer from rollups and from the scan (until 2026-12-06 both values were
+    indexed: the scan put the span in two groups and the rollups took it out of the spans
+    without the key twice)."""
+    from o11ykit.store.ingest import batch_from_request
+    from tests.support.store_data import kv, request
+    from tests.support.store_data import span as otlp_span
+
+    store = Store(tmp_path)
+    spans = []
+    for n in range(100):
+        one = otlp_span(n + 1, n + 1, "GET", start=T0 + n * 600 * 10**6)
+        if n < 50:
+            one.attributes.append(kv("tenant.id", "a"))
+        elif n == 50:
+            one.attributes.extend([kv("tenant.id", "x"), kv("tenant.id", "y")])
+        spans.append(one)
+    store.write(batch_from_request(request(spans)))
+    rolled, exact = both(
+        monkeypatch, store.connection, group_by="tenant.id", start_ns=T0, end_ns=T0 + 3 * MINUTE
+    )
+    assert_agree(rolled, exact)
+    assert rolled.total == 100
+    assert {g.value: g.count for g in rolled.groups} == {"a": 50, "y": 1, None: 49}
+    store.close()

@@ -62,7 +62,7 @@ from o11ykit.store.schema import (
     one_snapshot,
     stored_indexed_keys,
 )
-from o11ykit.timeformats import format_duration
+from o11ykit.timeformats import MAX_NS, format_duration
 
 # Spans decoded at most when a key is read from the stored span bytes (~10 µs each).
 SCAN_LIMIT = 20_000
@@ -200,12 +200,19 @@ class Selection:
         """The selection in words: errors, or slower than 250ms (the bound as a Go duration)."""
         if self.kind == "errors":
             return "errors"
-        return f"slower than {format_duration(round((self.threshold_ms or 0.0) * 1_000_000))}"
+        return f"slower than {format_duration(self.threshold_ns)}"
 
     def sql(self) -> tuple[str, list[object]]:
         if self.kind == "errors":
             return "s.status_code = 2", []
-        return "s.duration_ns > ?", [round((self.threshold_ms or 0.0) * 1_000_000)]
+        return "s.duration_ns > ?", [self.threshold_ns]
+
+    @property
+    def threshold_ns(self) -> int:
+        """The slower-than bound in nanoseconds (0 for errors). Through float milliseconds
+        the longest Go duration rounds to 2^63, one past what SQLite binds: no span is
+        longer than MAX_NS in any case."""
+        return min(MAX_NS, round((self.threshold_ms or 0.0) * 1_000_000))
 
 
 @dataclass(frozen=True)
@@ -923,6 +930,7 @@ def compare(
         keys = list(
             dict.fromkeys(["service.name", "name", *indexed_keys(conn), *resource_keys(conn)])
         )
+    keys = list(dict.fromkeys(keys))  # a key asked for twice is ranked once
     sources = {key: key_source(conn, key) for key in keys}
     chosen, chosen_args = selection.sql()
     # Rollups answer when every key asked for is rolled up; by default, the keys not rolled
@@ -1163,7 +1171,7 @@ def _bucket_selection(
     """
     if selection.kind == "errors":
         return (lambda counts, errors: errors), None, 0.0
-    threshold = round((selection.threshold_ms or 0.0) * 1_000_000)  # as in Selection.sql
+    threshold = selection.threshold_ns
     boundary = duration_bucket(threshold)
     # 0 ns has a bucket of its own and nothing in it is slower than 0: an exact split.
     share = 0.0 if threshold <= 0 else boundary + 1 - math.log2(threshold) * BUCKETS_PER_OCTAVE

@@ -413,10 +413,11 @@ def _span_row(
             # Most values are non-empty strings: one read, without calling value_text (which
             # begins with the same read, for its other callers).
             indexed.append((key, value.string_value or value_text(value)))
-    # A pair sent twice (OTLP forbids it; not every sender obeys) is one row of the index
-    # (INSERT OR IGNORE) and must be one count of the rollups too. ~0.2 µs a span.
-    if len(indexed) > 1 and len(set(indexed)) < len(indexed):
-        indexed = list(dict.fromkeys(indexed))
+    # A key sent twice (OTLP forbids it; not every sender obeys) keeps its last value, as
+    # decoding the span's bytes does (a dict): one index row, one rollup count, one group
+    # for the span, whichever way a query reads it. ~0.2 µs a span.
+    if len(indexed) > 1 and len(by_key := dict(indexed)) < len(indexed):
+        indexed = list(by_key.items())
     # Positional: a NamedTuple built from keywords takes longer. The field order is SpanRow's.
     return SpanRow(
         resource,
