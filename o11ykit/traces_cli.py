@@ -40,6 +40,9 @@ from o11ykit.timeformats import format_clock, parse_duration
 
 DEFAULT_URL = "http://127.0.0.1:16686"
 BAR_WIDTH = 40
+# Below this many columns the search's table and a 40-column timeline do not fit.
+TABLE_WIDTH = 120
+NARROW_BAR_WIDTH = 20
 ERROR_MARK = "✗"
 PIPED_WIDTH = 140
 # C0 and C1 control characters but tab and newline, and DEL: see printable().
@@ -269,7 +272,9 @@ def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> 
         search_depth=args.limit,
     )
     traces.sort(key=lambda t: t.start_ns, reverse=True)
-    if traces:
+    if traces and console.width < TABLE_WIDTH:
+        console.print(_traces_lines(traces[: args.limit]))
+    elif traces:
         console.print(_traces_table(traces[: args.limit]))
     else:
         _nothing_matched(args, client, console)
@@ -285,6 +290,22 @@ def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> 
         limit=args.limit,
     )
     _link(console, link)
+
+
+def _traces_lines(traces: list[Trace]) -> Text:
+    """The search's answer on a narrow terminal, two lines a trace: the table's columns
+    do not fit in 80 (the trace id alone takes 32), and Rich would empty the root's."""
+    lines = Text(f"{len(traces)} trace(s)\n")
+    for trace in traces:
+        root = trace.root
+        lines.append(f"{trace.trace_id}  {format_clock(trace.start_ns)}  ")
+        lines.append(f"{trace.duration_ms:.2f} ms\n")
+        lines.append(f"  {printable(f'{root.service}: {root.name}')}  {len(trace.spans)} spans")
+        if trace.errors:
+            lines.append(f"  {ERROR_MARK} {trace.errors} error(s)", style="red")
+        lines.append("\n")
+    lines.rstrip()
+    return lines
 
 
 def _traces_table(traces: list[Trace]) -> Table:
@@ -322,7 +343,8 @@ def _show(args: argparse.Namespace, client: JaegerQuery, console: Console) -> No
         f"Trace {trace.trace_id}: {len(trace.spans)} spans, {trace.duration_ms:.2f} ms, "
         f"{trace.errors} error(s)"
     )
-    console.print(waterfall(trace, with_attributes=args.attrs))
+    bar_width = BAR_WIDTH if console.width >= TABLE_WIDTH else NARROW_BAR_WIDTH
+    console.print(waterfall(trace, with_attributes=args.attrs, bar_width=bar_width))
     _link(console, ui_trace_link(client.base_url, trace.trace_id))
 
 
@@ -353,13 +375,21 @@ def error_lines(span: SpanView) -> list[str]:
     return lines
 
 
-def waterfall(trace: Trace, *, with_attributes: bool = False, most: int | None = None) -> Table:
+def waterfall(
+    trace: Trace,
+    *,
+    with_attributes: bool = False,
+    most: int | None = None,
+    bar_width: int = BAR_WIDTH,
+) -> Table:
     """The trace's spans in tree order against its timeline; `most`: draw that many spans
     and say how many more there are."""
     table = Table(box=None, pad_edge=False, show_header=True)
-    table.add_column("span", no_wrap=True)
-    table.add_column("timeline", no_wrap=True, width=BAR_WIDTH)
-    table.add_column("ms", justify="right", no_wrap=True)
+    # Folded, not cut or widened: a long error message or attribute value must neither lose
+    # its end nor push the timeline and the durations off a narrow terminal.
+    table.add_column("span", overflow="fold")
+    table.add_column("timeline", no_wrap=True, width=bar_width)
+    table.add_column("ms", justify="right", no_wrap=True, min_width=8)
     previous_service = None
     ordered = trace.in_tree_order()
     for depth, span in ordered[:most]:
@@ -370,7 +400,7 @@ def waterfall(trace: Trace, *, with_attributes: bool = False, most: int | None =
         mark = f" {ERROR_MARK}" if failed else ""
         table.add_row(
             Text("  " * depth + printable(label) + mark, style=style),
-            Text(bar(span, trace), style="red" if failed else "cyan"),
+            Text(bar(span, trace, bar_width), style="red" if failed else "cyan"),
             Text(f"{span.duration_ms:.2f}", style=style),
         )
         if failed:

@@ -533,3 +533,23 @@ def test_the_search_link_carries_both_durations(fake, capsys):
     assert code == 0
     link = next(line for line in out.splitlines() if line.startswith("Jaeger UI:"))
     assert "minDuration=1ms" in link and "maxDuration=5s" in link
+
+
+def test_an_80_column_terminal_gets_every_field_of_a_search_and_a_waterfall(
+    fake, capsys, monkeypatch
+):
+    # Rich sizes its tables to the terminal (COLUMNS here): the search's table needs about
+    # 120 columns and would leave the root, spans and errors columns empty in 80.
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(["search", "--service", "checkout", "--url", fake.url], capsys)
+    assert code == 0
+    assert max(len(line) for line in out.splitlines() if "Jaeger UI" not in line) <= 80
+    assert CHECKOUT_TRACE in out
+    assert "  frontend: GET /checkout  4 spans  ✗ 1 error(s)" in out
+    code, out, _ = run(["show", CHECKOUT_TRACE, "--url", fake.url], capsys)
+    assert code == 0
+    assert max(len(line) for line in out.splitlines() if "Jaeger UI" not in line) <= 80
+    spans = [line for line in out.splitlines() if "█" in line]
+    assert spans[0].count("█") == traces_cli.NARROW_BAR_WIDTH
+    assert all(line.rstrip()[-5:].replace(".", "").isdigit() for line in spans)  # ms kept
+    assert "payment declined" in out
