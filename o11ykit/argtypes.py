@@ -110,12 +110,12 @@ def attribute_key(text: str) -> str:
 
 def query_url(text: str) -> str:
     """An absolute http(s) URL, as the query_url setting takes it."""
-    from o11ykit.settings_parsers import base_url, without_password
+    from o11ykit.settings_parsers import base_url, without_secrets
 
     try:
         return base_url(text)
     except ValueError as exc:
-        shown = without_password(text)  # a password given is not repeated back
+        shown = without_secrets(text)  # a password given is not repeated back
         wanted = str(exc).removeprefix("accepted values: ")
         raise argparse.ArgumentTypeError(
             f"{shown!r} is not {wanted}, like http://127.0.0.1:16686"

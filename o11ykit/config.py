@@ -325,7 +325,7 @@ def _error(setting: Setting, origin: str, raw: Any, exc: Exception) -> str:
     if setting.secret:
         shown = "***"
     else:
-        shown = repr(p.without_password(raw) if isinstance(raw, str) else raw)
+        shown = repr(p.without_secrets(raw) if isinstance(raw, str) else raw)
     return f"o11ykit setting {setting.name} ({origin}={shown}) is invalid; {exc}"
 
 
@@ -390,7 +390,7 @@ def masked(settings: Settings) -> dict[str, tuple[str, str]]:
         elif isinstance(value, tuple):
             display = ", ".join(value)
         elif isinstance(value, str):
-            display = p.without_password(value)  # an endpoint may carry a user or a key
+            display = p.without_secrets(value)  # an endpoint may carry a user or a key
         else:
             display = "" if value is None else str(value)
         shown[setting.name] = (display, settings.sources.get(setting.name, "default"))

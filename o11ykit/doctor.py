@@ -21,7 +21,7 @@ from o11ykit.instrumentation import enable_all
 from o11ykit.loopback import opener_for
 from o11ykit.privacy import Scrubber
 from o11ykit.resource import build_resource
-from o11ykit.settings_parsers import without_password
+from o11ykit.settings_parsers import without_secrets
 from o11ykit.setup import build_transport
 from o11ykit.transport import ExportFailure
 
@@ -82,7 +82,7 @@ def read_back(query_url: str, trace_id: str, wait: float = 3.0) -> ReadBackProbl
     opener = opener_for(url)
     deadline = time.monotonic() + wait
     problem = ReadBackProblem("not found", True)
-    shown = without_password(query_url)
+    shown = without_secrets(query_url)
     while time.monotonic() < deadline:
         try:
             with opener.open(url, timeout=1.0) as answer:
@@ -153,14 +153,14 @@ def _send_test_span(settings: Settings, report: Report) -> None:
     try:
         transport.send([span], settings.export_timeout, Scrubber())
     except ExportFailure as failure:
-        report.fail(f"test span not accepted by {without_password(transport.target)}: {failure}")
+        report.fail(f"test span not accepted by {without_secrets(transport.target)}: {failure}")
         hint = HINTS.get(failure.kind)
         if hint:
             report.say("      " + hint)
         return
     finally:
         transport.close()
-    report.say(f"OK    test span {trace_id} accepted by {without_password(transport.target)}")
+    report.say(f"OK    test span {trace_id} accepted by {without_secrets(transport.target)}")
     _link_and_read_back(settings, backend, trace_id, report)
 
 
@@ -169,7 +169,7 @@ def _link_and_read_back(settings: Settings, backend: str, trace_id: str, report:
         query = local.query_url(settings) if backend == "local" else jaeger.ui_url(settings)
         problem = read_back(query, trace_id)
         if problem is None:
-            report.say(f"OK    read back through the query API at {without_password(query)}")
+            report.say(f"OK    read back through the query API at {without_secrets(query)}")
         elif backend == "jaeger" and problem.not_found:
             # Jaeger answered without the span: a collector between may batch or sample it.
             report.say(

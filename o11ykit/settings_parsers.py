@@ -122,7 +122,7 @@ def base_url(value: Any) -> str:
     return url
 
 
-def without_password(text: str) -> str:
+def without_secrets(text: str) -> str:
     """`text` with the user part and the query values of a URL in it hidden, for messages
     and reports that repeat a value: `http://bob:pw@host/?api_key=k` is shown as
     `http://***@host/?api_key=***`."""
