@@ -1257,6 +1257,55 @@ def test_fuzzed_requests_never_get_a_5xx_and_only_valid_ones_are_stored(
         assert connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
 
 
+@st.composite
+def chunked_framing(draw, body: bytes) -> tuple[bytes, bool]:
+    """`body` in chunks of random sizes, with extensions, hex in either case and trailer
+    fields, as any HTTP/1.1 client may frame it; then, half the time, a few bytes of the
+    framing mutated. Returns the framing and whether it is still the body, unmutated."""
+    framed = bytearray()
+    rest = body
+    while rest:
+        size = draw(st.integers(1, len(rest)))
+        digits = f"{size:x}"
+        if draw(st.booleans()):
+            digits = digits.upper()
+        extension = draw(st.sampled_from([b"", b";a=b", b';name="v"', b" ; x"]))
+        framed += digits.encode() + extension + b"\r\n" + rest[:size] + b"\r\n"
+        rest = rest[size:]
+    framed += b"0\r\n" + draw(st.sampled_from([b"", b"X-Trailer: 1\r\n"])) + b"\r\n"
+    if draw(st.booleans()):
+        return bytes(framed), True
+    return draw(mutated(bytes(framed))), False
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(framing=chunked_framing(VALID_PROTOBUF.SerializeToString()))
+def test_fuzzed_chunked_framing_never_gets_a_5xx_and_a_whole_body_is_stored(fuzz_store, framing):
+    framed, intact = framing
+    before = counts(written(fuzz_store))["spans"]
+    with socket.create_connection(("127.0.0.1", fuzz_store.http_port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + framed
+        )
+        sock.shutdown(socket.SHUT_WR)  # a framing cut short must end, not wait for more
+        answer = b"".join(iter(lambda: sock.recv(65536), b"")).decode(errors="replace")
+    status = int(answer.split(" ", 2)[1])
+    assert status < 500, answer
+    after = counts(written(fuzz_store))["spans"]
+    if intact:
+        assert status == 200, answer
+        assert after == before + 2
+    else:
+        assert after in (before, before + 2) or status == 200
+    with sqlite3.connect(fuzz_store.directory / DATABASE_NAME) as connection:
+        assert connection.execute("PRAGMA quick_check").fetchone() == ("ok",)
+
+
 # -- valid requests of every shape ----------------------------------------------------------------
 
 
