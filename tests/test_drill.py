@@ -30,6 +30,25 @@ def test_three_shipped_scenarios_each_with_a_second_fault_or_a_red_herring():
     assert scenario.pick(7).id == scenario.pick(7).id  # random, by seed
 
 
+def test_a_catalogue_drill_takes_the_names_people_give_its_fault_and_no_other_faults():
+    # `--random` draws a catalogue fault most of the time; its key used to take only the
+    # catalogue's compound class ("bad deploy (canary)"), so "bad deploy" scored half.
+    from labs.grading import grade
+    from sample_app.faults.catalogue import FAULTS
+
+    for fault in FAULTS:
+        key = scenario.from_fault(fault.id).key
+        service = key.expected["service"]
+        for name in (fault.fault_class, *fault.aliases):
+            answer = {"service": service, "fault_class": name}
+            assert grade(key, answer).correct, (fault.id, name)
+        for other in FAULTS:
+            if other.id != fault.id:
+                for name in (other.fault_class, *other.aliases):
+                    answer = {"service": service, "fault_class": name}
+                    assert not grade(key, answer).correct, (fault.id, other.id, name)
+
+
 def test_drill_traffic_reaches_each_scenario_s_root_cause(tmp_path):
     from labs.drills.cli import traffic_command
     from sample_app.traffic.cli import add_arguments, config_from_args

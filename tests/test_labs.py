@@ -122,6 +122,32 @@ def test_grading_gives_partial_credit_and_feedback_in_both_languages():
     assert grading.grade(lab.answer, {**right, "count": 13}, count_truth=9).fields[3].credit == 0.5
 
 
+KEYED_LABS = [lab for lab in LABS if "fault_class" in lab.answer.expected]
+
+
+@pytest.mark.parametrize("lab", KEYED_LABS, ids=lambda lab: lab.id)
+def test_a_kind_of_fault_is_right_only_when_named_alone(lab: model.Lab):
+    key = lab.answer
+    expected = key.expected["fault_class"]
+    for phrase in (expected, *key.fault_class_aliases):
+        assert grading.names_fault_class(expected, key.fault_class_aliases, phrase), phrase
+        said = f"It's a {phrase} issue"
+        assert grading.names_fault_class(expected, key.fault_class_aliases, said), said
+    # Every kind there is at once, a negation, or nothing at all is not an answer.
+    every = " ".join(other.answer.expected["fault_class"] for other in KEYED_LABS)
+    for wrong in (every, f"not a {expected}", "", None):
+        assert not grading.names_fault_class(expected, key.fault_class_aliases, wrong), wrong
+    # Nor is another lab's kind of fault, or any of its names.
+    for other in KEYED_LABS:
+        if other.fault == lab.fault:
+            continue
+        for phrase in (other.answer.expected["fault_class"], *other.answer.fault_class_aliases):
+            assert not grading.names_fault_class(expected, key.fault_class_aliases, phrase), (
+                other.id,
+                phrase,
+            )
+
+
 # ---- solvers on a real stack ----------------------------------------------------------------
 
 

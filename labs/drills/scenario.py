@@ -108,7 +108,7 @@ def from_fault(fault_id: str) -> Scenario:
         briefing=Text(fault.story, fault.story),
         timeline=(Change(0.0, fault.id),),
         root_cause=fault.id,
-        key=AnswerKey(("service", "fault_class"), expected),
+        key=AnswerKey(("service", "fault_class"), expected, fault.aliases),
         mitigation=fault.mitigation,
     )
 

@@ -62,6 +62,8 @@ class Fault:
     id: str
     title: str
     fault_class: str
+    # Other names a learner may give the kind of fault, graded as right (labs.grading).
+    aliases: tuple[str, ...]
     story: str
     services: tuple[str, ...]  # where the fault is injected (topology names)
     kind: str  # a custom kind of KINDS, or a generic o11ykit kind
@@ -138,6 +140,14 @@ FAULTS: tuple[Fault, ...] = (
         id="null-currency",
         title="One shop's product pages fail",
         fault_class="tenant-scoped data error",
+        aliases=(
+            "data error",
+            "bad data",
+            "tenant data error",
+            "null currency",
+            "missing currency",
+            "bad import",
+        ),
         story="Support forwards three tickets in ten minutes, all from customers of the same "
         "shop: product pages show 'Something went wrong'. Other shops are fine.",
         services=("catalog", "catalog-canary"),
@@ -164,6 +174,15 @@ FAULTS: tuple[Fault, ...] = (
         id="heavy-user",
         title="One customer's order history takes seconds",
         fault_class="one heavy user",
+        aliases=(
+            "heavy user",
+            "missing limit",
+            "unbounded query",
+            "no pagination",
+            "noisy customer",
+            "missing pagination",
+            "no limit",
+        ),
         story="An account manager escalates: a reseller says 'My orders' takes ages to open. "
         "Nobody else has complained.",
         services=("orders",),
@@ -191,6 +210,7 @@ FAULTS: tuple[Fault, ...] = (
         id="n-plus-one",
         title="Order history makes a query per order",
         fault_class="N+1 queries",
+        aliases=("n+1", "n plus one", "lazy loading", "n+1 query", "n+1 problem"),
         story="The orders team's dashboard shows database load doubling since this morning's "
         "release, with no change in traffic.",
         services=("orders",),
@@ -215,6 +235,15 @@ FAULTS: tuple[Fault, ...] = (
         id="missing-index",
         title="The staff sales report got slow",
         fault_class="missing index / slow query",
+        aliases=(
+            "missing index",
+            "dropped index",
+            "slow query",
+            "full table scan",
+            "sequential scan",
+            "table scan",
+            "no index",
+        ),
         story="Shop staff say the sales report, which used to open instantly, now hangs for "
         "a moment. It started after last night's schema migration.",
         services=("orders",),
@@ -242,6 +271,14 @@ FAULTS: tuple[Fault, ...] = (
         id="pool-exhaustion",
         title="Checkouts time out waiting for the database",
         fault_class="connection-pool exhaustion",
+        aliases=(
+            "pool exhaustion",
+            "connection pool exhaustion",
+            "connection leak",
+            "pool exhausted",
+            "connection pool",
+            "leaked connections",
+        ),
         story="The checkout error alert fires. Errors started a few minutes after a shop "
         "began a flash sale, and now every shop's checkouts fail.",
         services=("orders",),
@@ -270,6 +307,14 @@ FAULTS: tuple[Fault, ...] = (
         id="slow-provider",
         title="Checkout is slow",
         fault_class="downstream latency",
+        aliases=(
+            "downstream latency",
+            "slow dependency",
+            "slow provider",
+            "slow downstream",
+            "slow payments",
+            "latency",
+        ),
         story="Conversion is down 20% this hour. The checkout button spins for a second or "
         "more before the confirmation appears.",
         services=("payments",),
@@ -293,6 +338,13 @@ FAULTS: tuple[Fault, ...] = (
         id="retry-storm",
         title="Payments gets four times the traffic",
         fault_class="timeout mismatch / retry storm",
+        aliases=(
+            "retry storm",
+            "timeout mismatch",
+            "retries",
+            "aggressive retries",
+            "client timeout",
+        ),
         story="The payment provider's account manager calls: your request volume quadrupled "
         "an hour ago, and many of your charges are duplicates they had to reject.",
         services=("orders",),
@@ -318,6 +370,14 @@ FAULTS: tuple[Fault, ...] = (
         id="dependency-down",
         title="Every checkout fails",
         fault_class="dependency unreachable",
+        aliases=(
+            "dependency unreachable",
+            "dependency down",
+            "downstream down",
+            "connection refused",
+            "outage",
+            "unreachable",
+        ),
         story="The checkout error alert fires at 100%. Browsing works.",
         services=("orders",),
         kind="stale_endpoint",
@@ -341,6 +401,15 @@ FAULTS: tuple[Fault, ...] = (
         id="bad-canary",
         title="Some shops' product pages fail since the deploy",
         fault_class="bad deploy (canary)",
+        aliases=(
+            "bad deploy",
+            "canary",
+            "bad release",
+            "regression",
+            "bad canary",
+            "bad deployment",
+            "faulty release",
+        ),
         story="A deploy of catalog 1.8.0 went out to a canary twenty minutes ago. Since then "
         "error rates crept up a little overall, but some shops see far more than others.",
         services=("gateway",),
@@ -366,6 +435,14 @@ FAULTS: tuple[Fault, ...] = (
         id="creeping-buffer",
         title="Product pages get slower by the minute",
         fault_class="gradual degradation",
+        aliases=(
+            "memory leak",
+            "unbounded buffer",
+            "growing buffer",
+            "leak",
+            "gradual degradation",
+            "creeping latency",
+        ),
         story="Nobody changed anything, yet the product-page latency graph climbs steadily "
         "since the last restart.",
         services=("catalog",),
@@ -391,6 +468,15 @@ FAULTS: tuple[Fault, ...] = (
         id="cache-stampede",
         title="The catalog database is hammered",
         fault_class="cache failure / stampede",
+        aliases=(
+            "cache failure",
+            "cache stampede",
+            "stampede",
+            "cache miss",
+            "cache misses",
+            "thundering herd",
+            "cache ttl",
+        ),
         story="The catalog database's CPU alarm fires. Product pages are slower, most for the "
         "biggest shop.",
         services=("catalog",),
@@ -415,6 +501,13 @@ FAULTS: tuple[Fault, ...] = (
         id="empty-search",
         title="Search finds nothing for one shop",
         fault_class="silent failure",
+        aliases=(
+            "silent failure",
+            "empty results",
+            "wrong filter",
+            "zero results",
+            "locale filter",
+        ),
         story="A shop owner writes: 'Sales from search dropped to zero yesterday.' No alert "
         "fired; every request answered 200.",
         services=("catalog", "catalog-canary"),
@@ -440,6 +533,14 @@ FAULTS: tuple[Fault, ...] = (
         id="counter-lock",
         title="One shop's checkouts stall",
         fault_class="lock contention",
+        aliases=(
+            "lock contention",
+            "lock",
+            "locking",
+            "contention",
+            "row lock",
+            "serialized writes",
+        ),
         story="A shop reports checkouts taking two seconds at random since the new invoicing "
         "job was switched on.",
         services=("orders",),
