@@ -27,21 +27,32 @@ SHOWN_TRACES = 5
 # Spans drawn of the trace a walk-through opens: an N+1 trace holds hundreds.
 SHOWN_SPANS = 25
 MARKS = {1: "✓", 0.5: "½"}  # full and half credit; anything else is ✗
+BACKENDS = ("local", "jaeger", "honeycomb")
+# What a lab's start saves in its progress, to be every later command's default: the option,
+# its variable in the environment, its default without either, and what it accepts.
+PREFERENCES = {
+    "lang": ("O11YKIT_LANG", "en", model.LANGUAGES),
+    "backend": ("O11YKIT_LAB_BACKEND", "local", BACKENDS),
+}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     lab = commands.add_parser("lab", help="guided, graded labs on the sample system")
     actions = lab.add_subparsers(dest="lab_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
+    # No defaults here: the lab's start saves them, and later commands take them from there.
     common.add_argument(
-        "--lang", choices=model.LANGUAGES, default=os.environ.get("O11YKIT_LANG", "en")
+        "--lang",
+        choices=model.LANGUAGES,
+        help="hints, feedback and steps in this language (default: the lab's start's,"
+        " else O11YKIT_LANG, else en)",
     )
     common.add_argument("--data-dir", help="the sample system's data directory")
     common.add_argument(
         "--backend",
-        choices=("local", "jaeger", "honeycomb"),
-        default=os.environ.get("O11YKIT_LAB_BACKEND", "local"),
-        help="where the learner looks: the local store, Jaeger or Honeycomb",
+        choices=BACKENDS,
+        help="where the learner looks: the local store, Jaeger or Honeycomb (default: the"
+        " lab's start's, else O11YKIT_LAB_BACKEND, else local)",
     )
     actions.add_parser("list", parents=[common], help="the labs").set_defaults(run=_list)
     start = actions.add_parser("start", parents=[common], help="start a lab")
@@ -111,18 +122,42 @@ def _state(args: argparse.Namespace, start: bool = False) -> dict:
     return state
 
 
+def settle_preferences(
+    args: argparse.Namespace, saved: dict[str, Any], environ: Any = None
+) -> None:
+    """Fill in `--lang` and `--backend` where not given: as the lab's start chose them
+    (`saved`, its progress), else from the environment, else the defaults. A learner who
+    started with `--lang ja` gets hints and feedback in Japanese without saying it again."""
+    environ = os.environ if environ is None else environ
+    for name, (variable, default, accepted) in PREFERENCES.items():
+        if getattr(args, name, None) is not None:
+            continue
+        from_environment = environ.get(variable) or default
+        if from_environment not in accepted:
+            sys.exit(f"{variable}={from_environment}: accepted: {', '.join(accepted)}")
+        chosen = saved.get(name)
+        setattr(args, name, chosen if chosen in accepted else from_environment)
+
+
 def _session(args: argparse.Namespace, lab_id: str | None = None, start: bool = False) -> Any:
+    import json
+    from pathlib import Path
+
     from labs.session import PROGRESS_FILE, LabSession
 
     state = _state(args, start)
+    try:
+        saved = json.loads((Path(state["data_dir"]) / PROGRESS_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        saved = {}
+    if not isinstance(saved, dict):
+        saved = {}
     if lab_id is None:
-        import json
-        from pathlib import Path
-
-        try:
-            lab_id = json.loads((Path(state["data_dir"]) / PROGRESS_FILE).read_text())["lab"]
-        except (FileNotFoundError, ValueError, KeyError):
+        lab_id = saved.get("lab")
+        if not isinstance(lab_id, str):
             sys.exit("no lab is running: `o11ykit lab start LAB` (see `o11ykit lab list`)")
+    # A start chooses afresh; any other command follows the start of the lab it acts on.
+    settle_preferences(args, {} if start or saved.get("lab") != lab_id else saved)
     try:
         lab = model.get(lab_id)
     except KeyError as exc:
@@ -131,6 +166,7 @@ def _session(args: argparse.Namespace, lab_id: str | None = None, start: bool = 
 
 
 def _list(args: argparse.Namespace) -> int:
+    settle_preferences(args, {})
     for lab in model.all_labs():
         print(f"  {lab.id:<20} {lab.level:<13} {lab.minutes:>3} min  {lab.title(args.lang)}")
     return 0
@@ -211,6 +247,7 @@ def _start(args: argparse.Namespace) -> int:
     earlier = stop_earlier_lab(session.state, lab.id, args.backend)
     if earlier is not None:
         say_earlier_lab(console, earlier, session.looks_window_s())
+    session.progress.update(lang=language, backend=args.backend)  # saved by inject
     session.inject()
     if not args.no_traffic:
         session.start_background_traffic()

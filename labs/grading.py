@@ -4,6 +4,9 @@ A neighbouring service in the call chain (the caller or the callee of the culpri
 half: the learner is one hop away. The right attribute key with the wrong value earns
 half. A count within the lab's tolerance earns all, within twice the tolerance half.
 Feedback says what was right and where to look again, never the answer itself.
+
+Names are compared as learners spell them: case aside, and `.`, `_` or `-` alike
+(`Tenant.ID`, `tenant_id`); a service by its process's name too (`catalog-canary`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,23 @@ def _normal(text: Any) -> str:
     return re.sub(r"[^a-z0-9+]+", " ", str(text).lower()).strip()
 
 
+# A process's name as topology and `o11ykit app status` show it, to the service.name its
+# spans carry: "catalog-canary" is the catalog, one version later.
+_SERVICE_NAMES = {_normal(s.name): s.service_name for s in topology.SERVICES}
+
+
+def _service_name(given: Any) -> str:
+    """The service a learner names, spelt as its spans' service.name is, normalised."""
+    normal = _normal(given)
+    return _normal(_SERVICE_NAMES.get(normal, normal))
+
+
+def _attribute_key(key: Any) -> str:
+    """An attribute key as learners type it: `Tenant.ID`, `tenant_id` and `tenant.id` are
+    the same key (`_normal` makes `.`, `_` and `-` one separator, and the case one case)."""
+    return _normal(key)
+
+
 def neighbours(service: str) -> set[str]:
     """Services one call away, by service.name (the canary is catalog)."""
     names = {s.name: s.service_name for s in topology.SERVICES}
@@ -57,9 +77,9 @@ def neighbours(service: str) -> set[str]:
 def _service(expected: str, given: Any) -> FieldGrade:
     if given is None:
         return FieldGrade("service", 0, Text("no service given", "サービスが指定されていません"))
-    if _normal(given) == _normal(expected):
+    if _service_name(given) == _service_name(expected):
         return FieldGrade("service", 1, Text("right service", "サービスは正解です"))
-    if str(given) in neighbours(expected):
+    if _service_name(given) in {_normal(name) for name in neighbours(expected)}:
         return FieldGrade(
             "service",
             0.5,
@@ -86,9 +106,10 @@ def _attribute(expected: dict[str, Any], given: Any) -> FieldGrade:
     if not isinstance(given, dict) or not given:
         return FieldGrade("attribute", 0, Text("no attribute given", "属性が指定されていません"))
     ((given_key, given_value),) = list(given.items())[:1]
-    if given_key == key and _normal(given_value) == _normal(value):
+    right_key = _attribute_key(given_key) == _attribute_key(key)
+    if right_key and _normal(given_value) == _normal(value):
         return FieldGrade("attribute", 1, Text("right attribute and value", "属性と値は正解です"))
-    if given_key == key:
+    if right_key:
         return FieldGrade(
             "attribute",
             0.5,

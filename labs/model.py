@@ -8,7 +8,7 @@ file and the field named, so a broken lab never reaches a workshop.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from o11ykit.backends.query_spec import QuerySpec
+from o11ykit.faults import FaultSpecError
+from sample_app.control import Overrides, build_spec
 from sample_app.faults import catalogue
 
 LABS_DIR = Path(__file__).resolve().parent
@@ -101,12 +103,53 @@ def parse_text(where: str, raw: Any) -> Text:
     return Text(raw["en"].strip(), _unfold_japanese(raw["ja"].strip()))
 
 
-def _only(where: str, raw: dict, accepted: tuple[str, ...]) -> None:
+def refuse_unknown(where: str, raw: dict, accepted: tuple[str, ...]) -> None:
     unknown = sorted(set(raw) - set(accepted))
     if unknown:
         raise LabError(
             f"{where}: unknown field(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}"
         )
+
+
+# What a lab's `scope` and a drill's timeline change may set about their catalogue fault:
+# the facilitator's overrides, each honoured by the fault engine.
+SCOPE_FIELDS = tuple(f.name for f in fields(Overrides) if f.name != "fixed")
+_LISTS = ("tenants", "users", "routes", "versions")
+
+
+def parse_scope(where: str, fault: str | None, raw: dict) -> dict[str, Any]:
+    """The overrides of `fault`'s scope and parameters, from YAML: an unknown key, a value
+    the fault's engine would refuse, or a scope without a fault is a LabError naming `where`
+    (and, for an unknown key, the accepted ones), at load, not when the fault is injected."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise LabError(f"{where}: a mapping; accepted: {', '.join(SCOPE_FIELDS)}")
+    refuse_unknown(where, raw, SCOPE_FIELDS)
+    if fault is None:
+        raise LabError(f"{where}: a scope needs a fault to apply to")
+    for name in _LISTS:
+        if name in raw and not (
+            isinstance(raw[name], list) and all(isinstance(v, str) for v in raw[name])
+        ):
+            raise LabError(f"{where}.{name}: a list of names, e.g. [globex]")
+    if "params" in raw and not isinstance(raw["params"], dict):
+        raise LabError(f"{where}.params: a mapping of the fault's parameters")
+    try:
+        build_spec(catalogue.get(fault), overrides(raw))
+    except (FaultSpecError, TypeError, ValueError) as exc:
+        raise LabError(f"{where}: {exc}") from None
+    return dict(raw)
+
+
+def overrides(scope: dict[str, Any]) -> Overrides:
+    """The Overrides a parsed scope (`parse_scope`) asks for."""
+    return Overrides(
+        **{
+            name: list(value) if name in _LISTS else dict(value) if name == "params" else value
+            for name, value in scope.items()
+        }
+    )
 
 
 def _look(where: str, raw: Any) -> QuerySpec | None:
@@ -120,7 +163,7 @@ def _look(where: str, raw: Any) -> QuerySpec | None:
 
 def parse_answer_key(where: str, raw: dict) -> AnswerKey:
     """An answer key from its YAML form; labs and drills write keys the same way."""
-    _only(
+    refuse_unknown(
         where,
         raw,
         ("fields", "expected", "fault_class_aliases", "count_question", "count_tolerance"),
@@ -181,7 +224,7 @@ def load(path: Path) -> Lab:
         raise LabError(f"{where}: not YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise LabError(f"{where}: not a mapping")
-    _only(where, raw, _LAB_FIELDS)
+    refuse_unknown(where, raw, _LAB_FIELDS)
     if raw.get("id") != path.parent.name:
         raise LabError(f"{where}: id must be the folder's name, {path.parent.name!r}")
     if raw.get("level") not in LEVELS:
@@ -192,7 +235,7 @@ def load(path: Path) -> Lab:
     steps = []
     for number, step in enumerate(raw.get("steps") or (), 1):
         at = f"{where}.steps[{number}]"
-        _only(at, step, ("title", "text", "look"))
+        refuse_unknown(at, step, ("title", "text", "look"))
         steps.append(
             Step(
                 parse_text(f"{at}.title", step.get("title")),
@@ -223,7 +266,7 @@ def load(path: Path) -> Lab:
         answer=parse_answer_key(f"{where}.answer", raw.get("answer") or {}),
         prove=parse_text(f"{where}.prove", raw.get("prove")),
         facilitator=dict(raw.get("facilitator") or {}),
-        scope=dict(raw.get("scope") or {}),
+        scope=parse_scope(f"{where}.scope", fault, raw.get("scope") or {}),
         traffic=dict(raw.get("traffic") or {}),
         warmup_s=float(raw.get("warmup_s", 6.0)),
     )

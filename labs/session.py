@@ -24,7 +24,7 @@ from o11ykit.backends import query_spec
 from o11ykit.backends.honeycomb_links import honeycomb_link, link_slugs
 from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app.companions import end_companion, register_companion
-from sample_app.control import Overrides, StackFaults
+from sample_app.control import StackFaults
 from sample_app.faults import signals
 from sample_app.faults.catalogue import Signal
 
@@ -227,17 +227,7 @@ class LabSession:
         self.progress.pop("stopped", None)
         fault = self.lab.catalogue_fault
         if fault is not None:
-            scope = self.lab.scope
-            self.faults.inject(
-                fault.id,
-                Overrides(
-                    tenants=scope.get("tenants", ()),
-                    users=scope.get("users", ()),
-                    percent=scope.get("percent"),
-                    seed=scope.get("seed"),
-                    params=dict(scope.get("params") or {}),
-                ),
-            )
+            self.faults.inject(fault.id, model.overrides(self.lab.scope))
         self.progress["started"] = now().isoformat()
         self.save()
 

@@ -9,17 +9,17 @@ import argparse
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
+from labs.model import LabError
 from sample_app.stack import Stack, StackConfig, running
 from sample_app.traffic import DEFAULT_MIX, BackgroundTraffic, TrafficConfig
 from tests.support.sample_stack import o11ykit_command, seeded_copy
-
-pytestmark = pytest.mark.integration
 
 
 def test_three_shipped_scenarios_each_with_a_second_fault_or_a_red_herring():
@@ -70,6 +70,121 @@ def test_drill_traffic_reaches_each_scenario_s_root_cause(tmp_path):
     assert command[command.index("--focus-tenant") + 1] == "wonka"
 
 
+def _offline_drill(tmp_path, monkeypatch) -> tuple[Drill, list[tuple[str, str, object]]]:
+    """A drill on a stack where nothing answers: what it injects and clears is recorded."""
+    state = {
+        "data_dir": str(tmp_path),
+        "services": {"catalog": {"url": "http://127.0.0.1:9"}},
+        "token": "t",
+        "query_url": "http://127.0.0.1:9",
+    }
+    drill, changes = Drill(state), []
+    monkeypatch.setattr(
+        drill.faults,
+        "inject",
+        lambda fault, overrides=None: changes.append(("+", fault, overrides)),
+    )
+    monkeypatch.setattr(
+        drill.faults, "clear", lambda fault=None: changes.append(("-", fault, None))
+    )
+    return drill, changes
+
+
+def test_the_time_scale_speeds_the_timeline_up(tmp_path, monkeypatch):
+    # canary-rollout: bad-canary at 0 s; slow-provider at 20 s for 40 s, i.e. 2 s and 4 s at 10x.
+    drill, changes = _offline_drill(tmp_path, monkeypatch)
+    drill.start("canary-rollout", ["red"], time_scale=10, baseline_s=0)
+    started = drill.state.started
+    assert [(c[0], c[1]) for c in changes] == [("+", "bad-canary")]
+    drill.tick(started + 1.9)
+    assert len(changes) == 1
+    drill.tick(started + 2.1)
+    assert changes[-1][:2] == ("+", "slow-provider")
+    drill.tick(started + 5.9)
+    assert len(changes) == 2
+    drill.tick(started + 6.1)
+    assert changes[-1][:2] == ("-", "slow-provider")
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf", "fast"])
+def test_a_time_scale_of_0_or_below_is_refused_naming_the_option(scale, capsys):
+    from o11ykit.cli import build_parser
+
+    argv = ["drill", "start", "canary-rollout", "--teams", "red", "--time-scale", scale]
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert f"argument --time-scale: {scale!r} is not a speed factor: a number more than 0" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("scale", [0, -1, float("nan")])
+def test_a_drill_started_from_python_refuses_a_time_scale_of_0_or_below(
+    scale, tmp_path, monkeypatch
+):
+    drill, changes = _offline_drill(tmp_path, monkeypatch)
+    with pytest.raises(DrillError, match="a speed factor more than 0"):
+        drill.start("canary-rollout", ["red"], time_scale=scale)
+    assert changes == [] and drill.state.started is None
+
+
+def _scenario_copy(tmp_path: Path, change) -> Path:
+    import yaml
+
+    source = scenario.SCENARIOS_DIR / "bad-import.yaml"
+    raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    change(raw)
+    target = tmp_path / "bad-import.yaml"
+    target.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # A typo, or a key the engine has no use for, was dropped without a word.
+        (
+            lambda raw: raw["timeline"][1].update(duraton_s=30),
+            r"bad-import.yaml.timeline\[2\]: unknown field\(s\) duraton_s; accepted: at_s,"
+            r" inject, duration_s, red_herring, tenants, users, routes, versions, percent, seed,"
+            r" onset_s, ramp_s, params",
+        ),
+        (
+            lambda raw: raw["timeline"][0].update(params={"shares": 1}),
+            r"bad-import.yaml.timeline\[1\]: params.shares: unknown param",
+        ),
+        (
+            lambda raw: raw["timeline"][0].update(tenants="globex"),
+            r"timeline\[1\].tenants: a list of names",
+        ),
+        (lambda raw: raw["recovery"].update(p99_ms=9), r"recovery: unknown field\(s\) p99_ms"),
+    ],
+)
+def test_a_scenario_s_unknown_keys_are_refused_naming_the_file_and_field(tmp_path, change, message):
+    with pytest.raises(LabError, match=message):
+        scenario.load(_scenario_copy(tmp_path, change))
+
+
+def test_a_timeline_change_s_scope_and_params_reach_the_fault(tmp_path, monkeypatch):
+    def scoped(raw: dict) -> None:
+        raw["timeline"][0].update(tenants=["acme"], params={"share": 0.5})
+        raw["timeline"][1].update(params={"hold_ms": 200, "every_s": 1})
+
+    chosen = scenario.load(_scenario_copy(tmp_path, scoped))
+    monkeypatch.setattr(scenario, "get", lambda name: chosen)
+    drill, changes = _offline_drill(tmp_path, monkeypatch)
+    drill.start("bad-import", ["red"], baseline_s=0)
+    drill.tick(drill.state.started + 5.1)
+    (_, first, overrides), (_, second, held) = changes
+    assert (first, overrides.tenants, overrides.params) == (
+        "null-currency",
+        ["acme"],
+        {"share": 0.5},
+    )
+    assert (second, held.params) == ("counter-lock", {"hold_ms": 200, "every_s": 1})
+
+
 @pytest.fixture(scope="module")
 def stack(seeded_template, tmp_path_factory) -> Iterator[Stack]:
     directory = seeded_copy(seeded_template, tmp_path_factory.mktemp("drill"))
@@ -86,6 +201,7 @@ def _until(condition, timeout: float, drill: Drill) -> None:
         time.sleep(0.3)
 
 
+@pytest.mark.integration
 def test_a_whole_drill_end_to_end(stack: Stack, tmp_path):
     drill = Drill(stack.state())
     journal = tmp_path / "traffic.jsonl"
@@ -103,7 +219,7 @@ def test_a_whole_drill_end_to_end(stack: Stack, tmp_path):
             "canary-rollout",
             ["red", "blue"],
             seed=4,
-            time_scale=0.1,
+            time_scale=10,
             baseline_s=3,
             recovery_window_s=5,
         )
@@ -159,6 +275,7 @@ def test_a_whole_drill_end_to_end(stack: Stack, tmp_path):
     assert all(not held for held in drill.faults.status().values())
 
 
+@pytest.mark.integration
 def test_the_drill_commands_keep_the_key_from_participants(stack: Stack):
     def drill(*args: str):
         return o11ykit_command("drill", *args, data_dir=stack.data_dir)

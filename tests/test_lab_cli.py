@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from labs import model
 from tests.support.sample_stack import o11ykit_command as _o11ykit
 from tests.support.sample_stack import seeded_copy, wait_gone
 
@@ -28,6 +29,8 @@ def test_a_lab_from_start_to_stop_on_the_command_line(seeded_template, tmp_path)
         assert "/search?service=gateway" in jaeger.stdout and "lookback=custom" in jaeger.stdout
         hint = _o11ykit("lab", "hint", data_dir=data_dir)
         assert hint.stdout.startswith("hint 1 of 3")
+        # In the language the lab started in, without --lang again.
+        assert model.get("failing-tenant").hints[0].ja in hint.stdout
         wrong = _o11ykit(
             "lab",
             "answer",
@@ -42,6 +45,7 @@ def test_a_lab_from_start_to_stop_on_the_command_line(seeded_template, tmp_path)
             data_dir=data_dir,
         )
         assert wrong.returncode == 1 and "½ service" in wrong.stdout
+        assert "隣のサービス" in wrong.stdout
         check = _o11ykit("lab", "check", data_dir=data_dir)
         assert "1 answer(s)" in check.stdout and check.returncode == 1
         stop = _o11ykit("lab", "stop", data_dir=data_dir)

@@ -76,11 +76,111 @@ def _broken_copy(tmp_path: Path, change) -> Path:
         (lambda raw: raw.update(fault="no-such"), r"fault: 'no-such' is not in the catalogue"),
         (lambda raw: raw.update(colour="red"), r"unknown field\(s\) colour"),
         (lambda raw: raw["answer"]["expected"].pop("service"), r"no expected value for service"),
+        # A scope's key the fault engine does not take was dropped without a word.
+        (
+            lambda raw: raw.update(scope={"tenant": ["acme"]}),
+            r"failing-tenant/lab.yaml.scope: unknown field\(s\) tenant; accepted: tenants, users,"
+            r" routes, versions, percent, seed, onset_s, ramp_s, params",
+        ),
+        (lambda raw: raw.update(scope={"tenants": "acme"}), r"scope.tenants: a list of names"),
+        (lambda raw: raw.update(scope={"params": {"share": 5}}), r"scope: params\.share"),
+        (lambda raw: raw.update(scope={"percent": 50}), r"scope: scope\.percent"),
     ],
 )
 def test_a_broken_lab_file_is_refused_naming_the_field(tmp_path, change, message):
     with pytest.raises(model.LabError, match=message):
         model.load(_broken_copy(tmp_path, change))
+
+
+def test_a_lab_s_scope_reaches_the_fault_whole(tmp_path, monkeypatch):
+    """Every override the fault engine takes: onset, ramp, routes and params were dropped."""
+    from labs import session
+
+    scope = {
+        "tenants": ["acme"],
+        "routes": ["/orders"],
+        "percent": 50,
+        "onset_s": 5,
+        "ramp_s": 10,
+        "params": {"connections": 2},
+    }
+    lab = model.load(
+        _broken_copy(tmp_path, lambda raw: raw.update(fault="pool-exhaustion", scope=scope))
+    )
+    injected = []
+    monkeypatch.setattr(
+        session.StackFaults, "inject", lambda self, fault, overrides: injected.append(overrides)
+    )
+    LabSession(lab, _offline_state(tmp_path)).inject()
+    ((overrides,),) = [injected]
+    assert (overrides.tenants, overrides.routes, overrides.params) == (
+        ["acme"],
+        ["/orders"],
+        {"connections": 2},
+    )
+    assert (overrides.percent, overrides.onset_s, overrides.ramp_s) == (50, 5, 10)
+
+
+def _offline_state(tmp_path: Path) -> dict:
+    """A stack's state where no service answers: faults and queries must be stubbed."""
+    services = {"catalog": {"url": "http://127.0.0.1:9"}}
+    return {"data_dir": str(tmp_path), "services": services, "token": "t", "query_url": None}
+
+
+def test_later_commands_speak_the_language_the_lab_started_in(tmp_path, monkeypatch, capsys):
+    """`lab start --lang ja`, then `lab hint`, `look` and `answer` without --lang: Japanese,
+    and the Jaeger links the start chose; an explicit option still wins."""
+    import json
+
+    from labs import cli, session
+    from o11ykit.cli import main
+
+    state = _offline_state(tmp_path)
+    monkeypatch.setattr(cli, "_state", lambda args, start=False: state)
+    monkeypatch.setattr(session.StackFaults, "inject", lambda self, fault, overrides: None)
+    monkeypatch.setattr(session.LabSession, "solve", lambda self: None)
+    monkeypatch.delenv("O11YKIT_LANG", raising=False)
+    monkeypatch.delenv("O11YKIT_LAB_BACKEND", raising=False)
+    lab = model.get("failing-tenant")
+    assert (
+        main(["lab", "start", lab.id, "--lang", "ja", "--backend", "jaeger", "--no-traffic"]) == 0
+    )
+    saved = json.loads((tmp_path / session.PROGRESS_FILE).read_text())
+    assert (saved["lang"], saved["backend"]) == ("ja", "jaeger")
+    capsys.readouterr()
+
+    assert main(["lab", "hint"]) == 0
+    assert lab.hints[0].ja in capsys.readouterr().out
+    assert main(["lab", "hint", "--lang", "en"]) == 0
+    assert lab.hints[1].en in capsys.readouterr().out
+    assert main(["lab", "look", "1"]) == 0
+    look = capsys.readouterr().out
+    assert lab.steps[0].title.ja in look and "/search?service=gateway" in look
+    assert main(["lab", "look", "1", "--backend", "local"]) == 0
+    assert "o11ykit traces breakdown" in capsys.readouterr().out
+    assert main(["lab", "answer", "--service", "gateway", "--attr", "tenant.id=acme"]) == 1
+    assert "隣のサービス" in capsys.readouterr().out
+
+
+def test_preferences_come_from_the_option_the_lab_s_start_the_environment_or_the_default():
+    from argparse import Namespace
+
+    from labs.cli import settle_preferences
+
+    def settled(saved: dict, environ: dict, **given) -> tuple[str, str]:
+        args = Namespace(**{"lang": None, "backend": None, **given})
+        settle_preferences(args, saved, environ)
+        return args.lang, args.backend
+
+    started = {"lang": "ja", "backend": "honeycomb"}
+    environ = {"O11YKIT_LANG": "en", "O11YKIT_LAB_BACKEND": "jaeger"}
+    assert settled({}, {}) == ("en", "local")
+    assert settled({}, environ) == ("en", "jaeger")
+    assert settled(started, environ) == ("ja", "honeycomb")
+    assert settled(started, environ, lang="en", backend="local") == ("en", "local")
+    assert settled({"lang": "fr", "backend": 3}, {}) == ("en", "local")  # a mangled file
+    with pytest.raises(SystemExit, match="O11YKIT_LAB_BACKEND=zipkin: accepted: local, jaeger"):
+        settled({}, {"O11YKIT_LAB_BACKEND": "zipkin"})
 
 
 def test_honeycomb_looks_run_through_the_query_api_or_fall_back_to_the_link():
@@ -120,6 +220,30 @@ def test_grading_gives_partial_credit_and_feedback_in_both_languages():
     }
     assert grading.grade(lab.answer, wrong, count_truth=9).score == 0
     assert grading.grade(lab.answer, {**right, "count": 13}, count_truth=9).fields[3].credit == 0.5
+
+
+def test_grading_takes_the_spellings_learners_use():
+    """Case and `.`, `_` or `-` in an attribute key or a service's name do not matter; the
+    canary's process name is the catalog. Other keys and services are still wrong."""
+    key = model.get("failing-tenant").answer
+
+    def credit(field: str, given) -> float:
+        result = grading.grade(key, {field: given}, count_truth=9)
+        return next(f.credit for f in result.fields if f.field == field)
+
+    for spelling in ("Tenant.ID", "tenant_id", "TENANT-ID", "tenant.id"):
+        assert credit("attribute", {spelling: "Globex"}) == 1, spelling
+        assert credit("attribute", {spelling: "acme"}) == 0.5, spelling
+    assert credit("attribute", {"enduser.id": "globex"}) == 0
+    assert credit("attribute", {"tenantid": "globex"}) == 0
+    for spelling in ("catalog", "Catalog", "catalog-canary", "Catalog_Canary"):
+        assert credit("service", spelling) == 1, spelling
+    for neighbour in ("gateway", "Gateway", "ORDERS"):
+        assert credit("service", neighbour) == 0.5, neighbour
+    assert credit("service", "Payments") == 0
+    # Where the canary is the culprit, its name in `o11ykit app status` is the right answer.
+    canary = grading.grade(model.get("bad-deploy").answer, {"service": "catalog-canary"})
+    assert canary.fields[0].credit == 1
 
 
 KEYED_LABS = [lab for lab in LABS if "fault_class" in lab.answer.expected]

@@ -34,7 +34,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--random", action="store_true", help="pick one at random (by --seed)")
     start.add_argument("--teams", required=True, help="comma-separated team names")
     start.add_argument("--seed", type=int, default=1)
-    start.add_argument("--time-scale", type=float, default=1.0, help="timeline speed factor")
+    start.add_argument(
+        "--time-scale",
+        type=speed_factor,
+        default=1.0,
+        help="timeline speed factor: 2 plays it twice as fast, 0.5 half as fast",
+    )
     start.add_argument("--baseline", type=float, default=60.0, help="healthy seconds first")
     start.add_argument("--no-traffic", action="store_true")
     start.set_defaults(run=_start)
@@ -62,6 +67,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     report = actions.add_parser("postmortem", parents=[common], help="the postmortem draft")
     report.add_argument("--out", help="write it to this file")
     report.set_defaults(run=_postmortem)
+
+
+def speed_factor(text: str) -> float:
+    """`--time-scale`: how many times faster than written the timeline plays, more than 0.
+    argparse names the option in front of the message."""
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = 0.0
+    if not 0 < factor < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a speed factor: a number more than 0 (2: twice as fast, 0.5:"
+            " half as fast)"
+        )
+    return factor
 
 
 def _drill(args: argparse.Namespace) -> Drill:

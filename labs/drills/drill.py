@@ -10,27 +10,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from labs import grading
+from labs import grading, model
 from labs.drills import scenario as scenarios
 from labs.drills import telemetry
 from labs.drills.journal import DrillLog
 from labs.drills.state import DrillState, replay
 from o11ykit.backends.jaeger_query import JaegerQuery
-from sample_app.control import Overrides, StackFaults
+from sample_app.control import StackFaults
 from sample_app.faults import catalogue
 
 
 class DrillError(RuntimeError):
     """A drill command that cannot be carried out; nothing was changed or logged."""
-
-
-def _overrides(raw: dict[str, Any]) -> Overrides:
-    return Overrides(
-        tenants=raw.get("tenants", ()),
-        users=raw.get("users", ()),
-        percent=raw.get("percent"),
-        seed=raw.get("seed"),
-    )
 
 
 DRILL_DIR = "drill"  # in the stack's data directory
@@ -85,6 +76,10 @@ class Drill:
         recovery_window_s: float | None = None,
     ) -> scenarios.Scenario:
         chosen = self.check_start(name, teams)
+        if not time_scale > 0 or time_scale == float("inf"):
+            raise DrillError(
+                f"time_scale {time_scale!r}: a speed factor more than 0 (2: twice as fast)"
+            )
         if self.log.path.exists():
             self.log.path.rename(self.log.path.with_suffix(f".{int(time.time())}.jsonl"))
         self.log.append(
@@ -119,13 +114,14 @@ class Drill:
         started = self._started()
         clock = now - state.started - started["baseline_s"]
         happened = []
+        # The timeline's seconds are the scenario's; a time scale of 2 plays them twice as fast.
         for index, change in enumerate(self.scenario.timeline):
-            due = change.at_s * state.time_scale
+            due = change.at_s / state.time_scale
             if index not in state.applied and clock >= due:
-                self.faults.inject(change.fault, _overrides(change.overrides))
+                self.faults.inject(change.fault, model.overrides(change.overrides))
                 self.log.append("change_applied", index=index, fault=change.fault, action="inject")
                 happened.append(f"injected {change.fault}")
-            ends = None if change.duration_s is None else due + change.duration_s * state.time_scale
+            ends = None if change.duration_s is None else due + change.duration_s / state.time_scale
             if (
                 index in state.applied
                 and index not in state.cleared

@@ -12,7 +12,16 @@ from typing import Any
 
 import yaml
 
-from labs.model import AnswerKey, LabError, Text, parse_answer_key, parse_text
+from labs.model import (
+    SCOPE_FIELDS,
+    AnswerKey,
+    LabError,
+    Text,
+    parse_answer_key,
+    parse_scope,
+    parse_text,
+    refuse_unknown,
+)
 from sample_app.faults import catalogue
 
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -53,32 +62,44 @@ class Scenario:
         return catalogue.get(self.root_cause)
 
 
-def _recovery(raw: dict | None) -> Recovery:
-    return Recovery(**(raw or {}))
+def _recovery(where: str, raw: dict | None) -> Recovery:
+    raw = raw or {}
+    refuse_unknown(where, raw, ("error_rate", "p95_ms", "window_s"))
+    return Recovery(**raw)
+
+
+# A timeline change's own fields; the rest of what it accepts is its fault's scope.
+CHANGE_FIELDS = ("at_s", "inject", "duration_s", "red_herring")
+
+
+def _change(where: str, raw: dict) -> Change:
+    if not isinstance(raw, dict):
+        raise LabError(f"{where}: a mapping with inject and at_s")
+    refuse_unknown(where, raw, CHANGE_FIELDS + SCOPE_FIELDS)
+    fault = raw.get("inject")
+    if fault not in catalogue.BY_ID:
+        raise LabError(f"{where}.inject: {fault!r} is not in the catalogue")
+    scope = {name: value for name, value in raw.items() if name not in CHANGE_FIELDS}
+    duration = raw.get("duration_s")
+    return Change(
+        at_s=float(raw.get("at_s", 0)),
+        fault=fault,
+        duration_s=None if duration is None else float(duration),
+        red_herring=bool(raw.get("red_herring", False)),
+        overrides=parse_scope(where, fault, scope),
+    )
 
 
 def load(path: Path) -> Scenario:
     where = path.name
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    accepted = {"id", "title", "briefing", "timeline", "key", "recovery"}
-    unknown = sorted(set(raw) - accepted)
-    if unknown:
-        raise LabError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    timeline = []
-    for number, step in enumerate(raw.get("timeline") or (), 1):
-        step = dict(step)
-        fault = step.pop("inject", None)
-        if fault not in catalogue.BY_ID:
-            raise LabError(f"{where}.timeline[{number}].inject: {fault!r} is not in the catalogue")
-        timeline.append(
-            Change(
-                at_s=float(step.pop("at_s", 0)),
-                fault=fault,
-                duration_s=step.pop("duration_s", None),
-                red_herring=bool(step.pop("red_herring", False)),
-                overrides=step,
-            )
-        )
+    if not isinstance(raw, dict):
+        raise LabError(f"{where}: not a mapping")
+    refuse_unknown(where, raw, ("id", "title", "briefing", "timeline", "key", "recovery"))
+    timeline = [
+        _change(f"{where}.timeline[{number}]", step)
+        for number, step in enumerate(raw.get("timeline") or (), 1)
+    ]
     key = raw.get("key") or {}
     root = key.get("root_cause")
     if root not in {change.fault for change in timeline}:
@@ -94,7 +115,7 @@ def load(path: Path) -> Scenario:
         root_cause=root,
         key=parse_answer_key(f"{where}.key.answer", key.get("answer") or {}),
         mitigation=key["mitigation"],
-        recovery=_recovery(raw.get("recovery")),
+        recovery=_recovery(f"{where}.recovery", raw.get("recovery")),
     )
 
 
