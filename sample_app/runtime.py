@@ -35,9 +35,28 @@ class Switches:
         return None if self.engine is None else self.engine.active(kind, **match)
 
     def broken(self, kind: str, **match: Any) -> Any | None:
-        """The fault, if it is on and its fix switch is not."""
-        fault = self.active(kind, **match)
-        return fault if fault is not None and not fault.fixed else None
+        """The fault, if it touches this call, its fix switch is off and, during a ramp,
+        this call is within the share its intensity reached: the kinds asked this way are
+        all-or-nothing per call, so a ramp grows the share of calls that take the bug."""
+        if self.engine is None:
+            return None
+        found = self.engine.all_active(kind, **match)
+        return next((fault for fault in found if not fault.fixed and fault.reached), None)
+
+    def fixed(self, kind: str, *, tenant: str | None = None) -> bool:
+        """Whether the faults of this kind covering `tenant` are injected and all fixed.
+
+        For a kind that acts outside requests (its cause is in the data): whether the code
+        copes depends on the fix switch alone, not on this call matching the fault.
+        """
+        if self.engine is None:
+            return False
+        covering = [
+            spec
+            for spec in self.engine.injected(kind)
+            if not spec.scope.tenants or tenant in spec.scope.tenants
+        ]
+        return bool(covering) and all(spec.fixed for spec in covering)
 
     def injected(self, kind: str) -> list[dict]:
         """Every injected fault of this kind, whoever it is scoped to (for background work)."""
@@ -138,6 +157,7 @@ def kind_specs(kinds: Iterable[catalogue.Kind]) -> dict[str, Any]:
                 )
                 for name, param in kind.params.items()
             },
+            scope_fields=kind.scope_fields,
         )
         for kind in kinds
     }

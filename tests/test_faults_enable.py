@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 import o11ykit
 import o11ykit.faults
 from o11ykit.config import ConfigError, load_settings
+from o11ykit.faults import KindSpec
 from o11ykit.faults.install import MARK
 from o11ykit.faults.middleware import FaultMiddleware
 from o11ykit.faults.pool import PoolHolder
@@ -104,13 +105,22 @@ def span_text(span) -> str:
 # -- the guard ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("environment", ["production", "Production", "PROD", " prod "])
+@pytest.mark.parametrize(
+    "environment",
+    ["production", "Production", "PROD", " prod ", "production-eu", "us_prd", "eu.prod.2"],
+)
 def test_asking_for_faults_in_production_in_code_raises(environment):
     app = shop()
     settings = load_settings({"environment": environment}, environ={})
     with pytest.raises(ConfigError, match="refused in production"):
         o11ykit.faults.enable(app, enabled=True, settings=settings)
     assert app.user_middleware == [] and not hasattr(app, MARK)
+
+
+@pytest.mark.parametrize("environment", ["staging", "preprod", "nonprod", "dev", "producer"])
+def test_names_that_only_contain_prod_are_not_production(environment):
+    settings = load_settings({"environment": environment}, environ={})
+    assert o11ykit.faults.enable(shop(), enabled=True, settings=settings) is not None
 
 
 def test_the_faults_setting_in_production_warns_once_and_stays_off(caplog):
@@ -160,6 +170,62 @@ def test_from_the_real_environment_in_production_one_warning_and_nothing(python_
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["None", "1"]  # only o11ykit's tracing middleware
     assert result.stderr.count("refused in production") == 1, result.stderr
+
+
+def test_enabled_before_init_declares_production_it_turns_itself_off_on_first_use(
+    python_snippet,
+):
+    result = python_snippet(
+        """
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+        import o11ykit, o11ykit.faults
+        app = FastAPI()
+
+        @app.get("/hello")
+        def hello():
+            return {"ok": True}
+
+        engine = o11ykit.faults.enable(app)  # before init(): from the environment, no handle
+        engine.inject({"id": "early", "kind": "error"})
+        o11ykit.init("svc", "none", app=app, environment="production")
+        client = TestClient(app)
+        auth = {"Authorization": "Bearer t"}
+        injected = client.post("/_o11ykit/faults", json={"id": "x", "kind": "error"}, headers=auth)
+        print(injected.status_code, "refused in production" in injected.json()["error"])
+        print(client.get("/hello").status_code, client.get("/hello").status_code)
+        print(client.get("/_o11ykit/faults", headers=auth).status_code, engine.faults())
+        """,
+        env={"O11YKIT_FAULTS": "true", "O11YKIT_FAULTS_TOKEN": "t"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:3] == ["403 True", "200 200", "403 []"], result.stdout
+    assert result.stderr.count("refused in production") == 1, result.stderr
+
+
+def test_custom_kinds_with_routes_match_the_path_of_the_request_asking():
+    app = shop()
+    answers: list[bool] = []
+
+    @app.get("/api/history")
+    def history() -> dict:  # sync: asked from the threadpool, as most service code is
+        answers.append(engine.broken("n_plus_one") is not None)
+        return {}
+
+    @app.get("/api/search")
+    async def search() -> dict:
+        answers.append(engine.broken("n_plus_one") is not None)
+        return {}
+
+    engine = o11ykit.faults.enable(
+        app, enabled=True, settings=STAGING, kinds={"n_plus_one": KindSpec("n_plus_one")}
+    )
+    engine.inject({"id": "n1", "kind": "n_plus_one", "scope": {"routes": ["/api/history"]}})
+    with client(app) as http:
+        for path in ("/api/history", "/api/search", "/api/history"):
+            assert http.get(path).status_code == 200
+    assert answers == [True, False, True]
+    assert engine.broken("n_plus_one") is None  # outside a request: no route, no match
 
 
 # -- where the middleware sits ---------------------------------------------------------------

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import pytest
 from opentelemetry import trace
 
 import o11ykit
+from o11ykit.config import ConfigError
 from o11ykit.context import policy
 from o11ykit.faults import AuditLog, FaultEngine, FaultSpecError, KindSpec, ParamSpec
+from tests.support.fake_clock import Clock
 
 N_PLUS_ONE = KindSpec("n_plus_one", {"queries": ParamSpec(int, 10, 1, 500)}, "extra queries")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -167,6 +162,30 @@ def test_during_a_ramp_the_share_reached_grows_and_keeps_who_it_hit(engine, cloc
     assert shares[0] == pytest.approx(0.25, abs=0.04)
     assert shares[1] == pytest.approx(0.5, abs=0.04)
     assert shares[3] == 1.0
+
+
+def test_when_the_guard_refuses_the_engine_is_off_for_good_and_says_so_once(clock, caplog):
+    refusal: list[str] = []
+    engine = FaultEngine(clock=clock, guard=lambda: refusal[0] if refusal else None)
+    heard: list[tuple[str, list[str]]] = []
+    engine.subscribe(lambda action, ids: heard.append((action, ids)))
+    engine.inject(fault("slow"))
+    assert engine.active("latency", key="k") is not None
+    refusal.append("o11ykit fault injection is refused in production (test)")
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        assert engine.active("latency", key="k") is None
+        assert engine.faults() == [] and not engine.has_faults
+        with pytest.raises(ConfigError, match="refused in production"):
+            engine.inject(fault("again"))
+        refusal.clear()  # a refusal is for good
+        assert not engine.allowed() and engine.broken("latency", key="k") is None
+    assert [r.getMessage() for r in caplog.records].count(
+        "o11ykit fault injection is refused in production (test); it is now off "
+        "(faults cleared: slow)"
+    ) == 1, caplog.records
+    assert heard == [("inject", ["slow"]), ("clear", ["slow"])]  # held connections go back
+    last = engine.audit.entries()[-1]
+    assert (last["action"], last["fault"], last["actor"]) == ("clear", "slow", "production-guard")
 
 
 def test_fix_keeps_the_fault_listed_and_active_but_not_broken(engine):

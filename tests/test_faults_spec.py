@@ -138,6 +138,38 @@ def test_a_kind_the_service_cannot_offer_is_refused_with_the_reason():
         FaultSpec.from_dict({"id": "p", "kind": "pool_hold"}, kinds=kinds)
 
 
+def test_scope_fields_a_kind_cannot_honour_are_refused_naming_field_and_kind():
+    backfill = KindSpec(
+        "backfill", help="rows written for whole tenants", scope_fields=("tenants",)
+    )
+    kinds = {**KINDS, "backfill": backfill}
+    spec = {"id": "b", "kind": "backfill", "scope": {"tenants": ["acme"]}}
+    assert FaultSpec.from_dict(spec, kinds=kinds).scope.tenants == ("acme",)
+    for name, value in [
+        ("users", ["u-1"]),
+        ("routes", ["/api/orders"]),
+        ("versions", ["2.0"]),
+        ("percent", 50),
+        ("seed", 3),
+        ("onset_s", 60),
+        ("ramp_s", 300),
+    ]:
+        refused = {**spec, "scope": {"tenants": ["acme"], name: value}}
+        with pytest.raises(
+            FaultSpecError,
+            match=rf"scope.{name}: kind backfill cannot honour it; "
+            r"the scope fields it honours: tenants",
+        ):
+            FaultSpec.from_dict(refused, kinds=kinds)
+    # The defaults are no scope at all, so naming them is not refused.
+    FaultSpec.from_dict({**spec, "scope": {"percent": 100, "ramp_s": 0}}, kinds=kinds)
+    whole = {**KINDS, "schema": KindSpec("schema", scope_fields=())}
+    with pytest.raises(FaultSpecError, match=r"scope.tenants: kind schema .* none"):
+        FaultSpec.from_dict({"id": "s", "kind": "schema", "scope": {"tenants": ["a"]}}, kinds=whole)
+    assert backfill.describe()["scope_fields"] == ["tenants"]
+    assert "scope_fields" not in N_PLUS_ONE.describe()  # None: every field
+
+
 def test_generic_kinds_and_their_params():
     assert list(GENERIC_KINDS) == ["latency", "error", "exception", "timeout", "pool_hold"]
     assert set(GENERIC_KINDS["latency"].params) == {"ms", "jitter_ms"}

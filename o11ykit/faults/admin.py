@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from o11ykit.config import ConfigError
 from o11ykit.faults.engine import FaultEngine
 from o11ykit.faults.middleware import ADMIN_PATH
 from o11ykit.faults.spec import FaultSpecError
@@ -37,6 +38,8 @@ class AdminApi:
         if not self._authorised(request):
             response = _error(401, "a valid 'Authorization: Bearer <token>' header is required")
             response.headers["WWW-Authenticate"] = "Bearer"
+        elif not self.engine.allowed():
+            response = _error(403, self.engine.refused or "fault injection is refused")
         else:
             response = await self._handle(request)
         await response(scope, receive, send)
@@ -81,6 +84,8 @@ class AdminApi:
                 return _not_allowed("GET, DELETE")
         except FaultSpecError as exc:
             return _error(400, str(exc))
+        except ConfigError as exc:  # the guard refused while this request was on its way
+            return _error(403, str(exc))
         except _BadBody as exc:
             return _error(exc.status, str(exc))
         except KeyError as exc:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import trace
 
+from o11ykit.config import ConfigError
 from o11ykit.context import ENDUSER_ID, ENDUSER_PSEUDO_ID, TENANT_ID, current_identity, policy
 from o11ykit.faults.audit import AuditLog, rfc3339_now
 from o11ykit.faults.kinds import GENERIC_KINDS
@@ -26,6 +29,10 @@ from o11ykit.faults.spec import FaultSpec, KindSpec
 from o11ykit.privacy import pseudonymize
 
 Listener = Callable[[str, list[str]], None]
+log = logging.getLogger("o11ykit")
+# The path of the request being handled, set by the fault middleware: a service's own
+# code asks about its custom kinds without naming a route, and `routes` scopes still hold.
+request_route: ContextVar[str | None] = ContextVar("o11ykit_fault_route", default=None)
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,10 @@ class FaultEngine:
         users: Collection[str] | None = None,
         audit: AuditLog | None = None,
         clock: Callable[[], float] = time.monotonic,
+        guard: Callable[[], str | None] | None = None,
     ) -> None:
+        """`guard` answers why injection may not run (production), or None; asked on every
+        use, it turns the engine off for good the first time it answers."""
         self.service_version = service_version
         self.kinds: Mapping[str, KindSpec] = MappingProxyType({**GENERIC_KINDS, **(kinds or {})})
         self.tenants = frozenset(tenants) if tenants is not None else None
@@ -91,11 +101,16 @@ class FaultEngine:
         self._by_kind: Mapping[str, tuple[_Entry, ...]] = {}
         self._keys = itertools.count()
         self._listeners: list[Listener] = []
+        self._guard = guard
+        self.refused: str | None = None
 
     # -- changing what is injected ---------------------------------------------------------
 
     def inject(self, spec: FaultSpec | Mapping[str, Any], actor: str = "api") -> FaultSpec:
-        """Inject (or replace, same id) a fault; FaultSpecError changes nothing."""
+        """Inject (or replace, same id) a fault; FaultSpecError changes nothing, and so does
+        ConfigError, raised when the guard refused injection here (production)."""
+        if not self.allowed():
+            raise ConfigError(self.refused or "fault injection is refused")
         data = spec.to_dict() if isinstance(spec, FaultSpec) else spec
         parsed = FaultSpec.from_dict(data, kinds=self.kinds, tenants=self.tenants, users=self.users)
         kind = self.kinds[parsed.kind]
@@ -142,6 +157,28 @@ class FaultEngine:
             self._notify("clear", cleared)
         return cleared
 
+    def allowed(self) -> bool:
+        """False for good once the guard refused injection: every fault is then cleared
+        (held connections go back), nothing matches and nothing can be injected."""
+        if self.refused is not None:
+            return False
+        reason = self._guard() if self._guard is not None else None
+        if reason is None:
+            return True
+        with self._lock:
+            if self.refused is not None:
+                return False
+            self.refused = reason
+            cleared = list(self._entries)
+            self._entries.clear()
+            for cleared_id in cleared:
+                self.audit.record("clear", cleared_id, "production-guard")
+            self._publish()
+        log.warning("%s; it is now off (faults cleared: %s)", reason, ", ".join(cleared) or "none")
+        if cleared:
+            self._notify("clear", cleared)
+        return False
+
     def subscribe(self, listener: Listener) -> None:
         """Call `listener(action, fault_ids)` after each change (e.g. to release resources)."""
         self._listeners.append(listener)
@@ -171,6 +208,7 @@ class FaultEngine:
 
     def faults(self) -> list[dict[str, Any]]:
         """Each injected fault: its spec, when it was injected (RFC 3339) and its fix switch."""
+        self.allowed()
         with self._lock:
             return [entry.as_dict() for entry in self._entries.values()]
 
@@ -178,6 +216,15 @@ class FaultEngine:
         """One fault as faults() lists it; KeyError when it is not injected."""
         with self._lock:
             return self._find(fault_id).as_dict()
+
+    def injected(self, kind: str) -> tuple[FaultSpec, ...]:
+        """Every injected fault of `kind`, whoever it is scoped to, fixed or not: for the
+        kinds that act outside requests (data, schema, background jobs), whose fix path
+        depends only on whether the fault is injected and fixed."""
+        entries = self._by_kind.get(kind)
+        if not entries or not self.allowed():
+            return ()
+        return tuple(entry.spec for entry in entries)
 
     def describe_kinds(self) -> dict[str, Any]:
         return {name: kind.describe() for name, kind in self.kinds.items()}
@@ -193,8 +240,9 @@ class FaultEngine:
     ) -> ActiveFault | None:
         """The first fault of `kind` that touches this call, fixed or not; None if none does.
 
-        tenant and user default to the current o11ykit identity; key (for the percent draw)
-        to the current trace id, so a trace is in or out in every service alike.
+        tenant and user default to the current o11ykit identity, route to the path of the
+        request being handled (None outside one); key (for the percent draw) to the current
+        trace id, so a trace is in or out in every service alike.
         """
         if not self._by_kind:
             return None
@@ -227,8 +275,10 @@ class FaultEngine:
     ) -> list[ActiveFault]:
         """Every fault of `kind` that touches this call, in the order they were injected."""
         candidates = self._by_kind.get(kind)
-        if not candidates:
+        if not candidates or not self.allowed():
             return []
+        if route is None:
+            route = request_route.get()
         users: tuple[str | None, ...] = (user,)
         if tenant is None or user is None:
             identity = current_identity()

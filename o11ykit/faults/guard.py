@@ -8,15 +8,52 @@ service runs on, untouched.
 from __future__ import annotations
 
 import logging
+import re
 
+from o11ykit import state
 from o11ykit.config import ConfigError, Settings
 
 log = logging.getLogger("o11ykit")
-PRODUCTION_NAMES = ("production", "prod")
+# An environment is production when any word of its name is one of these: "prod",
+# "production-eu", "us_prd" and "eu.prod.2" are; "preprod", "nonprod" and "staging" are not.
+# A name that only looks like production costs a drill; one that slips past costs a service.
+PRODUCTION_NAMES = ("production", "prod", "prd")
+_UNSEEN = object()
 
 
 def is_production(environment: str | None) -> bool:
-    return (environment or "").strip().lower() in PRODUCTION_NAMES
+    words = re.split(r"[^a-z0-9]+", (environment or "").lower())
+    return any(word in PRODUCTION_NAMES for word in words)
+
+
+def refusal(settings: Settings) -> str | None:
+    """Why fault injection may not run under these settings, or None when it may."""
+    if not is_production(settings.environment):
+        return None
+    where = settings.sources.get("environment", "default")
+    return (
+        f"o11ykit fault injection is refused in production (environment={settings.environment!r} "
+        f"from {where}); drills belong on staging systems"
+    )
+
+
+class RunningEnvironment:
+    """The guard again, each time o11ykit's running handle changes: `enable(app)` may run
+    before `o11ykit.init(environment="production")`, and the guard must hold either way.
+
+    Called on every use of the engine, so it costs one identity check while the handle
+    stays the same.
+    """
+
+    def __init__(self) -> None:
+        self._seen: object = _UNSEEN
+
+    def __call__(self) -> str | None:
+        handle = state.current()
+        if handle is self._seen:
+            return None
+        self._seen = handle
+        return None if handle is None else refusal(handle.settings)
 
 
 def injection_allowed(enabled: bool | None, settings: Settings) -> bool:
@@ -28,13 +65,9 @@ def injection_allowed(enabled: bool | None, settings: Settings) -> bool:
         wanted, explicit = bool(enabled), True
     if not wanted:
         return False
-    if not is_production(settings.environment):
+    message = refusal(settings)
+    if message is None:
         return True
-    where = settings.sources.get("environment", "default")
-    message = (
-        f"o11ykit fault injection is refused in production (environment={settings.environment!r} "
-        f"from {where}); drills belong on staging systems"
-    )
     if explicit:
         raise ConfigError(message)
     log.warning("%s; it stays off", message)

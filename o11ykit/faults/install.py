@@ -13,7 +13,7 @@ from o11ykit import state
 from o11ykit.config import Settings, load_settings
 from o11ykit.faults.audit import AuditLog
 from o11ykit.faults.engine import FaultEngine
-from o11ykit.faults.guard import injection_allowed
+from o11ykit.faults.guard import RunningEnvironment, injection_allowed
 from o11ykit.faults.kinds import POOL_HOLD
 from o11ykit.faults.spec import KindSpec
 
@@ -45,8 +45,10 @@ def enable(
     """Install fault injection on `app` when enabled; None (and nothing installed) when not.
 
     Enabled by `enabled=True` or the `faults` setting (O11YKIT_FAULTS=true), never in
-    production. The admin API at /_o11ykit/faults exists only with a token (argument or
-    O11YKIT_FAULTS_TOKEN). `pool_hold` needs the service's `sqlalchemy_engine`.
+    production: checked here, and again by the engine whenever o11ykit's running handle
+    changes (init() may run after this and declare production). The admin API at
+    /_o11ykit/faults exists only with a token (argument or O11YKIT_FAULTS_TOKEN).
+    `pool_hold` needs the service's `sqlalchemy_engine`.
     """
     global _current
     with _lock:
@@ -71,6 +73,7 @@ def enable(
             users=users,
             audit=audit or AuditLog(audit_file or settings.faults_audit_file),
             clock=clock,
+            guard=RunningEnvironment(),
         )
         _install(app, engine, token or settings.faults_token, sqlalchemy_engine, settings)
         setattr(app, MARK, engine)

@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.routing import Match
 
-from o11ykit.faults.engine import FaultEngine
+from o11ykit.faults.engine import FaultEngine, request_route
 from o11ykit.faults.pool import PoolHolder
 
 ASGIApp = Callable[..., Any]
@@ -77,6 +77,9 @@ class FaultMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # The guard again, on every request (one identity check): init() may have declared
+        # production after enable() ran; the engine then turns itself off, once.
+        allowed = self.engine.allowed()
         path = scope.get("path", "")
         if path.startswith(OWN_PREFIX) or path == OWN_PREFIX[:-1]:
             # Without a token the admin API does not exist: the app answers its own 404.
@@ -85,10 +88,17 @@ class FaultMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        if not self.engine.has_faults or self.untouched(path):
+        if not allowed:
             await self.app(scope, receive, send)
             return
-        await self._with_faults(scope, receive, send, path)
+        token = request_route.set(path)
+        try:
+            if not self.engine.has_faults or self.untouched(path):
+                await self.app(scope, receive, send)
+            else:
+                await self._with_faults(scope, receive, send, path)
+        finally:
+            request_route.reset(token)
 
     async def _with_faults(self, scope: dict, receive: Callable, send: Callable, path: str) -> None:
         engine = self.engine

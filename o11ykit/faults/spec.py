@@ -90,13 +90,17 @@ class KindSpec:
     """A kind of fault: its name, its parameters and what it does.
 
     `unavailable` says why this service cannot inject it (e.g. pool_hold without a
-    SQLAlchemy engine); such a kind is listed but refused.
+    SQLAlchemy engine); such a kind is listed but refused. `scope_fields` names the scope
+    fields the kind can honour (None: all): one that acts outside requests (a data import,
+    a dropped index, a background job) cannot honour `users`, `routes` or `percent`, and
+    a spec that sets one is refused rather than silently ignored.
     """
 
     name: str
     params: Mapping[str, ParamSpec] = field(default_factory=dict)
     help: str = ""
     unavailable: str | None = None
+    scope_fields: tuple[str, ...] | None = None
 
     def with_defaults(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -111,6 +115,8 @@ class KindSpec:
         }
         if self.unavailable:
             described["unavailable"] = self.unavailable
+        if self.scope_fields is not None:
+            described["scope_fields"] = list(self.scope_fields)
         return described
 
 
@@ -174,7 +180,7 @@ class FaultSpec:
             id=fault_id,
             kind=kind.name,
             params=_params(kind, data.get("params", {})),
-            scope=_scope(data.get("scope", {}), tenants, users),
+            scope=_honoured(kind, _scope(data.get("scope", {}), tenants, users)),
             fixed=_flag("fixed", data.get("fixed", False)),
         )
 
@@ -246,6 +252,24 @@ def _scope(given: Any, tenants: Collection[str] | None, users: Collection[str] |
         onset_s=_number("onset_s", given.get("onset_s", 0.0), 0.0, None),
         ramp_s=_number("ramp_s", given.get("ramp_s", 0.0), 0.0, None),
     )
+
+
+_UNSCOPED = Scope()
+
+
+def _honoured(kind: KindSpec, scope: Scope) -> Scope:
+    if kind.scope_fields is None:
+        return scope
+    for name in _SCOPE_FIELDS:
+        if name == "seed" and "percent" in kind.scope_fields:
+            continue  # the seed only picks which share `percent` takes
+        if name not in kind.scope_fields and getattr(scope, name) != getattr(_UNSCOPED, name):
+            honoured = ", ".join(kind.scope_fields) or "none (it acts on the whole service)"
+            raise FaultSpecError(
+                f"scope.{name}: kind {kind.name} cannot honour it; "
+                f"the scope fields it honours: {honoured}"
+            )
+    return scope
 
 
 def _texts(name: str, value: Any) -> tuple[str, ...]:

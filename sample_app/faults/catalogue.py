@@ -25,12 +25,18 @@ class Param:
 
 @dataclass(frozen=True)
 class Kind:
-    """A custom fault kind: a switch in one service's code, with its parameters."""
+    """A custom fault kind: a switch in one service's code, with its parameters.
+
+    `scope_fields`: the scope fields the kind honours, None for all of them. A kind that
+    acts outside requests (planted data, a dropped index, a background job) honours only
+    what its code acts on; the engine refuses the others at injection.
+    """
 
     name: str
     service: str
     help: str
     params: dict[str, Param] = field(default_factory=dict)
+    scope_fields: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ KINDS: tuple[Kind, ...] = (
         "catalog",
         "an import left some of a shop's products with no currency",
         {"share": Param(float, 0.34, 0.01, 1.0, "share of the shop's products affected")},
+        scope_fields=("tenants",),  # rows in the shared table, written for whole shops
     ),
     Kind(
         "unbounded_buffer",
@@ -103,7 +110,12 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind("unbounded_history", "orders", "order history ignores its page size"),
     Kind("lazy_items", "orders", "order history loads each order's items lazily"),
-    Kind("dropped_index", "orders", "a migration dropped the index behind the sales report"),
+    Kind(
+        "dropped_index",
+        "orders",
+        "a migration dropped the index behind the sales report",
+        scope_fields=(),  # one index, every shop's queries
+    ),
     Kind(
         "payment_timeout",
         "orders",
@@ -122,6 +134,7 @@ KINDS: tuple[Kind, ...] = (
             "hold_ms": Param(int, 1500, 10, 10_000, "how long each batch holds the lock"),
             "every_s": Param(float, 2.0, 0.2, 60.0, "how often the job runs"),
         },
+        scope_fields=("tenants",),  # a background job, run for the shops named
     ),
     Kind(
         "provider_latency",

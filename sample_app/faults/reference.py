@@ -13,6 +13,11 @@ service's code, switched by o11ykit's fault engine (docs/faults.md); its fix swi
 corrected code path, taken while the cause is still there. `o11ykit fault inject ID`
 injects one with its default scope (flags such as `--tenant` and `--percent` change it),
 `o11ykit fault fix ID` flips its fix switch, `o11ykit fault clear ID` removes it.
+A fault whose cause lies outside requests (planted data, a dropped index, a background
+job) honours only the scope fields its **Switch** line names; injecting it with another
+(`--route`, `--user`, `--percent`, ...) is refused with the field's name, not ignored.
+The others honour every field; `--route` is a path of the service the fault is in (the
+orders service's `/orders`, not the gateway's `/api/orders`).
 
 | id | class | services | default scope | signal | fix switch |
 | --- | --- | --- | --- | --- | --- |
@@ -40,7 +45,11 @@ def _params(fault: Fault) -> str:
             f"{k}={v}" for k, v in fault.params.items()
         )
     shown = [f"`{name}` ({p.help}, default {p.default})" for name, p in kind.params.items()]
-    return f"kind `{kind.name}` ({kind.help})" + (": " + "; ".join(shown) if shown else "")
+    text = f"kind `{kind.name}` ({kind.help})" + (": " + "; ".join(shown) if shown else "")
+    if kind.scope_fields is not None:
+        honoured = ", ".join(f"`{name}`" for name in kind.scope_fields)
+        text += f"; scope: {honoured} only" if honoured else "; scope: none (the whole service)"
+    return text
 
 
 def render() -> str:

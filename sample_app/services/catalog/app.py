@@ -40,11 +40,11 @@ def _shop(slug: str) -> tuple[int, str, str]:
         raise HTTPException(404, f"unknown shop {slug!r}") from None
 
 
-def _price(minor: int, currency: str | None, shop_currency: str) -> dict:
-    fixed = switches.active("null_currency")
-    currency = pricing.product_currency(
-        currency, shop_currency, tolerate_null=fixed is not None and fixed.fixed
-    )
+def _price(minor: int, currency: str | None, shop: str, shop_currency: str) -> dict:
+    # The NULLs are in the data, for the whole shop: the fix applies wherever they are,
+    # whether or not this request matches the fault's scope.
+    tolerate = currency is None and switches.fixed("null_currency", tenant=shop)
+    currency = pricing.product_currency(currency, shop_currency, tolerate_null=tolerate)
     return {"price": pricing.display_price(minor, currency, VERSION), "currency": currency}
 
 
@@ -69,7 +69,7 @@ def search(shop: str, q: str = "", locale: str | None = None, limit: int = Query
         .order_by(models.Product.id)
         .limit(limit)
     )
-    items = [{"id": r[0], "name": r[1], **_price(r[2], r[3], shop_currency)} for r in rows]
+    items = [{"id": r[0], "name": r[1], **_price(r[2], r[3], shop, shop_currency)} for r in rows]
     # The app's own instrumentation: how many results a search gave, on every search.
     current_span().set_attribute("app.search.results", len(items))
     return {"items": items, "count": len(items)}
@@ -100,7 +100,7 @@ def product(product_id: int, shop: str):
     return {
         "id": product_id,
         "name": name,
-        **_price(minor, currency, shop_currency),
+        **_price(minor, currency, shop, shop_currency),
         "rating": rating,
         "reviews": reviews,
         "trending": recent.trending(),
@@ -120,7 +120,9 @@ def prices(request: PriceRequest):
             models.Product.shop_id == shop_id, models.Product.id.in_(request.product_ids)
         )
     )
-    found = {r[0]: (r[1], _price(r[1], r[2], shop_currency)["currency"]) for r in rows}
+    found = {
+        r[0]: (r[1], _price(r[1], r[2], request.shop, shop_currency)["currency"]) for r in rows
+    }
     missing = sorted(set(request.product_ids) - set(found))
     if missing:
         raise HTTPException(404, f"no such products in {request.shop}: {missing}")
