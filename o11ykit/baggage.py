@@ -26,13 +26,17 @@ from opentelemetry.propagators.textmap import (
 )
 
 from o11ykit.context import IDENTITY_KEYS, current_identity
+from o11ykit.settings_parsers import SINGLE_LABEL, ip_literal
 
-SINGLE_LABEL = "<single-label>"
 _DESTINATION_KEYS = ("server.address", "net.peer.name", "url.full", "http.url")
 
 
 class HostTrust:
-    """Matches host names and IP addresses against names, *.suffixes and CIDR ranges."""
+    """Matches host names and IP addresses against names, *.suffixes, IPs and CIDR ranges.
+
+    Patterns are those settings_parsers.host_patterns accepts; anything else raises
+    ValueError here, before init() installs anything.
+    """
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self._names: set[str] = set()
@@ -46,6 +50,8 @@ class HostTrust:
                 self._suffixes.append(pattern[1:])
             elif "/" in pattern:
                 self._networks.append(ipaddress.ip_network(pattern, strict=False))
+            elif (address := ip_literal(pattern)) is not None:
+                self._networks.append(ipaddress.ip_network(address))
             elif pattern:
                 self._names.add(pattern)
         self._verdicts: dict[str, bool] = {}
@@ -63,13 +69,13 @@ class HostTrust:
     def _decide(self, host: str) -> bool:
         if host in self._names:
             return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            if self._single_label and "." not in host:
-                return True
-            return any(host.endswith(suffix) for suffix in self._suffixes)
-        return any(address in network for network in self._networks)
+        # Before the name rules: `134744072` has no dot but is 8.8.8.8, not a compose service.
+        address = ip_literal(host)
+        if address is not None:
+            return any(address in network for network in self._networks)
+        if self._single_label and "." not in host:
+            return True
+        return any(host.endswith(suffix) for suffix in self._suffixes)
 
 
 def destination_host(span: trace.Span) -> str | None:

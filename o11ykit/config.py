@@ -20,6 +20,7 @@ log = logging.getLogger("o11ykit")
 
 BACKENDS = ("otlp", "jaeger", "honeycomb", "console", "local", "none")
 PROTOCOLS = ("http/protobuf", "grpc")
+INSTRUMENTATIONS = ("fastapi", "sqlalchemy", "httpx", "requests", "logging")
 DEFAULT_EXCLUDED_PATHS = ("/health", "/healthz", "/ready", "/live", "/metrics")
 # Loopback, private ranges, compose service names and cluster-internal suffixes.
 DEFAULT_BAGGAGE_HOSTS = (
@@ -30,7 +31,7 @@ DEFAULT_BAGGAGE_HOSTS = (
     "172.16.0.0/12",
     "192.168.0.0/16",
     "fc00::/7",
-    "<single-label>",
+    p.SINGLE_LABEL,
     "*.internal",
     "*.local",
     "*.svc",
@@ -42,34 +43,74 @@ class ConfigError(ValueError):
     """A setting has a value o11ykit cannot use; the message names it and what it accepts."""
 
 
-def _milliseconds_to_seconds(raw: str) -> str:
+def _milliseconds_to_seconds(raw: str, environ: Mapping[str, str]) -> str:
     return str(float(raw) / 1000.0)
 
 
-def _otlp_base_to_traces(raw: str) -> str:
+def _otlp_base_to_traces(raw: str, environ: Mapping[str, str]) -> str:
     # The spec appends the signal path to the generic endpoint, path or not.
     return raw.strip().rstrip("/") + "/v1/traces"
 
 
-def _sdk_disabled_to_backend(raw: str) -> str | None:
+def _sdk_disabled_to_backend(raw: str, environ: Mapping[str, str]) -> str | None:
     return "none" if p.boolean(raw) else None
 
 
-def _otel_exporter_to_backend(raw: str) -> str:
+def _otel_exporter_to_backend(raw: str, environ: Mapping[str, str]) -> str:
     name = raw.strip().lower().split(",")[0]
     if name not in ("otlp", "console", "none"):
         raise ValueError("accepted values: otlp, console, none")
     return name
 
 
-def _resource_attribute(key: str) -> Callable[[str], str | None]:
-    def pick(raw: str) -> str | None:
+def _resource_attribute(key: str) -> EnvTransform:
+    def pick(raw: str, environ: Mapping[str, str]) -> str | None:
         return p.key_values(raw).get(key)
 
     return pick
 
 
-EnvSource = tuple[str, Callable[[str], Any] | None]
+# OpenTelemetry's sampler names, as the share of root traces each keeps. o11ykit always
+# honours the caller's decision (parent-based), so always_on and parentbased_always_on agree.
+_SAMPLER_RATIOS = {
+    "always_on": "1",
+    "parentbased_always_on": "1",
+    "always_off": "0",
+    "parentbased_always_off": "0",
+    "traceidratio": None,
+    "parentbased_traceidratio": None,
+}
+_RATIO_SAMPLERS = "OTEL_TRACES_SAMPLER=traceidratio or parentbased_traceidratio"
+
+
+def _otel_sampler_to_ratio(raw: str, environ: Mapping[str, str]) -> str:
+    name = raw.strip().lower()
+    if name not in _SAMPLER_RATIOS:
+        raise ValueError(f"accepted values: {', '.join(_SAMPLER_RATIOS)}")
+    ratio = _SAMPLER_RATIOS[name]
+    if ratio is not None:
+        return ratio
+    # The specification's default for a ratio sampler without an argument.
+    argument = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip() or "1"
+    try:
+        return str(p.number(0.0, 1.0)(argument))
+    except ValueError as exc:
+        raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={argument!r}: {exc}") from None
+
+
+def _otel_sampler_arg_alone(raw: str, environ: Mapping[str, str]) -> None:
+    # With OTEL_TRACES_SAMPLER set, the argument was read (or rightly ignored) with it.
+    if environ.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    raise ValueError(
+        f"it applies only with {_RATIO_SAMPLERS}; the default sampler keeps every trace"
+    )
+
+
+# A transform gets the variable's value and the whole environment, for variables that are
+# read together (OTEL_TRACES_SAMPLER and its _ARG); it returns None to skip the variable.
+EnvTransform = Callable[[str, Mapping[str, str]], Any]
+EnvSource = tuple[str, EnvTransform | None]
 
 
 @dataclass(frozen=True)
@@ -183,11 +224,12 @@ SETTINGS: tuple[Setting, ...] = (
         p.number(0.0, 1.0),
         1.0,
         "share of traces kept, decided at the root",
-        ("OTEL_TRACES_SAMPLER_ARG", None),
+        ("OTEL_TRACES_SAMPLER", _otel_sampler_to_ratio),
+        ("OTEL_TRACES_SAMPLER_ARG", _otel_sampler_arg_alone),
     ),
     _s("debug", p.boolean, False, "log o11ykit's decisions at INFO instead of DEBUG"),
-    _s("tenant_header", p.text, "X-Tenant-ID", "edge header carrying the tenant id"),
-    _s("user_header", p.text, "X-User-ID", "edge header carrying the user id"),
+    _s("tenant_header", p.header_name, "X-Tenant-ID", "edge header carrying the tenant id"),
+    _s("user_header", p.header_name, "X-User-ID", "edge header carrying the user id"),
     _s(
         "pseudonym_key",
         p.text,
@@ -203,9 +245,9 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "baggage_propagate_to",
-        p.text_list,
+        p.host_patterns,
         DEFAULT_BAGGAGE_HOSTS,
-        "hosts, CIDR ranges and *.suffixes that may receive baggage",
+        "hosts that may receive tenant and user baggage",
     ),
     _s("baggage_max_entries", p.whole_number(0, 64), 8, "inbound baggage entries read at most"),
     _s(
@@ -218,15 +260,15 @@ SETTINGS: tuple[Setting, ...] = (
     _s("scrub_allow", p.text_list, (), "attribute keys never redacted"),
     _s(
         "excluded_paths",
-        p.text_list,
+        p.path_list,
         DEFAULT_EXCLUDED_PATHS,
         "request paths not traced, nor anything under them",
     ),
     _s(
         "instrumentations",
-        p.text_list,
+        p.choice_list("all", *INSTRUMENTATIONS),
         ("all",),
-        "integrations to enable: all, or any of fastapi, sqlalchemy, httpx, requests, logging",
+        "integrations to enable",
     ),
     _s(
         "max_queue_size",
@@ -315,7 +357,8 @@ class Settings:
 _reported: set[str] = set()
 
 
-def _report_once(message: str) -> None:
+def report_once(message: str) -> None:
+    """Log a warning the first time it is seen: a misconfiguration is reported, not repeated."""
     if message not in _reported:
         _reported.add(message)
         log.warning("%s", message)
@@ -336,12 +379,12 @@ def _from_environment(setting: Setting, environ: Mapping[str, str]) -> tuple[Any
         if raw is None or not raw.strip():
             continue
         try:
-            value = transform(raw) if transform else raw
+            value = transform(raw, environ) if transform else raw
             if value is None:
                 continue
             return setting.parse(value), variable
         except ValueError as exc:
-            _report_once(_error(setting, variable, raw, exc) + "; ignored")
+            report_once(_error(setting, variable, raw, exc) + "; ignored")
     return None
 
 

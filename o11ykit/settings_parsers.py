@@ -6,11 +6,16 @@ raises ValueError with the accepted values spelled out; config.py adds the setti
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 Parser = Callable[[Any], Any]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+SINGLE_LABEL = "<single-label>"
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -78,6 +83,108 @@ def text_list(value: Any) -> tuple[str, ...]:
     except TypeError:
         raise ValueError("accepted values: a comma-separated list or a list of strings") from None
     return result
+
+
+def choice_list(*options: str) -> Parser:
+    """Any of `options`, comma-separated or as a list; an unknown entry is an error rather
+    than silently left out (a typo must not turn an integration off)."""
+    accepted_values = f"accepted values: a comma-separated list of {', '.join(options)}"
+
+    def parse(value: Any) -> tuple[str, ...]:
+        try:
+            items = tuple(item.lower() for item in text_list(value))
+        except ValueError:
+            raise ValueError(accepted_values) from None
+        unknown = [item for item in items if item not in options]
+        if unknown:
+            raise ValueError(f"unknown: {', '.join(unknown)}; {accepted_values}")
+        return items
+
+    return parse
+
+
+def path_list(value: Any) -> tuple[str, ...]:
+    """Request paths; the middleware compares them with the path as sent, which always
+    starts with "/", so an entry without one could never match."""
+    accepted_values = "accepted values: a comma-separated list of paths, each starting with /"
+    try:
+        paths = text_list(value)
+    except ValueError:
+        raise ValueError(accepted_values) from None
+    relative = [path for path in paths if not path.startswith("/")]
+    if relative:
+        raise ValueError(f"not starting with /: {', '.join(relative)}; {accepted_values}")
+    return paths
+
+
+# RFC 9110 section 5.6.2: a field name is a token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def header_name(value: Any) -> str:
+    # No "|" in the sentence: it is shown in the Markdown table of docs/settings.md.
+    accepted_values = (
+        "accepted values: an HTTP header name, an RFC 9110 token such as X-Tenant-ID "
+        "(no spaces, colons or non-ASCII letters)"
+    )
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value.strip()):
+        raise ValueError(accepted_values)
+    return value.strip()
+
+
+def ip_literal(host: str) -> IPAddress | None:
+    """The address `host` denotes if it is written as one, in any form the resolver reads:
+    inet_aton takes `134744072`, `0x08080808` and `8.8.2056` as 8.8.8.8, so a host that
+    looks like one label can still be a public address."""
+    try:
+        address: IPAddress = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except (OSError, ValueError):
+            return None
+    # ::ffff:8.8.8.8 reaches 8.8.8.8: judge it as the IPv4 address it carries.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+
+
+def _is_host_name(name: str) -> bool:
+    labels = name.removesuffix(".").split(".")
+    return len(name) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def _is_host_pattern(pattern: str) -> bool:
+    if pattern.lower() == SINGLE_LABEL:
+        return True
+    if pattern.startswith("*."):
+        return _is_host_name(pattern[2:])
+    if "/" in pattern:
+        try:
+            ipaddress.ip_network(pattern, strict=False)
+        except ValueError:
+            return False
+        return True
+    return ip_literal(pattern) is not None or _is_host_name(pattern)
+
+
+def host_patterns(value: Any) -> tuple[str, ...]:
+    """Hosts that may receive baggage, in the forms baggage.HostTrust matches."""
+    accepted_values = (
+        "accepted values: a comma-separated list of host names, *.domain suffixes, "
+        f"IP addresses, CIDR ranges and {SINGLE_LABEL}"
+    )
+    try:
+        patterns = text_list(value)
+    except ValueError:
+        raise ValueError(accepted_values) from None
+    bad = [pattern for pattern in patterns if not _is_host_pattern(pattern)]
+    if bad:
+        raise ValueError(f"not understood: {', '.join(bad)}; {accepted_values}")
+    return patterns
 
 
 def key_values(value: Any) -> dict[str, str]:

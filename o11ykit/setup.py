@@ -16,7 +16,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from o11ykit import backends, state
 from o11ykit.baggage import HostTrust, TrustedBaggagePropagator
-from o11ykit.config import ConfigError, Settings, load_settings
+from o11ykit.config import ConfigError, Settings, load_settings, report_once
 from o11ykit.context import StampingProcessor, policy
 from o11ykit.handle import Handle
 from o11ykit.instrumentation import enable_all
@@ -26,7 +26,18 @@ from o11ykit.resource import build_resource
 from o11ykit.transport import Transport
 
 log = logging.getLogger("o11ykit")
+# On a provider: the Settings o11ykit built it from (absent on anyone else's provider).
 _OURS = "_o11ykit_provider"
+# On a provider: tenant/user stamping is attached; a second init() must not attach it again.
+_STAMPED = "_o11ykit_stamping"
+# What a provider is built from; OpenTelemetry installs one provider per process, for good.
+_BAKED_IN = (
+    "service_name",
+    "service_version",
+    "environment",
+    "resource_attributes",
+    "sample_ratio",
+)
 
 
 def build_sampler(settings: Settings) -> Sampler:
@@ -77,30 +88,55 @@ def build_processor(
     )
 
 
+def build_provider(settings: Settings) -> TracerProvider:
+    """A provider with o11ykit's resource, sampler and stamping, not yet installed."""
+    provider = TracerProvider(
+        resource=build_resource(settings), sampler=build_sampler(settings), shutdown_on_exit=False
+    )
+    provider.add_span_processor(StampingProcessor())
+    setattr(provider, _STAMPED, True)
+    setattr(provider, _OURS, settings)
+    return provider
+
+
+def _warn_if_not_applied(installed: Settings, settings: Settings) -> None:
+    changed = [name for name in _BAKED_IN if getattr(installed, name) != getattr(settings, name)]
+    if changed:
+        report_once(
+            "o11ykit: init() after shutdown() keeps the tracer provider of the first init() "
+            "(OpenTelemetry allows one per process); these settings changed and do not "
+            f"apply: {', '.join(changed)}"
+        )
+
+
 def install_provider(
-    settings: Settings, processor: BoundedBatchProcessor | None, explicit_backend: bool
+    settings: Settings,
+    provider: TracerProvider,
+    processor: BoundedBatchProcessor | None,
+    explicit_backend: bool,
 ) -> tuple[TracerProvider, bool, BoundedBatchProcessor | None]:
-    """Our provider, or the one already installed with our processors attached to it."""
+    """`provider` (built by build_provider), or the one already installed with our
+    processors attached to it."""
     existing = trace.get_tracer_provider()
     if isinstance(existing, TracerProvider):
-        existing.add_span_processor(StampingProcessor())
-        keep_ours = getattr(existing, _OURS, False) or explicit_backend
+        if not getattr(existing, _STAMPED, False):
+            existing.add_span_processor(StampingProcessor())
+            setattr(existing, _STAMPED, True)
+        installed = getattr(existing, _OURS, None)
+        if installed is not None:
+            _warn_if_not_applied(installed, settings)
+        keep_ours = installed is not None or explicit_backend
         if processor is not None and keep_ours:
             existing.add_span_processor(processor)
-        if not getattr(existing, _OURS, False):
+        if installed is None:
             log.warning(
                 "o11ykit: a tracer provider was already installed (opentelemetry-instrument or "
                 "another library); attaching tenant/user stamping to it%s",
                 " and exporting to the configured backend" if keep_ours else ", export left to it",
             )
-        return existing, True, processor if keep_ours else None
-    provider = TracerProvider(
-        resource=build_resource(settings), sampler=build_sampler(settings), shutdown_on_exit=False
-    )
-    provider.add_span_processor(StampingProcessor())
+        return existing, installed is None, processor if keep_ours else None
     if processor is not None:
         provider.add_span_processor(processor)
-    setattr(provider, _OURS, True)
     trace.set_tracer_provider(provider)
     return provider, False, processor
 
@@ -137,12 +173,16 @@ def init(
 
 
 def _start(settings: Settings, resolver: Any) -> Handle:
+    # Everything that can fail is built before anything global changes: a failed init()
+    # leaves nothing installed, so a retry cannot attach a second export pipeline.
     backend, transport = build_transport(settings)
+    propagator = build_propagator(settings)
+    fresh_provider = build_provider(settings)
     processor = build_processor(settings, transport)
     explicit = settings.sources.get("backend", "default") != "default"
-    provider, attached, processor = install_provider(settings, processor, explicit)
+    provider, attached, processor = install_provider(settings, fresh_provider, processor, explicit)
     policy.pseudonym_key = settings.pseudonym_key
-    propagate.set_global_textmap(build_propagator(settings))
+    propagate.set_global_textmap(propagator)
     handle = Handle(settings, provider, backend, processor, attached, resolver)
     state.set_current(handle)
     handle.instrumentations = enable_all(settings, provider)

@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from o11ykit.baggage import HostTrust, TrustedBaggagePropagator, read_inbound
 from o11ykit.config import DEFAULT_BAGGAGE_HOSTS
 from o11ykit.context import policy, use_identity
+from o11ykit.settings_parsers import host_patterns
 
 default_trust = HostTrust(DEFAULT_BAGGAGE_HOSTS)
 
@@ -80,3 +81,27 @@ def test_trusted_inbound_baggage_is_capped_before_it_travels_on() -> None:
     )
     context = propagator.extract({"baggage": "a=1,b=toolongvalue,c=3,d=4"})
     assert baggage.get_all(context) == {"a": "1"}
+
+
+# Each is 8.8.8.8 to the resolver, though it has no dot (or is written as IPv6).
+@pytest.mark.parametrize("host", ["134744072", "0x08080808", "8.8.2056", "[::ffff:8.8.8.8]"])
+def test_numeric_forms_of_a_public_address_are_not_trusted(host: str) -> None:
+    assert not default_trust.trusts(host)
+    propagator = TrustedBaggagePropagator(default_trust, trust_inbound=False)
+    with use_identity(policy.identity("acme", "u-1")):
+        carrier: dict[str, str] = {}
+        propagator.inject(carrier, trace.set_span_in_context(_client_span(f"http://{host}/x")))
+    assert "baggage" not in carrier
+
+
+@pytest.mark.parametrize("host", ["2130706433", "0x7f000001", "10.258", "[::ffff:10.0.0.1]"])
+def test_numeric_forms_are_judged_as_the_address_they_denote(host: str) -> None:
+    assert default_trust.trusts(host)
+    assert HostTrust(["8.8.8.8"]).trusts("134744072")
+
+
+def test_every_pattern_the_setting_accepts_is_understood_here() -> None:
+    patterns = host_patterns("db_1,orders.internal,*.corp,8.8.4.4,::1,10.0.0.0/8,<single-label>")
+    trust = HostTrust(patterns)
+    for host in ("db_1", "orders.internal", "a.corp", "8.8.4.4", "::1", "10.9.9.9", "cache"):
+        assert trust.trusts(host), host

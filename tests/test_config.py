@@ -146,3 +146,98 @@ def test_settings_doc_matches_the_settings_table() -> None:
 
     doc = (Path(__file__).resolve().parent.parent / "docs" / "settings.md").read_text()
     assert config.settings_reference() in doc
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "accepted"),
+    [
+        ("baggage_propagate_to", "10.0.0.0/33,*.internal", "CIDR ranges"),
+        ("baggage_propagate_to", "orders svc", "*.domain suffixes"),
+        ("tenant_header", "X Tenant", "HTTP header name"),
+        ("user_header", "X-Üser-ID", "HTTP header name"),
+        ("instrumentations", "sqlalchmey,httpx", "all, fastapi, sqlalchemy, httpx"),
+        ("excluded_paths", "/health,ready", "starting with /"),
+    ],
+)
+def test_list_and_header_settings_are_validated(
+    name: str, bad: str, accepted: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({name: bad}, {})
+    assert name in str(caught.value) and accepted in str(caught.value)
+    config._reported.clear()
+    variable = "O11YKIT_" + name.upper()
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        settings = load_settings({}, {variable: bad})
+        load_settings({}, {variable: bad})
+    assert getattr(settings, name) == config.SETTINGS_BY_NAME[name].default
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and variable in warnings[0] and accepted in warnings[0], warnings
+
+
+def test_valid_list_and_header_settings_are_kept() -> None:
+    settings = load_settings(
+        {
+            "baggage_propagate_to": "my_svc, Orders.internal, 8.8.4.4, ::1, 10.0.0.0/8, *.corp",
+            "tenant_header": "X-Org_ID",
+            "instrumentations": "SQLAlchemy, httpx",
+            "excluded_paths": ["/health", "/ping/"],
+        },
+        {},
+    )
+    assert settings.baggage_propagate_to[:2] == ("my_svc", "Orders.internal")
+    assert settings.tenant_header == "X-Org_ID"
+    assert settings.instrumentations == ("sqlalchemy", "httpx")
+    assert settings.excluded_paths == ("/health", "/ping/")
+    assert load_settings({}, {}).baggage_propagate_to == config.DEFAULT_BAGGAGE_HOSTS
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"OTEL_TRACES_SAMPLER": "always_off"}, 0.0),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_off"}, 0.0),
+        ({"OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_TRACES_SAMPLER_ARG": "0.1"}, 1.0),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.25"}, 0.25),
+        (
+            {"OTEL_TRACES_SAMPLER": "PARENTBASED_TRACEIDRATIO", "OTEL_TRACES_SAMPLER_ARG": "0.5"},
+            0.5,
+        ),
+        ({"OTEL_TRACES_SAMPLER": "traceidratio"}, 1.0),  # the specification's default argument
+        # o11ykit's own setting wins over the OpenTelemetry variables.
+        ({"O11YKIT_SAMPLE_RATIO": "0.3", "OTEL_TRACES_SAMPLER": "always_off"}, 0.3),
+    ],
+)
+def test_otel_traces_sampler_is_read_as_the_specification_says(
+    environ: dict[str, str], expected: float
+) -> None:
+    assert load_settings({}, environ).sample_ratio == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"OTEL_TRACES_SAMPLER": "xray"}, "OTEL_TRACES_SAMPLER='xray'"),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "lots"},
+            "OTEL_TRACES_SAMPLER_ARG='lots'",
+        ),
+        # Without a ratio sampler the argument means nothing: the default keeps every trace.
+        ({"OTEL_TRACES_SAMPLER_ARG": "0.1"}, "OTEL_TRACES_SAMPLER_ARG='0.1'"),
+    ],
+)
+def test_unusable_otel_sampler_warns_once_and_keeps_every_trace(
+    environ: dict[str, str], named: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config._reported.clear()
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        first = load_settings({}, environ)
+        load_settings({}, environ)
+    assert first.sample_ratio == 1.0 and first.sources["sample_ratio"] == "default"
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and named in warnings[0] and "sample_ratio" in warnings[0], warnings

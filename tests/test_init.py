@@ -147,3 +147,97 @@ def test_shutdown_with_a_dead_backend_returns_within_its_timeout() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) < 1.0
+
+
+def test_a_failed_init_installs_nothing_and_a_retry_exports_once(tmp_path) -> None:
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver(tmp_path) as receiver:
+        result = run_python(
+            f"""
+            import o11ykit, o11ykit.setup
+            from opentelemetry import propagate, trace
+            from opentelemetry.sdk.trace import TracerProvider
+            endpoint = "{receiver.http_endpoint}"
+            try:
+                o11ykit.init(service_name="a", backend="otlp", endpoint=endpoint,
+                             baggage_propagate_to="10.0.0.0/33,*.internal")
+            except o11ykit.ConfigError as exc:
+                print("raised:", exc)
+            # Any builder failing (here a bug, simulated) must leave nothing behind either.
+            build_propagator = o11ykit.setup.build_propagator
+            def broken(settings):
+                raise RuntimeError("simulated")
+            o11ykit.setup.build_propagator = broken
+            textmap = propagate.get_global_textmap()
+            try:
+                o11ykit.init(service_name="a", backend="otlp", endpoint=endpoint)
+            except RuntimeError:
+                pass
+            assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+            assert propagate.get_global_textmap() is textmap
+            o11ykit.setup.build_propagator = build_propagator
+            handle = o11ykit.init(service_name="a", backend="otlp", endpoint=endpoint)
+            with handle.tracer("t").start_as_current_span("once"):
+                pass
+            o11ykit.shutdown(timeout=5)
+            """
+        )
+        assert result.returncode == 0, result.stderr
+        spans = receiver.wait_for_spans(lambda s: len(s) >= 1)
+    assert "raised: o11ykit setting baggage_propagate_to" in result.stdout
+    assert "10.0.0.0/33" in result.stdout
+    assert [s["name"] for s in spans] == ["once"]
+
+
+def test_bad_baggage_hosts_in_the_environment_are_survived() -> None:
+    result = run_python(
+        """
+        import o11ykit
+        print(o11ykit.init(backend="none").settings.baggage_propagate_to[0])
+        """,
+        env={"O11YKIT_BAGGAGE_PROPAGATE_TO": "10.0.0.0/33,*.internal"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "localhost"  # the default list
+    assert result.stderr.count("O11YKIT_BAGGAGE_PROPAGATE_TO='10.0.0.0/33,*.internal'") == 1
+
+
+def test_init_after_shutdown_says_what_it_cannot_change_and_stamps_once(tmp_path) -> None:
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver(tmp_path) as receiver:
+        result = run_python(
+            f"""
+            import o11ykit
+            from o11ykit.context import StampingProcessor
+            stamped = []
+            on_start = StampingProcessor.on_start
+            def counting(self, span, parent_context=None):
+                stamped.append(span.name)
+                on_start(self, span, parent_context)
+            StampingProcessor.on_start = counting
+            endpoint = "{receiver.http_endpoint}"
+            o11ykit.init(service_name="a", backend="otlp", endpoint=endpoint)
+            o11ykit.shutdown(timeout=5)
+            handle = o11ykit.init(service_name="b", backend="otlp", endpoint=endpoint,
+                                  sample_ratio=0.5, debug=True)
+            o11ykit.shutdown(timeout=5)
+            handle = o11ykit.init(service_name="b", backend="otlp", endpoint=endpoint,
+                                  sample_ratio=0.5, debug=True)
+            with o11ykit.context(tenant_id="acme"):
+                # Sampled by the first init's provider, which keeps every trace.
+                with handle.tracer("t").start_as_current_span("after"):
+                    pass
+            o11ykit.shutdown(timeout=5)
+            print(stamped)
+            """
+        )
+        assert result.returncode == 0, result.stderr
+        spans = receiver.wait_for_spans(lambda s: len(s) >= 1)
+    assert result.stdout.strip() == "['after']"
+    assert [s["name"] for s in spans] == ["after"]
+    warnings = [line for line in result.stderr.splitlines() if "after shutdown()" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "service_name, sample_ratio" in warnings[0]
+    assert "debug" not in warnings[0]  # applied: not baked into the provider

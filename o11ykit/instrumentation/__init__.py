@@ -8,10 +8,9 @@ from collections.abc import Callable
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from o11ykit.config import Settings
+from o11ykit.config import INSTRUMENTATIONS, Settings
 
 log = logging.getLogger("o11ykit")
-NAMES = ("fastapi", "sqlalchemy", "httpx", "requests", "logging")
 
 
 def _installed(module: str) -> bool:
@@ -49,9 +48,13 @@ _ENABLERS: dict[str, Callable[[TracerProvider], str]] = {
 
 def enable_all(settings: Settings, provider: TracerProvider) -> dict[str, str]:
     """Each integration's status: 'active ...' or 'skipped: <reason>'."""
-    wanted = set(NAMES) if "all" in settings.instrumentations else set(settings.instrumentations)
+    wanted = (
+        set(INSTRUMENTATIONS)
+        if "all" in settings.instrumentations
+        else set(settings.instrumentations)
+    )
     report: dict[str, str] = {}
-    for name in NAMES:
+    for name in INSTRUMENTATIONS:
         if name not in wanted:
             report[name] = "skipped: not in the instrumentations setting"
         elif name != "logging" and not _installed(name):
