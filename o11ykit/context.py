@@ -146,23 +146,65 @@ class StampingProcessor(SpanProcessor):
 _ABSENT = "-"
 
 
+class _YieldingFields(dict):
+    """A log record's attributes, in which the correlation fields o11ykit filled in give
+    way to the caller's `extra`.
+
+    The record factory runs before `Logger.makeRecord` applies `extra`, and makeRecord
+    raises KeyError for an `extra` key the record already has: `extra={"trace_id": ...}`
+    would crash the caller. So the fields o11ykit set answer "absent" to that membership
+    test (`in`) for as long as they hold o11ykit's value; reading them, and formatting
+    with `%(trace_id)s`, see them as usual. Neither Logger nor any handler is patched.
+    """
+
+    __slots__ = ("_ours",)
+
+    def __contains__(self, key: object) -> bool:
+        ours = self._ours.get(key, _NOT_OURS)  # type: ignore[call-overload]
+        if ours is not _NOT_OURS and dict.get(self, key, _NOT_OURS) is ours:
+            return False
+        return dict.__contains__(self, key)
+
+    def __reduce__(self) -> tuple:
+        # A pickled record (QueueHandler, multiprocessing) carries a plain dict.
+        return (dict, (dict(self),))
+
+
+_NOT_OURS = object()
+
+
+def _correlation(span_context: SpanContext, identity: Identity | None) -> dict[str, str]:
+    if span_context.is_valid and span_context is not UNTRACED_SPAN_CONTEXT:
+        trace_id = format(span_context.trace_id, "032x")
+        span_id = format(span_context.span_id, "016x")
+    else:
+        trace_id = span_id = _ABSENT
+    attributes = identity.attributes if identity is not None else {}
+    return {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        TENANT_ID: attributes.get(TENANT_ID, _ABSENT),
+        ENDUSER_ID: attributes.get(ENDUSER_ID, _ABSENT),
+        ENDUSER_PSEUDO_ID: attributes.get(ENDUSER_PSEUDO_ID, _ABSENT),
+    }
+
+
 def correlating_record_factory(
     previous: Callable[..., logging.LogRecord],
 ) -> Callable[..., logging.LogRecord]:
-    """Wrap a log record factory so every record carries trace and tenant correlation."""
+    """Wrap a log record factory so every record carries trace and tenant correlation;
+    a field the caller passes in `extra` replaces o11ykit's."""
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = previous(*args, **kwargs)
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid and span_context is not UNTRACED_SPAN_CONTEXT:
-            record.trace_id = format(span_context.trace_id, "032x")
-            record.span_id = format(span_context.span_id, "016x")
-        else:
-            record.trace_id = record.span_id = _ABSENT
-        identity = _current.get()
-        attributes = identity.attributes if identity is not None else {}
-        for key in IDENTITY_KEYS:
-            setattr(record, key, attributes.get(key, _ABSENT))
+        try:
+            correlation = _correlation(trace.get_current_span().get_span_context(), _current.get())
+            fields = _YieldingFields(record.__dict__)
+            fields.update(correlation)
+            fields._ours = correlation
+            record.__dict__ = fields
+        except Exception:  # an odd record class: it goes uncorrelated, never raises
+            pass
         return record
 
     factory.o11ykit_previous = previous  # type: ignore[attr-defined]

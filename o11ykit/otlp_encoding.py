@@ -75,6 +75,14 @@ def _keep(key: str, value: Any) -> Any:
     return value
 
 
+def _cache_key(key: str, value: Any) -> tuple:
+    # By type too: True == 1 == 1.0, and a cached bool must not be written for an int.
+    kind = value.__class__
+    if kind is tuple:
+        return (key, kind, tuple(item.__class__ for item in value), value)
+    return (key, kind, value)
+
+
 def _resource(resource: Any, identity: tuple[int, str]) -> bytes:
     pid, instance_id = identity
     attributes = dict(resource.attributes)
@@ -110,8 +118,11 @@ class SpanEncoder:
     def __init__(self, scrubber: Any = None) -> None:
         self.scrubber = scrubber
         self._clean: Clean = scrubber.scrub_value if scrubber is not None else _keep
+        self._clean_text: Callable[[str], str] = (
+            scrubber.scrub_text if scrubber is not None else str
+        )
         # One cache per field number: a pair is a different field in a span and an event.
-        self._pairs: dict[int, dict[tuple[str, Any], bytes]] = {3: {}, 4: {}, 9: {}}
+        self._pairs: dict[int, dict[tuple, bytes]] = {3: {}, 4: {}, 9: {}}
         self._blocks: dict[tuple[int, int], tuple[object, bytes]] = {}
 
     def encode(self, spans: Sequence[ReadableSpan], identity: tuple[int, str]) -> bytes:
@@ -141,8 +152,9 @@ class SpanEncoder:
         cache = self._pairs[number]
         for key, value in attributes.items():
             cacheable = key not in _UNCACHED_KEYS
+            cache_key = _cache_key(key, value) if cacheable else None
             try:
-                encoded = cache.get((key, value)) if cacheable else None
+                encoded = cache.get(cache_key) if cacheable else None
             except TypeError:  # an unhashable value (a list): encoded every time
                 encoded, cacheable = None, False
             if encoded is None:
@@ -150,7 +162,7 @@ class SpanEncoder:
                 if cacheable:
                     if len(cache) >= _CACHE_LIMIT:
                         cache.clear()  # the pairs still in use come back at once
-                    cache[(key, value)] = encoded
+                    cache[cache_key] = encoded
             parts.append(encoded)
         return b"".join(parts)
 
@@ -202,7 +214,9 @@ class SpanEncoder:
         if span.dropped_links:
             parts.append(b"\x70" + _varint(span.dropped_links))
         status = span.status
-        status_body = _string(2, status.description) if status.description else b""
+        # Exporters put the exception's message here: it is scrubbed like one.
+        description = self._clean_text(status.description) if status.description else ""
+        status_body = _string(2, description) if description else b""
         if status.status_code.value:
             status_body += b"\x18" + _varint(status.status_code.value)
         parts.append(_field(15, status_body))

@@ -21,6 +21,7 @@ from o11ykit._version import __version__
 from o11ykit.otlp_encoding import SpanEncoder
 from o11ykit.privacy import Scrubber
 from o11ykit.resource import process_identity
+from o11ykit.settings_parsers import without_secrets
 
 if TYPE_CHECKING:
     import http.client
@@ -111,7 +112,8 @@ class HttpTransport(OtlpTransport):
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         parts = urlsplit(url)
-        self.target = url
+        # The target is for people (failure warnings, stats, doctor): no user or key in it.
+        self.target = without_secrets(url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (443 if self._https else 80)
@@ -205,8 +207,10 @@ class GrpcTransport(OtlpTransport):
 
     def __init__(self, url: str, headers: dict[str, str]) -> None:
         parts = urlsplit(url)
-        self.target = f"{parts.hostname}:{parts.port or 4317}"
         self._secure = parts.scheme == "https"
+        # An https endpoint without a port is a TLS service on 443 (Honeycomb's
+        # https://api.honeycomb.io is one); 4317 is the collector's plaintext default.
+        self.target = f"{parts.hostname}:{parts.port or (443 if self._secure else 4317)}"
         self._metadata = tuple((k.lower(), v) for k, v in headers.items())
         self._channel = None
         self._call = None

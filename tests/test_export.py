@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
@@ -151,3 +153,46 @@ def test_rejections_are_counted_not_raised(tmp_path) -> None:
     assert exporter.stats.exported == 0
     assert exporter.stats.dropped_export_failed == 3
     assert "HTTP 500" in (exporter.stats.last_error or "")
+
+
+def test_export_failures_never_show_the_endpoints_credentials(caplog) -> None:
+    from tests.conftest import free_port
+
+    endpoint = f"http://bob:pa55@127.0.0.1:{free_port()}/v1/traces?api_key=k3y"
+    settings = load_settings({"backend": "otlp", "endpoint": endpoint}, {})
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        exporter = _export_through_pipeline(settings)
+    assert exporter.stats.failed_batches >= 1
+    shown = f"{exporter.stats.last_error} {exporter.transport.target} {caplog.text}"
+    assert "connection refused" in shown
+    assert "pa55" not in shown and "k3y" not in shown and "bob" not in shown
+
+
+@pytest.mark.parametrize(
+    ("settings", "environ", "target"),
+    [
+        (
+            {"endpoint": "https://collector.example", "protocol": "grpc"},
+            {},
+            "collector.example:443",
+        ),
+        (
+            {"endpoint": "http://collector.example", "protocol": "grpc"},
+            {},
+            "collector.example:4317",
+        ),
+        (
+            {"endpoint": "https://collector.example:4317", "protocol": "grpc"},
+            {},
+            "collector.example:4317",
+        ),
+        (
+            {"backend": "honeycomb", "protocol": "grpc"},
+            {"HONEYCOMB_API_KEY": ENVIRONMENT_KEY},
+            "api.honeycomb.io:443",
+        ),
+    ],
+)
+def test_grpc_port_follows_the_scheme_when_none_is_given(settings, environ, target) -> None:
+    _, transport = build_transport(load_settings({"backend": "otlp", **settings}, environ))
+    assert transport.target == target

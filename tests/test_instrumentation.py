@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
@@ -195,3 +196,59 @@ def test_a_failing_resolver_never_fails_the_request(o11ykit_spans, caplog) -> No
     server = _by_kind(o11ykit_spans.spans, SpanKind.SERVER)
     assert len(server) == 3 and all("tenant.id" not in s.attributes for s in server)
     assert sum("resolver raised KeyError" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("field", ["trace_id", "span_id", "tenant.id", "enduser.id"])
+def test_extra_with_a_correlation_field_wins_and_never_raises(o11ykit_spans, field) -> None:
+    logger = logging.getLogger("shop.extra")
+    handler = logging.StreamHandler(io.StringIO())
+    handler.setFormatter(logging.Formatter(f"%({field})s %(tenant.id)s %(message)s"))
+    logger.addHandler(handler)
+    try:
+        with o11ykit.context(tenant_id="acme"), trace.get_tracer("t").start_as_current_span("w"):
+            logger.warning("from caller", extra={field: "caller-value"})
+            logger.warning("plain")
+    finally:
+        logger.removeHandler(handler)
+    first, second = handler.stream.getvalue().splitlines()
+    assert first.startswith("caller-value ") and first.endswith(" from caller")
+    assert second.split()[1] == "acme"  # a record without extra is still correlated
+
+
+def test_a_literal_cut_open_by_the_statement_limit_is_still_removed(o11ykit_spans) -> None:
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    padding = ", ".join(f"{index} AS c{index}" for index in range(400))[:2000]
+    padding = padding.rpartition(",")[0]
+    statement = f"SELECT {padding}, 'hunter2-{'x' * 3000}' AS password_hash"
+    assert statement.index("hunter2") < 2048 < len(statement)  # the cut falls in the literal
+    with trace.get_tracer("t").start_as_current_span("work"), engine.connect() as db:
+        db.execute(text(statement))
+    [query] = [s for s in o11ykit_spans.spans if s.kind is SpanKind.CLIENT]
+    recorded = query.attributes["db.query.text"]
+    assert "hunter2" not in recorded
+    assert recorded.startswith("SELECT 0 AS c0") and len(recorded) <= 2048
+
+
+def test_sqlalchemy_errors_lose_their_parameters_in_events_and_status(o11ykit_spans) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    engine = create_engine("sqlite://", poolclass=StaticPool)
+    with engine.begin() as db:
+        db.execute(text("CREATE TABLE users (name TEXT UNIQUE, pw TEXT)"))
+        db.execute(text("INSERT INTO users VALUES ('alice', 'x')"))
+    tracer = trace.get_tracer("t")
+    with (
+        pytest.raises(IntegrityError),
+        tracer.start_as_current_span("signup"),
+        engine.begin() as db,
+    ):
+        db.execute(
+            text("INSERT INTO users VALUES (:name, :pw) /* via 'signup' */"),
+            {"name": "alice", "pw": "hunter2"},
+        )
+    [signup] = o11ykit_spans.named("signup")
+    [event] = signup.events
+    message = event.attributes["exception.message"]
+    assert "[parameters: [REDACTED]]" in message and "UNIQUE constraint failed" in message
+    exported = f"{event.attributes} {signup.status.description}"
+    assert "hunter2" not in exported and "alice" not in exported

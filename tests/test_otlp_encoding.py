@@ -123,3 +123,40 @@ def test_scrubbing_while_encoding_matches_scrubbing_first() -> None:
     # A different scrubber gets its own decisions, not the cached ones.
     lenient = SpanEncoder(Scrubber(allow=["password"]))
     assert b"hunter2" in lenient.encode(keep.spans, (os.getpid(), "i"))
+
+
+def test_equal_values_of_different_types_keep_their_type() -> None:
+    from o11ykit.otlp_encoding import SpanEncoder
+
+    keep = _Keep()
+    provider = TracerProvider(resource=Resource({"service.name": "s"}), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(keep))
+    tracer = provider.get_tracer("t")
+    for value in (True, 1, 1.0, (True,), (1,)):
+        with tracer.start_as_current_span("s", attributes={"retry": value}):
+            pass
+    encoder = SpanEncoder()  # one encoder: the second span onwards meets a warm cache
+    parsed = ExportTraceServiceRequest.FromString(encoder.encode(keep.spans, (os.getpid(), "i")))
+    assert parsed == encode_spans(keep.spans)
+
+
+def test_status_descriptions_are_scrubbed_on_the_wire() -> None:
+    from o11ykit.otlp_encoding import SpanEncoder
+    from o11ykit.privacy import REDACTED, Scrubber
+
+    keep = _Keep()
+    provider = TracerProvider(resource=Resource({"service.name": "s"}), shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(keep))
+    with provider.get_tracer("t").start_as_current_span("GET") as span:
+        span.set_status(
+            Status(
+                StatusCode.ERROR,
+                "HTTPError: 401 Client Error: Unauthorized for url: "
+                "https://api.example.com/v1/items?api_key=k3y&page=2",
+            )
+        )
+    body = SpanEncoder(Scrubber()).encode(keep.spans, (os.getpid(), "i"))
+    status = ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0]
+    description = status.spans[0].status.message
+    assert b"k3y" not in body
+    assert description.endswith(f"?api_key={REDACTED}&page=2")

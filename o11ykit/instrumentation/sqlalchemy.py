@@ -15,32 +15,37 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
 from o11ykit.context import current_identity
+from o11ykit.privacy import without_sql_literals
 
 _tracer: Tracer | None = None
 _MAX_STATEMENT = 2048
 _DESCRIPTION_CACHE_LIMIT = 1024
-_descriptions: dict[str, tuple[str, dict[str, str]]] = {}
+_descriptions: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
 _TARGET = re.compile(
     r"\b(?:FROM|INTO|UPDATE|JOIN|TABLE)\s+[\"`\[]?([A-Za-z_][\w$]*)", re.IGNORECASE
 )
 _SYSTEMS = {"mssql": "microsoft.sql_server", "oracle": "oracle.db"}
 
 
-def _describe(statement: str) -> tuple[str, dict[str, str]]:
-    """Span name and operation attributes, cached: an app runs the same statements again."""
-    found = _descriptions.get(statement)
+def _describe(statement: str, dialect: str) -> tuple[str, dict[str, str]]:
+    """Span name and statement attributes, cached: an app runs the same statements again."""
+    found = _descriptions.get((statement, dialect))
     if found is None:
         words = statement.split(None, 1)
         operation = words[0].upper() if words else "SQL"
         target = _TARGET.search(statement)
-        attributes = {"db.operation.name": operation}
+        # Literals go before the cut: a literal cut open would keep its first part.
+        attributes = {
+            "db.operation.name": operation,
+            "db.query.text": without_sql_literals(statement, dialect)[:_MAX_STATEMENT],
+        }
         name = operation
         if target:
             attributes["db.collection.name"] = target.group(1)
             name = f"{operation} {target.group(1)}"
         found = (name, attributes)
         if len(_descriptions) < _DESCRIPTION_CACHE_LIMIT:
-            _descriptions[statement] = found
+            _descriptions[(statement, dialect)] = found
     return found
 
 
@@ -63,12 +68,8 @@ def _engine_attributes(engine: Any) -> dict[str, Any]:
 def _before(conn, cursor, statement, parameters, context, executemany) -> None:
     if context is None or _tracer is None or not trace.get_current_span().is_recording():
         return
-    name, operation = _describe(statement)
-    attributes = {
-        **_engine_attributes(conn.engine),
-        **operation,
-        "db.query.text": statement[:_MAX_STATEMENT],
-    }
+    name, described = _describe(statement, conn.dialect.name)
+    attributes = {**_engine_attributes(conn.engine), **described}
     identity = current_identity()
     if identity is not None:
         # Given at start, the stamping processor finds them there and has nothing to add.
