@@ -7,9 +7,11 @@ service with a dead backend must not pay for. A failed batch is counted, not ret
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -158,7 +160,7 @@ class HttpTransport(OtlpTransport):
         deadline = time.monotonic() + timeout
         connection, reused = self._connection_for(timeout)
         try:
-            status, answer, will_close = self._exchange(connection, body)
+            status, answer, will_close = self._exchange(connection, body, deadline)
         except (OSError, http.client.HTTPException) as exc:
             self.close()
             if not reused or time.monotonic() >= deadline:
@@ -167,7 +169,7 @@ class HttpTransport(OtlpTransport):
             # and load balancers); the batch was not delivered, so send it once on a new one.
             connection, _ = self._connection_for(max(deadline - time.monotonic(), 0.01))
             try:
-                status, answer, will_close = self._exchange(connection, body)
+                status, answer, will_close = self._exchange(connection, body, deadline)
             except (OSError, http.client.HTTPException) as again:
                 self.close()
                 raise _diagnose_os_error(again, self.target, fresh_connection=True) from None
@@ -176,15 +178,52 @@ class HttpTransport(OtlpTransport):
         if status >= 300:
             raise _diagnose_http_status(status, self.target, answer)
 
-    def _exchange(self, connection: http.client.HTTPConnection, body: bytes) -> tuple:
-        connection.request("POST", self._path, body=body, headers=self._headers)
-        response = connection.getresponse()
-        return response.status, response.read(), response.will_close
+    def _exchange(
+        self, connection: http.client.HTTPConnection, body: bytes, deadline: float
+    ) -> tuple:
+        """One request and its answer, all of it by `deadline`. The socket's timeout bounds
+        each read alone: a peer that trickles a byte at a time (a broken proxy) would hold
+        the export thread for ever. So a timer cuts the socket at the deadline."""
+        import http.client
+
+        watchdog = _Watchdog(connection, deadline)
+        try:
+            connection.request("POST", self._path, body=body, headers=self._headers)
+            response = connection.getresponse()
+            return response.status, response.read(), response.will_close
+        except (OSError, http.client.HTTPException):
+            if watchdog.fired:
+                raise TimeoutError("the whole exchange took longer than the timeout") from None
+            raise
+        finally:
+            watchdog.cancel()
 
     def close(self) -> None:
         if self._connection is not None and self._owner == os.getpid():
             self._connection.close()
         self._connection = None
+
+
+class _Watchdog:
+    """Shuts a connection's socket down at a deadline, from a timer thread: a read blocked
+    on it returns at once. Started per exchange; exchanges are per batch, not per span."""
+
+    def __init__(self, connection: http.client.HTTPConnection, deadline: float) -> None:
+        self.fired = False
+        self._connection = connection
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = self._connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
@@ -193,6 +232,12 @@ def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
     if sock is None:
         return False
     try:
+        if hasattr(select, "poll"):
+            # poll, not select: select fails for descriptors past 1023, which a busy server
+            # has, and every batch would then open a new connection.
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
@@ -210,7 +255,9 @@ class GrpcTransport(OtlpTransport):
         self._secure = parts.scheme == "https"
         # An https endpoint without a port is a TLS service on 443 (Honeycomb's
         # https://api.honeycomb.io is one); 4317 is the collector's plaintext default.
-        self.target = f"{parts.hostname}:{parts.port or (443 if self._secure else 4317)}"
+        host = parts.hostname or "localhost"
+        host = f"[{host}]" if ":" in host else host  # an IPv6 address keeps its brackets
+        self.target = f"{host}:{parts.port or (443 if self._secure else 4317)}"
         self._metadata = tuple((k.lower(), v) for k, v in headers.items())
         self._channel = None
         self._call = None

@@ -196,3 +196,88 @@ def test_export_failures_never_show_the_endpoints_credentials(caplog) -> None:
 def test_grpc_port_follows_the_scheme_when_none_is_given(settings, environ, target) -> None:
     _, transport = build_transport(load_settings({"backend": "otlp", **settings}, environ))
     assert transport.target == target
+
+
+def _trickling_server(stop) -> tuple[int, object]:
+    """A peer that accepts, reads the request, then answers one byte every 0.2 s: each read
+    returns well within a socket timeout, yet the answer never ends."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 1000:
+                if stop.wait(0.2):
+                    return
+                try:
+                    connection.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], (listener, thread)
+
+
+def test_a_peer_that_trickles_its_answer_is_cut_off_at_the_export_timeout() -> None:
+    import threading
+    import time
+
+    from o11ykit.transport import ExportFailure, HttpTransport
+
+    stop = threading.Event()
+    port, (listener, thread) = _trickling_server(stop)
+    transport = HttpTransport(f"http://127.0.0.1:{port}/v1/traces", {})
+    started = time.monotonic()
+    try:
+        with pytest.raises(ExportFailure) as failed:
+            transport.post(b"\x0a\x00", timeout=1.0)
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        transport.close()
+        listener.close()
+        thread.join(5)
+    assert failed.value.kind == "timed out", failed.value
+    assert took < 2.0, took  # until 2026-12-06: about 10 s, the socket timeout per byte
+
+
+def test_an_idle_kept_alive_connection_past_descriptor_1023_is_reused(tmp_path) -> None:
+    # select() cannot watch a descriptor past 1023, and the idle check read that as "closed
+    # by the peer": a busy server (many descriptors open) opened a connection per batch.
+    import os
+    import resource
+
+    from o11ykit.transport import HttpTransport
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the open file limit ({hard}) is below the 1,200 this test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with OtlpReceiver(tmp_path) as receiver:
+            transport = HttpTransport(receiver.http_endpoint + "/v1/traces", {})
+            try:
+                transport.post(b"", timeout=5.0)
+                first = transport._connection
+                assert first is not None and first.sock.fileno() > 1023
+                transport.post(b"", timeout=5.0)
+                assert transport._connection is first
+            finally:
+                transport.close()
+    finally:
+        for descriptor in filler:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_an_ipv6_grpc_endpoint_keeps_its_brackets() -> None:
+    from o11ykit.transport import GrpcTransport
+
+    assert GrpcTransport("http://[::1]:4317", {}).target == "[::1]:4317"
+    assert GrpcTransport("https://[2001:db8::1]", {}).target == "[2001:db8::1]:443"
