@@ -97,8 +97,9 @@ class SafeSpanExporter(SpanExporter):
             self.transport.send(spans, timeout, self._scrubber)
         except ExportFailure as failure:
             return self._failed(len(spans), str(failure))
-        except Exception as exc:
-            return self._failed(len(spans), f"unexpected {type(exc).__name__}: {exc}")
+        except Exception as exc:  # its text may quote a span's value: scrubbed like one
+            said = self._scrubber.scrub_text(f"unexpected {type(exc).__name__}: {exc}")
+            return self._failed(len(spans), said)
         finally:
             self._in_flight = 0
         if self._abandoned:  # shutdown already counted this batch as dropped

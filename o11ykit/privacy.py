@@ -61,6 +61,8 @@ _SQL_BLOCK = re.compile(
 _PARAMETERS_BLOCK = re.compile(r"\[parameters: [\s\S]*?\](?=\n\(Background on this error|\s*\Z)")
 _PARAMETERS_REDACTED = f"[parameters: {REDACTED}]"
 _PARAMETERS_TO_END = re.compile(rf"\[parameters: (?!{re.escape(REDACTED)}\])[\s\S]*")
+# The values a database quotes from the row in a constraint error, up to the end of its line.
+_ROW_VALUES = re.compile(r"(Key \([^\n]*?\)=\(|Failing row contains \()[^\n]*(\)[^\n]*?)$", re.M)
 
 # SQL tokens that can hold an apostrophe, in one pass: comments and quoted identifiers are
 # kept as they are, string literals become "?". A literal left open (cut, or mis-read)
@@ -218,6 +220,10 @@ class Scrubber:
             text = _PARAMETERS_TO_END.sub(_PARAMETERS_REDACTED, text, count=1)
         if "://" in text:
             text = _URL_IN_TEXT.sub(lambda m: self.scrub_url(m[0]), text)
+        if "Key (" in text or "Failing row contains" in text:
+            # The database's own detail quotes the row: PostgreSQL's "Key (email)=(ann@x.io)
+            # already exists" and "Failing row contains (1, ann, s3cret)".
+            text = _ROW_VALUES.sub(rf"\g<1>{REDACTED}\g<2>", text)
         return _VALUE_SECRET.sub(REDACTED, text)
 
     def scrub_value(self, key: str, value: Any) -> Any:

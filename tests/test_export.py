@@ -281,3 +281,28 @@ def test_an_ipv6_grpc_endpoint_keeps_its_brackets() -> None:
 
     assert GrpcTransport("http://[::1]:4317", {}).target == "[::1]:4317"
     assert GrpcTransport("https://[2001:db8::1]", {}).target == "[2001:db8::1]:443"
+
+
+def test_an_unexpected_export_error_is_recorded_without_the_secrets_its_text_quotes() -> None:
+    from opentelemetry.sdk.trace import TracerProvider as Provider
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    class Exploding:
+        target = "http://collector:4318/v1/traces"
+
+        def send(self, spans, timeout, scrubber) -> None:
+            raise RuntimeError("bad proxy for https://bob:pa55@proxy.example/?token=k3y")
+
+        def close(self) -> None:
+            pass
+
+    kept = InMemorySpanExporter()
+    provider = Provider()
+    provider.add_span_processor(SimpleSpanProcessor(kept))
+    with provider.get_tracer("t").start_as_current_span("s"):
+        pass
+    exporter = SafeSpanExporter(Exploding(), Scrubber(), 1.0)
+    assert exporter.export(kept.get_finished_spans()) == SpanExportResult.FAILURE
+    said = exporter.stats.last_error
+    assert said.startswith("unexpected RuntimeError: bad proxy for https://")
+    assert "pa55" not in said and "k3y" not in said

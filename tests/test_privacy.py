@@ -175,6 +175,31 @@ def test_parameters_whose_end_cannot_be_told_take_the_rest_of_the_text() -> None
     assert scrubber.scrub_text(message) == f"boom\n[parameters: {REDACTED}]"
 
 
+@pytest.mark.parametrize(
+    ("detail", "kept"),
+    [
+        (
+            "DETAIL:  Key (email)=(alice@example.com) already exists.",
+            f"DETAIL:  Key (email)=({REDACTED}) already exists.",
+        ),
+        (
+            'DETAIL:  Key (a, b)=(1, (2)) is not present in table "t".',
+            f'DETAIL:  Key (a, b)=({REDACTED}) is not present in table "t".',
+        ),
+        (
+            "DETAIL:  Failing row contains (1, ann, s3cret, null).",
+            f"DETAIL:  Failing row contains ({REDACTED}).",
+        ),
+    ],
+)
+def test_the_row_a_database_quotes_in_a_constraint_error_is_redacted(detail, kept) -> None:
+    # PostgreSQL's own detail line quotes the offending row, beside SQLAlchemy's parameters.
+    message = f"(psycopg.errors.UniqueViolation) duplicate key\n{detail}\n[SQL: INSERT ...]"
+    assert scrubber.scrub_text(message) == (
+        f"(psycopg.errors.UniqueViolation) duplicate key\n{kept}\n[SQL: INSERT ...]"
+    )
+
+
 def test_status_descriptions_are_scrubbed_for_in_process_readers() -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
