@@ -97,21 +97,25 @@ def failing_tenant(query: JaegerQuery, start: datetime, end: datetime) -> Answer
             types[str(deepest.attributes.get("error.type"))] += 1
     if not culprits:
         return None
-    users = _groups(
-        query,
-        "enduser.id",
-        start,
-        end,
-        service="gateway",
-        where={**SERVER, "tenant.id": tenant, "status": "error"},
-    )
+    failed_at_the_edge = {**SERVER, "tenant.id": tenant, "status": "error"}
+    users = _distinct_users(query, start, end, service="gateway", where=failed_at_the_edge)
     lookup_error = types.most_common(1)[0][0] in ("KeyError", "LookupError", "TypeError")
     return {
         "service": culprits.most_common(1)[0][0],
         "attribute": {"tenant.id": tenant},
         "fault_class": "tenant-scoped data error" if lookup_error else "tenant-scoped error",
-        "count": len([u for u in users if u["value"]]),
+        "count": users,
     }
+
+
+def _distinct_users(query: JaegerQuery, start: datetime, end: datetime, **kw: Any) -> int:
+    """Distinct users among the spans: by enduser.id, or by enduser.pseudo.id on a stack
+    that pseudonymises (O11YKIT_PSEUDONYM_KEY), where spans carry no enduser.id at all."""
+    for key in ("enduser.id", "enduser.pseudo.id"):
+        users = [g for g in _groups(query, key, start, end, **kw) if g["value"]]
+        if users:
+            return len(users)
+    return 0
 
 
 def _repeated_statements(trace: Trace) -> tuple[SpanView | None, int]:

@@ -222,6 +222,38 @@ def test_grading_gives_partial_credit_and_feedback_in_both_languages():
     assert grading.grade(lab.answer, {**right, "count": 13}, count_truth=9).fields[3].credit == 0.5
 
 
+def test_failing_tenant_counts_users_by_pseudonym_on_a_pseudonymising_stack():
+    # With O11YKIT_PSEUDONYM_KEY set, spans carry enduser.pseudo.id and no enduser.id: the
+    # count of the tenant's failing users must not fall to 0 (which 0 would then "match").
+    from types import SimpleNamespace
+
+    error = SimpleNamespace(
+        status="error", kind="server", start_ns=1, service="catalog", attributes={}
+    )
+
+    class PseudonymisedStore:
+        def breakdown(self, by, **kw):
+            where = kw.get("where") or {}
+            if by == "tenant.id":
+                groups = [
+                    {"value": "globex", "count": 40, "errors": 12, "errorRate": 0.3},
+                    {"value": "acme", "count": 400, "errors": 2, "errorRate": 0.005},
+                ]
+            elif by == "enduser.pseudo.id" and where.get("tenant.id") == "globex":
+                groups = [{"value": f"p{n}"} for n in range(4)] + [{"value": None}]
+            else:
+                groups = [{"value": None}]
+            return {"groups": groups}
+
+        def find_traces(self, *args, **kw):
+            return [SimpleNamespace(spans=[error])]
+
+    now = datetime.now(timezone.utc)
+    answer = solvers.failing_tenant(PseudonymisedStore(), now - timedelta(minutes=5), now)
+    assert answer is not None
+    assert (answer["attribute"], answer["count"]) == ({"tenant.id": "globex"}, 4)
+
+
 def test_grading_takes_the_spellings_learners_use():
     """Case and `.`, `_` or `-` in an attribute key or a service's name do not matter; the
     canary's process name is the catalog. Other keys and services are still wrong."""
