@@ -25,18 +25,29 @@ PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
 def _requirements_digest() -> str:
-    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    # The interpreter too: a venv rebuilt for another Python has nothing installed in it.
+    interpreter = f"{sys.version_info[:2]} {Path(sys.base_prefix).resolve()}".encode()
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + interpreter).hexdigest()
+
+
+def _venv_works() -> bool:
+    """An interpreter with pip: a creation cut short (Ctrl-C, or ensurepip missing, as on
+    Debian without python3-venv) leaves the interpreter alone, and every later run failed."""
+    if not PYTHON.exists():
+        return False
+    check = [str(PYTHON), "-m", "pip", "--version"]
+    return subprocess.run(check, capture_output=True).returncode == 0
 
 
 def ensure_environment() -> None:
     if sys.version_info < (3, 10):  # noqa: UP036 - this file runs before any venv exists
         sys.exit(f"o11ykit needs Python 3.10 or newer; this is {sys.version.split()[0]}")
-    if not PYTHON.exists():
-        print("creating .venv ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
     digest = _requirements_digest()
-    if STAMP.exists() and STAMP.read_text() == digest:
-        return
+    if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == digest:
+        return  # installed in full before: the stamp is written last
+    if not _venv_works():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     print("installing o11ykit and its development tools into .venv ...", flush=True)
     pip = [str(PYTHON), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "-e", f"{ROOT}[dev]"], check=True)
