@@ -8,16 +8,21 @@ the data directory, `.o11ykit/sample-app` by default or $O11YKIT_APP_DIR.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 DEFAULT_DIR = ".o11ykit/sample-app"
 NOT_RUNNING = "the sample system is not running here: `o11ykit app up` starts it"
+# What else ends `up` the way Ctrl-C does: a `kill`, a closed terminal or SSH session.
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def data_dir(args: argparse.Namespace | None = None) -> Path:
@@ -64,7 +69,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     from sample_app.traffic import add_arguments
 
     add_arguments(traffic)
-    traffic.set_defaults(run=_traffic)
+    # The parser, so that options wrong only together are reported as the module's are.
+    traffic.set_defaults(run=_traffic, traffic_parser=traffic)
 
 
 # ---- app ----------------------------------------------------------------------------------
@@ -72,10 +78,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     from sample_app import stack, topology
-    from sample_app.control import StackFaults
 
     directory = data_dir(args)
-    existing = stack.read_state(directory)
+    existing = _read_state(directory)
     if existing is not None and _any_alive(existing):
         print(
             f"already running (state in {directory / stack.STATE_FILE}); `o11ykit app down` first",
@@ -102,6 +107,18 @@ def _up(args: argparse.Namespace) -> int:
         die_with_parent=args.foreground,
     )
     running = stack.Stack(config)
+    with _stop_signals_interrupt():
+        failed = _start(running, args)
+    if failed is not None or not args.foreground:
+        return failed or 0
+    return _stay_attached(running)
+
+
+def _start(running: Any, args: argparse.Namespace) -> int | None:
+    """Start the stack and inject the faults asked for: None once up, else the exit code,
+    everything started stopped."""
+    from sample_app.control import StackFaults
+
     up = False
     try:
         started = time.perf_counter()
@@ -123,9 +140,30 @@ def _up(args: argparse.Namespace) -> int:
         running.stop()
         print(f"o11ykit app up: {exc}", file=sys.stderr)
         return 1
-    if not args.foreground:
-        return 0
-    return _stay_attached(running)
+    return None
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt while `up` starts the stack, so they stop
+    what was started as Ctrl-C does: a detached stack's processes run in sessions of their
+    own and would outlive `up` untracked, its state file not yet written. After the first,
+    they are ignored until `up` is done, so that nothing interrupts the stopping."""
+
+    def interrupt(*_: object) -> None:
+        for number in STOP_SIGNALS:
+            signal.signal(number, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python accepts signal handlers from the main thread only
+        return
+    previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _stay_attached(running: Any) -> int:
@@ -160,10 +198,19 @@ def _any_alive(state: dict) -> bool:
     return any(pid and _alive(pid) for pid in pids)
 
 
-def _state_or_exit(args: argparse.Namespace) -> dict:
+def _read_state(directory: Path) -> dict | None:
+    """The stack's state in `directory`; one line and exit 1 when it cannot be a directory
+    (--data-dir or $O11YKIT_APP_DIR naming a file)."""
     from sample_app import stack
 
-    state = stack.read_state(data_dir(args))
+    try:
+        return stack.read_state(directory)
+    except OSError as exc:
+        sys.exit(f"o11ykit app: cannot use {directory} as the data directory: {exc.strerror}")
+
+
+def _state_or_exit(args: argparse.Namespace) -> dict:
+    state = _read_state(data_dir(args))
     if state is None:
         sys.exit(NOT_RUNNING)
     return state
@@ -172,7 +219,7 @@ def _state_or_exit(args: argparse.Namespace) -> dict:
 def _down(args: argparse.Namespace) -> int:
     from sample_app import stack
 
-    state = stack.read_state(data_dir(args))
+    state = _read_state(data_dir(args))
     if state is None:
         print("nothing to stop: the sample system is not running here")
         return 0
@@ -213,20 +260,17 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _traffic(args: argparse.Namespace) -> int:
-    from sample_app.traffic import config_from_args, run
+    import asyncio
 
-    if not getattr(args, "url", None) or args.url == _traffic_default_url():
-        state = _state_or_exit(args)
-        args.url = state["services"]["gateway"]["url"]
-    summary = run(config_from_args(args))
+    from sample_app.traffic import config_from_args
+    from sample_app.traffic.cli import _until_signalled
+
+    if args.url is None:  # the running stack's gateway, wherever its ports are
+        args.url = _state_or_exit(args)["services"]["gateway"]["url"]
+    config = config_from_args(args, args.traffic_parser)
+    summary = asyncio.run(_until_signalled(config))
     print(json.dumps(summary.as_dict(), indent=2))
     return 0 if summary.total > summary.transport_errors else 1
-
-
-def _traffic_default_url() -> str:
-    from sample_app import topology
-
-    return f"http://127.0.0.1:{topology.BY_NAME['gateway'].port}"
 
 
 # ---- fault, by catalogue id ------------------------------------------------------------------
@@ -235,7 +279,6 @@ def _traffic_default_url() -> str:
 def catalogue_mode(args: argparse.Namespace) -> int | None:
     """`o11ykit fault ...` without --url: the catalogue, on the stack `app up` started."""
     from o11ykit.faults import FaultAdminError, FaultSpecError
-    from sample_app import stack
     from sample_app.control import StackFaults
     from sample_app.faults import catalogue
 
@@ -244,7 +287,7 @@ def catalogue_mode(args: argparse.Namespace) -> int | None:
         return _list_catalogue(args)
     if command == "show":
         return _show_catalogue(args.fault_id)
-    state = stack.read_state(data_dir(None))
+    state = _read_state(data_dir(None))
     if state is None:
         return None  # not ours: the generic mode explains what it needs
     faults = StackFaults.from_state(state)

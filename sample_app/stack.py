@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,10 @@ SCHEDULE_DELAY_S = "0.2"
 # benchmark measures memory and queries at): hours of lab traffic, yet a stack left up for
 # days does not fill the learner's disk. `o11ykit store serve` alone keeps everything.
 STORE_MAX_SPANS = 1_000_000
+# What stops a start half-way: Ctrl-C, and the signals `o11ykit app up` turns into one.
+INTERRUPTING_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class StackError(RuntimeError):
@@ -46,6 +51,27 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def free_port_other_than(taken: set[int], attempts: int = 100) -> int:
+    """A free port not in `taken`: the system hands a port it just gave out, and that
+    nobody listens on yet, to the next caller as readily as any other."""
+    for _ in range(attempts):
+        port = free_port()
+        if port not in taken:
+            return port
+    raise StackError(f"no free port besides {sorted(taken)} after {attempts} tries")
+
+
+def _refuse_shared_ports(ports: Mapping[str, int]) -> None:
+    by_port: dict[int, list[str]] = {}
+    for name, port in ports.items():
+        if port:
+            by_port.setdefault(port, []).append(name)
+    shared = {port: names for port, names in by_port.items() if len(names) > 1}
+    if shared:
+        port, names = next(iter(shared.items()))
+        raise StackError(f"port {port} is given to {' and '.join(names)}: each needs its own")
 
 
 def port_is_free(port: int) -> bool:
@@ -59,6 +85,28 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Deliver the interrupting signals that arrive inside once it is done. Raised inside
+    Popen after the fork, an interrupt loses the child's pid, and the child runs on where
+    nothing can stop it; raised just after, it finds the child recorded and stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers run in the main thread only: nothing to hold here
+        return
+    arrived: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda caught, _frame: arrived.append(caught))
+        for number in INTERRUPTING_SIGNALS
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+        for number in arrived[:1]:
+            signal.raise_signal(number)
 
 
 @dataclass
@@ -127,18 +175,23 @@ class Stack:
         self.write_state()
 
     def _ports(self) -> dict[str, int]:
-        ports = {}
-        for service in topology.SERVICES:
-            port = self.config.ports.get(service.name) or (
-                free_port() if self.config.free_ports else service.port
-            )
+        """Each service's port: given, picked free, or its default; never one for two."""
+        chosen = {
+            s.name: self.config.ports.get(s.name) or (0 if self.config.free_ports else s.port)
+            for s in topology.SERVICES
+        }
+        _refuse_shared_ports(chosen)
+        taken = set(chosen.values())
+        for name, port in chosen.items():
+            if not port:
+                chosen[name] = port = free_port_other_than(taken)
+                taken.add(port)
             if not port_is_free(port):
                 raise StackError(
-                    f"port {port} for {service.name} is in use (another stack? `o11ykit app "
+                    f"port {port} for {name} is in use (another stack? `o11ykit app "
                     "down` stops one; `--port-offset N` moves this one)"
                 )
-            ports[service.name] = port
-        return ports
+        return chosen
 
     def _start_store(self) -> None:
         from o11ykit.store.process import spawn_store
@@ -147,15 +200,16 @@ class Stack:
         for port in (http_port, query_port):
             if port and not port_is_free(port):
                 raise StackError(f"port {port} for the local trace store is in use")
-        self.store = spawn_store(
-            self.data_dir / "store",
-            http_port=http_port,
-            query_port=query_port,
-            grpc_port=None,
-            max_spans=STORE_MAX_SPANS,
-            detach=not self.config.die_with_parent,
-            log_path=self.data_dir / "logs" / "store.log",
-        )
+        with signals_held():  # until the store is ready: a second at most, usually
+            self.store = spawn_store(
+                self.data_dir / "store",
+                http_port=http_port,
+                query_port=query_port,
+                grpc_port=None,
+                max_spans=STORE_MAX_SPANS,
+                detach=not self.config.die_with_parent,
+                log_path=self.data_dir / "logs" / "store.log",
+            )
         self.query_url = self.store.query_url
         self.traces_url = self.store.traces_url
 
@@ -214,7 +268,7 @@ class Stack:
             "--no-access-log",
         ]
         log = (self.data_dir / "logs" / f"{service.name}.log").open("ab")
-        with log:
+        with log, signals_held():
             entry.process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,
@@ -223,7 +277,7 @@ class Stack:
                 env=self.environment(service),
                 start_new_session=not self.config.die_with_parent,
             )
-        entry.pid = entry.process.pid
+            entry.pid = entry.process.pid
 
     def log_tail(self, name: str, lines: int = 20) -> str:
         path = self.data_dir / "logs" / f"{name}.log"

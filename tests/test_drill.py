@@ -66,7 +66,7 @@ def test_drill_traffic_reaches_each_scenario_s_root_cause(tmp_path):
         for persona in focus.personas:
             assert config.mix[persona] == 10 * DEFAULT_MIX[persona]
     flash = next(s for s in scenario.shipped() if s.id == "flash-sale")
-    command = traffic_command(flash, "http://x", tmp_path / "j")
+    command = traffic_command(flash, "http://127.0.0.1:9", tmp_path / "j")
     assert command[command.index("--focus-tenant") + 1] == "wonka"
 
 

@@ -24,6 +24,7 @@ from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.faults import FaultSpecError
 from o11ykit.store.server import StoreServer
 from sample_app import stack as stack_module
+from sample_app import topology
 from sample_app.control import Overrides, StackFaults
 from sample_app.stack import Stack, StackConfig, running
 from tests.support.sample_stack import o11ykit_command as _o11ykit
@@ -296,6 +297,69 @@ def test_ctrl_c_in_the_foreground_stops_everything(seeded_template, tmp_path):
         if process.poll() is None:
             process.kill()
     assert _wait_gone(data_dir) == []
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_up_starts_stops_what_was_started(seeded_template, tmp_path, signal_number):
+    """A detached stack's processes run in sessions of their own: killed during start-up,
+    before the state file, `up` left them running where `down` could not find them."""
+    data_dir = seeded_copy(seeded_template, tmp_path / "d")
+    env = {**os.environ, "O11YKIT_APP_DIR": str(data_dir)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "o11ykit.cli", "app", "up", "--free-ports"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    first_service_log = data_dir / "logs" / f"{topology.SERVICES[0].name}.log"
+    try:
+        deadline = time.monotonic() + 60
+        while not first_service_log.exists():  # the store is up and a service spawned
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+            time.sleep(0.05)
+        process.send_signal(signal_number)
+        assert process.wait(30) == 130, process.stdout.read()
+        assert "everything started was stopped" in process.stdout.read()
+        assert _wait_gone(data_dir) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        for pid in _processes_of(data_dir):  # what the failure left behind, if it failed
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_free_ports_are_never_one_port_for_two_services(monkeypatch, tmp_path):
+    # The system may hand the same free port to consecutive askers: nobody listens on it yet.
+    handed_out = iter([41001, 41001, 41002, 41001, 41003, 41004, 41005])
+    monkeypatch.setattr(stack_module, "free_port", lambda: next(handed_out))
+    monkeypatch.setattr(stack_module, "port_is_free", lambda port: True)
+
+    ports = Stack(StackConfig(data_dir=tmp_path, free_ports=True))._ports()
+
+    assert sorted(ports.values()) == [41001, 41002, 41003, 41004, 41005]
+
+
+def test_one_port_given_to_two_services_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(stack_module, "port_is_free", lambda port: True)
+    config = StackConfig(data_dir=tmp_path, ports={"catalog": 41001, "orders": 41001})
+
+    with pytest.raises(stack_module.StackError, match="port 41001 is given to catalog and orders"):
+        Stack(config)._ports()
+
+
+@pytest.mark.parametrize("command", ["up", "down", "status", "traffic"])
+def test_a_data_dir_that_is_a_file_is_one_line_not_a_traceback(tmp_path, command):
+    not_a_directory = tmp_path / "notes.txt"
+    not_a_directory.write_text("")
+
+    done = _o11ykit("app", command, data_dir=not_a_directory)
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"o11ykit app: cannot use {not_a_directory} as the data directory: Not a directory\n"
+    )
 
 
 class _InstantStack:

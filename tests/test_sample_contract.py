@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app.control import StackFaults
 from sample_app.faults import catalogue
 from sample_app.faults.contract import play
+from sample_app.services.orders.models import CUSTOMER_MAX_LENGTH
 from sample_app.stack import Stack, StackConfig
 from tests.support.sample_stack import postgres_unavailable, postgres_url, seeded_copy
 
@@ -47,3 +49,25 @@ def test_the_signal_appears_with_the_fault_and_goes_with_its_fix(stack: Stack, f
     assert all(m.absent for m in phases["before"].measurements), report
     assert all(m.present for m in phases["with fault"].measurements), report
     assert all(m.absent for m in phases["after fix"].measurements), report
+
+
+# ---- what must not differ between the databases ----------------------------------------------
+
+
+def _checkout_as(stack: Stack, customer: str) -> httpx.Response:
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        return client.post(
+            f"{stack.gateway_url}/api/checkout",
+            json={"items": [{"product_id": 1401, "quantity": 1}]},
+            headers={"X-Tenant-ID": "globex", "X-User-ID": customer},
+        )
+
+
+def test_an_over_long_customer_is_refused_before_the_card_is_charged(stack: Stack):
+    """SQLite kept a 61-character customer that Postgres refused, and Postgres refused it
+    only when the order was written, after payments had charged the card."""
+    refused = _checkout_as(stack, "globex-" + "x" * (CUSTOMER_MAX_LENGTH - 6))
+    assert refused.status_code == 422, refused.text
+    assert f"at most {CUSTOMER_MAX_LENGTH} characters" in refused.text
+    longest = _checkout_as(stack, "globex-" + "x" * (CUSTOMER_MAX_LENGTH - 7))
+    assert longest.status_code in (201, 402), longest.text  # 402: a declined card

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -35,8 +37,9 @@ from sample_app.traffic import (
     run,
     run_traffic,
 )
+from sample_app.traffic.cli import DEFAULT_URL
 from sample_app.traffic.progress import showing_progress
-from sample_app.traffic.summary import Tally
+from sample_app.traffic.summary import Tally, TrafficSummary
 from sample_app.traffic.vocabulary import ADJECTIVES, SEARCH_WORDS
 from tests.conftest import REPO, free_port
 from tests.support.processes import (
@@ -219,6 +222,38 @@ def test_personas_can_be_restricted_or_weighted() -> None:
 def test_bad_configurations_are_refused(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         config(**overrides)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://example.com", "http://10.0.0.1:8080", "https://169.254.169.254", "http://gateway"],
+)
+def test_traffic_goes_nowhere_but_loopback_unless_the_host_is_named(url: str) -> None:
+    host = url.split("//")[1].split(":")[0]
+    with pytest.raises(ValueError, match=f"--allow-host {host} .*localhost, 127.0.0.0/8"):
+        config(base_url=url)
+
+    assert config(base_url=url, allow_hosts=[host.upper()]).base_url == url
+    with pytest.raises(ValueError, match="is not loopback"):
+        config(base_url=url, allow_hosts=["another-host"])
+
+
+@pytest.mark.parametrize(
+    "url", ["http://localhost:8080", "http://127.0.0.2:8080", "http://[::1]:8080"]
+)
+def test_any_loopback_url_needs_no_naming(url: str) -> None:
+    assert config(base_url=url).base_url == url
+
+
+def test_the_command_line_names_the_option_that_allows_a_host(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse(["--url", "http://gateway:8080", "--requests", "5"])
+    assert exited.value.code == 2
+    assert "--allow-host gateway" in capsys.readouterr().err
+    allowed = parse(["--url", "http://gateway:8080", "--allow-host", "gateway", "--requests", "5"])
+    assert (allowed.base_url, allowed.allow_hosts) == ("http://gateway:8080", ("gateway",))
 
 
 def parse(argv: list[str]) -> TrafficConfig:
@@ -599,6 +634,7 @@ def test_the_command_line_runs_and_summarises(gateway: Gateway, tmp_path: Path) 
             journal="traffic.jsonl",
             timeout_s=2.5,
         ),
+        TrafficConfig("http://gateway:8080", max_requests=5, allow_hosts=["gateway"]),
     ],
 )
 def test_a_config_run_in_its_own_process_is_the_same_config(config: TrafficConfig):
@@ -614,3 +650,72 @@ def test_a_config_run_in_its_own_process_is_the_same_config(config: TrafficConfi
         "personas": None,
         "journal": None if config.journal is None else str(config.journal),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# `o11ykit app traffic`
+# --------------------------------------------------------------------------------------------
+
+
+def app_traffic(*argv: str, data_dir: Path) -> int:
+    from o11ykit.cli import main
+
+    return main(["app", "traffic", "--data-dir", str(data_dir), *argv])
+
+
+def test_app_traffic_without_a_bound_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        app_traffic("--url", UNUSED_URL, data_dir=tmp_path)
+    assert exited.value.code == 2
+    assert "give --duration SECONDS or --requests N" in capsys.readouterr().err
+
+
+def test_app_traffic_goes_to_the_url_given_even_the_default_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sample_app import stack
+    from sample_app.traffic import cli
+
+    sent_to = []
+
+    async def recorded(settings: TrafficConfig) -> TrafficSummary:
+        sent_to.append(settings.base_url)
+        return TrafficSummary(0, {}, 0, 0, 0, {}, {}, {}, {}, 0, 0.0)
+
+    monkeypatch.setattr(cli, "_until_signalled", recorded)
+    gateway_url = "http://127.0.0.1:18080"
+    state = {"data_dir": str(tmp_path), "services": {"gateway": {"url": gateway_url}}}
+    (tmp_path / stack.STATE_FILE).write_text(json.dumps(state))
+
+    app_traffic("--url", DEFAULT_URL, "--requests", "1", data_dir=tmp_path)
+    app_traffic("--requests", "1", data_dir=tmp_path)
+
+    assert sent_to == [DEFAULT_URL, gateway_url]
+
+
+@pytest.mark.integration
+def test_app_traffic_stopped_by_sigterm_prints_its_summary(gateway: Gateway, tmp_path: Path):
+    command = [sys.executable, "-m", "o11ykit.cli", "app", "traffic", "--url", gateway.url]
+    process = subprocess.Popen(
+        [*command, "--duration", "60", "--rate", "50", "--progress", "none"],
+        cwd=REPO,
+        env={**os.environ, "O11YKIT_APP_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        mark, deadline = gateway.mark(), time.monotonic() + READY_TIMEOUT
+        while gateway.mark() == mark:  # the run has begun: its handlers are in place
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert json.loads(out)["total"] > 0

@@ -53,8 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--url",
         type=_option(str, checks.check_url),
-        default=DEFAULT_URL,
         help=f"the gateway's base URL ({DEFAULT_URL})",
+    )
+    add(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host --url may name besides loopback, e.g. gateway in compose (repeatable)",
     )
     add(
         "--rate",
@@ -129,7 +135,7 @@ def config_from_args(
     given, and is raised as ValueError otherwise."""
     try:
         return TrafficConfig(
-            base_url=args.url,
+            base_url=args.url or DEFAULT_URL,
             rate=args.rate,
             duration_s=args.duration,
             max_requests=args.requests,
@@ -142,6 +148,7 @@ def config_from_args(
             journal=args.journal,
             timeout_s=args.timeout,
             progress=args.progress,
+            allow_hosts=args.allow_host,
         )
     except ValueError as problem:
         if parser is None:
@@ -166,6 +173,8 @@ def command_line(config: TrafficConfig) -> list[str]:
     """`python -m sample_app.traffic` with the options that make `config`, for a run in its
     own process (a lab's or a drill's background traffic)."""
     command = [sys.executable, "-m", "sample_app.traffic", "--url", config.base_url]
+    for host in config.allow_hosts:
+        command += ["--allow-host", host]
     command += ["--rate", str(config.rate), "--seed", str(config.seed)]
     command += ["--concurrency", str(config.concurrency), "--timeout", str(config.timeout_s)]
     if config.duration_s is not None:

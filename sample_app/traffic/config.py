@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from o11ykit.loopback import is_loopback
 from sample_app import dataset
 from sample_app.dataset import Shop
 from sample_app.traffic.personas import DEFAULT_MIX, PERSONAS, STAFF_PERSONAS
@@ -34,6 +35,25 @@ def check_url(url: str) -> str:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"url must have no query, fragment or credentials, got {url!r}")
     return url.rstrip("/")
+
+
+def allowed_hosts(hosts: Sequence[str] | str) -> tuple[str, ...]:
+    """The hosts named for traffic besides loopback, as urlsplit spells a URL's host."""
+    names = [hosts] if isinstance(hosts, str) else list(hosts)
+    return tuple(name.strip().strip("[]").lower() for name in names)
+
+
+def check_host(url: str, allowed: Sequence[str] = ()) -> str:
+    """A load generator sent to a mistyped or copied URL hammers someone's real service:
+    only loopback, or a host named on purpose (a compose service name, a workshop machine)."""
+    host = urlsplit(url).hostname or ""
+    if not (is_loopback(host) or host in allowed_hosts(allowed)):
+        raise ValueError(
+            f"url host {host!r} is not loopback: name it with --allow-host {host} "
+            "(allow_hosts in Python) to send traffic there; accepted without it: "
+            "localhost, 127.0.0.0/8, [::1]"
+        )
+    return url
 
 
 def check_rate(rate: float) -> float:
@@ -142,7 +162,8 @@ class TrafficConfig:
     At least one of `duration_s` and `max_requests` is required; a run never lasts more
     than an hour whichever is given. `personas` restricts the mix (a list of names, with
     their default weights) or sets it (a mapping of name to weight). `focus_share` of the
-    visits go to `focus_tenant`, and to `focus_user` when it is given.
+    visits go to `focus_tenant`, and to `focus_user` when it is given. `base_url` is a
+    loopback address unless its host is one of `allow_hosts`.
     """
 
     base_url: str
@@ -158,9 +179,12 @@ class TrafficConfig:
     journal: str | os.PathLike[str] | None = None
     timeout_s: float = 10.0
     progress: str = "none"  # auto (Rich when stdout is a terminal), plain or none
+    allow_hosts: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", check_url(self.base_url))
+        object.__setattr__(self, "allow_hosts", allowed_hosts(self.allow_hosts))
+        check_host(self.base_url, self.allow_hosts)
         check_rate(self.rate)
         if self.duration_s is None and self.max_requests is None:
             raise ValueError("give a duration or a request count: a run is never unbounded")

@@ -64,7 +64,7 @@ def search(shop: str, q: str = "", locale: str | None = None, limit: int = Query
         .where(
             models.Product.shop_id == shop_id,
             models.Product.locale == wanted,
-            models.Product.name.like(f"%{q}%"),
+            models.name_contains(q),
         )
         .order_by(models.Product.id)
         .limit(limit)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import ColumnElement, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "catalog"
@@ -38,3 +38,10 @@ class Review(Base):
     shop_id: Mapped[int] = mapped_column(Integer)
     rating: Mapped[int] = mapped_column(Integer)
     __table_args__ = (Index("ix_reviews_shop_product", "shop_id", "product_id"),)
+
+
+def name_contains(text: str) -> ColumnElement[bool]:
+    """Products whose name contains `text` in any case, the same on SQLite and Postgres
+    (a plain LIKE ignores ASCII case on the one and no case on the other). `%`, `_` and the
+    escape character are what the shopper typed, not wildcards."""
+    return Product.name.icontains(text, autoescape=True)

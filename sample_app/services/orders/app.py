@@ -41,7 +41,7 @@ class QuoteRequest(BaseModel):
 
 
 class OrderRequest(QuoteRequest):
-    customer: str
+    customer: str = Field(min_length=1, max_length=models.CUSTOMER_MAX_LENGTH)
     card: str = "tok_visa"
 
 

@@ -8,6 +8,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 SCHEMA = "orders"
 # The index the missing-index fault drops; its name is the one the fix recreates.
 SALES_INDEX = "ix_orders_shop_created"
+# The longest customer id an order can hold; checkout refuses a longer one before it
+# charges the card, as Postgres would refuse the row only after.
+CUSTOMER_MAX_LENGTH = 60
 
 
 class Base(DeclarativeBase):
@@ -18,7 +21,7 @@ class Order(Base):
     __tablename__ = "orders"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     shop: Mapped[str] = mapped_column(String(40))
-    customer: Mapped[str] = mapped_column(String(60))
+    customer: Mapped[str] = mapped_column(String(CUSTOMER_MAX_LENGTH))
     number: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger)  # unix seconds: the same on both databases
     total_minor: Mapped[int] = mapped_column(Integer)
