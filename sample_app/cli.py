@@ -192,10 +192,9 @@ def _print_where(state: dict, seconds: float) -> None:
 
 
 def _any_alive(state: dict) -> bool:
-    from sample_app.stack import _alive
+    from sample_app.stack import recorded_processes
 
-    pids = [i.get("pid") for i in state["services"].values()] + [state.get("store_pid")]
-    return any(pid and _alive(pid) for pid in pids)
+    return bool(recorded_processes(state))
 
 
 def _read_state(directory: Path) -> dict | None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from sample_app import seed, topology
-from sample_app.companions import take_companions
+from sample_app.companions import process_started, still_the_same, take_companions
 
 STATE_FILE = "stack.json"
 HEALTH_TIMEOUT_S = 30.0
@@ -326,9 +326,11 @@ class Stack:
             "query_url": self.query_url,
             "traces_url": self.traces_url,
             "store_pid": self.store.pid if self.store else None,
+            "store_started": process_started(self.store.pid) if self.store else None,
             "token": self.token,
             "services": {
-                n: {"port": e.port, "pid": e.pid, "url": e.url} for n, e in self.services.items()
+                n: {"port": e.port, "pid": e.pid, "started": process_started(e.pid), "url": e.url}
+                for n, e in self.services.items()
             },
         }
 
@@ -379,9 +381,7 @@ def stop_from_state(state: Mapping, timeout: float = 5.0) -> list[str]:
 
     Its companions (register_companion) first: traffic would only hammer the stopped ports."""
     pids = take_companions(state["data_dir"])
-    pids.update({name: info["pid"] for name, info in state["services"].items() if info.get("pid")})
-    if state.get("store_pid"):
-        pids["store"] = state["store_pid"]
+    pids.update(recorded_processes(state))
     stopped = []
     for name, pid in pids.items():
         with contextlib.suppress(ProcessLookupError):
@@ -397,6 +397,21 @@ def stop_from_state(state: Mapping, timeout: float = 5.0) -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         (Path(state["data_dir"]) / STATE_FILE).unlink()
     return stopped
+
+
+def recorded_processes(state: Mapping) -> dict[str, int]:
+    """Name -> pid of the store and services a state file records that still run: a pid
+    that now names another program (the stack died, the machine rebooted) is left out, so
+    it is neither stopped nor taken for a running stack."""
+    recorded = {
+        name: (info.get("pid"), info.get("started")) for name, info in state["services"].items()
+    }
+    recorded["store"] = (state.get("store_pid"), state.get("store_started"))
+    return {
+        name: pid
+        for name, (pid, started) in recorded.items()
+        if pid and _alive(pid) and still_the_same(pid, started)
+    }
 
 
 def _alive(pid: int) -> bool:
