@@ -55,12 +55,6 @@ def _service_name(given: Any) -> str:
     return _normal(_SERVICE_NAMES.get(normal, normal))
 
 
-def _attribute_key(key: Any) -> str:
-    """An attribute key as learners type it: `Tenant.ID`, `tenant_id` and `tenant.id` are
-    the same key (`_normal` makes `.`, `_` and `-` one separator, and the case one case)."""
-    return _normal(key)
-
-
 def neighbours(service: str) -> set[str]:
     """Services one call away, by service.name (the canary is catalog)."""
     names = {s.name: s.service_name for s in topology.SERVICES}
@@ -106,7 +100,8 @@ def _attribute(expected: dict[str, Any], given: Any) -> FieldGrade:
     if not isinstance(given, dict) or not given:
         return FieldGrade("attribute", 0, Text("no attribute given", "属性が指定されていません"))
     ((given_key, given_value),) = list(given.items())[:1]
-    right_key = _attribute_key(given_key) == _attribute_key(key)
+    # `_normal` makes `.`, `_` and `-` one separator: Tenant.ID and tenant_id are tenant.id.
+    right_key = _normal(given_key) == _normal(key)
     if right_key and _normal(given_value) == _normal(value):
         return FieldGrade("attribute", 1, Text("right attribute and value", "属性と値は正解です"))
     if right_key:

@@ -85,16 +85,21 @@ def text_list(value: Any) -> tuple[str, ...]:
     return result
 
 
+def _entries(value: Any, accepted_values: str) -> tuple[str, ...]:
+    """`text_list`, refusing with the list setting's own accepted values."""
+    try:
+        return text_list(value)
+    except ValueError:
+        raise ValueError(accepted_values) from None
+
+
 def choice_list(*options: str) -> Parser:
     """Any of `options`, comma-separated or as a list; an unknown entry is an error rather
     than silently left out (a typo must not turn an integration off)."""
     accepted_values = f"accepted values: a comma-separated list of {', '.join(options)}"
 
     def parse(value: Any) -> tuple[str, ...]:
-        try:
-            items = tuple(item.lower() for item in text_list(value))
-        except ValueError:
-            raise ValueError(accepted_values) from None
+        items = tuple(item.lower() for item in _entries(value, accepted_values))
         unknown = [item for item in items if item not in options]
         if unknown:
             raise ValueError(f"unknown: {', '.join(unknown)}; {accepted_values}")
@@ -107,10 +112,7 @@ def path_list(value: Any) -> tuple[str, ...]:
     """Request paths; the middleware compares them with the path as sent, which always
     starts with "/", so an entry without one could never match."""
     accepted_values = "accepted values: a comma-separated list of paths, each starting with /"
-    try:
-        paths = text_list(value)
-    except ValueError:
-        raise ValueError(accepted_values) from None
+    paths = _entries(value, accepted_values)
     relative = [path for path in paths if not path.startswith("/")]
     if relative:
         raise ValueError(f"not starting with /: {', '.join(relative)}; {accepted_values}")
@@ -177,10 +179,7 @@ def host_patterns(value: Any) -> tuple[str, ...]:
         "accepted values: a comma-separated list of host names, *.domain suffixes, "
         f"IP addresses, CIDR ranges and {SINGLE_LABEL}"
     )
-    try:
-        patterns = text_list(value)
-    except ValueError:
-        raise ValueError(accepted_values) from None
+    patterns = _entries(value, accepted_values)
     bad = [pattern for pattern in patterns if not _is_host_pattern(pattern)]
     if bad:
         raise ValueError(f"not understood: {', '.join(bad)}; {accepted_values}")

@@ -262,12 +262,12 @@ def _traffic(args: argparse.Namespace) -> int:
     import asyncio
 
     from sample_app.traffic import config_from_args
-    from sample_app.traffic.cli import _until_signalled
+    from sample_app.traffic.cli import until_signalled
 
     if args.url is None:  # the running stack's gateway, wherever its ports are
         args.url = _state_or_exit(args)["services"]["gateway"]["url"]
     config = config_from_args(args, args.traffic_parser)
-    summary = asyncio.run(_until_signalled(config))
+    summary = asyncio.run(until_signalled(config))
     print(json.dumps(summary.as_dict(), indent=2))
     return 0 if summary.total > summary.transport_errors else 1
 

@@ -684,7 +684,7 @@ def test_app_traffic_goes_to_the_url_given_even_the_default_one(
         sent_to.append(settings.base_url)
         return TrafficSummary(0, {}, 0, 0, 0, {}, {}, {}, {}, 0, 0.0)
 
-    monkeypatch.setattr(cli, "_until_signalled", recorded)
+    monkeypatch.setattr(cli, "until_signalled", recorded)
     gateway_url = "http://127.0.0.1:18080"
     state = {"data_dir": str(tmp_path), "services": {"gateway": {"url": gateway_url}}}
     (tmp_path / stack.STATE_FILE).write_text(json.dumps(state))

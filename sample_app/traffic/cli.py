@@ -159,7 +159,7 @@ def config_from_args(
         parser.error(message)
 
 
-async def _until_signalled(config: TrafficConfig) -> TrafficSummary:
+async def until_signalled(config: TrafficConfig) -> TrafficSummary:
     """Ctrl-C or SIGTERM ends the run the same way the stop event does: with a summary."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     add_arguments(parser)
     config = config_from_args(parser.parse_args(argv), parser)
-    summary = asyncio.run(_until_signalled(config))
+    summary = asyncio.run(until_signalled(config))
     print(describe(summary, config.base_url), flush=True)
     if summary.total and summary.transport_errors == summary.total:
         hint = f"no request got an answer: is the gateway running at {config.base_url}?"
