@@ -38,7 +38,7 @@ PREFERENCES = {
 
 def register(commands: argparse._SubParsersAction) -> None:
     lab = commands.add_parser("lab", help="guided, graded labs on the sample system")
-    actions = lab.add_subparsers(dest="lab_command", required=True)
+    actions = lab.add_subparsers(dest="lab_command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     # No defaults here: the lab's start saves them, and later commands take them from there.
     common.add_argument(

@@ -372,7 +372,11 @@ def _error(setting: Setting, origin: str, raw: Any, exc: Exception) -> str:
     return f"o11ykit setting {setting.name} ({origin}={shown}) is invalid; {exc}"
 
 
-def _from_environment(setting: Setting, environ: Mapping[str, str]) -> tuple[Any, str] | None:
+def _from_environment(
+    setting: Setting, environ: Mapping[str, str], *, strict: bool = False
+) -> tuple[Any, str] | None:
+    """The setting's value and the variable it came from; None when no variable sets it.
+    A malformed value is reported once and ignored, or with `strict` refused (ConfigError)."""
     candidates: list[EnvSource] = [(setting.env_name, None), *setting.otel]
     for variable, transform in candidates:
         raw = environ.get(variable)
@@ -384,8 +388,19 @@ def _from_environment(setting: Setting, environ: Mapping[str, str]) -> tuple[Any
                 continue
             return setting.parse(value), variable
         except ValueError as exc:
+            if strict:
+                raise ConfigError(_error(setting, variable, raw, exc)) from None
             report_once(_error(setting, variable, raw, exc) + "; ignored")
     return None
+
+
+def environment_setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting from the environment, None when unset; ConfigError when malformed. For
+    commands, which refuse a bad value, where a service (load_settings) goes on without it."""
+    found = _from_environment(
+        SETTINGS_BY_NAME[name], os.environ if environ is None else environ, strict=True
+    )
+    return None if found is None else found[0]
 
 
 def load_settings(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 import urllib.error
@@ -16,9 +15,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 
 from o11ykit import backends
 from o11ykit.backends import honeycomb, jaeger, local
+from o11ykit.backends.jaeger_query import JaegerQuery, QueryError
 from o11ykit.config import ConfigError, Settings, load_settings, masked
 from o11ykit.instrumentation import enable_all
-from o11ykit.loopback import opener_for
 from o11ykit.privacy import Scrubber
 from o11ykit.resource import build_resource
 from o11ykit.settings_parsers import without_secrets
@@ -69,38 +68,29 @@ def make_test_span(settings: Settings) -> ReadableSpan:
 
 
 class ReadBackProblem(NamedTuple):
-    """Why a test span was not read back. `not_found`: the query API answered and has no
-    such trace (yet), rather than being unreachable or answering something else."""
+    """Why a test span was not read back. `not_found`: the query API answered that it holds
+    no such trace (yet), rather than being unreachable or something else answering."""
 
     message: str
     not_found: bool
 
 
 def read_back(query_url: str, trace_id: str, wait: float = 3.0) -> ReadBackProblem | None:
-    """Find the trace through the Jaeger API v3; None when found, else what went wrong."""
-    url = f"{query_url}/api/v3/traces/{trace_id}"
-    opener = opener_for(url)
+    """Find the trace through the Jaeger API v3, with the client `o11ykit traces` uses: a
+    404 is "not found" only in the query API's own words, not from a proxy or another port
+    that has no such path. None when found, else what went wrong."""
+    client = JaegerQuery(query_url, timeout=1.0)
     deadline = time.monotonic() + wait
-    problem = ReadBackProblem("not found", True)
-    shown = without_secrets(query_url)
-    while time.monotonic() < deadline:
+    while True:
         try:
-            with opener.open(url, timeout=1.0) as answer:
-                if trace_id in answer.read().decode("utf-8", "replace").lower():
-                    return None
+            if client.get_trace(trace_id) is not None:
+                return None
             problem = ReadBackProblem("not found", True)
-        except urllib.error.HTTPError as exc:
-            problem = ReadBackProblem(f"the query API answered {exc.code}", exc.code == 404)
-        except (urllib.error.URLError, OSError) as exc:
-            problem = ReadBackProblem(f"the query API at {shown} is unreachable ({exc})", False)
-        except http.client.HTTPException as exc:  # what answers is not HTTP/1.x: gRPC, say
-            problem = ReadBackProblem(
-                f"what answers at {shown} does not speak HTTP/1.1 ({type(exc).__name__}):"
-                " is that the query address?",
-                False,
-            )
+        except QueryError as exc:
+            problem = ReadBackProblem(str(exc), False)
+        if time.monotonic() >= deadline:
+            return problem
         time.sleep(0.2)
-    return problem
 
 
 def honeycomb_slugs(settings: Settings) -> tuple[str | None, str | None]:

@@ -229,22 +229,41 @@ def base_url(value: Any) -> str:
 
 
 def without_secrets(text: str) -> str:
-    """`text` with the user part and the query values of a URL in it hidden, for messages
-    and reports that repeat a value: `http://bob:pw@host/?api_key=k` is shown as
-    `http://***@host/?api_key=***`."""
+    """`text` with the user part and the query and fragment values of a URL in it hidden,
+    for messages and reports that repeat a value: `http://bob:pw@host/?api_key=k` is shown
+    as `http://***@host/?api_key=***`. A value that is no URL with a host (a scheme
+    forgotten: `bob:pw@host/?k=v`) has the same parts hidden, found by their marks."""
     try:
         parts = urlsplit(text)
-    except ValueError:
-        return text
-    if not parts.netloc:
-        return text
+    except ValueError:  # an unclosed "[", say
+        parts = None
+    if parts is None or not parts.netloc:
+        rest, hash_mark, fragment = text.partition("#")
+        rest, question_mark, query = rest.partition("?")
+        if "@" in rest:  # everything to the last "@": a password may hold "@" or "/"
+            rest = "***@" + rest.rpartition("@")[2]
+        return (
+            rest
+            + question_mark
+            + (_hidden_values(query) if query else "")
+            + hash_mark
+            + (_hidden_values(fragment) if fragment else "")
+        )
     if "@" in parts.netloc:
         # The host is what follows the last "@", as urlsplit reads it: a password may hold "@".
         parts = parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2])
     if parts.query:
-        hidden = [pair.partition("=")[0] + "=***" for pair in parts.query.split("&")]
-        parts = parts._replace(query="&".join(hidden))
+        parts = parts._replace(query=_hidden_values(parts.query))
+    if parts.fragment:
+        parts = parts._replace(fragment=_hidden_values(parts.fragment))
     return urlunsplit(parts)
+
+
+def _hidden_values(pairs: str) -> str:
+    """`a=1&b=2` as `a=***&b=***`; text without "=" is all value."""
+    return "&".join(
+        pair.partition("=")[0] + "=***" if "=" in pair else "***" for pair in pairs.split("&")
+    )
 
 
 def accepted(parser: Parser) -> str:

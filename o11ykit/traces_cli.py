@@ -52,7 +52,7 @@ _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `traces` and its commands to the `o11ykit` command's subparsers."""
     traces = subparsers.add_parser("traces", help="search, show and break down traces")
-    commands = traces.add_subparsers(dest="traces_command", required=True)
+    commands = traces.add_subparsers(dest="traces_command", required=True, metavar="COMMAND")
 
     services = commands.add_parser("services", help="the services that sent spans")
     _common(services)
@@ -123,11 +123,13 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _query_url(args: argparse.Namespace) -> str:
+    """--url, else O11YKIT_QUERY_URL, else the store's default. A malformed variable is an
+    error (ConfigError): asking the default address instead could read another store."""
     if args.url:
         return args.url.rstrip("/")
-    from o11ykit.config import load_settings
+    from o11ykit.config import environment_setting
 
-    return (load_settings().query_url or DEFAULT_URL).rstrip("/")
+    return (environment_setting("query_url") or DEFAULT_URL).rstrip("/")
 
 
 Command = Callable[[argparse.Namespace, JaegerQuery, Console], None]
@@ -152,7 +154,9 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
             )
             return 1
         except QueryError as exc:
-            print(f"o11ykit traces: {exc}", file=sys.stderr)
+            # No answer at all (nothing listens, or not HTTP): say how to name another address.
+            hint = "" if exc.status else "; --url (or O11YKIT_QUERY_URL) names another address"
+            print(f"o11ykit traces: {exc}{hint}", file=sys.stderr)
             # A 400 is the server refusing a value the user gave (`--attr error=maybe`): the
             # same mistake as an option refused here, so the same status.
             return 2 if exc.status == 400 else 1

@@ -32,7 +32,7 @@ def data_dir(args: argparse.Namespace | None = None) -> Path:
 
 def register(commands: argparse._SubParsersAction) -> None:
     app = commands.add_parser("app", help="the sample multi-tenant system: up, down, status")
-    actions = app.add_subparsers(dest="app_command", required=True)
+    actions = app.add_subparsers(dest="app_command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help=f"databases, logs and state ({DEFAULT_DIR})")
     up = actions.add_parser("up", parents=[common], help="start the store and the services")

@@ -57,6 +57,27 @@ def test_a_bad_url_setting_is_named_without_its_password(caplog) -> None:
     assert "s3cret" not in str(caught.value) + logged
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        # A scheme forgotten: no host for a URL parser, yet the same parts are secrets.
+        (
+            "bob:s3cret@collector:4318/v1/traces?api_key=k3y",
+            "***@collector:4318/v1/traces?api_key=***",
+        ),
+        ("http://collector:4318/v1/traces#token=k3y", "http://collector:4318/v1/traces#token=***"),
+        ("http://[::1/v1/traces?api_key=k3y", "http://[::1/v1/traces?api_key=***"),
+    ],
+)
+def test_a_malformed_url_setting_is_named_without_its_secrets(caplog, value, shown) -> None:
+    config._reported.clear()
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        load_settings({}, {"O11YKIT_QUERY_URL": value})
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert f"O11YKIT_QUERY_URL={shown!r}" in logged
+    assert "s3cret" not in logged and "k3y" not in logged
+
+
 def test_unknown_argument_is_an_error() -> None:
     with pytest.raises(ConfigError, match="unknown o11ykit setting"):
         load_settings({"servce_name": "typo"}, {})

@@ -337,6 +337,14 @@ def test_unreachable_server_is_a_query_error():
         JaegerQuery(url, timeout=1.0).services()
 
 
+def test_messages_name_the_address_without_its_password_or_keys():
+    url = f"http://bob:s3cret@127.0.0.1:{free_port()}/jaeger?token=k3y"
+    with pytest.raises(QueryError, match="cannot reach the query API at") as caught:
+        JaegerQuery(url, timeout=1.0).services()
+    assert "http://***@127.0.0.1:" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and "k3y" not in str(caught.value)
+
+
 def test_o11ykit_endpoints_on_a_plain_jaeger_say_so(fake):
     with pytest.raises(QueryError, match="exist only in o11ykit's local store"):
         JaegerQuery(fake.url).breakdown("tenant.id", start=START, end=END)

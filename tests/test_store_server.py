@@ -1104,12 +1104,14 @@ def test_doctor_with_the_local_backend_over_grpc_reads_its_span_back(store):
 
 @pytest.mark.parametrize("backend", ["local", "jaeger"])
 def test_doctor_fails_in_one_line_when_the_query_url_is_not_a_query_api(store, backend):
-    # The gRPC port answers in HTTP/2 frames, not HTTP/1.1; a closed port answers nothing.
-    # Either is a wrong query address: for Jaeger too, which a collector in between does
-    # not explain (that is only for a query API that answers without the span).
+    # The gRPC port answers in HTTP/2 frames, not HTTP/1.1; a closed port answers nothing;
+    # the OTLP/HTTP port answers 404 in its own words, not the query API's "no traces found".
+    # Each is a wrong query address: for Jaeger too, which a collector in between does not
+    # explain (that is only for a query API that answers without the span).
     for query_url, said in (
         (f"http://{store.grpc_target}", "does not speak HTTP/1.1"),
-        (f"http://127.0.0.1:{free_port()}", "is unreachable"),
+        (f"http://127.0.0.1:{free_port()}", "cannot reach the query API"),
+        (store.otlp_http_endpoint, "this is the store's OTLP receiver"),
     ):
         result = _doctor(store, query_url, backend=backend)
         assert result.returncode == 1, result.stdout + result.stderr
@@ -1148,7 +1150,7 @@ def test_doctor_pointed_at_no_query_api_says_how_to_name_the_stores(store):
     nowhere = f"http://127.0.0.1:{free_port()}"
     result = _doctor(store, nowhere)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert f"test span sent but not readable: the query API at {nowhere} is unreachable" in (
+    assert f"test span sent but not readable: cannot reach the query API at {nowhere}" in (
         result.stdout
     )
     assert "--query-url (or O11YKIT_QUERY_URL) names its query port" in result.stdout

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import signal
+import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -295,6 +298,7 @@ def test_a_url_that_is_not_an_http_url_is_refused_naming_it(capsys, url):
     code, out, err = run(["services", "--url", url], capsys)
     assert code == 2 and out == ""
     shown = url.replace("user:pw@", "***@").replace("user:p@w@", "***@").replace("=1", "=***")
+    shown = shown.replace("#top", "#***")  # a fragment may hold a token as well
     assert f"argument --url: {shown!r} is not an absolute http:// or https:// URL" in err
     assert "user:" not in err  # nor its password
 
@@ -320,6 +324,46 @@ def test_default_url_comes_from_settings(monkeypatch):
     assert traces_cli._query_url(args) == "http://jaeger.internal:16686"
     monkeypatch.delenv("O11YKIT_QUERY_URL")
     assert traces_cli._query_url(args) == traces_cli.DEFAULT_URL
+
+
+def test_a_malformed_query_url_variable_is_refused_not_swapped_for_the_default(monkeypatch, capsys):
+    # A service ignores a bad variable and goes on; a command asking the default address
+    # instead could read another store, so it stops and says which variable, as for --url.
+    monkeypatch.setenv("O11YKIT_QUERY_URL", "bob:s3cret@localhost:1")
+    code, out, err = run(["services"], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("o11ykit traces: o11ykit setting query_url (O11YKIT_QUERY_URL=")
+    assert "accepted values: an absolute http:// or https:// URL" in err
+    assert "s3cret" not in err
+
+
+def test_an_unreachable_address_says_how_to_name_another(capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    code, _, err = run(["services", "--url", url], capsys)
+    assert code == 1
+    assert err.startswith(f"o11ykit traces: cannot reach the query API at {url}")
+    assert err.rstrip().endswith("--url (or O11YKIT_QUERY_URL) names another address")
+
+
+def test_ctrl_c_while_the_query_api_keeps_silent_is_one_line_and_130(tmp_path):
+    # A port that accepts and never answers: the command waits, and Ctrl-C ends it.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        command = [sys.executable, "-m", "o11ykit.cli", "traces", "services"]
+        command += ["--url", f"http://127.0.0.1:{port}"]
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            silent.settimeout(10)
+            connection, _ = silent.accept()  # it has asked
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=10)
+            connection.close()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    assert child.returncode == 130
+    assert "Traceback" not in err and err.strip() == "o11ykit: interrupted"
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ DRILL_TRAFFIC = "drill-traffic"  # its companion name on the stack
 
 def register(commands: argparse._SubParsersAction) -> None:
     drill = commands.add_parser("drill", help="mock incident drills: blind, timed, scored")
-    actions = drill.add_subparsers(dest="drill_command", required=True)
+    actions = drill.add_subparsers(dest="drill_command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="the sample system's data directory")
     common.add_argument("--lang", choices=("en", "ja"), default="en")

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from o11ykit.loopback import opener_for
+from o11ykit.settings_parsers import without_secrets
 from o11ykit.timeformats import datetime_ns, format_time
 
 KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
@@ -206,6 +207,8 @@ def parse_traces(body: Mapping[str, Any]) -> list[Trace]:
 class JaegerQuery:
     def __init__(self, base_url: str, timeout: float = 5.0) -> None:
         self.base_url = base_url.rstrip("/")
+        # How messages name it: a password or key in the address stays out of them.
+        self.shown_url = without_secrets(self.base_url)
         self.timeout = timeout
         self._opener = opener_for(self.base_url)
 
@@ -329,7 +332,7 @@ class JaegerQuery:
             # Jaeger API is a Jaeger.
             if exc.status in (404, 200) and self._speaks_jaeger_api():
                 raise QueryError(
-                    f"{self.base_url} has no /api/o11ykit/{endpoint}: breakdown and compare "
+                    f"{self.shown_url} has no /api/o11ykit/{endpoint}: breakdown and compare "
                     "exist only in o11ykit's local store, not in Jaeger",
                     exc.status,
                 ) from None
@@ -365,7 +368,7 @@ class JaegerQuery:
     def _not_an_answer(self, path: str, what: str) -> QueryError:
         """Another program on the port can answer 200 with JSON of its own."""
         return QueryError(
-            f"{self.base_url}{path} answered JSON that is not an answer of Jaeger's query API or"
+            f"{self.shown_url}{path} answered JSON that is not an answer of Jaeger's query API or"
             f" o11ykit's store ({what}): is that the query address?",
             200,
         )
@@ -384,16 +387,18 @@ class JaegerQuery:
             with self._opener.open(url, timeout=self.timeout) as answer:
                 status, raw = answer.status, answer.read()
         except urllib.error.HTTPError as exc:
-            raise QueryError(_error_message(exc.code, exc.read(), url), exc.code) from None
+            raise QueryError(
+                _error_message(exc.code, exc.read(), without_secrets(url)), exc.code
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise QueryError(
-                f"cannot reach the query API at {self.base_url}: {reason} (is the store or Jaeger"
+                f"cannot reach the query API at {self.shown_url}: {reason} (is the store or Jaeger"
                 " running, and is that its query address?)"
             ) from None
         except http.client.HTTPException as exc:  # what answered is not HTTP/1.x: gRPC, say
             raise QueryError(
-                f"what answers at {self.base_url} does not speak HTTP/1.1"
+                f"what answers at {self.shown_url} does not speak HTTP/1.1"
                 f" ({type(exc).__name__}): is that the query address? (the store's query port"
                 " is 16686 by default; 4317 is its OTLP/gRPC port)"
             ) from None
@@ -402,7 +407,7 @@ class JaegerQuery:
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise QueryError(f"{url} did not answer with a JSON object", status)
+            raise QueryError(f"{without_secrets(url)} did not answer with a JSON object", status)
         return body
 
 

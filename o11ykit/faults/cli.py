@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The subcommands of the generic mode, onto `parser` (the `fault` command)."""
     target = argparse.ArgumentParser(add_help=False)
     add_target_arguments(target)
-    actions = parser.add_subparsers(dest="fault_command", required=True)
+    actions = parser.add_subparsers(dest="fault_command", required=True, metavar="COMMAND")
     listing = actions.add_parser("list", parents=[target], help="the faults injected")
     listing.add_argument("--json", action="store_true", help="print JSON")
     show = actions.add_parser("show", parents=[target], help="one fault, as JSON")
