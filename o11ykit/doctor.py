@@ -33,6 +33,12 @@ HINTS = {
     "wrong path": "OTLP/HTTP expects /v1/traces; give the base URL and o11ykit adds the path.",
 }
 
+# A query API (Jaeger's, the store's) answers a POST with 405: the endpoint names it.
+_METHOD_REFUSED = (
+    "That port refuses POST: is it a query port (16686)? OTLP/HTTP is sent to 4318 (the"
+    " store's --otlp-http-port)."
+)
+
 
 @dataclass
 class Report:
@@ -145,6 +151,8 @@ def _send_test_span(settings: Settings, report: Report) -> None:
     except ExportFailure as failure:
         report.fail(f"test span not accepted by {without_secrets(transport.target)}: {failure}")
         hint = HINTS.get(failure.kind)
+        if failure.kind == "server error" and "answered HTTP 405" in failure.detail:
+            hint = _METHOD_REFUSED
         if hint:
             report.say("      " + hint)
         return

@@ -113,7 +113,10 @@ def parse_duration(text: str) -> int:
 
 
 def format_duration(nanoseconds: int) -> str:
-    """Nanoseconds as the shortest exact Go duration text ("250ms", "1500us")."""
+    """Nanoseconds as the shortest exact Go duration text ("250ms", "1500us"); 0 is "0s",
+    as Go prints it."""
+    if nanoseconds == 0:
+        return "0s"
     for unit in ("h", "m", "s", "ms", "us"):
         if nanoseconds % _UNITS[unit] == 0:
             return f"{nanoseconds // _UNITS[unit]}{unit}"

@@ -262,6 +262,13 @@ def test_find_traces_sends_jaeger_parameters_and_groups_spans(fake):
     assert traces[1].spans[0].kind == "server"  # the enum name form is understood too
 
 
+def test_a_span_ending_before_it_starts_lasted_zero_not_minus_zero():
+    from o11ykit.backends.jaeger_query import _span
+
+    view = _span({"startTimeUnixNano": str(T0 + MS), "endTimeUnixNano": str(T0)}, {})
+    assert view.duration_ms == 0 and f"{view.duration_ms:.2f}" == "0.00"
+
+
 def test_span_view_fields(fake):
     trace = JaegerQuery(fake.url).get_trace(CHECKOUT_TRACE)
     assert trace is not None
@@ -439,6 +446,7 @@ def test_times_round_trip_at_nanosecond_precision():
     assert timeformats.parse_time("2025-06-15T14:00:00+02:00") == 1_749_988_800 * 10**9
     assert timeformats.format_time(1_749_988_800_123_456_789) == "2025-06-15T12:00:00.123456789Z"
     assert timeformats.format_duration(250 * MS) == "250ms"
+    assert timeformats.format_duration(0) == "0s"  # as Go prints it, not "0h"
     with pytest.raises(ValueError, match="RFC 3339"):
         timeformats.parse_time("yesterday")
 

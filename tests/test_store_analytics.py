@@ -427,6 +427,18 @@ def test_a_key_asked_for_twice_is_ranked_once(store):
             {"selection": "errors", "start": END_TEXT, "end": START_TEXT},
             "end must be after start",
         ),
+        # Misspelt or Jaeger's names: refused, not read as "the whole store, last hour".
+        (
+            "/api/o11ykit/breakdown",
+            {"groupBy": "name", "serviceName": "orders"},
+            "unknown parameter serviceName; /api/o11ykit/breakdown accepts groupBy, start,",
+        ),
+        (
+            "/api/o11ykit/compare/",
+            {"selection": "errors", "since": "1h", "query.serviceName": "orders"},
+            "unknown parameters query.serviceName, since; /api/o11ykit/compare accepts"
+            " selection, keys, start, end, service, operation, where, limit",
+        ),
     ],
 )
 def test_http_bad_parameters_are_400_naming_them(store, path, params, named):

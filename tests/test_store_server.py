@@ -356,6 +356,36 @@ def test_a_dir_that_is_a_file_is_refused_saying_so(tmp_path, under):
     assert (tmp_path / "notes").read_text() == "not a store"
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        PermissionError(errno.EACCES, "Permission denied", "/data/store"),
+        OSError(errno.EROFS, "Read-only file system", "/data/store/traces.db"),
+        sqlite3.OperationalError("attempt to write a readonly database"),
+    ],
+)
+def test_a_data_directory_that_is_not_writable_says_so_and_names_dir(
+    tmp_path, monkeypatch, capsys, refusal
+):
+    # In-process: tests may run as root, whom file modes do not stop.
+    from o11ykit.store import server as store_server
+
+    def refuse(self):
+        raise refusal
+
+    monkeypatch.setattr(store_server.StoreServer, "start", refuse)
+    from o11ykit.cli import build_parser
+
+    args = build_parser().parse_args(["store", "serve", "--dir", str(tmp_path), *FREE_PORTS])
+    assert store_server.serve(args) == 1
+    said = capsys.readouterr().err
+    assert said.startswith("o11ykit store: cannot start: ")
+    assert said.rstrip().endswith(
+        f"the data directory {tmp_path} is not writable: choose another with --dir"
+    )
+    assert said.count("\n") == 1
+
+
 def test_a_file_inside_the_store_is_not_blamed_on_dir(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / LOG_DIRECTORY).write_text("in the way")
@@ -398,7 +428,13 @@ def test_a_port_in_use_is_a_clear_refusal_not_a_traceback(tmp_path, capsys, opti
         arguments = [part for pair in ports.items() for part in pair]
         assert main(["store", "serve", "--dir", str(tmp_path / "data"), *arguments]) == 1
     err = capsys.readouterr().err
-    assert f"cannot listen on 127.0.0.1:{port}" in err  # which port, whatever the errno
+    role = {
+        "--otlp-http-port": "OTLP/HTTP",
+        "--otlp-grpc-port": "OTLP/gRPC",
+        "--query-port": "query",
+    }
+    # Which port, and what for, whatever the errno.
+    assert f"cannot listen on 127.0.0.1:{port} ({role[option]})" in err
     assert "is another store or collector running?" in err
     # It listens before it opens the store: nothing was created, locked or replayed.
     assert not (tmp_path / "data").exists()
@@ -1111,7 +1147,7 @@ def test_doctor_fails_in_one_line_when_the_query_url_is_not_a_query_api(store, b
     for query_url, said in (
         (f"http://{store.grpc_target}", "does not speak HTTP/1.1"),
         (f"http://127.0.0.1:{free_port()}", "cannot reach the query API"),
-        (store.otlp_http_endpoint, "this is the store's OTLP receiver"),
+        (store.otlp_http_endpoint, f"is on the query port, {store.query_port}"),
     ):
         result = _doctor(store, query_url, backend=backend)
         assert result.returncode == 1, result.stdout + result.stderr
@@ -1119,6 +1155,13 @@ def test_doctor_fails_in_one_line_when_the_query_url_is_not_a_query_api(store, b
         assert "FAIL  test span sent but not readable: " in result.stdout
         assert said in result.stdout
         assert "doctor: problems found" in result.stdout
+
+
+def test_doctor_sending_to_the_query_port_says_which_port_takes_otlp(store):
+    result = _doctor(store, store.query_url, endpoint=store.query_url)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "answered HTTP 405" in result.stdout
+    assert "is it a query port (16686)? OTLP/HTTP is sent to 4318" in result.stdout
 
 
 def test_doctor_with_the_jaeger_backend_reads_back_through_the_stores_jaeger_api(store):

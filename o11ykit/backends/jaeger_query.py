@@ -171,7 +171,8 @@ def _span(raw: Mapping[str, Any], resource: dict[str, Any]) -> SpanView:
         kind=_enum(raw.get("kind", 0), KINDS, "span_kind_"),
         start_ns=start,
         end_ns=end,
-        duration_ms=(end - start) / 1_000_000,
+        # A span ending before it starts (a clock step) lasted 0, as the store counts it.
+        duration_ms=max(0, end - start) / 1_000_000,
         status=_enum(status.get("code", 0), STATUSES, "status_code_"),
         status_message=status.get("message", ""),
         attributes=attributes(raw.get("attributes")),

@@ -40,6 +40,16 @@ def handle(
         return 404, rpc_status(404, f"no such endpoint {path}; known: {known}")
     if method.upper() not in ("GET", "HEAD"):  # HEAD: as every other path of the query port
         return 405, rpc_status(405, f"{path} answers GET (and HEAD) only")
+    name = path.rstrip("/").removeprefix(PREFIX)
+    unknown = sorted(set(params) - set(PARAMETERS[name]))
+    if unknown:
+        # This API is o11ykit's own: a misspelt name (serviceName, since) would otherwise
+        # answer for the whole store over the last hour, as if it had been understood.
+        return 400, rpc_status(
+            400,
+            f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)};"
+            f" {PREFIX}{name} accepts {', '.join(PARAMETERS[name])}",
+        )
     try:
         return 200, endpoint(params, connection)
     except (BadParameter, AnalyticsError) as exc:
@@ -90,6 +100,9 @@ ENDPOINTS: dict[str, Callable[[Mapping[str, str], sqlite3.Connection], dict]] = 
     "breakdown": _breakdown,
     "compare": _compare,
 }
+# The parameters each endpoint reads (docs/store-api.md); any other is refused.
+_COMMON = ("start", "end", "service", "operation", "where", "limit")
+PARAMETERS = {"breakdown": ("groupBy", *_COMMON), "compare": ("selection", "keys", *_COMMON)}
 
 
 def _window(params: Mapping[str, str]) -> tuple[int, int]:

@@ -151,10 +151,16 @@ _BUSY = (
 )
 
 
-def http_server(host: str, port: int, handler: type[Handler], **attributes: Any) -> Server:
+def http_server(
+    host: str, port: int, handler: type[Handler], role: str, **attributes: Any
+) -> Server:
+    """A server of its own subclass of `handler`, with `attributes` set on it; `role` names
+    the port in messages (OTLP/HTTP, query)."""
     bound = type(handler.__name__, (handler,), attributes)
     try:
         return Server((host, port), bound)
     except OSError as exc:
         # The bare errno text does not say which of the three ports is taken.
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise OSError(
+            exc.errno, f"cannot listen on {host}:{port} ({role}): {exc.strerror}"
+        ) from None

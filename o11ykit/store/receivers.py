@@ -65,6 +65,7 @@ class Intake:
 class OtlpHttpHandler(Handler):
     intake: Intake
     max_body_bytes: int
+    query_port: int  # the store's query port, set once it listens
 
     def do_POST(self) -> None:
         if urlsplit(self.path).path != TRACES_PATH:
@@ -227,7 +228,7 @@ class OtlpHttpHandler(Handler):
                 404,
                 f"no such path {urlsplit(self.path).path!r}: this is the store's OTLP receiver"
                 f" (POST {TRACES_PATH}); the query API, /api/v3/ and /api/o11ykit/, is on the"
-                " query port (16686 by default)",
+                f" query port, {self.query_port}",
             )
 
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = _not_allowed

@@ -129,14 +129,17 @@ class StoreServer:
             self.host,
             self.http_port,
             OtlpHttpHandler,
+            "OTLP/HTTP",
             intake=self._intake,
             max_body_bytes=self.max_body_bytes,
         )
         self._listening["otlp-http"] = receiver
         self.http_port = receiver.server_port
-        query = http_server(self.host, self.query_port, QueryHandler)
+        query = http_server(self.host, self.query_port, QueryHandler, "query")
         self._listening["query"] = query
         self.query_port = query.server_port
+        # Where a query sent to the OTLP port should have gone, for its 404.
+        receiver.RequestHandlerClass.query_port = self.query_port
         if self.grpc_port is not None:
             bound = grpc_server(self.host, self.grpc_port, self._intake, self.max_body_bytes)
             if bound is None:
@@ -259,6 +262,9 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             # Only when the path in the way is --dir's own, not one inside the store.
             if exc.filename and Path(exc.filename).absolute() in (directory, *directory.parents):
                 hint = "; --dir must name a directory (it is created if missing), not a file"
+        if _not_writable(exc):
+            directory = Path(args.directory or DEFAULT_DIRECTORY).absolute()
+            hint = f"; the data directory {directory} is not writable: choose another with --dir"
         sys.stderr.write(f"o11ykit store: cannot start: {exc}{hint}\n")
         return 1
     _tune_gc()
@@ -293,6 +299,14 @@ def _tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
+
+
+def _not_writable(exc: BaseException) -> bool:
+    """A permission refused on the data directory or its files, or a read-only database."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    # SQLite's own words when it may read the file but not write it.
+    return isinstance(exc, sqlite3.OperationalError) and "readonly database" in str(exc)
 
 
 def _port(value: int | None, default: int) -> int:
