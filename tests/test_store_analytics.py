@@ -540,3 +540,29 @@ def test_an_indexed_key_groups_alike_whichever_way_the_spans_are_read(tmp_path):
     connection.close()
     assert groupings[0] == groupings[2] == {"own": 5, None: 5}
     assert groupings[1] == groupings[3]
+
+
+def test_a_key_no_span_or_resource_carries_is_named_with_the_keys_it_may_mean(tmp_path):
+    # A misspelt key would otherwise show one "(none)" row holding every span, as if the
+    # spans lacked the attribute.
+    from o11ykit.store.ingest import Store, batch_from_request
+    from tests.support.store_data import T0 as START
+    from tests.support.store_data import request
+    from tests.support.store_data import span as otlp_span
+
+    store = Store(tmp_path)
+    spans = [otlp_span(1, 1, "GET", attributes={"tenant.id": "acme"}), otlp_span(2, 2, "GET")]
+    store.write(batch_from_request(request(spans, **{"service.version": "1.0"})))
+    window = {"start_ns": START - 10**9, "end_ns": START + 10**10}
+    for key, meant in (("tenant_id", "tenant.id"), ("service_version", "service.version")):
+        result = analytics.breakdown(store.connection, group_by=key, **window)
+        assert [(g.value, g.count) for g in result.groups] == [(None, 2)]
+        assert result.note == (
+            f"no span or resource carries {key!r}, so every span is in (none);"
+            f" did you mean {meant}?"
+        )
+    assert (
+        "did you mean" not in analytics.breakdown(store.connection, group_by="zzz", **window).note
+    )
+    assert analytics.breakdown(store.connection, group_by="tenant.id", **window).note == ""
+    store.close()

@@ -30,6 +30,7 @@ the threshold's duration bucket are split pro rata, and the result states the wo
 
 from __future__ import annotations
 
+import difflib
 import math
 import sqlite3
 from collections import Counter
@@ -45,6 +46,7 @@ from o11ykit.store.queries import (
     QueryError,
     carries_keys,
     error_status_condition,
+    keys_no_span_carries,
     rarest_pair,
 )
 from o11ykit.store.schema import (
@@ -550,6 +552,8 @@ def breakdown(
     note = ROLLUP_NOTE if minutes is not None else ""
     if truncated:
         note = f"read from span bytes: only the newest {SCAN_LIMIT} matching spans were examined"
+    if own_source == SPAN_BYTES and keys_no_span_carries(conn, [group_by]):
+        note = _carried_by_none(conn, group_by)
     return Breakdown(
         group_by=group_by,
         source=source,
@@ -562,6 +566,15 @@ def breakdown(
         approximate=minutes is not None,
         note=note,
     )
+
+
+def _carried_by_none(conn: sqlite3.Connection, key: str) -> str:
+    """The note for a key no span or resource carries: a misspelt one, most likely."""
+    known = [*COLUMN_KEYS, *(k for (k,) in conn.execute("SELECT key FROM span_keys_seen"))]
+    known += resource_keys(conn)
+    close = difflib.get_close_matches(key, set(known), n=3)
+    guess = f"; did you mean {', '.join(sorted(close))}?" if close else ""
+    return f"no span or resource carries {key!r}, so every span is in (none){guess}"
 
 
 def _exact_breakdown(

@@ -241,22 +241,7 @@ class Queries:
             yield trace_id
 
     def keys_no_span_carries(self, keys: Iterable[str]) -> set[str]:
-        """Those of `keys` that no stored span has as an attribute (empty when the writer has
-        not listed the keys of every stored span: then any key may be on a span)."""
-        keys = set(keys)
-        if not keys:
-            return set()
-        (listed,) = self.connection.execute(
-            "SELECT (SELECT value FROM meta WHERE key = 'span_keys_seen_through_id')"
-            " >= coalesce((SELECT max(id) FROM spans), 0)"
-        ).fetchone()
-        if not listed:
-            return set()
-        marks = ", ".join("?" * len(keys))
-        carried = self.connection.execute(
-            f"SELECT key FROM span_keys_seen WHERE key IN ({marks})", list(keys)
-        )
-        return keys - {key for (key,) in carried}
+        return keys_no_span_carries(self.connection, keys)
 
     def _resources_with(self, key: str, value: str) -> set[int]:
         rows = self.connection.execute(
@@ -393,3 +378,22 @@ def _matches_other(
     return all(
         key in attributes and value_text(attributes[key]) == value for key, value in missing.items()
     )
+
+
+def keys_no_span_carries(connection: sqlite3.Connection, keys: Iterable[str]) -> set[str]:
+    """Those of `keys` that no stored span has as an attribute (empty when the writer has
+    not listed the keys of every stored span: then any key may be on a span)."""
+    keys = set(keys)
+    if not keys:
+        return set()
+    (listed,) = connection.execute(
+        "SELECT (SELECT value FROM meta WHERE key = 'span_keys_seen_through_id')"
+        " >= coalesce((SELECT max(id) FROM spans), 0)"
+    ).fetchone()
+    if not listed:
+        return set()
+    marks = ", ".join("?" * len(keys))
+    carried = connection.execute(
+        f"SELECT key FROM span_keys_seen WHERE key IN ({marks})", list(keys)
+    )
+    return keys - {key for (key,) in carried}
