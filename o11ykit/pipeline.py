@@ -76,8 +76,21 @@ class SafeSpanExporter(SpanExporter):
         self._failure_warning = OncePerInterval()
         self._recovery_note = OncePerInterval()
         self._failing = False
+        self._reset_in_flight()
+
+    def _reset_in_flight(self) -> None:
+        # Taking a batch, settling it and shutdown's giving up on it happen under one lock,
+        # so that a span is counted once: exported, failed, or lost at shutdown.
+        self._lock = threading.Lock()
         self._in_flight = 0
         self._abandoned = False
+        # Spans shutdown gave up on, which no warning has counted: one line says so at the end.
+        self._lost = 0
+        self._lost_waiting = 0
+
+    def after_fork(self) -> None:
+        """In a forked process: the parent's sends in flight are the parent's."""
+        self._reset_in_flight()
 
     def set_deadline(self, deadline: float) -> None:
         self._deadline = deadline
@@ -87,50 +100,102 @@ class SafeSpanExporter(SpanExporter):
             return self._timeout
         return min(self._timeout, self._deadline - time.monotonic())
 
+    def take(self, queue: collections.deque[ReadableSpan], count: int) -> list[ReadableSpan]:
+        """Up to `count` spans popped off `queue` as in flight, for send_taken(); none once
+        the deadline has passed or shutdown has given up (what is queued is then shutdown's
+        to count)."""
+        with self._lock:
+            if self._abandoned or self._time_left() <= 0:
+                return []
+            batch = [queue.popleft() for _ in range(min(count, len(queue)))]
+            self._in_flight += len(batch)
+            return batch
+
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        with self._lock:
+            if self._abandoned or self._time_left() <= 0:
+                self._count_lost(len(spans), waiting=False)
+                return SpanExportResult.FAILURE
+            self._in_flight += len(spans)
+        return self.send_taken(spans)
+
+    def send_taken(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        count = len(spans)
         timeout = self._time_left()
-        if timeout <= 0 or self._abandoned:
-            self.stats.dropped_export_failed += len(spans)
+        if timeout <= 0:
+            with self._lock:
+                if not self._abandoned:
+                    self._in_flight -= count
+                    self._count_lost(count, waiting=False)
             return SpanExportResult.FAILURE
-        self._in_flight = len(spans)
         try:
             self.transport.send(spans, timeout, self._scrubber)
         except ExportFailure as failure:
-            return self._failed(len(spans), str(failure))
+            return self._failed(count, str(failure))
         except Exception as exc:  # its text may quote a span's value: scrubbed like one
             said = self._scrubber.scrub_text(f"unexpected {type(exc).__name__}: {exc}")
-            return self._failed(len(spans), said)
-        finally:
-            self._in_flight = 0
-        if self._abandoned:  # shutdown already counted this batch as dropped
-            return SpanExportResult.FAILURE
-        self.stats.exported += len(spans)
-        if self._failing:
-            self._failing = False
+            return self._failed(count, said)
+        with self._lock:
+            if self._abandoned:  # shutdown already counted this batch as lost
+                return SpanExportResult.FAILURE
+            self._in_flight -= count
+            self.stats.exported += count
+            recovered, self._failing = self._failing, False
+        if recovered:
             self._recovery_note.warn("o11ykit: export to %s works again", self.transport.target)
         return SpanExportResult.SUCCESS
 
-    def abandon_in_flight(self) -> None:
-        """At shutdown: a send still running past the deadline is counted as dropped now."""
-        self._abandoned = True
-        self.stats.dropped_export_failed += self._in_flight
+    def abandon(self, queue: collections.deque[ReadableSpan]) -> None:
+        """At shutdown's deadline: the spans still queued and those still being sent are lost.
+        A send still running finishes in the background; its outcome is no longer counted."""
+        with self._lock:
+            self._abandoned = True
+            waiting, self._in_flight = self._in_flight, 0
+            self._count_lost(waiting, waiting=True)
+            self._count_lost(len(queue), waiting=False)
+            queue.clear()
+
+    def _count_lost(self, count: int, waiting: bool) -> None:
+        self.stats.dropped_export_failed += count
+        self._lost += count
+        if waiting:
+            self._lost_waiting += count
+
+    def report_loss(self, timeout: float) -> None:
+        """One line at the end for the spans shutdown gave up on: no warning has told anyone,
+        and a backend that never answers fails no export before the process ends."""
+        with self._lock:
+            lost, waiting = self._lost, self._lost_waiting
+            self._lost = self._lost_waiting = 0
+        if not lost:
+            return
+        ran_out = f"when shutdown's {timeout:g} s timeout ran out"
+        if waiting:
+            why = f"the export to {self.transport.target} was still waiting for an answer {ran_out}"
+        else:
+            why = f"they were still queued {ran_out}"
+        if self.stats.last_error:
+            why += f"; last error: {self.stats.last_error}"
+        spans = "1 span was" if lost == 1 else f"{lost} spans were"
+        log.warning("o11ykit: %s lost at shutdown: %s. The service is unaffected.", spans, why)
 
     def _failed(self, count: int, reason: str) -> SpanExportResult:
-        if not self._abandoned:
-            self._record_failure(count, reason)
-        return SpanExportResult.FAILURE
-
-    def _record_failure(self, count: int, reason: str) -> None:
-        self.stats.dropped_export_failed += count
-        self.stats.failed_batches += 1
-        self.stats.last_error = reason
-        self._failing = True
+        with self._lock:
+            if self._abandoned:  # shutdown already counted this batch as lost
+                return SpanExportResult.FAILURE
+            self._in_flight -= count
+            self.stats.dropped_export_failed += count
+            self.stats.failed_batches += 1
+            self.stats.last_error = reason
+            self._failing = True
+            dropped = self.stats.dropped
         self._failure_warning.warn(
             "o11ykit: spans are not reaching the backend (%s); %d dropped so far. "
             "The service is unaffected. Run `o11ykit doctor` for a diagnosis.",
             reason,
-            self.stats.dropped,
+            dropped,
         )
+        return SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
         self.transport.close()
@@ -176,10 +241,13 @@ class BoundedBatchProcessor(SpanProcessor):
         if self._pid != os.getpid():
             self._start_in_this_process()
         if len(self._queue) >= self._max_queue:
-            self.exporter.stats.dropped_queue_full += 1
+            stats = self.exporter.stats
+            stats.dropped_queue_full += 1
             self._queue_warning.warn(
-                "o11ykit: the export queue is full (%d spans); dropping spans until it drains",
+                "o11ykit: the export queue is full (max_queue_size=%d): spans are dropped "
+                "until it drains; %d dropped so far. The service is unaffected.",
                 self._max_queue,
+                stats.dropped,
             )
             return
         self._queue.append(span)
@@ -187,6 +255,8 @@ class BoundedBatchProcessor(SpanProcessor):
             self._wake.set()
 
     def _start_in_this_process(self) -> None:
+        if self._pid is not None:
+            self.exporter.after_fork()
         self._pid = os.getpid()
         self._queue = collections.deque()  # a parent's pending spans are the parent's to send
         self._wake = threading.Event()
@@ -208,8 +278,10 @@ class BoundedBatchProcessor(SpanProcessor):
 
     def _drain(self) -> None:
         while self._queue:
-            batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
-            self.exporter.export(batch)
+            batch = self.exporter.take(self._queue, self._batch)
+            if not batch:
+                return
+            self.exporter.send_taken(batch)
 
     def force_flush(self, timeout_millis: int = 1000) -> bool:
         if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
@@ -219,18 +291,23 @@ class BoundedBatchProcessor(SpanProcessor):
         return self._idle.wait(timeout_millis / 1000.0) and not self._queue
 
     def shutdown(self, timeout: float = 1.0) -> None:
-        """Flush what is queued within `timeout` seconds, then stop; what is left is dropped."""
+        """Flush what is queued within `timeout` seconds, then stop: what is left, and a send
+        still waiting for its answer, are counted as lost and reported in one line."""
         if self._closed:
+            return
+        if self._pid != os.getpid():  # no span ended in this process: nothing of ours queued
+            self._closed = True
+            self.exporter.shutdown()
             return
         self.exporter.set_deadline(time.monotonic() + timeout)
         self.force_flush(int(timeout * 1000))
         self._closed = True
-        self.exporter.abandon_in_flight()
+        self.exporter.abandon(self._queue)
         self._wake.set()
-        if self._queue:
-            self.exporter.stats.dropped_export_failed += len(self._queue)
-            self._queue.clear()
+        # Returns at once even while a send is in flight: the transport cuts its socket
+        # and leaves the closing to the export thread.
         self.exporter.shutdown()
+        self.exporter.report_loss(timeout)
 
 
 def _flush_at_multiprocessing_exit(processor: BoundedBatchProcessor) -> None:

@@ -126,6 +126,7 @@ class HttpTransport(OtlpTransport):
             **headers,
         }
         self._connection: http.client.HTTPConnection | None = None
+        self._sending: _Cutoff | None = None
         self._owner = os.getpid()
 
     def _connection_for(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
@@ -183,47 +184,99 @@ class HttpTransport(OtlpTransport):
     ) -> tuple:
         """One request and its answer, all of it by `deadline`. The socket's timeout bounds
         each read alone: a peer that trickles a byte at a time (a broken proxy) would hold
-        the export thread for ever. So a timer cuts the socket at the deadline."""
+        the export thread for ever. So a timer cuts the socket at the deadline, and so does
+        close() from another thread (shutdown)."""
         import http.client
 
-        watchdog = _Watchdog(connection, deadline)
+        cutoff = self._sending = _Cutoff(deadline)
         try:
+            if connection.sock is None:
+                connection.connect()
+            cutoff.watch(connection.sock)
             connection.request("POST", self._path, body=body, headers=self._headers)
             response = connection.getresponse()
             return response.status, response.read(), response.will_close
         except (OSError, http.client.HTTPException):
-            if watchdog.fired:
+            if cutoff.cancelled:
+                raise ExportFailure(
+                    "cancelled", f"the export to {self.target} was cut off by shutdown"
+                ) from None
+            if cutoff.timed_out:
                 raise TimeoutError("the whole exchange took longer than the timeout") from None
             raise
         finally:
-            watchdog.cancel()
+            self._sending = None
+            if cutoff.stop():  # closed from another thread, which left the closing to us
+                if self._connection is connection:
+                    self._connection = None
+                connection.close()
 
     def close(self) -> None:
-        if self._connection is not None and self._owner == os.getpid():
-            self._connection.close()
-        self._connection = None
+        connection, self._connection = self._connection, None
+        if connection is None or self._owner != os.getpid():
+            return  # another process's socket (we were forked) is dropped unclosed
+        sending = self._sending
+        if sending is not None and sending.cancel():
+            # Closing here would wait for the export thread's read to end (the response
+            # holds its buffer's lock while it reads): a trickling peer held shutdown(1.0)
+            # for 48 s. The cut makes that read return at once; its thread closes.
+            return
+        connection.close()
 
 
-class _Watchdog:
-    """Shuts a connection's socket down at a deadline, from a timer thread: a read blocked
-    on it returns at once. Started per exchange; exchanges are per batch, not per span."""
+class _Cutoff:
+    """Shuts one exchange's socket down, which makes a read blocked on it return at once:
+    at the exchange's deadline (a timer thread), or when another thread closes the transport.
+    It keeps the socket it was given: closing the connection drops the connection's own
+    reference. Started per exchange; exchanges are per batch, not per span."""
 
-    def __init__(self, connection: http.client.HTTPConnection, deadline: float) -> None:
-        self.fired = False
-        self._connection = connection
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+    def __init__(self, deadline: float) -> None:
+        self.timed_out = False
+        self.cancelled = False
+        self._pid = os.getpid()
+        self._thread = threading.get_ident()
+        self._sock: socket.socket | None = None
+        self._over = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._time_out)
         self._timer.daemon = True
         self._timer.start()
 
-    def _fire(self) -> None:
-        self.fired = True
-        sock = self._connection.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            if self.timed_out or self.cancelled:
+                self._cut()
 
-    def cancel(self) -> None:
+    def _time_out(self) -> None:
+        with self._lock:
+            if not self._over:
+                self.timed_out = True
+                self._cut()
+
+    def cancel(self) -> bool:
+        """From another thread of this process: cut the exchange short. True if it was
+        still running; its own thread then closes the connection."""
+        if self._pid != os.getpid() or self._thread == threading.get_ident():
+            return False
+        with self._lock:
+            if self._over:
+                return False
+            self.cancelled = True
+            self._cut()
+            return True
+
+    def stop(self) -> bool:
+        """The exchange is over; whether it was cancelled."""
         self._timer.cancel()
+        with self._lock:
+            self._over = True
+            return self.cancelled
+
+    def _cut(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
 
 
 def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
@@ -264,17 +317,19 @@ class GrpcTransport(OtlpTransport):
         self._owner = os.getpid()
 
     def _export_call(self):
-        if self._call is None or self._owner != os.getpid():
+        call = self._call
+        if call is None or self._owner != os.getpid():
             import grpc  # imported on first export: keeps `import o11ykit` lean
 
-            self._channel = (
+            channel = (
                 grpc.secure_channel(self.target, grpc.ssl_channel_credentials())
                 if self._secure
                 else grpc.insecure_channel(self.target)
             )
-            self._call = self._channel.unary_unary(_GRPC_METHOD)
-            self._owner = os.getpid()
-        return self._call
+            call = channel.unary_unary(_GRPC_METHOD)
+            # A local, not self._call, is returned: close() from another thread may clear it.
+            self._channel, self._call, self._owner = channel, call, os.getpid()
+        return call
 
     def post(self, body: bytes, timeout: float) -> None:
         import grpc
@@ -285,9 +340,11 @@ class GrpcTransport(OtlpTransport):
             raise _diagnose_grpc(exc, self.target) from None
 
     def close(self) -> None:
-        if self._channel is not None and self._owner == os.getpid():
-            self._channel.close()
-        self._channel = self._call = None
+        # grpc's close() cancels a call in flight (the export thread gets CANCELLED at once)
+        # without waiting for it, so unlike HTTP it is safe from any thread.
+        channel, self._channel, self._call = self._channel, None, None
+        if channel is not None and self._owner == os.getpid():
+            channel.close()
 
 
 # What grpc says when the peer speaks HTTP/1.x, e.g. an OTLP/HTTP port.

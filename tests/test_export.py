@@ -306,3 +306,31 @@ def test_an_unexpected_export_error_is_recorded_without_the_secrets_its_text_quo
     said = exporter.stats.last_error
     assert said.startswith("unexpected RuntimeError: bad proxy for https://")
     assert "pa55" not in said and "k3y" not in said
+
+
+def test_the_queue_full_warning_counts_the_spans_dropped_not_the_queue_size(caplog) -> None:
+    from tests.conftest import free_port
+
+    # Nothing listens on the port: the first batch fails (2 dropped), then a full queue
+    # drops more. The warning must say how many were dropped, as the backend warning does.
+    transport = build_transport(
+        load_settings({"backend": "otlp", "endpoint": f"http://127.0.0.1:{free_port()}"}, {})
+    )[1]
+    exporter = SafeSpanExporter(transport, Scrubber(), 2.0)
+    processor = BoundedBatchProcessor(exporter, max_queue_size=2, schedule_delay=60.0)
+    settings = load_settings({"service_name": "svc"}, {})
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        for span in _spans(settings, 2):
+            processor.on_end(span)
+        assert processor.force_flush(2000)
+        for span in _spans(settings, 5):
+            processor.on_end(span)
+        queue_full = [r.getMessage() for r in caplog.records if "queue is full" in r.getMessage()]
+        processor.shutdown(1.0)
+
+    assert exporter.stats.dropped_export_failed >= 2 and exporter.stats.dropped_queue_full == 3
+    # Until 2026-12-07: "the export queue is full (2 spans); dropping spans until it drains".
+    assert queue_full == [
+        "o11ykit: the export queue is full (max_queue_size=2): spans are dropped until it "
+        "drains; 3 dropped so far. The service is unaffected."
+    ], queue_full
