@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from o11ykit import settings_parsers as p
 
@@ -43,13 +44,34 @@ class ConfigError(ValueError):
     """A setting has a value o11ykit cannot use; the message names it and what it accepts."""
 
 
-def _milliseconds_to_seconds(raw: str, environ: Mapping[str, str]) -> str:
-    return str(float(raw) / 1000.0)
+# The O11YKIT_* forms' ranges, in seconds; the OTEL_* variables give the same in milliseconds.
+_EXPORT_TIMEOUT = (0.05, 60.0)
+_SCHEDULE_DELAY = (0.01, 60.0)
+
+
+def _milliseconds(minimum: float, maximum: float) -> EnvTransform:
+    """Seconds from an OTEL_* variable in milliseconds, refused in the variable's own unit:
+    "from 0.05 to 60" next to OTEL_EXPORTER_OTLP_TIMEOUT would read as 60 ms."""
+    low, high = minimum * 1000, maximum * 1000
+    accepted_values = f"accepted values: milliseconds from {low:g} to {high:g}"
+
+    def to_seconds(raw: str, environ: Mapping[str, str]) -> float:
+        try:
+            milliseconds = float(raw)
+        except ValueError:
+            raise ValueError(accepted_values) from None
+        if not low <= milliseconds <= high:  # NaN too
+            raise ValueError(accepted_values)
+        return milliseconds / 1000
+
+    return to_seconds
 
 
 def _otlp_base_to_traces(raw: str, environ: Mapping[str, str]) -> str:
-    # The spec appends the signal path to the generic endpoint, path or not.
-    return raw.strip().rstrip("/") + "/v1/traces"
+    # The spec appends the signal path to the generic endpoint, path or not; to the path,
+    # not to the URL, which may end in a query (?token=...).
+    parts = urlsplit(raw.strip())
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/v1/traces"))
 
 
 def _sdk_disabled_to_backend(raw: str, environ: Mapping[str, str]) -> str | None:
@@ -63,9 +85,15 @@ def _otel_exporter_to_backend(raw: str, environ: Mapping[str, str]) -> str:
     return name
 
 
+def _resource_attributes(raw: str, environ: Mapping[str, str]) -> dict[str, str]:
+    # Read as a transform, as for the settings that pick one attribute: a malformed value
+    # is the variable's fault and reported once for all of them (see _READERS).
+    return p.key_values(raw)
+
+
 def _resource_attribute(key: str) -> EnvTransform:
     def pick(raw: str, environ: Mapping[str, str]) -> str | None:
-        return p.key_values(raw).get(key)
+        return _resource_attributes(raw, environ).get(key)
 
     return pick
 
@@ -160,7 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
         p.key_values,
         {},
         "extra resource attributes",
-        ("OTEL_RESOURCE_ATTRIBUTES", None),
+        ("OTEL_RESOURCE_ATTRIBUTES", _resource_attributes),
     ),
     _s(
         "backend",
@@ -188,7 +216,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "headers",
-        p.key_values,
+        p.headers,
         {},
         "headers sent with every export",
         ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", None),
@@ -197,11 +225,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "export_timeout",
-        p.number(0.05, 60),
+        p.number(*_EXPORT_TIMEOUT),
         3.0,
-        "seconds one export may take",
-        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", _milliseconds_to_seconds),
-        ("OTEL_EXPORTER_OTLP_TIMEOUT", _milliseconds_to_seconds),
+        "seconds one export may take; the OTEL_* variables: milliseconds, 50 to 60000",
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", _milliseconds(*_EXPORT_TIMEOUT)),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", _milliseconds(*_EXPORT_TIMEOUT)),
     ),
     _s(
         "honeycomb_api_key",
@@ -227,7 +255,13 @@ SETTINGS: tuple[Setting, ...] = (
         ("OTEL_TRACES_SAMPLER", _otel_sampler_to_ratio),
         ("OTEL_TRACES_SAMPLER_ARG", _otel_sampler_arg_alone),
     ),
-    _s("debug", p.boolean, False, "log o11ykit's decisions at INFO instead of DEBUG"),
+    _s(
+        "debug",
+        p.boolean,
+        False,
+        "after init(), log one WARNING line: the backend, the process id and each "
+        "integration's status",
+    ),
     _s("tenant_header", p.header_name, "X-Tenant-ID", "edge header carrying the tenant id"),
     _s("user_header", p.header_name, "X-User-ID", "edge header carrying the user id"),
     _s(
@@ -286,10 +320,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _s(
         "schedule_delay",
-        p.number(0.01, 60),
+        p.number(*_SCHEDULE_DELAY),
         1.0,
-        "seconds between exports",
-        ("OTEL_BSP_SCHEDULE_DELAY", _milliseconds_to_seconds),
+        "seconds between exports; OTEL_BSP_SCHEDULE_DELAY: milliseconds, 10 to 60000",
+        ("OTEL_BSP_SCHEDULE_DELAY", _milliseconds(*_SCHEDULE_DELAY)),
     ),
     _s("shutdown_timeout", p.number(0.0, 60), 1.0, "seconds shutdown may spend flushing"),
     _s(
@@ -310,6 +344,18 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _readers() -> dict[str, tuple[Setting, ...]]:
+    """The settings each OTEL_* variable feeds: OTEL_RESOURCE_ATTRIBUTES feeds four."""
+    readers: dict[str, tuple[Setting, ...]] = {}
+    for setting in SETTINGS:
+        for variable in dict.fromkeys(variable for variable, _ in setting.otel):
+            readers[variable] = (*readers.get(variable, ()), setting)
+    return readers
+
+
+_READERS = _readers()
 
 
 @dataclass(frozen=True)
@@ -365,11 +411,18 @@ def report_once(message: str) -> None:
 
 
 def _error(setting: Setting, origin: str, raw: Any, exc: Exception) -> str:
-    if setting.secret:
+    return _settings_error((setting,), origin, raw, exc)
+
+
+def _settings_error(settings: tuple[Setting, ...], origin: str, raw: Any, exc: Exception) -> str:
+    if any(setting.secret for setting in settings):
         shown = "***"
     else:
         shown = repr(p.without_secrets(raw) if isinstance(raw, str) else raw)
-    return f"o11ykit setting {setting.name} ({origin}={shown}) is invalid; {exc}"
+    names = ", ".join(setting.name for setting in settings)
+    if len(settings) == 1:
+        return f"o11ykit setting {names} ({origin}={shown}) is invalid; {exc}"
+    return f"o11ykit settings {names} ({origin}={shown}) are invalid; {exc}"
 
 
 def _from_environment(
@@ -384,13 +437,20 @@ def _from_environment(
             continue
         try:
             value = transform(raw, environ) if transform else raw
+        except ValueError as exc:
+            # A variable malformed as a whole is one mistake, whichever settings read it:
+            # one message naming them all, so report_once says it once.
+            problem = _settings_error(_READERS.get(variable, (setting,)), variable, raw, exc)
+        else:
             if value is None:
                 continue
-            return setting.parse(value), variable
-        except ValueError as exc:
-            if strict:
-                raise ConfigError(_error(setting, variable, raw, exc)) from None
-            report_once(_error(setting, variable, raw, exc) + "; ignored")
+            try:
+                return setting.parse(value), variable
+            except ValueError as exc:
+                problem = _error(setting, variable, raw, exc)
+        if strict:
+            raise ConfigError(problem)
+        report_once(problem + "; ignored")
     return None
 
 

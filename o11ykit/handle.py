@@ -10,10 +10,27 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from o11ykit import backends
-from o11ykit.config import Settings
+from o11ykit.config import ConfigError, Settings
 from o11ykit.pipeline import BoundedBatchProcessor, ExportStats
 
 log = logging.getLogger("o11ykit")
+
+
+def check_app(app: Any) -> None:
+    """Refuse an app= that instrument_app could not wire, before init() installs anything."""
+    accepted_values = (
+        "accepted values: a FastAPI or Starlette application instance (one with add_middleware)"
+    )
+    if isinstance(app, type):
+        raise ConfigError(
+            f"o11ykit init(app=...) got the class {app.__name__}, not an application; "
+            f"{accepted_values}"
+        )
+    if not callable(getattr(app, "add_middleware", None)):
+        raise ConfigError(
+            f"o11ykit init(app=...) got a {type(app).__name__}, which has no add_middleware; "
+            f"{accepted_values}"
+        )
 
 
 @dataclass
@@ -40,14 +57,23 @@ class Handle:
         return self.processor.exporter.stats if self.processor else ExportStats()
 
     def instrument_app(self, app: Any) -> None:
-        """Wire a FastAPI or Starlette app: server span, tenant and user, health excluded."""
+        """Wire a FastAPI or Starlette app: server span, tenant and user, health excluded.
+        Not when the instrumentations setting leaves fastapi out: the report says so, as
+        doctor's does."""
         from o11ykit.instrumentation.fastapi import instrument_app
 
+        check_app(app)
+        wanted = self.settings.instrumentations
+        if "all" not in wanted and "fastapi" not in wanted:
+            self.instrumentations["fastapi"] = "skipped: not in the instrumentations setting"
+            return
         try:
             self.instrumentations["fastapi"] = "active: " + instrument_app(app, self.resolver)
-        except RuntimeError as exc:  # Starlette refuses middleware once the app has started
-            self.instrumentations["fastapi"] = f"skipped: {exc}"
-            log.warning("o11ykit: could not instrument the app: %s", exc)
+        except Exception as exc:  # e.g. Starlette refuses middleware once the app has started
+            # init() has installed the provider by now: failing here would leave it half done.
+            reason = str(exc) if isinstance(exc, RuntimeError) else f"{type(exc).__name__}: {exc}"
+            self.instrumentations["fastapi"] = f"skipped: {reason}"
+            log.warning("o11ykit: could not instrument the app: %s", reason)
 
     def trace_link(self, trace_id: str) -> str | None:
         return backends.BY_NAME[self.backend].trace_link(self.settings, trace_id)

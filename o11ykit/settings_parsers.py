@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -186,18 +186,61 @@ def host_patterns(value: Any) -> tuple[str, ...]:
     return patterns
 
 
+_KEY_VALUES = (
+    "accepted values: comma-separated key=value pairs, a mapping, or a list of (key, value) pairs"
+)
+
+
 def key_values(value: Any) -> dict[str, str]:
-    """OpenTelemetry's `key1=value1,key2=value2` with URL-encoded values, or a mapping."""
-    if isinstance(value, dict):
-        return {str(k).strip(): str(v).strip() for k, v in value.items()}
-    pairs: dict[str, str] = {}
-    for item in str(value).split(","):
-        if not item.strip():
-            continue
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError("accepted values: comma-separated key=value pairs")
-        pairs[unquote(key.strip())] = unquote(raw.strip())
+    """OpenTelemetry's `key1=value1,key2=value2` with URL-encoded values, a mapping, or a
+    list of (key, value) pairs. Anything else is refused rather than read as its repr."""
+    if isinstance(value, str):
+        items = []
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise ValueError(_KEY_VALUES)
+            # Stripped before decoding: an encoded space (%20) is part of the value.
+            items.append((unquote(key.strip()), unquote(raw.strip())))
+    elif isinstance(value, Mapping):
+        items = [(str(key).strip(), str(raw).strip()) for key, raw in value.items()]
+    elif isinstance(value, (list, tuple)) and all(
+        isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in value
+    ):
+        items = [(str(key).strip(), str(raw).strip()) for key, raw in value]
+    else:
+        raise ValueError(_KEY_VALUES)
+    if any(not key for key, _ in items):
+        raise ValueError(f"a key is empty; {_KEY_VALUES}")
+    return dict(items)
+
+
+# C0 controls (CR, LF, NUL, tab...) and DEL: a CR or LF would start a new header line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def headers(value: Any) -> dict[str, str]:
+    """HTTP headers as key_values reads them, each name a token and no value holding a
+    control character. The messages never repeat a value: header values are secrets."""
+    accepted_values = (
+        "accepted values: comma-separated name=value pairs, a mapping, or a list of "
+        "(name, value) pairs; names are HTTP header names (RFC 9110 tokens), values have "
+        "no control characters"
+    )
+    try:
+        pairs = key_values(value)
+    except ValueError:
+        raise ValueError(accepted_values) from None
+    if not all(_TOKEN.fullmatch(name) for name in pairs):
+        raise ValueError(f"a header name is not an RFC 9110 token; {accepted_values}")
+    bad = [name for name, text in pairs.items() if _CONTROL.search(text)]
+    if bad:
+        raise ValueError(
+            f"the value of {', '.join(bad)} holds a control character (CR, LF, NUL or "
+            f"another below 0x20, or DEL); {accepted_values}"
+        )
     return pairs
 
 

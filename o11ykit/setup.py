@@ -18,7 +18,7 @@ from o11ykit import backends, state
 from o11ykit.baggage import HostTrust, TrustedBaggagePropagator
 from o11ykit.config import ConfigError, Settings, load_settings, report_once
 from o11ykit.context import StampingProcessor, policy
-from o11ykit.handle import Handle
+from o11ykit.handle import Handle, check_app
 from o11ykit.instrumentation import enable_all
 from o11ykit.pipeline import BoundedBatchProcessor, SafeSpanExporter
 from o11ykit.privacy import Scrubber
@@ -152,12 +152,16 @@ def init(
 ) -> Handle:
     """Trace this service: one call, safe to repeat. Returns the process's handle.
 
-    `app` wires a FastAPI/Starlette app; `resolver(request) -> (tenant_id, user_id)`
+    `app` wires a FastAPI/Starlette app (not when `instrumentations` leaves fastapi out;
+    anything but an app raises ConfigError); `resolver(request) -> (tenant_id, user_id)`
     replaces the X-Tenant-ID / X-User-ID headers; other keywords are settings (see
     docs/settings.md). No network call is made here.
     """
     with state.lock:
+        if app is not None:
+            check_app(app)  # before anything is installed: a failed init() installs nothing
         handle = state.current()
+        started = handle is None
         if handle is None:
             handle = _start(
                 load_settings(
@@ -169,6 +173,8 @@ def init(
             log.warning("o11ykit is already initialised; this init() call's settings are ignored")
         if app is not None:
             handle.instrument_app(app)
+        if started and handle.settings.debug:
+            _log_debug(handle)
         return handle
 
 
@@ -187,9 +193,17 @@ def _start(settings: Settings, resolver: Any) -> Handle:
     state.set_current(handle)
     handle.instrumentations = enable_all(settings, provider)
     atexit.register(handle.shutdown)
-    if settings.debug:
-        log.warning("o11ykit: backend=%s pid=%d %s", backend, os.getpid(), handle.instrumentations)
     return handle
+
+
+def _log_debug(handle: Handle) -> None:
+    # WARNING, not INFO: the one line debug=true asks for shows without any logging setup.
+    log.warning(
+        "o11ykit debug: backend=%s pid=%d; %s",
+        handle.backend,
+        os.getpid(),
+        "; ".join(f"{name}: {status}" for name, status in handle.instrumentations.items()),
+    )
 
 
 def shutdown(timeout: float | None = None) -> None:

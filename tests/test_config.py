@@ -262,3 +262,115 @@ def test_unusable_otel_sampler_warns_once_and_keeps_every_trace(
     assert first.sample_ratio == 1.0 and first.sources["sample_ratio"] == "default"
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and named in warnings[0] and "sample_ratio" in warnings[0], warnings
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "accepted"),
+    [
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "abc", "milliseconds from 50 to 60000"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "100000", "milliseconds from 50 to 60000"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "10", "milliseconds from 50 to 60000"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100000", "milliseconds from 10 to 60000"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "nan", "milliseconds from 10 to 60000"),
+    ],
+)
+def test_millisecond_variables_say_their_range_in_milliseconds(
+    variable: str, raw: str, accepted: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config._reported.clear()
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        settings = load_settings({}, {variable: raw})
+    assert (settings.export_timeout, settings.schedule_delay) == (3.0, 1.0)
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and f"{variable}={raw!r}" in warnings[0], warnings
+    assert accepted in warnings[0] and "convert" not in warnings[0], warnings
+    # Following the advice works: the range's ends are accepted, in milliseconds.
+    ends = load_settings(
+        {}, {"OTEL_EXPORTER_OTLP_TIMEOUT": "60000", "OTEL_BSP_SCHEDULE_DELAY": "10"}
+    )
+    assert (ends.export_timeout, ends.schedule_delay) == (60.0, 0.01)
+
+
+@pytest.mark.parametrize(
+    ("base", "endpoint"),
+    [
+        ("http://127.0.0.1:38001?token=abc", "http://127.0.0.1:38001/v1/traces?token=abc"),
+        ("http://collector:4318/otlp/?a=1&b=2", "http://collector:4318/otlp/v1/traces?a=1&b=2"),
+        ("https://collector", "https://collector/v1/traces"),
+    ],
+)
+def test_otlp_base_endpoint_gets_the_traces_path_before_its_query(base: str, endpoint: str) -> None:
+    assert load_settings({}, {"OTEL_EXPORTER_OTLP_ENDPOINT": base}).endpoint == endpoint
+
+
+def test_a_bad_resource_attributes_variable_is_reported_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config._reported.clear()
+    environ = {"OTEL_RESOURCE_ATTRIBUTES": "service.name"}
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        settings = load_settings({}, environ)
+        load_settings({}, environ)
+    assert settings.service_name is None and settings.environment == "development"
+    assert settings.resource_attributes == {}
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1, warnings
+    assert "service_name, service_version, environment, resource_attributes" in warnings[0]
+    assert "OTEL_RESOURCE_ATTRIBUTES='service.name'" in warnings[0]
+    assert "key=value pairs" in warnings[0]
+    # A value bad for one setting only is still named by that setting.
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        settings = load_settings({}, {"OTEL_RESOURCE_ATTRIBUTES": "service.name=,team=a"})
+    assert settings.service_name is None and settings.resource_attributes["team"] == "a"
+    assert "o11ykit setting service_name (OTEL_RESOURCE_ATTRIBUTES=" in _warnings(caplog)[-1]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x-api-key=SEKRITKEY%0Ainjected: 1",
+        "x-api-key=SEKRITKEY%0D%0Ainjected: 1",
+        "x-api-key=SEKRITKEY%00",
+        "x-api-key=SEKRIT%09KEY",
+        "x-api-key=SEKRITKEY%7F",
+        "x-api%0Akey=SEKRITKEY",
+        "x api key=SEKRITKEY",
+    ],
+)
+def test_headers_with_control_characters_are_refused_without_the_value(
+    value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config._reported.clear()
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        settings = load_settings(
+            {}, {"O11YKIT_HEADERS": value, "OTEL_EXPORTER_OTLP_HEADERS": "a=b"}
+        )
+    assert settings.headers == {"a": "b"}  # the next source applies
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and "O11YKIT_HEADERS=***" in warnings[0], warnings
+    assert "SEKRIT" not in warnings[0] and "injected" not in warnings[0]
+    assert "control character" in warnings[0] or "RFC 9110 token" in warnings[0]
+    from urllib.parse import unquote
+
+    name, _, secret = value.partition("=")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"headers": {unquote(name): unquote(secret)}}, {})
+    assert "headers" in str(caught.value) and "SEKRIT" not in str(caught.value)
+
+
+def test_headers_as_a_list_of_pairs_or_refused_with_the_accepted_forms() -> None:
+    pairs = [("x-api-key", "k"), ("x-tenant", "t")]
+    assert load_settings({"headers": pairs}, {}).headers == dict(pairs)
+    assert load_settings({"headers": (("x-api-key", "k"),)}, {}).headers == {"x-api-key": "k"}
+    for junk in (["x-api-key=k", "x-tenant=t"], ("x-api-key=k",), [("a", "b", "c")], b"a=b"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"headers": junk}, {})
+        message = str(caught.value)
+        assert "headers" in message and "a list of (name, value) pairs" in message, junk
+        assert "argument=***" in message and "x-api-key=k" not in message
+
+
+def test_debug_help_says_what_debug_does() -> None:
+    help_text = config.SETTINGS_BY_NAME["debug"].help
+    assert "INFO instead of DEBUG" not in help_text
+    assert "WARNING" in help_text and "backend" in help_text

@@ -241,3 +241,130 @@ def test_init_after_shutdown_says_what_it_cannot_change_and_stamps_once(tmp_path
     assert len(warnings) == 1, result.stderr
     assert "service_name, sample_ratio" in warnings[0]
     assert "debug" not in warnings[0]  # applied: not baked into the provider
+
+
+def test_a_query_in_the_otlp_base_endpoint_stays_a_query_on_the_wire(tmp_path) -> None:
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver(tmp_path) as receiver:
+        result = run_python(
+            """
+            import o11ykit
+            handle = o11ykit.init(service_name="q")
+            with handle.tracer("t").start_as_current_span("queried"):
+                pass
+            o11ykit.shutdown(timeout=5)
+            """,
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"{receiver.http_endpoint}?token=abc"},
+        )
+        assert result.returncode == 0, result.stderr
+        requests = receiver.wait_for_requests(lambda r: len(r) >= 1)
+    assert [r["path"] for r in requests] == ["/v1/traces?token=abc"]
+
+
+def test_a_header_with_a_control_character_is_refused_and_never_logged(tmp_path) -> None:
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver(tmp_path) as receiver:
+        result = run_python(
+            f"""
+            import o11ykit
+            handle = o11ykit.init(service_name="h", backend="otlp",
+                                  endpoint="{receiver.http_endpoint}")
+            with handle.tracer("t").start_as_current_span("sent"):
+                pass
+            o11ykit.shutdown(timeout=5)
+            print(handle.settings.headers, handle.stats().last_error)
+            """,
+            env={"O11YKIT_HEADERS": "x-api-key=SEKRITKEY%0Ainjected: 1"},
+        )
+        assert result.returncode == 0, result.stderr
+        requests = receiver.wait_for_requests(lambda r: len(r) >= 1)
+    assert result.stdout.strip() == "{} None"
+    assert "SEKRITKEY" not in result.stdout + result.stderr
+    assert result.stderr.count("O11YKIT_HEADERS=***") == 1
+    assert "control character" in result.stderr
+    assert "x-api-key" not in requests[0]["headers"] and "injected" not in requests[0]["headers"]
+
+
+def test_an_app_is_not_instrumented_when_fastapi_is_left_out() -> None:
+    result = run_python(
+        """
+        import json
+        from fastapi import FastAPI
+        import o11ykit
+        from o11ykit.instrumentation.asgi import TracingMiddleware
+        app, later = FastAPI(), FastAPI()
+        handle = o11ykit.init(backend="none", app=app, instrumentations="sqlalchemy")
+        o11ykit.instrument_app(later)
+        wired = [any(m.cls is TracingMiddleware for m in a.user_middleware) for a in (app, later)]
+        print(json.dumps([handle.instrumentations["fastapi"], wired]))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    status, wired = json.loads(result.stdout)
+    # The words o11ykit doctor prints for the same setting.
+    assert status == "skipped: not in the instrumentations setting"
+    assert wired == [False, False]
+
+
+def test_a_bad_app_raises_clearly_and_installs_nothing() -> None:
+    result = run_python(
+        """
+        import logging
+        from fastapi import FastAPI
+        from opentelemetry import propagate, trace
+        from opentelemetry.sdk.trace import TracerProvider
+        import o11ykit
+        from o11ykit import state
+        textmap, factory = propagate.get_global_textmap(), logging.getLogRecordFactory()
+        for app in (object(), FastAPI):
+            try:
+                o11ykit.init(backend="none", app=app)
+            except o11ykit.ConfigError as exc:
+                print("raised:", exc)
+            assert not isinstance(trace.get_tracer_provider(), TracerProvider)
+            assert propagate.get_global_textmap() is textmap
+            assert logging.getLogRecordFactory() is factory
+            assert state.current() is None
+        handle = o11ykit.init(backend="none")
+        try:
+            o11ykit.instrument_app(42)
+        except o11ykit.ConfigError as exc:
+            print("raised again:", exc)
+
+        class Odd:  # add_middleware that fails in its own way, once init() has installed all
+            def add_middleware(self, *args, **kwargs):
+                raise TypeError("odd framework")
+
+        o11ykit.instrument_app(Odd())
+        print("status:", handle.instrumentations["fastapi"])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("raised: o11ykit init(app=...) got a object")
+    assert "FastAPI or Starlette application" in lines[0] and "add_middleware" in lines[0]
+    assert lines[1].startswith("raised: o11ykit init(app=...) got the class FastAPI")
+    assert lines[2].startswith("raised again: o11ykit init(app=...) got a int")
+    assert lines[3] == "status: skipped: TypeError: odd framework"
+    assert "could not instrument the app: TypeError: odd framework" in result.stderr
+
+
+def test_debug_logs_one_line_with_the_backend_and_each_integration() -> None:
+    code = """
+        from fastapi import FastAPI
+        import o11ykit
+        o11ykit.init(backend="none", app=FastAPI(), debug={debug})
+        o11ykit.init(app=FastAPI())
+        """
+    result = run_python(code.format(debug=True))
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if "o11ykit debug:" in line]
+    assert len(lines) == 1, result.stderr
+    assert "backend=none" in lines[0] and "pid=" in lines[0]
+    # Said after the app is wired, so its status is the final one.
+    assert "fastapi: active: server span by o11ykit" in lines[0] and "sqlalchemy: " in lines[0]
+    quiet = run_python(code.format(debug=False))
+    assert quiet.returncode == 0, quiet.stderr
+    assert "o11ykit debug" not in quiet.stderr
