@@ -8,7 +8,7 @@ file and the field named, so a broken lab never reaches a workshop.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -192,6 +192,15 @@ def parse_answer_key(where: str, raw: dict) -> AnswerKey:
     )
 
 
+def with_japanese_names(key: AnswerKey, fault: str | None) -> AnswerKey:
+    """`key` taking the catalogue's Japanese names of `fault`'s kind too (`aliases_ja`): a
+    lab's or a drill's key names the kind in English, and its fault is the catalogue's."""
+    if fault is None or "fault_class" not in key.fields:
+        return key
+    added = [n for n in catalogue.get(fault).aliases_ja if n not in key.fault_class_aliases]
+    return replace(key, fault_class_aliases=(*key.fault_class_aliases, *added))
+
+
 _LAB_FIELDS = (
     "id",
     "order",
@@ -263,7 +272,9 @@ def load(path: Path) -> Lab:
         goal=parse_text(f"{where}.goal", raw.get("goal")),
         steps=tuple(steps),
         hints=hints,
-        answer=parse_answer_key(f"{where}.answer", raw.get("answer") or {}),
+        answer=with_japanese_names(
+            parse_answer_key(f"{where}.answer", raw.get("answer") or {}), fault
+        ),
         prove=parse_text(f"{where}.prove", raw.get("prove")),
         facilitator=dict(raw.get("facilitator") or {}),
         scope=parse_scope(f"{where}.scope", fault, raw.get("scope") or {}),

@@ -39,14 +39,28 @@ def test_a_catalogue_drill_takes_the_names_people_give_its_fault_and_no_other_fa
     for fault in FAULTS:
         key = scenario.from_fault(fault.id).key
         service = key.expected["service"]
-        for name in (fault.fault_class, *fault.aliases):
+        # In Japanese too, as a learner types it: without the spaces between words.
+        japanese = [name.replace(" ", "") for name in fault.aliases_ja]
+        assert japanese, fault.id
+        for name in (fault.fault_class, *fault.aliases, *japanese):
             answer = {"service": service, "fault_class": name}
             assert grade(key, answer).correct, (fault.id, name)
         for other in FAULTS:
             if other.id != fault.id:
-                for name in (other.fault_class, *other.aliases):
+                for name in (other.fault_class, *other.aliases, *other.aliases_ja):
                     answer = {"service": service, "fault_class": name}
                     assert not grade(key, answer).correct, (fault.id, other.id, name)
+
+
+def test_a_shipped_scenario_takes_the_japanese_names_and_refuses_negations():
+    from labs.grading import grade
+
+    key = scenario.get("canary-rollout").key
+    right = {"service": "catalog", "version": "v1.8.0"}
+    for said in ("カナリア", "悪いデプロイ", "bad deploy"):
+        assert grade(key, {**right, "fault_class": said}).correct, said
+    for said in ("bad deploy ではない", "悪いデプロイじゃない", "not a bad deploy"):
+        assert not grade(key, {**right, "fault_class": said}).correct, said
 
 
 def test_drill_traffic_reaches_each_scenario_s_root_cause(tmp_path):
@@ -127,6 +141,111 @@ def test_a_drill_started_from_python_refuses_a_time_scale_of_0_or_below(
     with pytest.raises(DrillError, match="a speed factor more than 0"):
         drill.start("canary-rollout", ["red"], time_scale=scale)
     assert changes == [] and drill.state.started is None
+
+
+def _run(argv: list[str], drill: Drill | None, monkeypatch) -> int:
+    """A drill command as typed, on `drill` (an offline one) instead of a stack's."""
+    from labs.drills import cli
+    from o11ykit.cli import build_parser
+
+    monkeypatch.setattr(cli, "_drill", lambda args: drill)
+    args = build_parser().parse_args(["drill", *argv])
+    return args.run(args)
+
+
+@pytest.mark.parametrize("attr", ["foo", "=globex", "tenant.id=", "="])
+def test_a_diagnosis_with_an_attribute_not_key_value_is_refused_naming_the_option(attr, capsys):
+    from o11ykit.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["drill", "diagnose", "--team", "blue", f"--attr={attr}"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --attr: {attr!r} is not KEY=VALUE, e.g. tenant.id=acme" in err
+
+
+def test_an_empty_diagnosis_is_refused_and_not_counted(tmp_path, monkeypatch, capsys):
+    drill, _ = _offline_drill(tmp_path, monkeypatch)
+    drill.start("canary-rollout", ["blue"], baseline_s=0)
+    assert _run(["diagnose", "--team", "blue"], drill, monkeypatch) == 2
+    assert "a diagnosis needs at least one of --service" in capsys.readouterr().err
+    assert _run(["diagnose", "--team", "blue", "--class", " "], drill, monkeypatch) == 2
+    with pytest.raises(DrillError, match="at least one of"):
+        drill.diagnose("blue", {"service": "", "attribute": {}})
+    assert not [e for e in drill.state.events if e["event"] == "diagnosis"]
+    assert drill.state.teams["blue"].wrong_answers == 0
+    # A diagnosis that says something is graded and counted as before.
+    command = ["diagnose", "--team", "blue", "--service", "catalog", "--attr", "Tenant.ID=x"]
+    assert _run(command, drill, monkeypatch) == 1
+    assert drill.state.teams["blue"].wrong_answers == 1
+
+
+def test_status_rounds_the_seconds_for_people():
+    from labs.drills.cli import status_line
+
+    row = {
+        "team": "blue",
+        "acknowledged_s": 29.950979471206665,
+        "diagnosed_s": 4.2812,
+        "wrong_answers": 2,
+        "mitigated_s": None,
+        "recovered_s": 3.0,
+    }
+    assert status_line(row) == (
+        "team=blue  acknowledged_s=30  diagnosed_s=4.3  wrong_answers=2  mitigated_s=—"
+        "  recovered_s=3"
+    )
+
+
+def test_the_key_shows_the_timeline_as_the_time_scale_plays_it(tmp_path, monkeypatch, capsys):
+    drill, _ = _offline_drill(tmp_path, monkeypatch)
+    drill.start("canary-rollout", ["red"], time_scale=10, baseline_s=5)
+    assert _run(["key"], drill, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "5 s healthy first, then the scenario 10x as fast as written, --time-scale 10" in out
+    assert "  t+5s inject bad-canary  (written: t+0s)" in out
+    assert "  t+7s inject slow-provider for 4s  (red herring)  (written: t+20s for 40s)" in out
+    assert "t+20s inject" not in out
+
+
+def test_the_key_at_the_written_speed_says_so(tmp_path, monkeypatch, capsys):
+    drill, _ = _offline_drill(tmp_path, monkeypatch)
+    drill.start("canary-rollout", ["red"], baseline_s=60)
+    assert _run(["key"], drill, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "60 s healthy first, then the scenario as written" in out
+    assert "  t+80s inject slow-provider for 40s  (red herring)\n" in out
+
+
+def test_the_postmortem_says_a_mitigation_changed_nothing():
+    from types import SimpleNamespace
+
+    events = [
+        {"t": 0.0, "event": "mitigation", "team": "red", "name": "disable-retries", "fault": None},
+        {"t": 1.0, "event": "mitigation", "team": "blue", "name": "rollback-canary"}
+        | {"fault": "bad-canary"},
+    ]
+    drill = SimpleNamespace(state=SimpleNamespace(events=events))
+    english = postmortem._timeline(drill, postmortem._EN)
+    assert english[0].endswith(
+        "red: mitigated `disable-retries` (changed nothing: that part of the system was healthy)"
+    )
+    assert english[1].endswith("blue: mitigated `rollback-canary`")
+    japanese = postmortem._timeline(drill, postmortem._JA)
+    unchanged = "（変更なし：その部分はもともと正常でした）"
+    assert japanese[0].endswith(f"red: 緩和 `disable-retries`{unchanged}")
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_drill_list_shows_each_scenario_on_a_line_and_no_key(lang, monkeypatch, capsys):
+    assert _run(["list", "--lang", lang], None, monkeypatch) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shipped = scenario.shipped()
+    assert len(lines) == len(shipped) + 1
+    for line, chosen in zip(lines, shipped, strict=False):
+        assert line.split()[0] == chosen.id and line.endswith(chosen.title(lang))
+        assert chosen.root_cause not in line
+    assert lines[-1].split()[0] == "fault:<id>"
 
 
 def _scenario_copy(tmp_path: Path, change) -> Path:

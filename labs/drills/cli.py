@@ -1,4 +1,4 @@
-"""`o11ykit drill start|brief|key|ack|diagnose|mitigate|status|watch|postmortem|end`.
+"""`o11ykit drill list|start|brief|key|ack|diagnose|mitigate|status|watch|postmortem|end`.
 
 The facilitator starts a drill (a shipped replay scenario, `fault:<id>` from the
 catalogue, or `--random`) and keeps `drill watch` running, which applies the timeline and
@@ -17,8 +17,10 @@ from typing import Any
 from labs.cli import MARKS
 from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
-from labs.drills.state import scoreboard
+from labs.drills.state import DrillState, scoreboard
+from labs.grading import attribute_argument
 from sample_app.companions import end_companion, register_companion
+from sample_app.faults import catalogue
 
 DRILL_TRAFFIC = "drill-traffic"  # its companion name on the stack
 
@@ -29,6 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", help="the sample system's data directory")
     common.add_argument("--lang", choices=("en", "ja"), default="en")
+    actions.add_parser("list", parents=[common], help="the scenarios").set_defaults(run=_list)
     start = actions.add_parser("start", parents=[common], help="(facilitator) start a drill")
     start.add_argument("scenario", nargs="?", help="a scenario id or fault:<catalogue id>")
     start.add_argument("--random", action="store_true", help="pick one at random (by --seed)")
@@ -57,7 +60,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     diagnose = actions.add_parser("diagnose", parents=[team], help="submit a diagnosis")
     diagnose.add_argument("--service")
     diagnose.add_argument("--operation")
-    diagnose.add_argument("--attr", help="KEY=VALUE")
+    diagnose.add_argument("--attr", type=attribute_argument, help="KEY=VALUE")
     diagnose.add_argument("--class", dest="fault_class")
     diagnose.add_argument("--version")
     diagnose.set_defaults(run=_diagnose)
@@ -178,6 +181,22 @@ def _start_traffic(drill: Drill) -> None:
     register_companion(drill.stack_state["data_dir"], DRILL_TRAFFIC, process.pid)
 
 
+_CATALOGUE_LINE = {
+    "en": "a drill of one catalogue fault ({count} of them); --random picks any of these",
+    "ja": "カタログの障害一つによるドリル（全 {count} 種類）。--random はこれらのどれかを選びます",
+}
+
+
+def _list(args: argparse.Namespace) -> int:
+    """The shipped scenarios, one a line, then the catalogue's faults. Nothing of a key:
+    participants may run it too."""
+    for chosen in scenario.shipped():
+        print(f"  {chosen.id:<20} {chosen.title(args.lang)}")
+    line = _CATALOGUE_LINE[args.lang].format(count=len(catalogue.FAULTS))
+    print(f"  {'fault:<id>':<20} {line}")
+    return 0
+
+
 @_guarded
 def _brief(args: argparse.Namespace) -> int:
     chosen = _drill(args).scenario
@@ -187,17 +206,41 @@ def _brief(args: argparse.Namespace) -> int:
 
 @_guarded
 def _key(args: argparse.Namespace) -> int:
-    chosen = _drill(args).scenario
+    drill = _drill(args)
+    chosen = drill.scenario
     print(f"root cause: {chosen.root_cause} ({chosen.root_fault.fault_class})")
     print(f"expected diagnosis: {chosen.key.expected}")
     print(f"mitigation: {chosen.mitigation}")
-    for change in chosen.timeline:
-        print(
-            f"  t+{change.at_s:g}s inject {change.fault}"
-            + (f" for {change.duration_s:g}s" if change.duration_s else "")
-            + ("  (red herring)" if change.red_herring else "")
-        )
+    for line in timeline_lines(chosen, drill.state):
+        print(line)
     return 0
+
+
+def timeline_lines(chosen: scenario.Scenario, state: DrillState) -> list[str]:
+    """The timeline as this drill plays it: seconds since its start, the healthy baseline
+    and the time scale taken in, and the scenario's own seconds beside them when scaled."""
+    scale, baseline = state.time_scale, state.baseline_s
+    speed = f"{scale:g}x as fast as written, --time-scale {scale:g}" if scale != 1 else "as written"
+    lines = [
+        f"timeline (seconds since the drill started: {baseline:g} s healthy first, then the"
+        f" scenario {speed}):"
+    ]
+    for change in chosen.timeline:
+        written = f"t+{change.at_s:g}s" + (
+            f" for {change.duration_s:g}s" if change.duration_s else ""
+        )
+        lines.append(
+            f"  t+{_seconds(baseline + change.at_s / scale)}s inject {change.fault}"
+            + (f" for {_seconds(change.duration_s / scale)}s" if change.duration_s else "")
+            + ("  (red herring)" if change.red_herring else "")
+            + (f"  (written: {written})" if scale != 1 else "")
+        )
+    return lines
+
+
+def _seconds(value: float) -> str:
+    """Seconds for people: whole from 10 on, one decimal below."""
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.1f}".removesuffix(".0")
 
 
 @_guarded
@@ -215,8 +258,7 @@ def _diagnose(args: argparse.Namespace) -> int:
         if getattr(args, k) is not None
     }
     if args.attr:
-        key, _, value = args.attr.partition("=")
-        answer["attribute"] = {key.strip(): value.strip()}
+        answer["attribute"] = args.attr  # {KEY: VALUE}: argparse refused any other form
     result = _drill(args).diagnose(args.team, answer)
     for field in result.fields:
         print(f"  {MARKS.get(field.credit, '✗')} {field.field}: {field.feedback(args.lang)}")
@@ -236,8 +278,16 @@ def _status(args: argparse.Namespace) -> int:
     for line in drill.tick():
         print(line)
     for row in scoreboard(drill.state):
-        print("  " + "  ".join(f"{k}={v if v is not None else '—'}" for k, v in row.items()))
+        print("  " + status_line(row))
     return 0
+
+
+def status_line(row: dict[str, Any]) -> str:
+    """A scoreboard row for people: seconds rounded, — for what has not happened."""
+    return "  ".join(
+        f"{k}={'—' if v is None else _seconds(v) if isinstance(v, float) else v}"
+        for k, v in row.items()
+    )
 
 
 @_guarded

@@ -20,6 +20,13 @@ from sample_app.control import StackFaults
 from sample_app.faults import catalogue
 
 
+def _said(value: Any) -> bool:
+    """Whether a diagnosis's field says anything: a blank text or attribute does not."""
+    if isinstance(value, dict):
+        return any(str(key).strip() for key in value)
+    return value is not None and str(value).strip() != ""
+
+
 class DrillError(RuntimeError):
     """A drill command that cannot be carried out; nothing was changed or logged."""
 
@@ -161,8 +168,14 @@ class Drill:
         self.log.append("ack", team=team)
 
     def diagnose(self, team: str, answer: dict[str, Any]) -> grading.Grade:
+        """Grade and log a diagnosis; one that says nothing is refused, not counted."""
         self.tick()
         self._team(team)
+        if not any(_said(value) for value in answer.values()):
+            raise DrillError(
+                "a diagnosis needs at least one of --service, --operation, --attr KEY=VALUE,"
+                " --class or --version"
+            )
         result = grading.grade(self.scenario.key, answer)
         self.log.append(
             "diagnosis", team=team, answer=answer, score=result.score, correct=result.correct

@@ -37,6 +37,7 @@ _EN = {
     "diag": "diagnosed",
     "wrong": "wrong answers",
     "mitig": "mitigated",
+    "no_change": " (changed nothing: that part of the system was healthy)",
     "recov": "recovered",
     "none": "none",
     "pseudo": "counted by their pseudonymous ids ({attribute})",
@@ -70,6 +71,7 @@ _JA = {
     "diag": "診断",
     "wrong": "誤答",
     "mitig": "緩和",
+    "no_change": "（変更なし：その部分はもともと正常でした）",
     "recov": "回復",
     "none": "なし",
     "pseudo": "仮名 ID（{attribute}）で数えた人数",
@@ -98,7 +100,8 @@ def _timeline(drill: Drill, w: dict) -> list[str]:
             "change_applied": f"{e.get('action')} `{e.get('fault')}`",
             "ack": f"{e.get('team')}: {w['ack']}",
             "diagnosis": f"{e.get('team')}: {w['diag']} {e.get('answer')} → {e.get('score')}/100",
-            "mitigation": f"{e.get('team')}: {w['mitig']} `{e.get('name')}`",
+            "mitigation": f"{e.get('team')}: {w['mitig']} `{e.get('name')}`"
+            + ("" if e.get("fault") else w["no_change"]),
             "recovered": f"{w['recov']}: {e.get('health')}",
             "ended": "drill ended",
         }.get(kind, kind)

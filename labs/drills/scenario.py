@@ -21,6 +21,7 @@ from labs.model import (
     parse_scope,
     parse_text,
     refuse_unknown,
+    with_japanese_names,
 )
 from sample_app.faults import catalogue
 
@@ -113,7 +114,9 @@ def load(path: Path) -> Scenario:
         briefing=parse_text(f"{where}.briefing", raw.get("briefing")),
         timeline=tuple(sorted(timeline, key=lambda c: c.at_s)),
         root_cause=root,
-        key=parse_answer_key(f"{where}.key.answer", key.get("answer") or {}),
+        key=with_japanese_names(
+            parse_answer_key(f"{where}.key.answer", key.get("answer") or {}), root
+        ),
         mitigation=key["mitigation"],
         recovery=_recovery(f"{where}.recovery", raw.get("recovery")),
     )
@@ -129,7 +132,7 @@ def from_fault(fault_id: str) -> Scenario:
         briefing=Text(fault.story, fault.story),
         timeline=(Change(0.0, fault.id),),
         root_cause=fault.id,
-        key=AnswerKey(("service", "fault_class"), expected, fault.aliases),
+        key=AnswerKey(("service", "fault_class"), expected, (*fault.aliases, *fault.aliases_ja)),
         mitigation=fault.mitigation,
     )
 

@@ -21,6 +21,7 @@ class DrillState:
     scenario: str | None = None
     seed: int = 0
     time_scale: float = 1.0
+    baseline_s: float = 0.0  # healthy seconds before the timeline's first change
     started: float | None = None
     incident_started: float | None = None  # the first fault injected
     applied: set[int] = field(default_factory=set)  # timeline changes applied (inject)
@@ -43,6 +44,7 @@ def replay(events: list[dict[str, Any]]) -> DrillState:
         if kind == "drill_started":
             state.scenario, state.seed = event["scenario"], event["seed"]
             state.time_scale, state.started = event["time_scale"], t
+            state.baseline_s = float(event.get("baseline_s", 0.0))
             state.teams = {name: Team(name) for name in event["teams"]}
         elif kind == "change_applied":
             target = state.applied if event["action"] == "inject" else state.cleared

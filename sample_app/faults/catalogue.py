@@ -81,6 +81,9 @@ class Fault:
     params: dict[str, Any] = field(default_factory=dict)
     mitigation: str = ""  # the drill command that applies the fix switch
     settle_s: float = 1.0  # how long after a change the old behaviour may still show
+    # The same in Japanese, a space between words: an answer's words are checked against
+    # these (a learner need not type the spaces: "悪いデプロイ" is "悪い デプロイ").
+    aliases_ja: tuple[str, ...] = ()
 
 
 KINDS: tuple[Kind, ...] = (
@@ -161,6 +164,18 @@ FAULTS: tuple[Fault, ...] = (
             "missing currency",
             "bad import",
         ),
+        aliases_ja=(
+            "テナント の データ エラー",
+            "一つ の テナント の データ エラー",
+            "データ エラー",
+            "不正 データ",
+            "データ 不正",
+            "通貨 の 欠落",
+            "通貨 欠落",
+            "通貨 なし",
+            "インポート ミス",
+            "インポート の 失敗",
+        ),
         story="Support forwards three tickets in ten minutes, all from customers of the same "
         "shop: product pages show 'Something went wrong'. Other shops are fine.",
         services=("catalog", "catalog-canary"),
@@ -196,6 +211,17 @@ FAULTS: tuple[Fault, ...] = (
             "missing pagination",
             "no limit",
         ),
+        aliases_ja=(
+            "一人 の ヘビー ユーザー",
+            "ヘビー ユーザー",
+            "上限 の ない クエリ",
+            "上限 なし",
+            "limit なし",
+            "ページング なし",
+            "ページネーション なし",
+            "ページネーション の 欠如",
+            "迷惑な 顧客",
+        ),
         story="An account manager escalates: a reseller says 'My orders' takes ages to open. "
         "Nobody else has complained.",
         services=("orders",),
@@ -224,6 +250,13 @@ FAULTS: tuple[Fault, ...] = (
         title="Order history makes a query per order",
         fault_class="N+1 queries",
         aliases=("n+1", "n plus one", "lazy loading", "n+1 query", "n+1 problem"),
+        aliases_ja=(
+            "n+1 クエリ",
+            "n+1 問題",
+            "遅延 ロード",
+            "遅延 読み込み",
+            "レイジー ロード",
+        ),
         story="The orders team's dashboard shows database load doubling since this morning's "
         "release, with no change in traffic.",
         services=("orders",),
@@ -256,6 +289,19 @@ FAULTS: tuple[Fault, ...] = (
             "sequential scan",
             "table scan",
             "no index",
+        ),
+        aliases_ja=(
+            "インデックス の 欠落",
+            "インデックス 欠落",
+            "インデックス が ない",
+            "インデックス なし",
+            "削除 された インデックス",
+            "遅い クエリ",
+            "スロー クエリ",
+            "フル テーブル スキャン",
+            "テーブル スキャン",
+            "全件 スキャン",
+            "シーケンシャル スキャン",
         ),
         story="Shop staff say the sales report, which used to open instantly, now hangs for "
         "a moment. It started after last night's schema migration.",
@@ -291,6 +337,17 @@ FAULTS: tuple[Fault, ...] = (
             "pool exhausted",
             "connection pool",
             "leaked connections",
+        ),
+        aliases_ja=(
+            "コネクション プール の 枯渇",
+            "コネクション プール 枯渇",
+            "接続 プール の 枯渇",
+            "プール の 枯渇",
+            "プール 枯渇",
+            "コネクション リーク",
+            "接続 リーク",
+            "コネクション の リーク",
+            "リーク した コネクション",
         ),
         story="The checkout error alert fires. Errors started a few minutes after a shop "
         "began a flash sale, and now every shop's checkouts fail.",
@@ -328,6 +385,15 @@ FAULTS: tuple[Fault, ...] = (
             "slow payments",
             "latency",
         ),
+        aliases_ja=(
+            "下流 の レイテンシ",
+            "依存先 の レイテンシ",
+            "依存先 の 遅延",
+            "遅い 依存先",
+            "決済 の 遅延",
+            "プロバイダー の 遅延",
+            "レイテンシ",
+        ),
         story="Conversion is down 20% this hour. The checkout button spins for a second or "
         "more before the confirmation appears.",
         services=("payments",),
@@ -357,6 +423,15 @@ FAULTS: tuple[Fault, ...] = (
             "retries",
             "aggressive retries",
             "client timeout",
+        ),
+        aliases_ja=(
+            "リトライ ストーム",
+            "タイムアウト の 不一致",
+            "タイムアウト の ミスマッチ",
+            "過剰な リトライ",
+            "積極的な リトライ",
+            "クライアント の タイムアウト",
+            "リトライ",
         ),
         story="The payment provider's account manager calls: your request volume quadrupled "
         "an hour ago, and many of your charges are duplicates they had to reject.",
@@ -391,6 +466,15 @@ FAULTS: tuple[Fault, ...] = (
             "outage",
             "unreachable",
         ),
+        aliases_ja=(
+            "依存先 に 到達 不能",
+            "依存先 の ダウン",
+            "依存先 の 停止",
+            "下流 の 停止",
+            "到達 不能",
+            "接続 拒否",
+            "停止",
+        ),
         story="The checkout error alert fires at 100%. Browsing works.",
         services=("orders",),
         kind="stale_endpoint",
@@ -422,6 +506,19 @@ FAULTS: tuple[Fault, ...] = (
             "bad canary",
             "bad deployment",
             "faulty release",
+        ),
+        aliases_ja=(
+            "悪い デプロイ",
+            "不良 デプロイ",
+            "デプロイ の 失敗",
+            "デプロイ ミス",
+            "カナリア",
+            "悪い カナリア",
+            "カナリア リリース",
+            "悪い リリース",
+            "不良 リリース",
+            "リグレッション",
+            "デグレ",
         ),
         story="A deploy of catalog 1.8.0 went out to a canary twenty minutes ago. Since then "
         "error rates crept up a little overall, but some shops see far more than others.",
@@ -455,6 +552,18 @@ FAULTS: tuple[Fault, ...] = (
             "leak",
             "gradual degradation",
             "creeping latency",
+        ),
+        aliases_ja=(
+            "徐々に 進む 劣化",
+            "じわじわ 進む 劣化",
+            "緩やかな 劣化",
+            "メモリ リーク",
+            "リーク",
+            "際限 なく 増える バッファ",
+            "増え続ける バッファ",
+            "バッファ の 肥大化",
+            "じわじわ 増える レイテンシ",
+            "徐々に 増える レイテンシ",
         ),
         story="Nobody changed anything, yet the product-page latency graph climbs steadily "
         "since the last restart.",
@@ -490,6 +599,16 @@ FAULTS: tuple[Fault, ...] = (
             "thundering herd",
             "cache ttl",
         ),
+        aliases_ja=(
+            "キャッシュ 障害",
+            "キャッシュ の 障害",
+            "キャッシュ スタンピード",
+            "スタンピード",
+            "キャッシュ ミス",
+            "サンダリング ハード",
+            "キャッシュ の ttl",
+            "キャッシュ が 効いて いない",
+        ),
         story="The catalog database's CPU alarm fires. Product pages are slower, most for the "
         "biggest shop.",
         services=("catalog",),
@@ -520,6 +639,17 @@ FAULTS: tuple[Fault, ...] = (
             "wrong filter",
             "zero results",
             "locale filter",
+        ),
+        aliases_ja=(
+            "サイレント 障害",
+            "空 の 検索 結果",
+            "検索 結果 が ゼロ",
+            "結果 が 0 件",
+            "誤った フィルター",
+            "間違った フィルター",
+            "ロケール フィルター",
+            "誤った ロケール",
+            "ロケール の 誤り",
         ),
         story="A shop owner writes: 'Sales from search dropped to zero yesterday.' No alert "
         "fired; every request answered 200.",
@@ -553,6 +683,15 @@ FAULTS: tuple[Fault, ...] = (
             "contention",
             "row lock",
             "serialized writes",
+        ),
+        aliases_ja=(
+            "ロック 競合",
+            "ロック の 競合",
+            "ロック 待ち",
+            "ロック",
+            "競合",
+            "行 ロック",
+            "書き込み の 直列化",
         ),
         story="A shop reports checkouts taking two seconds at random since the new invoicing "
         "job was switched on.",
