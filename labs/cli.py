@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from labs import model
+from labs.guide import say
 from o11ykit.timeformats import format_duration
 
 if TYPE_CHECKING:
@@ -168,47 +170,55 @@ def _session(args: argparse.Namespace, lab_id: str | None = None, start: bool = 
 def _list(args: argparse.Namespace) -> int:
     settle_preferences(args, {})
     for lab in model.all_labs():
-        print(f"  {lab.id:<20} {lab.level:<13} {lab.minutes:>3} min  {lab.title(args.lang)}")
+        level = say(args.lang, lab.level)
+        minutes = say(args.lang, "minutes_short", minutes=f"{lab.minutes:>3}")
+        print(f"  {lab.id:<20} {level:<13} {minutes}  {lab.title(args.lang)}")
     return 0
 
 
 def print_step(console: Any, session: Any, number: int, language: str, run: bool) -> None:
-    from labs.session import render_look
-
     step = session.lab.steps[number - 1]
     console.print(f"\n[bold]{number}. {step.title(language)}[/bold]")
     console.print(step.text(language), soft_wrap=True)
-    if step.look is None:
+    look = session.look(step)
+    if look is None:
         return
-    console.print(f"  → {render_look(step.look, session.backend).text}", soft_wrap=True)
+    console.print(f"  → {look.text}", soft_wrap=True)
     if run and session.backend == "local":
         result = session.run_look(step)
-        show_result(console, result)
+        show_result(console, result, language)
         open_one_trace(console, session.query, result)
     elif run and session.backend == "honeycomb":
         from labs.session import honeycomb_answer
 
         answer = honeycomb_answer(step.look)
         if answer["kind"] == "link only":
-            console.print(f"    Query Data API: {answer['reason']}; open the link above")
+            console.print(say(language, "link_only", reason=answer["reason"]))
         else:
             for row in answer["rows"][:SHOWN_GROUPS]:
                 console.print(f"    {row}")
 
 
-def show_result(console: Any, result: dict | None) -> None:
+def show_result(console: Any, result: dict | None, language: str = "en") -> None:
+    """A look's answer from the store; when nothing matched, that, and what to do about it
+    (an empty answer said nothing, as if the look had not run)."""
     from o11ykit.traces_cli import breakdown_table
 
     if not result:
         return
     if result.get("kind") == "breakdown":
-        shown = {**result, "groups": result.get("groups", [])[:SHOWN_GROUPS]}
+        groups = result.get("groups", [])
+        shown = {**result, "groups": groups[:SHOWN_GROUPS]}
         console.print(breakdown_table(shown))
-        hidden = len(result.get("groups", [])) - SHOWN_GROUPS
+        if not groups:
+            console.print(say(language, "no_spans"))
+        hidden = len(groups) - SHOWN_GROUPS
         if hidden > 0:
-            console.print(f"    ... and {hidden} more rows (the command above shows them all)")
+            console.print(say(language, "more_rows", hidden=hidden))
     else:
         traces = result.get("traces", [])
+        if not traces:
+            console.print(say(language, "no_traces"))
         for trace in traces[:SHOWN_TRACES]:
             console.print(
                 f"    {trace['traceId']}  {trace['root']}  {trace['durationMs']:.1f} ms  "
@@ -216,13 +226,14 @@ def show_result(console: Any, result: dict | None) -> None:
             )
         hidden = len(traces) - SHOWN_TRACES
         if hidden > 0:
-            console.print(f"    ... and {hidden} more traces (the command above lists them all)")
+            console.print(say(language, "more_traces", hidden=hidden))
 
 
 def open_one_trace(console: Any, query: Any, result: dict | None) -> None:
     """Draw one of the traces a search listed, as the step asks the learner to open one
     (`o11ykit traces show`): of those shown, the one with the most spans (the newest of
     them on a tie), since a step may say to choose one with many (n-plus-one)."""
+    from o11ykit.backends.query_spec import url_args
     from o11ykit.traces_cli import waterfall
 
     shown = ((result or {}).get("traces") or [])[:SHOWN_TRACES]
@@ -232,7 +243,8 @@ def open_one_trace(console: Any, query: Any, result: dict | None) -> None:
     trace = query.get_trace(richest["traceId"])
     if trace is None:  # evicted since the search: nothing to draw
         return
-    console.print(f"  → o11ykit traces show {trace.trace_id}")
+    command = shlex.join(["o11ykit", "traces", "show", trace.trace_id, *url_args(query.base_url)])
+    console.print(f"  → {command}", soft_wrap=True)
     console.print(waterfall(trace, most=SHOWN_SPANS))
 
 
@@ -246,17 +258,18 @@ def _start(args: argparse.Namespace) -> int:
         session.stop()
     earlier = stop_earlier_lab(session.state, lab.id, args.backend)
     if earlier is not None:
-        say_earlier_lab(console, earlier, session.looks_window_s())
+        say_earlier_lab(console, earlier, session.looks_window_s(), language)
     session.progress.update(lang=language, backend=args.backend)  # saved by inject
     session.inject()
     if not args.no_traffic:
         session.start_background_traffic()
-    console.print(f"\n[bold]{lab.title(language)}[/bold]  ({lab.level}, {lab.minutes} min)\n")
+    level = say(language, "level_minutes", level=say(language, lab.level), minutes=lab.minutes)
+    console.print(f"\n[bold]{lab.title(language)}[/bold]  {level}\n")
     console.print(lab.story(language), soft_wrap=True)
     console.print(f"\n[bold]→[/bold] {lab.goal(language)}", soft_wrap=True)
     for number in range(1, len(lab.steps) + 1):
         if _interactive():
-            input("\n(Enter for the next step) ")
+            input("\n" + say(language, "next_step"))
         print_step(console, session, number, language, run=False)
     console.print("\n`o11ykit lab look N --run`, `o11ykit lab hint`, `o11ykit lab answer ...`")
     return 0
@@ -274,21 +287,20 @@ def refuse_during_a_drill(state: dict[str, Any]) -> None:
         )
 
 
-def say_earlier_lab(console: Any, earlier: EarlierLab, window_s: int) -> None:
+def say_earlier_lab(console: Any, earlier: EarlierLab, window_s: int, language: str = "en") -> None:
     """That the lab before was stopped, and how long its traces stay in this one's looks."""
     from labs.session import now
 
-    stopped = earlier.stopped_text()
+    stopped = earlier.stopped_text(language)
     if stopped:
         console.print(stopped)
     if earlier.fault is None or earlier.stopped is None:
         return
     until = earlier.stopped + timedelta(seconds=window_s)
     if until > now():
+        window = format_duration(window_s * 10**9)
         console.print(
-            f"{earlier.lab_id}'s traces stay in the store: this lab's looks read the last"
-            f" {format_duration(window_s * 10**9)}, so they show them too until"
-            f" {until:%H:%M} UTC. The grading reads only what comes after this start."
+            say(language, "traces_stay", lab=earlier.lab_id, window=window, until=f"{until:%H:%M}")
         )
 
 
@@ -305,7 +317,9 @@ def _look(args: argparse.Namespace) -> int:
 def _hint(args: argparse.Namespace) -> int:
     session = _session(args)
     number, hint = session.hint()
-    print(f"hint {number} of {len(session.lab.hints)}: {hint(args.lang)}")
+    print(
+        say(args.lang, "hint_of", number=number, total=len(session.lab.hints), text=hint(args.lang))
+    )
     return 0
 
 
@@ -325,7 +339,8 @@ def _answer(args: argparse.Namespace) -> int:
     for field in result.fields:
         mark = MARKS.get(field.credit, "✗")
         print(f"  {mark} {field.field}: {field.feedback(args.lang)}")
-    print(f"score: {result.score}/100" + ("  — solved!" if result.correct else ""))
+    solved = say(args.lang, "solved") if result.correct else ""
+    print(say(args.lang, "score", score=result.score) + solved)
     return 0 if result.correct else 1
 
 
@@ -333,10 +348,8 @@ def _check(args: argparse.Namespace) -> int:
     session = _session(args)
     answers = session.progress["answers"]
     best = max((a["score"] for a in answers), default=0)
-    print(
-        f"{session.lab.id}: {len(answers)} answer(s), best score {best}/100, "
-        f"{session.progress['hints']} hint(s) taken"
-    )
+    hints = session.progress["hints"]
+    print(say(args.lang, "check", lab=session.lab.id, answers=len(answers), best=best, hints=hints))
     return 0 if best == 100 else 1
 
 
@@ -353,8 +366,9 @@ def _prove(args: argparse.Namespace) -> int:
         print(f"o11ykit lab prove: {exc}", file=sys.stderr)
         return 1
     for b, a in zip(before, after, strict=True):
-        print(f"  before the fix: {b.describe()}\n  after the fix:  {a.describe()}")
-    proved, verdict = proof_verdict(before, after, again="run `o11ykit lab prove` again")
+        print(say(args.lang, "before_fix", measured=b.describe()))
+        print(say(args.lang, "after_fix", measured=a.describe()))
+    proved, verdict = proof_verdict(before, after, args.lang, command="o11ykit lab prove")
     print(verdict)
     return 0 if proved else 1
 
@@ -367,7 +381,7 @@ def _solve(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
     _session(args).stop()
-    print("the lab's fault is cleared and its traffic stopped; `o11ykit app down` stops the system")
+    print(say(args.lang, "stopped"))
     return 0
 
 
@@ -375,5 +389,5 @@ def _reset(args: argparse.Namespace) -> int:
     session = _session(args)
     session.stop()
     session.progress_path.unlink(missing_ok=True)
-    print(f"{session.lab.id}: progress forgotten")
+    print(say(args.lang, "forgotten", lab=session.lab.id))
     return 0

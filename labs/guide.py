@@ -1,15 +1,18 @@
 """Each lab's README.md (English), README.ja.md (Japanese) and FACILITATOR.md, generated
 from its lab.yaml so guide and lab file cannot disagree:
-`python -m labs.guide` writes them all; a test fails when one is out of date."""
+`python -m labs.guide` writes them all; a test fails when one is out of date.
+
+WORDS is what labs say around a lab's own texts, in each language: the guides' headings,
+and the terminal's framing (`o11ykit lab`, the tour) through `say`."""
 
 from __future__ import annotations
 
 import sys
 
 from labs.model import Lab, all_labs
-from labs.session import render_look
+from o11ykit.backends.query_spec import local_command
 
-_WORDS = {
+WORDS = {
     "en": {
         "story": "The story",
         "goal": "Your goal",
@@ -26,6 +29,57 @@ _WORDS = {
         "jaeger": "Jaeger UI",
         "answer_with": "Answer with",
         "count": "count",
+        # A lab's level, as lab.yaml names it.
+        "first steps": "first steps",
+        "beginner": "beginner",
+        "intermediate": "intermediate",
+        "advanced": "advanced",
+        # `o11ykit lab` and the tour.
+        "level_minutes": "({level}, {minutes} min)",
+        "minutes_short": "{minutes} min",
+        "next_step": "(Enter for the next step) ",
+        "go_on": "  (Enter to go on) ",
+        "hint_of": "hint {number} of {total}: {text}",
+        "hint_short": "hint {number}/{total}",
+        "score": "score: {score}/100",
+        "solved": "  — solved!",
+        "check": "{lab}: {answers} answer(s), best score {best}/100, {hints} hint(s) taken",
+        "before_fix": "  before the fix: {measured}",
+        "after_fix": "  after the fix:  {measured}",
+        "before": "  before: {measured}",
+        "after": "  after:  {measured}",
+        "prove_again": "prove again",
+        "run_again": "run `{command}` again",
+        "not_there_before": "the signal was not there before the fix (too few samples, or the"
+        " fault not yet showing), so its going proves nothing: let traffic run, then {again}",
+        "gone": "the signal is gone: the fix switch removed it",
+        "too_few_after": "too few samples after the fix to tell (under {least}): {again} once"
+        " more traffic has arrived",
+        "still_there": "the signal is still there after the fix: {again} to measure anew",
+        "stopped_lab": "stopped the lab {lab}: its fault is cleared and its traffic ended",
+        "ended_unknown": "ended the traffic of the lab {lab}, which this version does not know;"
+        " `o11ykit fault clear` clears any fault it left",
+        "traces_stay": "{lab}'s traces stay in the store: this lab's looks read the last"
+        " {window}, so they show them too until {until} UTC. The grading reads only what comes"
+        " after this start.",
+        "stopped": "the lab's fault is cleared and its traffic stopped; `o11ykit app down`"
+        " stops the system",
+        "forgotten": "{lab}: progress forgotten",
+        "more_rows": "    ... and {hidden} more rows (the command above shows them all)",
+        "more_traces": "    ... and {hidden} more traces (the command above lists them all)",
+        "no_traces": "    no traces matched: let the traffic run a while longer and look again,"
+        " or widen the window (a larger --since in the command above)",
+        "no_spans": "    no spans matched: let the traffic run a while longer and look again,"
+        " or widen the window (a larger --since in the command above)",
+        "link_only": "    Query Data API: {reason}; open the link above",
+        "tour_starting": "Starting the sample system on the embedded defaults...",
+        "tour_where": "  gateway {gateway}, trace store {store} (Jaeger API v3); five services,"
+        " all traced by o11ykit.init()",
+        "tour_lab": "Lab: {title}",
+        "tour_traffic": "  (shoppers' traffic for a few seconds...)",
+        "tour_answer": "The answer the traces give:",
+        "tour_next": "Next: `o11ykit lab list`, `o11ykit lab start LAB` (add --lang ja),"
+        " `o11ykit app up`, `o11ykit fault list`; docs/labs.md",
     },
     "ja": {
         "story": "ストーリー",
@@ -43,8 +97,65 @@ _WORDS = {
         "jaeger": "Jaeger UI",
         "answer_with": "回答の方法",
         "count": "数",
+        "first steps": "はじめの一歩",
+        "beginner": "初級",
+        "intermediate": "中級",
+        "advanced": "上級",
+        "level_minutes": "（{level}・{minutes} 分）",
+        "minutes_short": "{minutes} 分",
+        "next_step": "（Enter で次の手順へ） ",
+        "go_on": "  （Enter で続けます） ",
+        "hint_of": "ヒント {number}/{total}: {text}",
+        "hint_short": "ヒント {number}/{total}",
+        "score": "スコア: {score}/100",
+        "solved": "  — 正解です！",
+        "check": "{lab}: 回答 {answers} 件、最高スコア {best}/100、使ったヒント {hints} 個",
+        "before_fix": "  修正前: {measured}",
+        "after_fix": "  修正後: {measured}",
+        "before": "  修正前: {measured}",
+        "after": "  修正後: {measured}",
+        "prove_again": "もう一度証明してください",
+        "run_again": "`{command}` をもう一度実行してください",
+        "not_there_before": "修正前にシグナルが出ていませんでした（サンプルが少なすぎるか、"
+        "障害がまだ表れていません）。これでは消えても何も証明できません。"
+        "トラフィックをしばらく流してから{again}",
+        "gone": "シグナルが消えました。修正スイッチで原因が取り除かれました",
+        "too_few_after": "修正後のサンプルが少なすぎて判断できません（{least} 未満）。"
+        "トラフィックがもっと届いてから{again}",
+        "still_there": "修正後もシグナルが残っています。測り直すには{again}",
+        "stopped_lab": "ラボ {lab} を止めました。障害は解除され、トラフィックも終了しました",
+        "ended_unknown": "このバージョンが知らないラボ {lab} のトラフィックを終了しました。"
+        "残った障害は `o11ykit fault clear` で解除できます",
+        "traces_stay": "{lab} のトレースはストアに残ります。このラボのクエリは直近 {window} を"
+        "読むので、{until} UTC まではそれらも表示されます。採点はこの開始より後のトレースだけを"
+        "読みます。",
+        "stopped": "ラボの障害を解除し、トラフィックを止めました。システムは `o11ykit app down`"
+        " で停止します",
+        "forgotten": "{lab}: 進捗を消去しました",
+        "more_rows": "    ...ほか {hidden} 行（上のコマンドですべて表示できます）",
+        "more_traces": "    ...ほか {hidden} 件のトレース（上のコマンドですべて一覧できます）",
+        "no_traces": "    一致するトレースはありません。トラフィックをもうしばらく流してから"
+        "もう一度見るか、期間を広げてください（上のコマンドの --since を大きくする）",
+        "no_spans": "    一致するスパンはありません。トラフィックをもうしばらく流してから"
+        "もう一度見るか、期間を広げてください（上のコマンドの --since を大きくする）",
+        "link_only": "    Query Data API: {reason}。上のリンクを開いてください",
+        "tour_starting": "組み込みの既定の構成でサンプルシステムを起動しています...",
+        "tour_where": "  ゲートウェイ {gateway}、トレースストア {store}（Jaeger API v3）。"
+        "5つのサービスはすべて o11ykit.init() でトレースされています",
+        "tour_lab": "ラボ: {title}",
+        "tour_traffic": "  （買い物客のトラフィックを数秒間流しています...）",
+        "tour_answer": "トレースが示す答え:",
+        "tour_next": "次は: `o11ykit lab list`、`o11ykit lab start LAB`（--lang ja で日本語）、"
+        "`o11ykit app up`、`o11ykit fault list`。詳しくは docs/labs.md",
     },
 }
+
+
+def say(language: str, key: str, **fields: object) -> str:
+    """WORDS' text for `key` in `language`, its {fields} filled in."""
+    return WORDS[language][key].format(**fields)
+
+
 _ANSWER_FLAGS = {
     "service": "--service SERVICE",
     "operation": "--operation 'OPERATION'",
@@ -56,7 +167,7 @@ _ANSWER_FLAGS = {
 
 
 def readme(lab: Lab, language: str) -> str:
-    w = _WORDS[language]
+    w = WORDS[language]
     other = "README.ja.md" if language == "en" else "README.md"
     lines = [
         f"# {lab.title(language)}",
@@ -82,7 +193,7 @@ def readme(lab: Lab, language: str) -> str:
         lines += [f"### {number}. {step.title(language)}", "", step.text(language), ""]
         if step.look is not None:
             lines += [
-                f"- {w['local']}: `{render_look(step.look, 'local').text}`",
+                f"- {w['local']}: `{local_command(step.look)}`",
                 f"- {w['jaeger']}: `o11ykit lab look {number} --backend jaeger` "
                 "(Honeycomb: `--backend honeycomb`)",
                 "",

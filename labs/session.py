@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from labs import grading, model, solvers
+from labs.guide import say
 from o11ykit.backends import query_spec
 from o11ykit.backends.honeycomb_links import honeycomb_link, link_slugs
 from o11ykit.backends.jaeger_query import JaegerQuery
@@ -45,24 +46,20 @@ class CannotProve(RuntimeError):
 def proof_verdict(
     before: list[signals.Measurement],
     after: list[signals.Measurement],
-    again: str = "prove again",
+    language: str = "en",
+    command: str | None = None,
 ) -> tuple[bool, str]:
     """Whether the measurements prove the cause, and what to tell the learner: the signal
     must have been there before the fix and be gone after it, each on enough samples.
-    `again`: how the learner proves again where they are."""
+    `command`: what the learner runs to prove again where they are (None: the tour's)."""
+    again = say(language, "run_again", command=command) if command else say(language, "prove_again")
     if not all(m.present for m in before):
-        return False, (
-            "the signal was not there before the fix (too few samples, or the fault not yet"
-            f" showing), so its going proves nothing: let traffic run, then {again}"
-        )
+        return False, say(language, "not_there_before", again=again)
     if all(m.absent for m in after):
-        return True, "the signal is gone: the fix switch removed it"
+        return True, say(language, "gone")
     if not all(m.conclusive for m in after):
-        return False, (
-            f"too few samples after the fix to tell (under {signals.MIN_SAMPLES}):"
-            f" {again} once more traffic has arrived"
-        )
-    return False, f"the signal is still there after the fix: {again} to measure anew"
+        return False, say(language, "too_few_after", least=signals.MIN_SAMPLES, again=again)
+    return False, say(language, "still_there", again=again)
 
 
 @dataclass
@@ -75,16 +72,11 @@ class EarlierLab:
     stopped_now: bool  # its traffic was still running and was ended just now
     known: bool = True  # a lab of this version (else its fault could not be cleared)
 
-    def stopped_text(self) -> str | None:
+    def stopped_text(self, language: str = "en") -> str | None:
         """What stopping it did, to say once; None when nothing of it was running."""
         if not self.stopped_now:
             return None
-        if self.known:
-            return f"stopped the lab {self.lab_id}: its fault is cleared and its traffic ended"
-        return (
-            f"ended the traffic of the lab {self.lab_id}, which this version does not know;"
-            " `o11ykit fault clear` clears any fault it left"
-        )
+        return say(language, "stopped_lab" if self.known else "ended_unknown", lab=self.lab_id)
 
 
 def stop_earlier_lab(
@@ -134,7 +126,13 @@ class Look:
     text: str  # a command to run or a link to open
 
 
-def render_look(spec: query_spec.QuerySpec, backend: str, at: datetime | None = None) -> Look:
+def render_look(
+    spec: query_spec.QuerySpec,
+    backend: str,
+    at: datetime | None = None,
+    query_url: str | None = None,
+) -> Look:
+    """`query_url`: the local store the command is for, when not the default address."""
     if backend == "jaeger":
         return Look(backend, query_spec.jaeger_link(spec, JAEGER_UI, at))
     if backend == "honeycomb":
@@ -157,7 +155,7 @@ def render_look(spec: query_spec.QuerySpec, backend: str, at: datetime | None = 
                 now=at,
             ),
         )
-    return Look(backend, query_spec.local_command(spec))
+    return Look(backend, query_spec.local_command(spec, query_url))
 
 
 def lab_mix(fault: Any) -> dict[str, float]:
@@ -283,10 +281,13 @@ class LabSession:
     # ---- what the learner asks for ------------------------------------------------------
 
     def looks(self) -> list[tuple[model.Step, Look | None]]:
-        return [
-            (step, render_look(step.look, self.backend) if step.look else None)
-            for step in self.lab.steps
-        ]
+        return [(step, self.look(step)) for step in self.lab.steps]
+
+    def look(self, step: model.Step) -> Look | None:
+        """The step's look, its command for this stack's store wherever that listens."""
+        if step.look is None:
+            return None
+        return render_look(step.look, self.backend, query_url=self.state.get("query_url"))
 
     def run_look(self, step: model.Step) -> dict[str, Any] | None:
         """The look's answer from the local store, for the terminal walk-through."""

@@ -20,7 +20,8 @@ from rich.console import Console
 
 from labs import model
 from labs.cli import print_step
-from labs.session import LabSession, proof_verdict
+from labs.guide import say
+from labs.session import PROGRESS_FILE, LabSession, proof_verdict
 from sample_app.stack import Stack, StackConfig
 from sample_app.traffic import run
 
@@ -41,22 +42,22 @@ def main(argv: list[str] | None = None) -> int:
 
     def wait() -> None:
         if pause:
-            input("\n  (Enter to go on) ")
+            input("\n" + say(language, "go_on"))
 
-    console.print("[bold]Starting the sample system on the embedded defaults...[/bold]")
+    console.print(f"[bold]{say(language, 'tour_starting')}[/bold]")
     stack = Stack(StackConfig(data_dir=Path(args.data_dir), free_ports=True))
     stack.start(progress=lambda line: console.print(f"  {line}"))
     try:
-        console.print(
-            f"  gateway {stack.gateway_url}, trace store {stack.query_url} "
-            "(Jaeger API v3); five services, all traced by o11ykit.init()"
-        )
+        console.print(say(language, "tour_where", gateway=stack.gateway_url, store=stack.query_url))
+        # A tour plays the lab from its beginning: an earlier tour's progress here would
+        # start it at the last hint, with its answers counted.
+        (stack.data_dir / PROGRESS_FILE).unlink(missing_ok=True)
         session = LabSession(lab, stack.state())
-        console.print(f"\n[bold]Lab: {lab.title(language)}[/bold]\n")
+        console.print(f"\n[bold]{say(language, 'tour_lab', title=lab.title(language))}[/bold]\n")
         console.print(lab.story(language), soft_wrap=True)
         console.print(f"\n[bold]→[/bold] {lab.goal(language)}", soft_wrap=True)
         session.inject()
-        console.print("\n  (shoppers' traffic for a few seconds...)")
+        console.print("\n" + say(language, "tour_traffic"))
         run(session.traffic_config(max(6.0, lab.warmup_s), seed=1))
         time.sleep(0.8)
         for number in range(1, len(lab.steps) + 1):
@@ -65,31 +66,32 @@ def main(argv: list[str] | None = None) -> int:
         for _ in lab.hints:
             wait()
             taken, hint = session.hint()
-            console.print(f"\n[bold]hint {taken}/{len(lab.hints)}[/bold] {hint(language)}")
+            shown = say(language, "hint_short", number=taken, total=len(lab.hints))
+            console.print(f"\n[bold]{shown}[/bold] {hint(language)}")
         answer = session.solve()
-        console.print(f"\n[bold]The answer the traces give:[/bold] {answer}")
+        console.print(f"\n[bold]{say(language, 'tour_answer')}[/bold] {answer}")
         result = session.answer(answer or {})
         for field in result.fields:
             console.print(
                 f"  {'✓' if field.credit == 1 else '✗'} {field.field}: {field.feedback(language)}"
             )
-        console.print(f"  score: {result.score}/100")
+        console.print("  " + say(language, "score", score=result.score))
         wait()
-        console.print(f"\n[bold]Prove it[/bold]: {lab.prove(language)}", soft_wrap=True)
+        console.print(
+            f"\n[bold]{say(language, 'prove')}[/bold]: {lab.prove(language)}", soft_wrap=True
+        )
         proved = True  # a lab without a fault: its text says there is nothing to flip
         if lab.catalogue_fault is not None:
             before, after = session.prove()
             for b, a in zip(before, after, strict=True):
-                console.print(f"  before: {b.describe()}\n  after:  {a.describe()}")
-            proved, verdict = proof_verdict(before, after)
+                console.print(say(language, "before", measured=b.describe()))
+                console.print(say(language, "after", measured=a.describe()))
+            proved, verdict = proof_verdict(before, after, language)
             console.print(f"  {verdict}")
         session.stop()
     finally:
         stack.stop()
-    console.print(
-        "\nNext: `o11ykit lab list`, `o11ykit lab start LAB` (add --lang ja), "
-        "`o11ykit app up`, `o11ykit fault list`; docs/labs.md"
-    )
+    console.print("\n" + say(language, "tour_next"))
     return 0 if result.correct and proved else 1
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from labs import model
+from sample_app.stack import read_state
 from tests.support.sample_stack import o11ykit_command as _o11ykit
 from tests.support.sample_stack import seeded_copy, wait_gone
 
@@ -25,10 +26,16 @@ def test_a_lab_from_start_to_stop_on_the_command_line(seeded_template, tmp_path)
         assert start.returncode == 0, start.stderr
         assert "どのテナントが失敗していて" in start.stdout
         assert "o11ykit traces breakdown --by tenant.id --service gateway" in start.stdout
+        # On free ports: each command printed names the store, to be pasted as it is.
+        store = read_state(data_dir)["query_url"]
+        assert store != "http://127.0.0.1:16686"
+        looks = [line for line in start.stdout.splitlines() if "→ o11ykit traces" in line]
+        assert looks and all(line.endswith(f" --url {store}") for line in looks), looks
+        assert "（初級・25 分）" in start.stdout
         jaeger = _o11ykit("lab", "look", "1", "--backend", "jaeger", data_dir=data_dir)
         assert "/search?service=gateway" in jaeger.stdout and "lookback=custom" in jaeger.stdout
         hint = _o11ykit("lab", "hint", data_dir=data_dir)
-        assert hint.stdout.startswith("hint 1 of 3")
+        assert hint.stdout.startswith("ヒント 1/3")
         # In the language the lab started in, without --lang again.
         assert model.get("failing-tenant").hints[0].ja in hint.stdout
         wrong = _o11ykit(
@@ -47,7 +54,7 @@ def test_a_lab_from_start_to_stop_on_the_command_line(seeded_template, tmp_path)
         assert wrong.returncode == 1 and "½ service" in wrong.stdout
         assert "隣のサービス" in wrong.stdout
         check = _o11ykit("lab", "check", data_dir=data_dir)
-        assert "1 answer(s)" in check.stdout and check.returncode == 1
+        assert "回答 1 件" in check.stdout and check.returncode == 1
         stop = _o11ykit("lab", "stop", data_dir=data_dir)
         assert stop.returncode == 0, stop.stderr
     finally:

@@ -102,9 +102,9 @@ def test_a_lab_this_version_does_not_know_still_has_its_traffic_ended(state, cle
     assert cleared == []
 
 
-def _said(earlier: EarlierLab) -> str:
+def _said(earlier: EarlierLab, language: str = "en") -> str:
     out = io.StringIO()
-    say_earlier_lab(Console(file=out, width=200), earlier, window_s=900)
+    say_earlier_lab(Console(file=out, width=200), earlier, window_s=900, language=language)
     return out.getvalue()
 
 
@@ -119,6 +119,16 @@ def test_what_a_start_says_about_the_earlier_lab():
     assert _said(EarlierLab("first-trace", None, recently, stopped_now=False)) == ""
     unknown = _said(EarlierLab("renamed-lab", None, None, stopped_now=True, known=False))
     assert "renamed-lab, which this version does not know" in unknown
+
+
+def test_what_a_start_says_about_the_earlier_lab_in_japanese():
+    recently = datetime.now(timezone.utc) - timedelta(minutes=5)
+    said = _said(EarlierLab("failing-tenant", "null-currency", recently, True), "ja")
+    assert "ラボ failing-tenant を止めました。障害は解除され" in said
+    assert f"{recently + timedelta(minutes=15):%H:%M} UTC まではそれらも表示されます" in said
+    assert "stopped the lab" not in said and "stay in the store" not in said
+    unknown = EarlierLab("renamed-lab", None, None, stopped_now=True, known=False)
+    assert "このバージョンが知らないラボ renamed-lab" in (unknown.stopped_text("ja") or "")
 
 
 def test_a_drill_is_running_from_its_start_to_its_end(tmp_path: Path):

@@ -162,6 +162,104 @@ def test_later_commands_speak_the_language_the_lab_started_in(tmp_path, monkeypa
     assert "隣のサービス" in capsys.readouterr().out
 
 
+def test_a_look_names_the_store_of_a_stack_on_free_ports(tmp_path, capsys):
+    """`lab start --free-ports`: every command printed carries the store's --url, since the
+    one pasted would otherwise ask 127.0.0.1:16686 (nothing there, or another system)."""
+    from rich.console import Console
+
+    from labs.cli import print_step
+
+    lab = model.get("slow-query")
+    elsewhere = {**_offline_state(tmp_path), "query_url": "http://127.0.0.1:40123"}
+    session = LabSession(lab, elsewhere)
+    commands = [look.text for _, look in session.looks() if look is not None]
+    assert commands and all(c.endswith(" --url http://127.0.0.1:40123") for c in commands)
+    console = Console(record=True, width=300)
+    print_step(console, session, 1, "en", run=False)
+    assert "--url http://127.0.0.1:40123" in console.export_text()
+    at_default = {**elsewhere, "query_url": "http://127.0.0.1:16686"}
+    assert all(
+        "--url" not in look.text
+        for _, look in LabSession(lab, at_default).looks()
+        if look is not None
+    )
+
+
+def _stub_offline_lab(monkeypatch, state: dict) -> None:
+    from labs import cli, session
+
+    monkeypatch.setattr(cli, "_state", lambda args, start=False: state)
+    monkeypatch.setattr(session.StackFaults, "inject", lambda self, fault, overrides: None)
+    monkeypatch.setattr(session.StackFaults, "clear", lambda self, fault=None: None)
+    monkeypatch.setattr(session.LabSession, "solve", lambda self: {"count": 12})
+    proved = ([Measurement(ERRORS, 0.4, 20)], [Measurement(ERRORS, 0.0, 20)])
+    monkeypatch.setattr(session.LabSession, "prove", lambda self: proved)
+    monkeypatch.delenv("O11YKIT_LANG", raising=False)
+    monkeypatch.delenv("O11YKIT_LAB_BACKEND", raising=False)
+
+
+FRAMING = {
+    "en": {
+        "start": "(beginner, 25 min)",
+        "hint": "hint 1 of 3: ",
+        "answer": "score: 100/100  — solved!",
+        "check": "failing-tenant: 1 answer(s), best score 100/100, 1 hint(s) taken",
+        "prove": "  before the fix: error_rate",
+        "verdict": "the signal is gone: the fix switch removed it",
+        "stop": "the lab's fault is cleared and its traffic stopped",
+    },
+    "ja": {
+        "start": "（初級・25 分）",
+        "hint": "ヒント 1/3: ",
+        "answer": "スコア: 100/100  — 正解です！",
+        "check": "failing-tenant: 回答 1 件、最高スコア 100/100、使ったヒント 1 個",
+        "prove": "  修正前: error_rate",
+        "verdict": "シグナルが消えました。修正スイッチで原因が取り除かれました",
+        "stop": "ラボの障害を解除し、トラフィックを止めました",
+    },
+}
+
+
+@pytest.mark.parametrize("language", sorted(FRAMING))
+def test_a_lab_s_framing_speaks_the_language_it_started_in(language, tmp_path, monkeypatch, capsys):
+    """Not only the lab's own texts: the level, the hint's number, the score, the proof."""
+    from o11ykit.cli import main
+
+    _stub_offline_lab(monkeypatch, _offline_state(tmp_path))
+    said = FRAMING[language]
+    assert main(["lab", "start", "failing-tenant", "--lang", language, "--no-traffic"]) == 0
+    assert said["start"] in capsys.readouterr().out
+    assert main(["lab", "hint"]) == 0
+    assert capsys.readouterr().out.startswith(said["hint"])
+    right = ["--service", "catalog", "--attr", "tenant.id=globex", "--class", "bad data"]
+    assert main(["lab", "answer", *right, "--count", "12"]) == 0
+    assert said["answer"] in capsys.readouterr().out
+    assert main(["lab", "check"]) == 0
+    assert said["check"] in capsys.readouterr().out
+    assert main(["lab", "prove"]) == 0
+    proof = capsys.readouterr().out
+    assert said["prove"] in proof and said["verdict"] in proof
+    assert main(["lab", "stop"]) == 0
+    assert said["stop"] in capsys.readouterr().out
+
+
+def test_every_message_is_in_every_language_with_the_same_fields():
+    from string import Formatter
+
+    from labs.guide import WORDS
+
+    def fields(text: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(text) if name}
+
+    english = WORDS["en"]
+    assert set(WORDS) == set(model.LANGUAGES)
+    for language, words in WORDS.items():
+        assert set(words) == set(english), language
+        for key, text in words.items():
+            assert fields(text) == fields(english[key]), (language, key)
+    assert set(model.LEVELS) <= set(english)
+
+
 def test_preferences_come_from_the_option_the_lab_s_start_the_environment_or_the_default():
     from argparse import Namespace
 
@@ -381,6 +479,24 @@ def test_a_proof_needs_the_signal_before_the_fix_and_its_absence_after(before, a
     assert verdict[0] is proved and says in verdict[1]
 
 
+@pytest.mark.parametrize(
+    ("before", "after", "says"),
+    [
+        ((0.4, 20), (0.0, 20), "シグナルが消えました"),
+        ((0.4, 20), (0.3, 20), "修正後もシグナルが残っています"),
+        ((0.4, 20), (0.0, 3), "修正後のサンプルが少なすぎて"),
+        ((0.05, 20), (0.0, 20), "修正前にシグナルが出ていませんでした"),
+    ],
+)
+def test_a_proof_s_verdict_in_japanese(before, after, says):
+    _, verdict = proof_verdict(
+        [Measurement(ERRORS, *before)], [Measurement(ERRORS, *after)], "ja", "o11ykit lab prove"
+    )
+    assert says in verdict and "the signal" not in verdict
+    if "消えました" not in says:
+        assert "`o11ykit lab prove` をもう一度実行してください" in verdict
+
+
 def test_prove_waits_for_enough_samples_before_the_fix_too(monkeypatch):
     """A rare request may not have arrived often enough since the start: another window
     (here of waiting for the background traffic), not a verdict on too few samples."""
@@ -432,3 +548,23 @@ def test_a_walkthrough_search_says_how_many_traces_it_did_not_show():
     out = console.export_text()
     assert out.count("gateway: GET /") == SHOWN_TRACES
     assert "... and 2 more traces" in out
+
+
+@pytest.mark.parametrize(
+    ("language", "says"),
+    [("en", "no traces matched: let the traffic run"), ("ja", "一致するトレースはありません")],
+)
+def test_a_walkthrough_search_that_finds_nothing_says_so_and_what_to_do(language, says):
+    from rich.console import Console
+
+    from labs.cli import show_result
+
+    console = Console(record=True, width=300)
+    show_result(console, {"kind": "search", "count": 0, "traces": []}, language)
+    out = console.export_text()
+    assert says in out and "--since" in out
+    empty = {"kind": "breakdown", "total": 0, "groupBy": "tenant.id", "source": "spans"}
+    show_result(console, {**empty, "groups": []}, language)
+    assert ("no spans matched" if language == "en" else "一致するスパンはありません") in (
+        console.export_text()
+    )

@@ -122,6 +122,19 @@ def test_search_command_is_accepted_by_the_cli():
     assert (args.since, args.min_duration, args.limit) == ("1h", "250ms", 20)
 
 
+def test_a_store_elsewhere_than_the_default_is_named_in_the_command():
+    """A stack on free ports: without --url the command pasted asks 127.0.0.1:16686, where
+    nothing listens, or another system's store does."""
+    elsewhere = local_command(SLOW_ACME, "http://127.0.0.1:40123/")
+    assert elsewhere == local_command(SLOW_ACME) + " --url http://127.0.0.1:40123"
+    assert parse(elsewhere).url == "http://127.0.0.1:40123"
+    breakdown = local_command(ERRORS_BY_ROUTE, "http://127.0.0.1:40123")
+    assert parse(breakdown).url == "http://127.0.0.1:40123"
+    assert local_command(SLOW_ACME, "http://127.0.0.1:16686/") == local_command(SLOW_ACME)
+    assert local_command(SLOW_ACME, None) == local_command(SLOW_ACME)
+    assert "pw" not in local_command(SLOW_ACME, "http://bob:pw@store.example:16686")
+
+
 def test_commands_select_errors_with_jaegers_error_tag():
     command = local_command(ERRORS_BY_ROUTE)
     assert command == (
@@ -333,7 +346,7 @@ def store(tmp_path_factory):
 def test_run_local_breakdown_of_errors(store):
     answer = run_local(ERRORS_BY_ROUTE, store, NOW)
     assert answer["kind"] == "breakdown"
-    assert answer["command"] == local_command(ERRORS_BY_ROUTE)
+    assert answer["command"] == local_command(ERRORS_BY_ROUTE, store.base_url)
     assert [(g["value"], g["count"], g["errors"]) for g in answer["groups"]] == [
         ("/pay", 1, 1),
         ("/orders", 1, 1),
@@ -361,7 +374,7 @@ def test_run_local_orders_groups_as_the_spec_says(store):
 def test_run_local_search(store):
     answer = run_local(SLOW_ACME, store, NOW)
     assert answer["kind"] == "search"
-    assert answer["command"] == local_command(SLOW_ACME)
+    assert answer["command"] == local_command(SLOW_ACME, store.base_url)
     assert answer["count"] == 1  # trace 1: acme, GET /orders, 300 ms
     (found,) = answer["traces"]
     assert found["traceId"] == trace_id(1).hex()
@@ -376,7 +389,9 @@ def test_run_local_search(store):
 @pytest.mark.integration
 def test_run_local_search_of_errors_finds_the_traces_with_a_failed_span(store):
     failed = run_local(QuerySpec(errors_only=True), store, NOW)
-    assert failed["command"] == "o11ykit traces search --attr error=true --since 15m"
+    assert failed["command"] == (
+        f"o11ykit traces search --attr error=true --since 15m --url {store.base_url}"
+    )
     assert [t["traceId"] for t in failed["traces"]] == [trace_id(4).hex(), trace_id(1).hex()]
     acme = QuerySpec(service="orders", operation="GET /orders", where=[("tenant.id", "=", "acme")])
     assert run_local(acme, store, NOW)["count"] == 2  # traces 1 and 3

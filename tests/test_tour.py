@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,9 +14,9 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.integration
 
 
-def test_the_tour_plays_a_lab_to_a_full_score_and_proves_the_cause(tmp_path) -> None:
+def _tour(tmp_path, *options: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "labs.tour", "--data-dir", str(tmp_path / "tour")],
+        [sys.executable, "-m", "labs.tour", "--data-dir", str(tmp_path / "tour"), *options],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -26,7 +27,11 @@ def test_the_tour_plays_a_lab_to_a_full_score_and_proves_the_cause(tmp_path) -> 
     # The tour exits non-zero unless the answer from the traces scores 100 and the fix
     # switch makes the signal disappear.
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    return result.stdout
+
+
+def test_the_tour_plays_a_lab_to_a_full_score_and_proves_the_cause(tmp_path) -> None:
+    out = _tour(tmp_path)
     assert "score: 100/100" in out
     assert "o11ykit traces breakdown --by tenant.id --service gateway" in out
     # Step 2 opens a failing trace, down to the catalog span and the error it raised (the
@@ -36,3 +41,31 @@ def test_the_tour_plays_a_lab_to_a_full_score_and_proves_the_cause(tmp_path) -> 
     assert any(line.strip().startswith("KeyError:") for line in out.splitlines()), out
     assert "hint 3/3" in out and "after:" in out
     assert "the signal is gone: the fix switch removed it" in out
+    # The tour's store listens on a free port: the commands shown name it.
+    commands = [line for line in out.splitlines() if "→ o11ykit traces" in line]
+    assert commands and all(" --url http://127.0.0.1:" in line for line in commands), commands
+
+
+def test_the_tour_in_japanese_frames_the_lab_in_japanese_too(tmp_path) -> None:
+    # As an earlier tour in the same directory leaves it: all hints taken.
+    (tmp_path / "tour").mkdir()
+    (tmp_path / "tour" / "lab.json").write_text(
+        json.dumps({"lab": "failing-tenant", "hints": 3, "answers": []})
+    )
+    out = _tour(tmp_path, "--lang", "ja")
+    assert out.index("ヒント 1/3") < out.index("ヒント 2/3") < out.index("ヒント 3/3")
+    for said in (
+        "組み込みの既定の構成でサンプルシステムを起動しています",
+        "ラボ: ",
+        "ヒント 3/3",
+        "トレースが示す答え:",
+        "スコア: 100/100",
+        "原因を証明する",
+        "修正前: ",
+        "修正後: ",
+        "シグナルが消えました",
+        "次は: ",
+    ):
+        assert said in out, said
+    for english in ("Starting the sample system", "Lab:", "hint ", "Prove it", "Next:"):
+        assert english not in out, english

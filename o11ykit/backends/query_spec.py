@@ -19,6 +19,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from o11ykit.backends.jaeger_query import JaegerQuery, Trace, ui_search_link
+from o11ykit.backends.local import DEFAULT_QUERY
+from o11ykit.settings_parsers import without_secrets
 from o11ykit.timeformats import format_duration
 
 # Jaeger's tag for a span whose status is ERROR (the local store's searches and breakdowns
@@ -265,9 +267,19 @@ def _filter_args(spec: QuerySpec, form: str) -> list[str]:
     return [*argv, "--since", _since(spec)]
 
 
-def local_command(spec: QuerySpec) -> str:
-    """The exact command line to type, quoted for a POSIX shell."""
-    return shlex.join(["o11ykit", *local_argv(spec)])
+def local_command(spec: QuerySpec, query_url: str | None = None) -> str:
+    """The exact command line to type, quoted for a POSIX shell; `query_url`: the store
+    that answers it (a stack on free ports), named unless it is the default."""
+    return shlex.join(["o11ykit", *local_argv(spec), *url_args(query_url)])
+
+
+def url_args(query_url: str | None) -> list[str]:
+    """`--url` for an `o11ykit traces` command read elsewhere than the default address:
+    without it, the command pasted queries 127.0.0.1:16686, and maybe another system. A
+    password in the URL is not printed (the learner adds their own)."""
+    if not query_url or query_url.rstrip("/") == DEFAULT_QUERY:
+        return []
+    return ["--url", without_secrets(query_url.rstrip("/"))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,7 +363,7 @@ def run_local(spec: QuerySpec, client: JaegerQuery, now: datetime | None = None)
     shown = traces[: spec.limit or DEFAULT_SEARCH_LIMIT]
     return {
         "kind": "search",
-        "command": local_command(spec),
+        "command": local_command(spec, client.base_url),
         "count": len(shown),
         "traces": [_trace_summary(trace) for trace in shown],
     }
@@ -370,7 +382,8 @@ def _run_breakdown(spec: QuerySpec, client: JaegerQuery, now: datetime | None) -
         kept = groups[: spec.limit or DEFAULT_BREAKDOWN_LIMIT]
         answer["moreGroups"] = answer.get("moreGroups", 0) + len(groups) - len(kept)
         groups = kept
-    return {"kind": "breakdown", "command": local_command(spec), **answer, "groups": groups}
+    command = local_command(spec, client.base_url)
+    return {"kind": "breakdown", "command": command, **answer, "groups": groups}
 
 
 GroupKey = Callable[[dict[str, Any]], Any]
