@@ -16,7 +16,7 @@ import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from labs import model
+from labs import grading, model
 from labs.guide import say
 from o11ykit.timeformats import format_duration
 
@@ -74,10 +74,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     answer = actions.add_parser("answer", parents=[common], help="submit and grade an answer")
     answer.add_argument("--service")
     answer.add_argument("--operation")
-    answer.add_argument("--attr", help="KEY=VALUE")
+    answer.add_argument("--attr", type=grading.attribute_argument, help="KEY=VALUE")
     answer.add_argument("--class", dest="fault_class", help="the kind of fault")
     answer.add_argument("--version")
-    answer.add_argument("--count", type=float)
+    answer.add_argument("--count", type=grading.count_argument)
     answer.set_defaults(run=_answer)
     actions.add_parser(
         "check", parents=[common], help="your answers so far, and the best score"
@@ -331,10 +331,7 @@ def _answer(args: argparse.Namespace) -> int:
         if getattr(args, k) is not None
     }
     if args.attr:
-        key, sep, value = args.attr.partition("=")
-        if not sep:
-            sys.exit("--attr takes KEY=VALUE, e.g. tenant.id=acme")
-        given["attribute"] = {key.strip(): value.strip()}
+        given["attribute"] = args.attr
     result = session.answer(given)
     for field in result.fields:
         mark = MARKS.get(field.credit, "✗")

@@ -255,6 +255,8 @@ def _status(args: argparse.Namespace) -> int:
             )
             mark = "healthy" if info["healthy"] else "NOT ANSWERING"
             print(f"  {name:<15} {info['url']:<24} {mark:<14} {faults}")
+        if state.get("query_url"):  # where `o11ykit traces --url` and the labs' looks go
+            print(f"  {'trace store':<15} {state['query_url']}")
     return 0 if all(i["healthy"] for i in report["services"].values()) else 1
 
 

@@ -156,3 +156,22 @@ def test_an_attribute_without_a_key_is_refused():
         with pytest.raises(argparse.ArgumentTypeError, match="is not KEY=VALUE"):
             grading.attribute_argument(text)
     assert grading.attribute_argument(" tenant.id = globex ") == {"tenant.id": "globex"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--count", "nan"], "argument --count: 'nan' is not a count"),
+        (["--count", "-5"], "argument --count: '-5' is not a count"),
+        (["--attr", "=globex"], "argument --attr: '=globex' is not KEY=VALUE"),
+        (["--attr", "foo"], "argument --attr: 'foo' is not KEY=VALUE"),
+    ],
+)
+def test_lab_answer_refuses_a_malformed_count_or_attribute_before_grading(argv, said, capsys):
+    # Refused by the command line (exit 2), so nothing is graded or saved in lab.json.
+    from o11ykit.cli import build_parser
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["lab", "answer", *argv])
+    assert exited.value.code == 2
+    assert said in capsys.readouterr().err

@@ -199,6 +199,9 @@ def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
         status = _o11ykit("app", "status", data_dir=data_dir)
         assert status.returncode == 0 and status.stdout.count("healthy") == 5, status.stdout
         assert status.stdout.count("empty-search") == 2  # set at start, in catalog and canary
+        # Where `o11ykit traces --url` must go when the store listens on free ports.
+        query_url = json.loads(state_file.read_text())["query_url"]
+        assert f"trace store     {query_url}" in status.stdout
     finally:
         down = _o11ykit("app", "down", data_dir=data_dir)
     assert down.returncode == 0 and "store" in down.stdout
