@@ -276,6 +276,11 @@ def without_secrets(text: str) -> str:
     for messages and reports that repeat a value: `http://bob:pw@host/?api_key=k` is shown
     as `http://***@host/?api_key=***`. A value that is no URL with a host (a scheme
     forgotten: `bob:pw@host/?k=v`) has the same parts hidden, found by their marks."""
+    scheme, slashes, rest = text.partition("://")
+    if slashes and "@" in rest:
+        # Up to the last "@", before a URL parser reads it: a password holding "/", "?" or
+        # "#" would end its host part early and leave the rest of the password in the path.
+        text = f"{scheme}://***@{rest.rpartition('@')[2]}"
     try:
         parts = urlsplit(text)
     except ValueError:  # an unclosed "[", say

@@ -386,6 +386,23 @@ def test_a_data_directory_that_is_not_writable_says_so_and_names_dir(
     assert said.count("\n") == 1
 
 
+def test_a_port_refused_for_permission_is_not_blamed_on_the_data_directory(
+    tmp_path, monkeypatch, capsys
+):
+    # A privileged port bound by a user: EACCES as for a directory, but with no file name.
+    from o11ykit.cli import build_parser
+    from o11ykit.store import server as store_server
+
+    def refuse(self):
+        raise OSError(errno.EACCES, "cannot listen on 127.0.0.1:80 (query): Permission denied")
+
+    monkeypatch.setattr(store_server.StoreServer, "start", refuse)
+    args = build_parser().parse_args(["store", "serve", "--dir", str(tmp_path), *FREE_PORTS])
+    assert store_server.serve(args) == 1
+    said = capsys.readouterr().err
+    assert "cannot listen on 127.0.0.1:80 (query)" in said and "--dir" not in said
+
+
 def test_a_file_inside_the_store_is_not_blamed_on_dir(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / LOG_DIRECTORY).write_text("in the way")

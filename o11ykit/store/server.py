@@ -304,7 +304,8 @@ def _tune_gc() -> None:
 def _not_writable(exc: BaseException) -> bool:
     """A permission refused on the data directory or its files, or a read-only database."""
     if isinstance(exc, OSError):
-        return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        # With a file name: a port refused (a privileged one) has none, and is no directory's.
+        return exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and bool(exc.filename)
     # SQLite's own words when it may read the file but not write it.
     return isinstance(exc, sqlite3.OperationalError) and "readonly database" in str(exc)
 
