@@ -227,7 +227,7 @@ FAULTS: tuple[Fault, ...] = (
         services=("orders",),
         kind="unbounded_history",
         mechanism="Order history lost its LIMIT. For ordinary customers that is a handful of "
-        "rows; a reseller with 2,500 orders gets all of them, with their items, every time.",
+        "rows; a reseller with about 4,500 orders gets all of them, with their items, every time.",
         fix="History is paged again (20 orders per page).",
         signals=(
             Signal(
