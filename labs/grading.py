@@ -60,6 +60,11 @@ def _normal(text: Any) -> str:
     Letters of any script stay (NFKC first: full-width "ＴＥＮＡＮＴ" is "tenant", half-width
     "ｶﾅﾘｱ" is "カナリア")."""
     text = unicodedata.normalize("NFKC", str(text)).casefold()
+    # Spellings of one word: 無い/無し as ない/なし, and katakana without its long marks
+    # (クエリー and クエリ, ユーザー and ユーザ): a closing one is often left out, and
+    # names are spaced into words where answers are not, so every one goes.
+    text = text.replace("無い", "ない").replace("無し", "なし")
+    text = re.sub("(?<=[\u30a1-\u30fa])\u30fc+", "", text)
     return " ".join(re.sub(r"[^\w+]|_", " ", text).split())
 
 
@@ -183,7 +188,7 @@ _FILLER = frozenset({
 # no kind of fault. "no" is also part of some names ("no index"): whole, they stand.
 _NEGATIONS = frozenset({
     "not", "no", "non", "never", "none", "nor", "isn", "aren", "wasn", "don", "doesn",
-    "ない", "無い", "なし", "無し", "ません", "違う", "ちがう",
+    "ない", "なし", "なく", "なかった", "ません", "違う", "ちがう",
 })
 # fmt: on
 
@@ -195,8 +200,27 @@ _TOKEN = re.compile(f"[{_JAPANESE}]|[^\\s{_JAPANESE}]+")
 Tokens = tuple[str, ...]
 
 
-def _tokens(text: Any) -> Tokens:
+def _singular(token: str) -> str:
+    """An English plural as its singular ("queries" query, "indexes" index, "errors" error).
+    Applied to names and answers alike, so a word it shortens wrongly ("status") still
+    matches itself."""
+    if token.endswith("ies") and len(token) > 4:
+        return token[:-3] + "y"
+    if token.endswith(("sses", "xes", "ches", "shes")):
+        return token[:-2]
+    if token.endswith("s") and not token.endswith("ss") and len(token) > 3:
+        return token[:-1]
+    return token
+
+
+def _raw_tokens(text: Any) -> Tokens:
     return tuple(_TOKEN.findall(_normal(text)))
+
+
+def _tokens(text: Any) -> Tokens:
+    """Tokens with plurals as their singular, on both sides: "retries" and "retry", "leaked
+    connections" and "leaked connection" read alike, whichever a name has."""
+    return tuple(_singular(token) for token in _raw_tokens(text))
 
 
 def _words(name: str) -> set[Tokens]:
@@ -208,28 +232,16 @@ _FILLER_TOKENS = frozenset(_tokens(word) for word in _FILLER)
 _NEGATION_TOKENS = frozenset(_tokens(word) for word in _NEGATIONS)
 
 
-def _singular(token: str, known: set[str]) -> str:
-    """A plural of a known word as that word ("errors", "queries", "indexes")."""
-    candidates = [token[:-1]] if token.endswith("s") else []
-    candidates += [token[:-2]] if token.endswith("es") else []
-    candidates += [token[:-3] + "y"] if token.endswith("ies") else []
-    if token in known:
-        return token
-    return next((candidate for candidate in candidates if candidate in known), token)
-
-
 def _occurs(piece: Tokens, tokens: Tokens, at: int) -> bool:
     return tokens[at : at + len(piece)] == piece
 
 
 def _said_of(names: list[str], given: Any) -> tuple[Tokens, set[Tokens], set[Tokens]]:
-    """The answer's tokens (a plural of the names' words as that word), with the names'
-    phrases and their words, negations aside."""
+    """The answer's tokens, with the names' phrases and their words, negations aside (all
+    of them with plurals as their singular)."""
     phrases = {_tokens(name) for name in names} - {()}
     words = {word for name in names for word in _words(name)} - _NEGATION_TOKENS
-    known = {token for word in words | _FILLER_TOKENS for token in word}
-    tokens = tuple(_singular(token, known) for token in _tokens(given))
-    return tokens, phrases, words
+    return _tokens(given), phrases, words
 
 
 def _names_whole(tokens: Tokens, phrases: set[Tokens], words: set[Tokens]) -> bool:
@@ -283,6 +295,7 @@ def _unnamed(given: Any, names: list[str]) -> tuple[list[str], bool]:
     whether a negation stands outside the names; read as names, their words, fillers and
     negations, with the fewest tokens left over, then the fewest negations."""
     tokens, phrases, words = _said_of(names, given)
+    shown = _raw_tokens(given)  # as written, for the feedback: "results", not "result"
     pieces = phrases | words | _FILLER_TOKENS | _NEGATION_TOKENS
     # best[end]: (tokens left over, negations) of the best reading of tokens[:end], where
     # its last piece starts, and that piece (None: one token left over).
@@ -308,7 +321,7 @@ def _unnamed(given: Any, names: list[str]) -> tuple[list[str], bool]:
     for index, at in enumerate(over):
         if index == 0 or over[index - 1] != at - 1:
             runs.append([])
-        runs[-1].append(tokens[at])
+        runs[-1].append(shown[at])
     return [_join(tuple(run)) for run in runs], best[-1][0][1] > 0
 
 

@@ -62,6 +62,10 @@ def test_every_lab_takes_the_catalogue_s_japanese_names_of_its_fault(lab):
         ("n-plus-one", "N+1 ではない"),
         ("slow-query", "no slow query"),  # "no" is a word of "no index", not a name alone
         ("slow-query", "インデックスがないではない"),
+        # なく ("not ... but"): a word of one name (際限なく増えるバッファ), never a name alone.
+        ("gradual-degradation", "リークではなく"),
+        ("gradual-degradation", "メモリリークではなく"),
+        ("bad-deploy", "悪いデプロイではなく"),
     ],
 )
 def test_a_negation_is_refused_in_both_languages(lab_id, said):
@@ -99,6 +103,37 @@ def test_no_kind_of_fault_given_says_so(said):
     assert fault_class.feedback == model.Text(
         "no kind of fault given", "障害の種類が指定されていません"
     )
+
+
+@pytest.mark.parametrize(
+    ("lab_id", "said"),
+    [
+        # Kanji for the kana of a name, and katakana with or without its long marks.
+        ("slow-query", "インデックスが無い"),
+        ("slow-query", "インデックス無し"),
+        ("n-plus-one", "N+1クエリー"),
+        ("slow-query", "スロークエリー"),
+        ("heavy-user", "ヘビーユーザ"),
+        ("gradual-degradation", "増え続けるバッファー"),
+        ("silent-failure", "誤ったフィルタ"),
+    ],
+)
+def test_other_spellings_of_a_japanese_name_are_the_name(lab_id, said):
+    assert _field(lab_id, "fault_class", said).credit == 1
+
+
+@pytest.mark.parametrize(
+    ("lab_id", "said"),
+    [
+        ("retry-storm", "retry"),  # the singular of a plural name ("retries")
+        ("retry-storm", "aggressive retry"),
+        ("pool-exhaustion", "leaked connection"),
+        ("silent-failure", "empty result"),
+        ("silent-failure", "zero result"),
+    ],
+)
+def test_a_plural_name_said_in_the_singular_is_the_name(lab_id, said):
+    assert _field(lab_id, "fault_class", said).credit == 1
 
 
 def test_a_name_word_in_the_plural_is_the_name():

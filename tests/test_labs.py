@@ -444,12 +444,14 @@ def test_the_solver_finds_the_answer_from_the_traces_alone(stack: Stack, lab: mo
     session = LabSession(lab, stack.state())
     session.inject()
     try:
-        answer, deadline = None, time.monotonic() + 25
+        # Most labs answer within seconds; gradual-degradation's ramp needs its time, more on
+        # a loaded 2-core machine. The loop ends as soon as the solver answers.
+        answer, deadline = None, time.monotonic() + 45
         with BackgroundTraffic(session.traffic_config(30, seed=1)):
             while answer is None and time.monotonic() < deadline:
                 time.sleep(1.0)
                 answer = session.solve()
-        assert answer is not None, f"{lab.id}: the solver found nothing in 25 s"
+        assert answer is not None, f"{lab.id}: the solver found nothing in 45 s"
         result = session.answer(answer)
         assert result.correct, [(f.field, f.feedback.en) for f in result.fields]
         assert session.answer(_wrong(lab, answer)).score == 0
