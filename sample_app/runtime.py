@@ -15,6 +15,7 @@ from opentelemetry import trace
 from sqlalchemy import Engine
 
 import o11ykit
+from o11ykit.faults.guard import declared_environment
 from sample_app import dataset
 from sample_app.faults import catalogue
 from sample_app.settings import ServiceEnvironment
@@ -111,8 +112,12 @@ def _telemetry_defaults(env: ServiceEnvironment) -> dict[str, str]:
     defaults = {
         "O11YKIT_SERVICE_NAME": service.service_name,
         "O11YKIT_SERVICE_VERSION": service.version,
-        "O11YKIT_ENVIRONMENT": "workshop",
     }
+    # The workshop's name only where the deployment names none: a default O11YKIT_* value
+    # would outrank OTEL_RESOURCE_ATTRIBUTES' deployment.environment.name=production, and
+    # the fault guard would never see it.
+    if declared_environment(os.environ) is None:
+        defaults["O11YKIT_ENVIRONMENT"] = "workshop"
     if service.name != "gateway":
         # Internal services take tenant and user from the gateway's baggage.
         defaults["O11YKIT_BAGGAGE_TRUST_INBOUND"] = "true"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from o11ykit.faults.guard import declared_environment, is_production
 from sample_app import seed, topology
 from sample_app.companions import process_started, still_the_same, take_companions
 
@@ -158,6 +159,7 @@ class Stack:
         return self
 
     def _start(self, progress) -> None:
+        self._check_environment()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
         started = time.perf_counter()
@@ -213,17 +215,35 @@ class Stack:
         self.query_url = self.store.query_url
         self.traces_url = self.store.traces_url
 
+    def _passed_through(self) -> dict[str, str]:
+        """The caller's O11YKIT_* and OTEL_* variables the services get: with another backend
+        than the local store, where they say where and how to export."""
+        if self.config.backend == "local":
+            return {}
+        return {k: v for k, v in os.environ.items() if k.startswith(("O11YKIT_", "OTEL_"))}
+
+    def _check_environment(self) -> None:
+        """The sample system injects faults: never where the caller's settings say production."""
+        declared = declared_environment(self._passed_through())
+        if is_production(declared):
+            raise StackError(
+                f"the environment is {declared!r} (from this shell's O11YKIT_/OTEL_ settings),"
+                " which is production: the sample system injects faults and does not start"
+                " there; unset it, or name a workshop or staging environment"
+            )
+
     def environment(self, service: topology.Service) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("O11YKIT_", "OTEL_"))}
-        if self.config.backend != "local":
-            env.update({k: v for k, v in os.environ.items() if k.startswith(("O11YKIT_", "OTEL_"))})
+        passed = self._passed_through()
+        env.update(passed)
+        if declared_environment(passed) is None:  # else the caller's, checked at start
+            env["O11YKIT_ENVIRONMENT"] = "workshop"
         env.update(
             {
                 "SAMPLE_APP_SERVICE": service.name,
                 "SAMPLE_APP_DATA_DIR": str(self.data_dir),
                 "O11YKIT_SERVICE_NAME": service.service_name,
                 "O11YKIT_SERVICE_VERSION": service.version,
-                "O11YKIT_ENVIRONMENT": "workshop",
                 "O11YKIT_SCHEDULE_DELAY": SCHEDULE_DELAY_S,
                 "O11YKIT_FAULTS": "true",
                 "O11YKIT_FAULTS_TOKEN": self.token,

@@ -408,3 +408,52 @@ def test_ctrl_c_just_after_the_stack_is_up_still_stops_everything(
         pytest.fail("the Ctrl-C escaped `o11ykit app up` without stopping the stack")
     assert returned == code
     assert _InstantStack.stopped == 1
+
+
+@pytest.mark.parametrize(
+    "resource", ["deployment.environment.name=production", "deployment.environment=prod"]
+)
+def test_a_service_told_it_is_production_by_otel_resource_attributes_refuses_faults(
+    python_snippet, tmp_path, resource
+):
+    # The workshop's default environment must not outrank what the deployment declares.
+    result = python_snippet(
+        """
+        from fastapi.testclient import TestClient
+        from o11ykit import state
+        from sample_app.services.payments.app import app
+
+        client = TestClient(app)
+        admin = client.get("/_o11ykit/faults", headers={"Authorization": "Bearer t"})
+        print(admin.status_code, state.current().settings.environment)
+        """,
+        env={
+            "SAMPLE_APP_DATA_DIR": str(tmp_path),
+            "O11YKIT_BACKEND": "none",
+            "O11YKIT_FAULTS": "true",
+            "O11YKIT_FAULTS_TOKEN": "t",
+            "OTEL_RESOURCE_ATTRIBUTES": resource,
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    status, environment = result.stdout.split()
+    assert status == "404" and environment == resource.split("=")[1]
+    assert result.stderr.count("refused in production") == 1, result.stderr
+
+
+def test_app_up_with_another_backend_refuses_a_production_environment(tmp_path):
+    # With --backend otlp the caller's OTEL_ settings reach the services: production there
+    # stops the start, rather than being overwritten with "workshop".
+    env = {**os.environ, "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod-eu"}
+    env.update(O11YKIT_APP_DIR=str(tmp_path / "d"), CI="true")
+    result = subprocess.run(
+        [sys.executable, "-m", "o11ykit.cli", "app", "up", "--free-ports", "--backend", "otlp"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "'prod-eu'" in result.stderr and "does not start there" in result.stderr
+    assert not (tmp_path / "d" / stack_module.STATE_FILE).exists()

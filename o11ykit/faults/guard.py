@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 from o11ykit import state
-from o11ykit.config import ConfigError, Settings
+from o11ykit.config import ConfigError, Settings, load_settings
 
 log = logging.getLogger("o11ykit")
 # An environment is production when any word of its name is one of these: "prod",
@@ -24,6 +25,15 @@ _UNSEEN = object()
 def is_production(environment: str | None) -> bool:
     words = re.split(r"[^a-z0-9]+", (environment or "").lower())
     return any(word in PRODUCTION_NAMES for word in words)
+
+
+def declared_environment(environ: Mapping[str, str]) -> str | None:
+    """The environment these variables name, through O11YKIT_ENVIRONMENT or OTEL_* (say
+    `OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=production`); None when none
+    does. A launcher that supplies a default must not outrank what the deployment says."""
+    settings = load_settings({}, environ)
+    declared = settings.sources.get("environment", "default") != "default"
+    return settings.environment if declared else None
 
 
 def refusal(settings: Settings) -> str | None:

@@ -226,8 +226,9 @@ FAULTS: tuple[Fault, ...] = (
         "Nobody else has complained.",
         services=("orders",),
         kind="unbounded_history",
-        mechanism="Order history lost its LIMIT. For ordinary customers that is a handful of "
-        "rows; a reseller with about 4,500 orders gets all of them, with their items, every time.",
+        mechanism="Order history lost its LIMIT. For most customers that is a handful of "
+        "rows; the accounts with the most orders, such as the reseller acme-c00003 with about "
+        "4,500, get all of them, with their items, every time.",
         fix="History is paged again (20 orders per page).",
         signals=(
             Signal(
@@ -236,7 +237,8 @@ FAULTS: tuple[Fault, ...] = (
                 "p95_ms",
                 150.0,
                 {"enduser.id": "acme-c00003"},
-                "order history is slow for one user only",
+                "order history is slow for the accounts with the most orders (watched here"
+                " for acme-c00003)",
             ),
         ),
         focus=Focus(tenant="acme", user="acme-c00003", personas=("browse", "checkout")),
