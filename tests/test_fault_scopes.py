@@ -63,6 +63,10 @@ def test_a_ramp_grows_the_share_of_calls_that_take_the_bug(engine, clock):
         ("missing-index", Overrides(percent=10), "percent"),
         ("counter-lock", Overrides(routes=["/orders"]), "routes"),
         ("counter-lock", Overrides(users=["hooli-c00001"]), "users"),
+        # One buffer for the service: views outside the scope would trim it again.
+        ("creeping-buffer", Overrides(tenants=["acme"]), "tenants"),
+        ("creeping-buffer", Overrides(percent=50), "percent"),
+        ("creeping-buffer", Overrides(ramp_s=60), "ramp_s"),
     ],
 )
 def test_a_scope_a_kind_cannot_honour_is_refused_at_injection(engine, fault_id, overrides, field):

@@ -99,6 +99,9 @@ KINDS: tuple[Kind, ...] = (
         "catalog",
         "the recently-viewed buffer behind 'trending' is never trimmed",
         {"entries_per_view": Param(int, 5000, 1, 20_000, "entries each product view appends")},
+        # One buffer for the whole service: a view outside a narrower scope (a tenant, a
+        # route, a share, a ramp) trims it again, and the fault would show nothing.
+        scope_fields=("onset_s",),
     ),
     Kind("cache_ttl_zero", "catalog", "the shop ratings cache is configured with a TTL of 0"),
     Kind(
