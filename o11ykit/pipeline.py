@@ -152,8 +152,18 @@ class SafeSpanExporter(SpanExporter):
             self._abandoned = True
             waiting, self._in_flight = self._in_flight, 0
             self._count_lost(waiting, waiting=True)
-            self._count_lost(len(queue), waiting=False)
-            queue.clear()
+        self.lose_queued(queue)
+
+    def lose_queued(self, queue: collections.deque[ReadableSpan]) -> None:
+        """Count what is queued as lost, taking each span as it is counted: a span the
+        service ends meanwhile (on_end appends without the lock) is either taken and
+        counted here, or left for the caller that appended it to count (on_end)."""
+        with self._lock:
+            lost = 0
+            while queue:
+                queue.popleft()
+                lost += 1
+            self._count_lost(lost, waiting=False)
 
     def _count_lost(self, count: int, waiting: bool) -> None:
         self.stats.dropped_export_failed += count
@@ -251,7 +261,9 @@ class BoundedBatchProcessor(SpanProcessor):
             )
             return
         self._queue.append(span)
-        if len(self._queue) >= self._batch:
+        if self._closed:  # shutdown ran between the check above and the append: count it
+            self.exporter.lose_queued(self._queue)
+        elif len(self._queue) >= self._batch:
             self._wake.set()
 
     def _start_in_this_process(self) -> None:

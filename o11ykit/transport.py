@@ -55,6 +55,13 @@ class Transport(Protocol):
 class OtlpTransport:
     target: str
     _encoder: SpanEncoder | None = None
+    # Set by close(): a send taken before shutdown that gets here after it must not open a
+    # connection (or a channel) that nothing would close.
+    _closed = False
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise ExportFailure("cancelled", f"the export to {self.target} was shut down")
 
     def send(self, spans: Sequence[ReadableSpan], timeout: float, scrubber: Scrubber) -> None:
         """Scrubbed OTLP protobuf, with this process's pid and instance id in the resource."""
@@ -140,6 +147,7 @@ class HttpTransport(OtlpTransport):
             connection = self._connection = None
         reused = connection is not None
         if connection is None:
+            self._refuse_if_closed()
             import http.client
             import ssl
 
@@ -163,7 +171,7 @@ class HttpTransport(OtlpTransport):
         try:
             status, answer, will_close = self._exchange(connection, body, deadline)
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
+            self._drop_connection()
             if not reused or time.monotonic() >= deadline:
                 raise _diagnose_os_error(exc, self.target, fresh_connection=not reused) from None
             # A kept-alive connection can die between batches (idle timeouts of collectors
@@ -172,10 +180,10 @@ class HttpTransport(OtlpTransport):
             try:
                 status, answer, will_close = self._exchange(connection, body, deadline)
             except (OSError, http.client.HTTPException) as again:
-                self.close()
+                self._drop_connection()
                 raise _diagnose_os_error(again, self.target, fresh_connection=True) from None
         if will_close:
-            self.close()
+            self._drop_connection()
         if status >= 300:
             raise _diagnose_http_status(status, self.target, answer)
 
@@ -212,6 +220,11 @@ class HttpTransport(OtlpTransport):
                 connection.close()
 
     def close(self) -> None:
+        """For good (shutdown): a send still on its way opens no new connection after it."""
+        self._closed = True
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
         if connection is None or self._owner != os.getpid():
             return  # another process's socket (we were forked) is dropped unclosed
@@ -319,6 +332,7 @@ class GrpcTransport(OtlpTransport):
     def _export_call(self):
         call = self._call
         if call is None or self._owner != os.getpid():
+            self._refuse_if_closed()
             import grpc  # imported on first export: keeps `import o11ykit` lean
 
             channel = (
@@ -342,6 +356,7 @@ class GrpcTransport(OtlpTransport):
     def close(self) -> None:
         # grpc's close() cancels a call in flight (the export thread gets CANCELLED at once)
         # without waiting for it, so unlike HTTP it is safe from any thread.
+        self._closed = True
         channel, self._channel, self._call = self._channel, None, None
         if channel is not None and self._owner == os.getpid():
             channel.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 
 import pytest
@@ -14,6 +15,7 @@ from o11ykit.pipeline import BoundedBatchProcessor, SafeSpanExporter
 from o11ykit.privacy import Scrubber
 from o11ykit.resource import build_resource
 from o11ykit.setup import build_transport
+from o11ykit.transport import ExportFailure
 from tests.support.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.integration
@@ -334,3 +336,52 @@ def test_the_queue_full_warning_counts_the_spans_dropped_not_the_queue_size(capl
         "o11ykit: the export queue is full (max_queue_size=2): spans are dropped until it "
         "drains; 3 dropped so far. The service is unaffected."
     ], queue_full
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_a_closed_transport_opens_no_new_connection(protocol) -> None:
+    # A send taken before shutdown that reaches the transport after close() must not open
+    # a connection (or a channel) that nothing would close again.
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        endpoint = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        settings = load_settings(
+            {"backend": "otlp", "endpoint": endpoint, "protocol": protocol}, {}
+        )
+        transport = build_transport(settings)[1]
+        transport.close()
+        with pytest.raises(ExportFailure, match="was shut down") as refused:
+            transport.post(b"", timeout=1.0)
+        assert refused.value.kind == "cancelled"
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing connected
+
+
+@pytest.mark.parametrize("shutdown_runs", ["before the append", "after the append"])
+def test_a_span_ended_while_shutdown_runs_is_counted_once(monkeypatch, shutdown_runs) -> None:
+    # on_end checks `closed`, then appends without a lock: shutdown may run in between.
+    # Each span ended must be counted once, exported or lost, never twice, never not at all.
+    transport = build_transport(
+        load_settings({"backend": "otlp", "endpoint": "http://127.0.0.1:9"}, {})
+    )[1]
+    exporter = SafeSpanExporter(transport, Scrubber(), 1.0)
+    processor = BoundedBatchProcessor(exporter, schedule_delay=60.0)
+    settings = load_settings({"service_name": "svc"}, {})
+    first, second = _spans(settings, 2)
+    processor.on_end(first)  # starts the processor in this process
+
+    class ShutdownDuringAppend(collections.deque):
+        def append(self, span) -> None:  # on_end has checked `closed` already
+            if shutdown_runs == "before the append":
+                processor.shutdown(0.1)
+            super().append(span)
+            if shutdown_runs == "after the append":
+                processor.shutdown(0.1)
+
+    monkeypatch.setattr(processor, "_queue", ShutdownDuringAppend(processor._queue))
+    processor.on_end(second)
+    stats = exporter.stats
+    assert stats.exported + stats.dropped_export_failed == 2, stats
+    assert not processor._queue
