@@ -60,11 +60,8 @@ def _normal(text: Any) -> str:
     Letters of any script stay (NFKC first: full-width "ＴＥＮＡＮＴ" is "tenant", half-width
     "ｶﾅﾘｱ" is "カナリア")."""
     text = unicodedata.normalize("NFKC", str(text)).casefold()
-    # Spellings of one word: 無い/無し as ない/なし, and katakana without its long marks
-    # (クエリー and クエリ, ユーザー and ユーザ): a closing one is often left out, and
-    # names are spaced into words where answers are not, so every one goes.
+    # 無い/無し are ない/なし spelt in kanji.
     text = text.replace("無い", "ない").replace("無し", "なし")
-    text = re.sub("(?<=[\u30a1-\u30fa])\u30fc+", "", text)
     return " ".join(re.sub(r"[^\w+]|_", " ", text).split())
 
 
@@ -188,8 +185,13 @@ _FILLER = frozenset({
 # no kind of fault. "no" is also part of some names ("no index"): whole, they stand.
 _NEGATIONS = frozenset({
     "not", "no", "non", "never", "none", "nor", "isn", "aren", "wasn", "don", "doesn",
-    "ない", "なし", "なく", "なかった", "ません", "違う", "ちがう",
+    "ない", "なし", "ません", "違う", "ちがう",
 })
+# Japanese negations that no name holds: wherever they stand, the answer is one. (Bare なく
+# is not among them: 際限なく増えるバッファ is a name.)
+_JAPANESE_NEGATIONS = (
+    "ではなく", "じゃなく", "ではない", "じゃない", "ではなかった", "じゃなかった",
+)
 # fmt: on
 
 # Japanese is written without spaces: each of its characters is a token, and names, words
@@ -213,14 +215,33 @@ def _singular(token: str) -> str:
     return token
 
 
-def _raw_tokens(text: Any) -> Tokens:
-    return tuple(_TOKEN.findall(_normal(text)))
+_KATAKANA = re.compile("[\u30a1-\u30fa]")
+_LONG_MARK = "\u30fc"
+
+
+def _read(text: Any) -> tuple[Tokens, Tokens]:
+    """The tokens as matched, and as written (for feedback), one for one. Matched: plurals
+    as their singular, on both sides ("retries" and "retry" read alike, whichever a name
+    has), and katakana without its long marks (クエリー and クエリ, ユーザー and ユーザ:
+    a closing one is often left out, and names are spaced into words where answers are
+    not, so every one goes); as written, the mark stays with the character before it."""
+    matched: list[str] = []
+    written: list[str] = []
+    for token in _TOKEN.findall(_normal(text)):
+        if token == _LONG_MARK and written and _KATAKANA.fullmatch(written[-1][-1]):
+            written[-1] += token
+            continue
+        matched.append(_singular(token))
+        written.append(token)
+    return tuple(matched), tuple(written)
 
 
 def _tokens(text: Any) -> Tokens:
-    """Tokens with plurals as their singular, on both sides: "retries" and "retry", "leaked
-    connections" and "leaked connection" read alike, whichever a name has."""
-    return tuple(_singular(token) for token in _raw_tokens(text))
+    return _read(text)[0]
+
+
+def _negates(tokens: Tokens) -> bool:
+    return any(_occurs(n, tokens, at) for n in _NEGATION_PHRASES for at in range(len(tokens)))
 
 
 def _words(name: str) -> set[Tokens]:
@@ -229,7 +250,8 @@ def _words(name: str) -> set[Tokens]:
 
 
 _FILLER_TOKENS = frozenset(_tokens(word) for word in _FILLER)
-_NEGATION_TOKENS = frozenset(_tokens(word) for word in _NEGATIONS)
+_NEGATION_TOKENS = frozenset(_tokens(word) for word in (*_NEGATIONS, *_JAPANESE_NEGATIONS))
+_NEGATION_PHRASES = tuple(_tokens(word) for word in _JAPANESE_NEGATIONS)
 
 
 def _occurs(piece: Tokens, tokens: Tokens, at: int) -> bool:
@@ -239,9 +261,20 @@ def _occurs(piece: Tokens, tokens: Tokens, at: int) -> bool:
 def _said_of(names: list[str], given: Any) -> tuple[Tokens, set[Tokens], set[Tokens]]:
     """The answer's tokens, with the names' phrases and their words, negations aside (all
     of them with plurals as their singular)."""
-    phrases = {_tokens(name) for name in names} - {()}
+    phrases = {_tokens(spelling) for name in names for spelling in _spellings(name)} - {()}
     words = {word for name in names for word in _words(name)} - _NEGATION_TOKENS
     return _tokens(given), phrases, words
+
+
+# Particles a Japanese name may hold as words of their own ("リトライ の 嵐"), which many
+# leave out ("リトライ嵐"): the name stands without them too.
+_PARTICLES = frozenset({"の", "が", "を", "は", "に", "で", "と"})
+
+
+def _spellings(name: str) -> set[str]:
+    """The name, and the name without its particles."""
+    words = _normal(name).split()
+    return {" ".join(words), " ".join(word for word in words if word not in _PARTICLES)}
 
 
 def _names_whole(tokens: Tokens, phrases: set[Tokens], words: set[Tokens]) -> bool:
@@ -266,7 +299,8 @@ def names_fault_class(expected: str, aliases: tuple[str, ...], given: Any) -> bo
     where "leak" means a buffer's) does not."""
     if given is None:
         return False
-    return _names_whole(*_said_of([expected, *aliases], given))
+    tokens, phrases, words = _said_of([expected, *aliases], given)
+    return not _negates(tokens) and _names_whole(tokens, phrases, words)
 
 
 @cache
@@ -283,7 +317,7 @@ def _join(tokens: Tokens) -> str:
     """Tokens as a learner wrote them: Japanese without spaces, other words with them."""
     text = ""
     for token in tokens:
-        japanese = re.fullmatch(f"[{_JAPANESE}]", token) is not None
+        japanese = re.fullmatch(f"[{_JAPANESE}]+", token) is not None  # サー: one, mark kept
         if text and not (japanese and re.fullmatch(f".*[{_JAPANESE}]", text)):
             text += " "
         text += token
@@ -295,7 +329,7 @@ def _unnamed(given: Any, names: list[str]) -> tuple[list[str], bool]:
     whether a negation stands outside the names; read as names, their words, fillers and
     negations, with the fewest tokens left over, then the fewest negations."""
     tokens, phrases, words = _said_of(names, given)
-    shown = _raw_tokens(given)  # as written, for the feedback: "results", not "result"
+    shown = _read(given)[1]  # as written, for the feedback: "results", not "result"
     pieces = phrases | words | _FILLER_TOKENS | _NEGATION_TOKENS
     # best[end]: (tokens left over, negations) of the best reading of tokens[:end], where
     # its last piece starts, and that piece (None: one token left over).
@@ -332,10 +366,11 @@ def _fault_class(expected: str, aliases: tuple[str, ...], given: Any) -> FieldGr
         return FieldGrade(
             "fault_class", 0, Text("no kind of fault given", "障害の種類が指定されていません")
         )
-    if _names_whole(tokens, phrases, words):
+    negated = _negates(tokens)
+    if not negated and _names_whole(tokens, phrases, words):
         return FieldGrade("fault_class", 1, Text("right kind of fault", "障害の種類は正解です"))
-    unnamed, negated = _unnamed(given, [*names, *_every_name()])
-    if negated:
+    unnamed, negation_read = _unnamed(given, [*names, *_every_name()])
+    if negated or negation_read:
         return FieldGrade(
             "fault_class",
             0,

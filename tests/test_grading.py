@@ -136,6 +136,31 @@ def test_a_plural_name_said_in_the_singular_is_the_name(lab_id, said):
     assert _field(lab_id, "fault_class", said).credit == 1
 
 
+@pytest.mark.parametrize(
+    ("lab_id", "said"),
+    [
+        # なく alone is a word of a name (際限なく増えるバッファ), not a negation.
+        ("gradual-degradation", "際限なく増え続けるバッファ"),
+        ("gradual-degradation", "バッファが際限なく増える"),
+        # Particles a name holds as words of their own may be left out, or put in.
+        ("retry-storm", "リトライ嵐"),
+        ("retry-storm", "リトライの嵐"),
+        ("silent-failure", "ロケールの不一致"),
+        # Terms Japanese engineers use.
+        ("slow-query", "フルスキャン"),
+        ("pool-exhaustion", "コネクション枯渇"),
+        ("failing-tenant", "データ不整合"),
+    ],
+)
+def test_japanese_names_as_engineers_write_them_are_the_name(lab_id, said):
+    assert _field(lab_id, "fault_class", said).credit == 1
+
+
+def test_feedback_quotes_the_words_as_written_long_marks_included():
+    grade = _field("bad-deploy", "fault_class", "サーバーの障害")
+    assert grade.credit == 0 and "「サーバー」" in grade.feedback.ja
+
+
 def test_a_name_word_in_the_plural_is_the_name():
     assert _field("failing-tenant", "fault_class", "data errors").credit == 1
     assert _field("bad-deploy", "fault_class", "bad deploys").credit == 1

@@ -183,7 +183,8 @@ def _start_traffic(drill: Drill) -> None:
 
 _CATALOGUE_LINE = {
     "en": "a drill of one catalogue fault ({count} of them); --random picks any of these",
-    "ja": "カタログの障害一つによるドリル（全 {count} 種類）。--random はこれらのどれかを選びます",
+    "ja": "障害カタログにある障害を一つ使うドリル（全 {count} 種類）。"
+    "--random はこの中から一つを選びます",
 }
 
 

@@ -178,6 +178,9 @@ FAULTS: tuple[Fault, ...] = (
             "通貨 なし",
             "インポート ミス",
             "インポート の 失敗",
+            "データ 不整合",
+            "データ 欠損",
+            "null 通貨",
         ),
         story="Support forwards three tickets in ten minutes, all from customers of the same "
         "shop: product pages show 'Something went wrong'. Other shops are fine.",
@@ -224,6 +227,9 @@ FAULTS: tuple[Fault, ...] = (
             "ページネーション なし",
             "ページネーション の 欠如",
             "迷惑な 顧客",
+            "ノイジー ネイバー",
+            "全件 取得",
+            "ページング 漏れ",
         ),
         story="An account manager escalates: a reseller says 'My orders' takes ages to open. "
         "Nobody else has complained.",
@@ -307,6 +313,10 @@ FAULTS: tuple[Fault, ...] = (
             "テーブル スキャン",
             "全件 スキャン",
             "シーケンシャル スキャン",
+            "フル スキャン",
+            "全表 スキャン",
+            "インデックス 漏れ",
+            "インデックス 不足",
         ),
         story="Shop staff say the sales report, which used to open instantly, now hangs for "
         "a moment. It started after last night's schema migration.",
@@ -353,6 +363,10 @@ FAULTS: tuple[Fault, ...] = (
             "接続 リーク",
             "コネクション の リーク",
             "リーク した コネクション",
+            "コネクション 枯渇",
+            "接続 枯渇",
+            "コネクション 不足",
+            "コネクション の 解放 漏れ",
         ),
         story="The checkout error alert fires. Errors started a few minutes after a shop "
         "began a flash sale, and now every shop's checkouts fail.",
@@ -437,6 +451,9 @@ FAULTS: tuple[Fault, ...] = (
             "積極的な リトライ",
             "クライアント の タイムアウト",
             "リトライ",
+            "リトライ の 嵐",
+            "リトライ 過多",
+            "即時 リトライ",
         ),
         story="The payment provider's account manager calls: your request volume quadrupled "
         "an hour ago, and many of your charges are duplicates they had to reject.",
@@ -524,6 +541,8 @@ FAULTS: tuple[Fault, ...] = (
             "不良 リリース",
             "リグレッション",
             "デグレ",
+            "デプロイ 起因",
+            "リリース 不具合",
         ),
         story="A deploy of catalog 1.8.0 went out to a canary twenty minutes ago. Since then "
         "error rates crept up a little overall, but some shops see far more than others.",
@@ -569,6 +588,8 @@ FAULTS: tuple[Fault, ...] = (
             "バッファ の 肥大化",
             "じわじわ 増える レイテンシ",
             "徐々に 増える レイテンシ",
+            "徐々に 劣化",
+            "バッファ が 際限 なく 増える",
         ),
         story="Nobody changed anything, yet the product-page latency graph climbs steadily "
         "since the last restart.",
@@ -613,6 +634,8 @@ FAULTS: tuple[Fault, ...] = (
             "サンダリング ハード",
             "キャッシュ の ttl",
             "キャッシュ が 効いて いない",
+            "ドッグ パイル",
+            "キャッシュ の 一斉 失効",
         ),
         story="The catalog database's CPU alarm fires. Product pages are slower, most for the "
         "biggest shop.",
@@ -655,6 +678,10 @@ FAULTS: tuple[Fault, ...] = (
             "ロケール フィルター",
             "誤った ロケール",
             "ロケール の 誤り",
+            "サイレント エラー",
+            "検索 結果 0 件",
+            "ロケール 誤り",
+            "ロケール の 不一致",
         ),
         story="A shop owner writes: 'Sales from search dropped to zero yesterday.' No alert "
         "fired; every request answered 200.",
