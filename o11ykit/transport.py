@@ -198,6 +198,9 @@ class HttpTransport(OtlpTransport):
 
         cutoff = self._sending = _Cutoff(deadline)
         try:
+            # After publishing the send: close() sets the flag before it looks for one, so
+            # either it cancels this send or this send sees it closed, never neither.
+            self._refuse_if_closed()
             if connection.sock is None:
                 connection.connect()
             cutoff.watch(connection.sock)
@@ -343,6 +346,10 @@ class GrpcTransport(OtlpTransport):
             call = channel.unary_unary(_GRPC_METHOD)
             # A local, not self._call, is returned: close() from another thread may clear it.
             self._channel, self._call, self._owner = channel, call, os.getpid()
+            if self._closed:  # close() ran while the channel was made: it did not see it
+                self._channel = self._call = None
+                channel.close()
+                self._refuse_if_closed()
         return call
 
     def post(self, body: bytes, timeout: float) -> None:

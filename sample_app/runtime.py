@@ -15,6 +15,7 @@ from opentelemetry import trace
 from sqlalchemy import Engine
 
 import o11ykit
+from o11ykit.config import ConfigError
 from o11ykit.faults.guard import declared_environment
 from sample_app import dataset
 from sample_app.faults import catalogue
@@ -116,7 +117,11 @@ def _telemetry_defaults(env: ServiceEnvironment) -> dict[str, str]:
     # The workshop's name only where the deployment names none: a default O11YKIT_* value
     # would outrank OTEL_RESOURCE_ATTRIBUTES' deployment.environment.name=production, and
     # the fault guard would never see it.
-    if declared_environment(os.environ) is None:
+    try:
+        declared = declared_environment(os.environ)
+    except ConfigError:  # malformed: o11ykit.init says so; no default may hide what it meant
+        declared = "unreadable"
+    if declared is None:
         defaults["O11YKIT_ENVIRONMENT"] = "workshop"
     if service.name != "gateway":
         # Internal services take tenant and user from the gateway's baggage.

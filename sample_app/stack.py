@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from o11ykit.config import ConfigError
 from o11ykit.faults.guard import declared_environment, is_production
 from sample_app import seed, topology
 from sample_app.companions import process_started, still_the_same, take_companions
@@ -224,7 +225,13 @@ class Stack:
 
     def _check_environment(self) -> None:
         """The sample system injects faults: never where the caller's settings say production."""
-        declared = declared_environment(self._passed_through())
+        try:
+            declared = declared_environment(self._passed_through())
+        except ConfigError as exc:  # it may name production: the stack injects faults
+            raise StackError(
+                f"{exc}; the sample system injects faults and does not start where its"
+                " environment cannot be read"
+            ) from None
         if is_production(declared):
             raise StackError(
                 f"the environment is {declared!r} (from this shell's O11YKIT_/OTEL_ settings),"

@@ -359,6 +359,29 @@ def test_a_closed_transport_opens_no_new_connection(protocol) -> None:
             listener.accept()  # nothing connected
 
 
+def test_a_close_between_taking_the_connection_and_sending_sends_nothing(monkeypatch) -> None:
+    # close() from shutdown may come after the send took its connection but before the
+    # exchange began: the send must see it, not connect again.
+    import socket
+
+    from o11ykit.transport import HttpTransport
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.5)
+        transport = HttpTransport(f"http://127.0.0.1:{listener.getsockname()[1]}/v1/traces", {})
+        exchange = HttpTransport._exchange
+
+        def closed_first(self, *args):
+            self.close()
+            return exchange(self, *args)
+
+        monkeypatch.setattr(HttpTransport, "_exchange", closed_first)
+        with pytest.raises(ExportFailure, match="was shut down"):
+            transport.post(b"", timeout=1.0)
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing connected
+
+
 @pytest.mark.parametrize("shutdown_runs", ["before the append", "after the append"])
 def test_a_span_ended_while_shutdown_runs_is_counted_once(monkeypatch, shutdown_runs) -> None:
     # on_end checks `closed`, then appends without a lock: shutdown may run in between.

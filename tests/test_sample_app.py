@@ -441,10 +441,18 @@ def test_a_service_told_it_is_production_by_otel_resource_attributes_refuses_fau
     assert result.stderr.count("refused in production") == 1, result.stderr
 
 
-def test_app_up_with_another_backend_refuses_a_production_environment(tmp_path):
+@pytest.mark.parametrize(
+    ("resource", "said"),
+    [
+        ("deployment.environment.name=prod-eu", "'prod-eu'"),
+        # Malformed: it may name production, and nobody can say it does not.
+        ("deployment.environment.name=production,x", "cannot be read"),
+    ],
+)
+def test_app_up_with_another_backend_refuses_a_production_environment(tmp_path, resource, said):
     # With --backend otlp the caller's OTEL_ settings reach the services: production there
     # stops the start, rather than being overwritten with "workshop".
-    env = {**os.environ, "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=prod-eu"}
+    env = {**os.environ, "OTEL_RESOURCE_ATTRIBUTES": resource}
     env.update(O11YKIT_APP_DIR=str(tmp_path / "d"), CI="true")
     result = subprocess.run(
         [sys.executable, "-m", "o11ykit.cli", "app", "up", "--free-ports", "--backend", "otlp"],
@@ -455,5 +463,5 @@ def test_app_up_with_another_backend_refuses_a_production_environment(tmp_path):
         timeout=60,
     )
     assert result.returncode != 0
-    assert "'prod-eu'" in result.stderr and "does not start there" in result.stderr
+    assert said in result.stderr and "does not start" in result.stderr
     assert not (tmp_path / "d" / stack_module.STATE_FILE).exists()

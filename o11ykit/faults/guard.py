@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 
 from o11ykit import state
-from o11ykit.config import ConfigError, Settings, load_settings
+from o11ykit.config import ConfigError, Settings, environment_setting
 
 log = logging.getLogger("o11ykit")
 # An environment is production when any word of its name is one of these: "prod",
@@ -30,10 +30,10 @@ def is_production(environment: str | None) -> bool:
 def declared_environment(environ: Mapping[str, str]) -> str | None:
     """The environment these variables name, through O11YKIT_ENVIRONMENT or OTEL_* (say
     `OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=production`); None when none
-    does. A launcher that supplies a default must not outrank what the deployment says."""
-    settings = load_settings({}, environ)
-    declared = settings.sources.get("environment", "default") != "default"
-    return settings.environment if declared else None
+    does. A launcher that supplies a default must not outrank what the deployment says.
+    ConfigError when a variable that would name it is malformed: then nobody can say it
+    is not production."""
+    return environment_setting("environment", environ)
 
 
 def refusal(settings: Settings) -> str | None:
