@@ -57,9 +57,10 @@ def test_closing_the_transport_while_it_reads_a_trickled_answer_returns_at_once(
     closer.join(5.0)
     sender.join(5.0)
 
-    # Until 2026-12-07 close() waited for the reader, which waited for the whole body.
-    assert close_took < 0.5, close_took
-    assert send_took < 0.5, send_took
+    # Until 2026-12-07 close() waited for the reader, which waited for the whole body: both
+    # ran into the 2 s joins. Half that leaves a loaded 2-core CI machine its margin.
+    assert close_took < 1.0, close_took
+    assert send_took < 1.0, send_took
     assert [failure.kind for failure in failures] == ["cancelled"], failures
 
 
@@ -80,7 +81,7 @@ def test_shutdown_keeps_its_timeout_while_the_backend_trickles_its_answer() -> N
     stopping.join(5.0)
 
     # Measured 48.6 s for shutdown(timeout=1.0) until 2026-12-07.
-    assert took < 1.0, took
+    assert took < 2.0, took  # shutdown(0.5); the join gives up at 3 s, as it did before the fix
     assert exporter.stats.exported == 0
     assert exporter.stats.dropped_export_failed == 1, exporter.stats
 
@@ -131,4 +132,4 @@ def test_spans_lost_when_the_process_ends_are_reported_in_one_line(protocol: str
     assert len(lines) == 1, done.stderr
     assert LOST_LINE in lines[0], lines
     assert "127.0.0.1" in lines[0] and "0.5 s timeout" in lines[0], lines
-    assert report["exit_flush"] < 1.0, report
+    assert report["exit_flush"] < 2.0, report  # a 0.5 s shutdown timeout, with margin
