@@ -273,6 +273,8 @@ def gradual_degradation(query: JaegerQuery, start: datetime, end: datetime) -> A
     """A server operation whose own latency keeps growing across the window: the first
     quarter against the last (halves blur a steady climb into a ratio under two)."""
     quarter = (end - start) / 4
+    grown: list[tuple[float, str, str]] = []
+    doubled = False
     for service in query.services():
         early = {
             g["value"]: g
@@ -284,13 +286,16 @@ def gradual_degradation(query: JaegerQuery, start: datetime, end: datetime) -> A
         }
         for name, group in late.items():
             before = early.get(name)
-            if (
-                before
-                and min(before["count"], group["count"]) >= MIN_SPANS
-                and (group["p50Ms"] >= 2 * max(before["p50Ms"], 5.0))
-            ):
-                return {"service": service, "operation": name, "fault_class": "gradual degradation"}
-    return None
+            if before and min(before["count"], group["count"]) >= MIN_SPANS:
+                grown.append((group["p50Ms"] / max(before["p50Ms"], 1.0), service, name))
+                doubled = doubled or group["p50Ms"] >= 2 * max(before["p50Ms"], 5.0)
+    if not doubled:
+        return None
+    # A caller grows with its callee, by the same milliseconds on a larger base: once one
+    # operation has doubled, the largest ratio is the one whose own time grows (catalog's
+    # page, which may not clear the 5 ms floor yet, not the gateway's that waits for it).
+    _, service, name = max(grown)
+    return {"service": service, "operation": name, "fault_class": "gradual degradation"}
 
 
 def pool_exhaustion(query: JaegerQuery, start: datetime, end: datetime) -> Answer | None:

@@ -65,3 +65,42 @@ def test_heavy_user_is_not_hidden_by_a_bystander_with_one_slow_request():
 
 def test_heavy_user_finds_nobody_when_everyone_is_alike():
     assert solvers.heavy_user(Breakdowns(ORDINARY), START, END) is None
+
+
+class Growth:
+    """services() and breakdown() by name: each service's one server operation, its p50 in
+    the first quarter of the window and in the last."""
+
+    def __init__(self, p50s: dict[str, tuple[str, float, float]]) -> None:
+        self.p50s = p50s  # service -> (operation, early p50 ms, late p50 ms)
+
+    def services(self) -> list[str]:
+        return sorted(self.p50s)
+
+    def breakdown(self, by: str, *, start: datetime, service: str, **_: object) -> dict:
+        name, early, late = self.p50s[service]
+        p50 = early if start == START else late
+        return {"groups": [{"value": name, "count": 50, "p50Ms": p50}]}
+
+
+def test_gradual_degradation_names_the_callee_whose_time_grows_not_its_caller():
+    # Seen in CI: catalog's page went from 3 to 9 ms, under twice the 5 ms floor, while the
+    # gateway's, which waits for it, went from 6 to 12 ms and passed first.
+    query = Growth(
+        {
+            "catalog": ("GET /products/{product_id}", 3.0, 9.0),
+            "gateway": ("GET /api/products/{product_id}", 6.0, 12.5),
+            "orders": ("GET /orders", 4.0, 4.2),
+        }
+    )
+    answer = solvers.gradual_degradation(query, START, END)
+    assert answer == {
+        "service": "catalog",
+        "operation": "GET /products/{product_id}",
+        "fault_class": "gradual degradation",
+    }
+
+
+def test_gradual_degradation_finds_nothing_when_nothing_doubles():
+    query = Growth({"catalog": ("GET /products/{product_id}", 4.0, 6.0)})
+    assert solvers.gradual_degradation(query, START, END) is None
