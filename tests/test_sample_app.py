@@ -333,6 +333,28 @@ def test_a_signal_while_up_starts_stops_what_was_started(seeded_template, tmp_pa
             os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_stop_signal_caught_inside_an_exec_does_not_end_the_process_by_sigint(
+    python_snippet, signal_name
+):
+    """CPython kills itself with SIGINT at exit once a KeyboardInterrupt has left an exec()
+    of a string, caught or not; dataclasses exec their methods while modules load, and a
+    signal landing there made `up` exit -2 instead of 130 (a CI run did)."""
+    result = python_snippet(
+        f"""
+        import os, signal
+        from sample_app import cli
+
+        with cli._stop_signals_interrupt():
+            try:
+                exec("os.kill(os.getpid(), signal.{signal_name})\\nimport time\\ntime.sleep(5)")
+            except KeyboardInterrupt:
+                print("stopped")
+        """
+    )  # ends without sys.exit(): -c exits at once on SystemExit, as `python -m` does not
+    assert (result.returncode, result.stdout) == (0, "stopped\n"), result.stderr
+
+
 def test_free_ports_are_never_one_port_for_two_services(monkeypatch, tmp_path):
     # The system may hand the same free port to consecutive askers: nobody listens on it yet.
     handed_out = iter([41001, 41001, 41002, 41001, 41003, 41004, 41005])
