@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["store"]:  # the store starts without importing the other commands
         return store_main(argv)
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     return _run(args)
 
 
@@ -159,8 +159,29 @@ def store_main(argv: list[str]) -> int:
     instead of 0.21 s to be ready (median of 12 alternating starts, 2026-12-06)."""
     parser = argparse.ArgumentParser(prog="o11ykit")
     _add_store(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     return _run(args)
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse argv, an argument no option takes refused by the command it was given to:
+    argparse leaves those to the top parser, whose usage line names no command's options
+    ("usage: o11ykit [-h] COMMAND ..." after `o11ykit traces search --bogus`)."""
+    _name_each_parser(parser)
+    args, unrecognized = parser.parse_known_args(argv)
+    if unrecognized:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unrecognized)}")
+    return args
+
+
+def _name_each_parser(parser: argparse.ArgumentParser) -> None:
+    """Each parser in the tree sets command_parser to itself: the deepest one a command line
+    reaches parses last, so its value is the one the namespace keeps."""
+    parser.set_defaults(command_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _name_each_parser(subparser)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -597,3 +597,22 @@ def test_an_80_column_terminal_gets_every_field_of_a_search_and_a_waterfall(
     assert spans[0].count("█") == traces_cli.NARROW_BAR_WIDTH
     assert all(line.rstrip()[-5:].replace(".", "").isdigit() for line in spans)  # ms kept
     assert "payment declined" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["traces", "search", "--bogus"], ["store", "serve", "--bogus", "1"], ["doctor", "--bogus"]],
+)
+def test_an_unrecognized_argument_is_refused_with_its_commands_usage(argv, capsys):
+    from o11ykit import cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    command = " ".join(a for a in argv if not a.startswith("-") and not a.isdigit())
+    assert exited.value.code == 2
+    assert err.startswith(f"usage: o11ykit {command} [-h]"), err
+    unrecognized = " ".join(argv[len(command.split()) :])
+    assert err.rstrip().endswith(
+        f"o11ykit {command}: error: unrecognized arguments: {unrecognized}"
+    )
