@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from labs import grading, model
-from labs.guide import say
+from labs.guide import STORE_SOURCES, progress_line, say
 from o11ykit.timeformats import format_duration
 
 if TYPE_CHECKING:
@@ -117,11 +117,29 @@ def _state(args: argparse.Namespace, start: bool = False) -> dict:
             data_dir=directory, die_with_parent=False, free_ports=getattr(args, "free_ports", False)
         )
         running = stack.Stack(config)
-        running.start(progress=print)
+        # A start has settled its language by now (_session): the seeding line in it.
+        running.start(progress=lambda line: print(progress_line(args.lang or "en", line)))
         state = running.state()
     if state is None:
-        sys.exit("the sample system is not running: `o11ykit lab start LAB` starts it")
+        sys.exit(say(_language_before_progress(args, directory), "not_running"))
     return state
+
+
+def _language_before_progress(args: argparse.Namespace, directory: str | os.PathLike) -> str:
+    """The language of a message said before the lab's progress is read (the system is
+    not running): as the later commands settle it, from the progress file if there is one."""
+    import json
+    from pathlib import Path
+
+    from labs.session import PROGRESS_FILE
+
+    try:
+        saved = json.loads((Path(directory) / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        saved = {}
+    settled = argparse.Namespace(lang=getattr(args, "lang", None), backend=None)
+    settle_preferences(settled, saved if isinstance(saved, dict) else {})
+    return settled.lang
 
 
 def settle_preferences(
@@ -147,6 +165,8 @@ def _session(args: argparse.Namespace, lab_id: str | None = None, start: bool = 
 
     from labs.session import PROGRESS_FILE, LabSession
 
+    if start:  # a start chooses afresh, and says what it does in its language from the first
+        settle_preferences(args, {})
     state = _state(args, start)
     try:
         saved = json.loads((Path(state["data_dir"]) / PROGRESS_FILE).read_text())
@@ -157,7 +177,8 @@ def _session(args: argparse.Namespace, lab_id: str | None = None, start: bool = 
     if lab_id is None:
         lab_id = saved.get("lab")
         if not isinstance(lab_id, str):
-            sys.exit("no lab is running: `o11ykit lab start LAB` (see `o11ykit lab list`)")
+            settle_preferences(args, {})
+            sys.exit(say(args.lang, "no_lab"))
     # A start chooses afresh; any other command follows the start of the lab it acts on.
     settle_preferences(args, {} if start or saved.get("lab") != lab_id else saved)
     try:
@@ -180,7 +201,7 @@ def print_step(console: Any, session: Any, number: int, language: str, run: bool
     step = session.lab.steps[number - 1]
     console.print(f"\n[bold]{number}. {step.title(language)}[/bold]")
     console.print(step.text(language), soft_wrap=True)
-    look = session.look(step)
+    look = session.look(step, language)
     if look is None:
         return
     console.print(f"  → {look.text}", soft_wrap=True)
@@ -202,14 +223,12 @@ def print_step(console: Any, session: Any, number: int, language: str, run: bool
 def show_result(console: Any, result: dict | None, language: str = "en") -> None:
     """A look's answer from the store; when nothing matched, that, and what to do about it
     (an empty answer said nothing, as if the look had not run)."""
-    from o11ykit.traces_cli import breakdown_table
-
     if not result:
         return
     if result.get("kind") == "breakdown":
         groups = result.get("groups", [])
         shown = {**result, "groups": groups[:SHOWN_GROUPS]}
-        console.print(breakdown_table(shown))
+        console.print(breakdown_table_in(shown, language))
         if not groups:
             console.print(say(language, "no_spans"))
         hidden = len(groups) - SHOWN_GROUPS
@@ -220,13 +239,37 @@ def show_result(console: Any, result: dict | None, language: str = "en") -> None
         if not traces:
             console.print(say(language, "no_traces"))
         for trace in traces[:SHOWN_TRACES]:
+            counts = say(language, "trace_counts", spans=trace["spans"], errors=trace["errors"])
             console.print(
-                f"    {trace['traceId']}  {trace['root']}  {trace['durationMs']:.1f} ms  "
-                f"{trace['spans']} spans  {trace['errors']} errors"
+                f"    {trace['traceId']}  {trace['root']}  {trace['durationMs']:.1f} ms  {counts}"
             )
         hidden = len(traces) - SHOWN_TRACES
         if hidden > 0:
             console.print(say(language, "more_traces", hidden=hidden))
+
+
+def breakdown_table_in(answer: dict, language: str = "en") -> Any:
+    """The table `o11ykit traces breakdown` prints, its title and caption in `language`;
+    the column headings stay as the command prints them, since the steps name them."""
+    from rich.text import Text
+
+    from o11ykit.traces_cli import breakdown_table, printable
+
+    table = breakdown_table(answer)
+    if language == "en":
+        return table
+    source = answer.get("source", "")
+    title = say(
+        language,
+        "breakdown_title",
+        total=answer["total"],
+        by=answer["groupBy"],
+        source=say(language, source) if source in STORE_SOURCES else source,
+    )
+    table.title = Text(printable(title))
+    if answer.get("moreGroups"):
+        table.caption = say(language, "more_groups", hidden=answer["moreGroups"])
+    return table
 
 
 def open_one_trace(console: Any, query: Any, result: dict | None) -> None:
@@ -253,7 +296,7 @@ def _start(args: argparse.Namespace) -> int:
 
     session = _session(args, args.lab_id, start=True)
     lab, language, console = session.lab, args.lang, _console()
-    refuse_during_a_drill(session.state)
+    refuse_during_a_drill(session.state, language)
     if session.progress.get("traffic_pid"):
         session.stop()
     earlier = stop_earlier_lab(session.state, lab.id, args.backend)
@@ -271,20 +314,17 @@ def _start(args: argparse.Namespace) -> int:
         if _interactive():
             input("\n" + say(language, "next_step"))
         print_step(console, session, number, language, run=False)
-    console.print("\n`o11ykit lab look N --run`, `o11ykit lab hint`, `o11ykit lab answer ...`")
+    console.print("\n" + say(language, "lab_commands"))
     return 0
 
 
-def refuse_during_a_drill(state: dict[str, Any]) -> None:
+def refuse_during_a_drill(state: dict[str, Any], language: str = "en") -> None:
     """A lab's fault in the middle of a drill would be one more for the teams to find."""
     from labs.drills.drill import running_drill
 
     running = running_drill(state["data_dir"])
     if running is not None:
-        sys.exit(
-            f"a drill ({running}) is running on this system: `o11ykit drill end` first,"
-            " or start the lab on another (--data-dir)"
-        )
+        sys.exit(say(language, "drill_running", drill=running))
 
 
 def say_earlier_lab(console: Any, earlier: EarlierLab, window_s: int, language: str = "en") -> None:
@@ -309,7 +349,7 @@ def _look(args: argparse.Namespace) -> int:
     numbers = [args.step] if args.step else range(1, len(session.lab.steps) + 1)
     for number in numbers:
         if not 1 <= number <= len(session.lab.steps):
-            sys.exit(f"step {number}: this lab has steps 1 to {len(session.lab.steps)}")
+            sys.exit(say(args.lang, "no_step", number=number, steps=len(session.lab.steps)))
         print_step(console, session, number, args.lang, run=args.run_query)
     return 0
 
@@ -351,7 +391,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prove(args: argparse.Namespace) -> int:
-    from labs.session import CannotProve, proof_verdict
+    from labs.session import CannotProve, describe_measurement, proof_verdict
 
     session = _session(args)
     print(session.lab.prove(args.lang))
@@ -360,11 +400,11 @@ def _prove(args: argparse.Namespace) -> int:
     try:
         before, after = session.prove()
     except CannotProve as exc:
-        print(f"o11ykit lab prove: {exc}", file=sys.stderr)
+        print(f"o11ykit lab prove: {exc.said(args.lang)}", file=sys.stderr)
         return 1
     for b, a in zip(before, after, strict=True):
-        print(say(args.lang, "before_fix", measured=b.describe()))
-        print(say(args.lang, "after_fix", measured=a.describe()))
+        print(say(args.lang, "before_fix", measured=describe_measurement(b, args.lang)))
+        print(say(args.lang, "after_fix", measured=describe_measurement(a, args.lang)))
     proved, verdict = proof_verdict(before, after, args.lang, command="o11ykit lab prove")
     print(verdict)
     return 0 if proved else 1
@@ -372,7 +412,7 @@ def _prove(args: argparse.Namespace) -> int:
 
 def _solve(args: argparse.Namespace) -> int:
     session = _session(args)
-    print(session.solve() or "the solver finds no such problem in the traces (yet)")
+    print(session.solve() or say(args.lang, "no_solution"))
     return 0
 
 

@@ -7,6 +7,7 @@ and the terminal's framing (`o11ykit lab`, the tour) through `say`."""
 
 from __future__ import annotations
 
+import re
 import sys
 
 from labs.model import Lab, all_labs
@@ -80,6 +81,30 @@ WORDS = {
         "tour_answer": "The answer the traces give:",
         "tour_next": "Next: `o11ykit lab list`, `o11ykit lab start LAB` (add --lang ja),"
         " `o11ykit app up`, `o11ykit fault list`; docs/labs.md",
+        # The sample system's progress line as it starts (sample_app.stack), word for word.
+        "seeded": "seeded the databases in {seconds} s",
+        # A signal `prove` measured; in English word for word Measurement.describe().
+        "measured": "{measure} of {target} = {value} (threshold {threshold}, {samples} samples)",
+        "no_value": "n/a",
+        "trace_counts": "{spans} spans  {errors} errors",
+        # A breakdown's table title, and where the store read its key (o11ykit.traces_cli).
+        "breakdown_title": "{total} spans by {by} ({source})",
+        "more_groups": "{hidden} smaller group(s) not shown",
+        "span column": "span column",
+        "indexed span attribute": "indexed span attribute",
+        "resource attribute": "resource attribute",
+        "span bytes": "span bytes",
+        "lab_commands": "`o11ykit lab look N --run`, `o11ykit lab hint`, `o11ykit lab answer ...`",
+        "not_running": "the sample system is not running: `o11ykit lab start LAB` starts it",
+        "no_lab": "no lab is running: `o11ykit lab start LAB` (see `o11ykit lab list`)",
+        "no_step": "step {number}: this lab has steps 1 to {steps}",
+        "drill_running": "a drill ({drill}) is running on this system: `o11ykit drill end` first,"
+        " or start the lab on another (--data-dir)",
+        "no_fault": "{lab} has no fault, so there is no fix switch to flip",
+        "exports_elsewhere": "prove reads the local trace store, and this stack exports elsewhere",
+        "no_solution": "the solver finds no such problem in the traces (yet)",
+        "honeycomb_unset": "set O11YKIT_HONEYCOMB_TEAM and O11YKIT_HONEYCOMB_ENVIRONMENT "
+        "for Honeycomb links (docs/honeycomb.md)",
     },
     "ja": {
         "story": "ストーリー",
@@ -147,13 +172,54 @@ WORDS = {
         "tour_answer": "トレースが示す答え:",
         "tour_next": "次は: `o11ykit lab list`、`o11ykit lab start LAB`（--lang ja で日本語）、"
         "`o11ykit app up`、`o11ykit fault list`。詳しくは docs/labs.md",
+        "seeded": "データベースに初期データを投入しました（{seconds} 秒）",
+        "measured": "{measure} = {value}（{target}、しきい値 {threshold}、サンプル {samples} 件）",
+        "no_value": "データなし",
+        "trace_counts": "スパン {spans}、エラー {errors}",
+        "breakdown_title": "{by} ごとのスパン {total} 個（{source}）",
+        "more_groups": "小さいグループ {hidden} 個は表示していません",
+        "span column": "スパンの列",
+        "indexed span attribute": "インデックス付きのスパン属性",
+        "resource attribute": "リソース属性",
+        "span bytes": "スパンのバイト列",
+        "lab_commands": "`o11ykit lab look N --run`、`o11ykit lab hint`、`o11ykit lab answer ...`",
+        "not_running": "サンプルシステムが動いていません。`o11ykit lab start LAB` で起動できます",
+        "no_lab": "実行中のラボはありません。`o11ykit lab start LAB` で始めてください"
+        "（ラボの一覧は `o11ykit lab list`）",
+        "no_step": "手順 {number}: このラボの手順は 1 から {steps} までです",
+        "drill_running": "このシステムではドリル（{drill}）が実行中です。先に `o11ykit drill end`"
+        " を実行するか、別のシステムでラボを始めてください（--data-dir）",
+        "no_fault": "{lab} には障害がないので、入れる修正スイッチがありません",
+        "exports_elsewhere": "prove はローカルのトレースストアを読みますが、このシステムは"
+        "トレースを別の場所にエクスポートしています",
+        "no_solution": "ソルバーはトレースの中にそのような問題を（まだ）見つけていません",
+        "honeycomb_unset": "Honeycomb のリンクには O11YKIT_HONEYCOMB_TEAM と"
+        " O11YKIT_HONEYCOMB_ENVIRONMENT を設定してください（docs/honeycomb.md）",
     },
 }
+
+
+# Where the local store read a breakdown's key (o11ykit.store.analytics), each in WORDS.
+STORE_SOURCES = ("span column", "indexed span attribute", "resource attribute", "span bytes")
 
 
 def say(language: str, key: str, **fields: object) -> str:
     """WORDS' text for `key` in `language`, its {fields} filled in."""
     return WORDS[language][key].format(**fields)
+
+
+# The sample system's progress lines (sample_app.stack), which a lab or the tour passes on:
+# the stack speaks English to its own users, so a lab in Japanese says them in Japanese.
+_STACK_PROGRESS = ((re.compile(r"seeded the databases in (?P<seconds>\S+) s"), "seeded"),)
+
+
+def progress_line(language: str, line: str) -> str:
+    """A line of the sample system's start in `language`; one not known here as it is."""
+    for pattern, key in _STACK_PROGRESS:
+        matched = pattern.fullmatch(line)
+        if matched:
+            return say(language, key, **matched.groupdict())
+    return line
 
 
 _ANSWER_FLAGS = {

@@ -40,7 +40,36 @@ LAB_TRAFFIC = "lab-traffic"  # its companion name on the stack (sample_app.stack
 
 
 class CannotProve(RuntimeError):
-    """The lab has no fault to prove, or its stack's spans are not in the local store."""
+    """The lab has no fault to prove, or its stack's spans are not in the local store.
+    Its message is WORDS' `key` (labs.guide): English as a string, `said` any language."""
+
+    def __init__(self, key: str, **fields: object) -> None:
+        super().__init__(say("en", key, **fields))
+        self.key, self.fields = key, fields
+
+    def said(self, language: str) -> str:
+        return say(language, self.key, **self.fields)
+
+
+def describe_measurement(measurement: signals.Measurement, language: str = "en") -> str:
+    """A signal `prove` measured, for the learner: in English as Measurement.describe() has
+    it, in Japanese with the same figures (the scope written KEY=VALUE, as answers are)."""
+    signal = measurement.signal
+    if language == "en":
+        target = f"{signal.service} {signal.operation!r} {signal.where or ''}"
+    else:
+        where = "".join(f" {key}={value}" for key, value in signal.where.items())
+        target = f"{signal.service} {signal.operation!r}{where}"
+    value = measurement.value
+    return say(
+        language,
+        "measured",
+        measure=signal.measure,
+        target=target,
+        value=say(language, "no_value") if value is None else f"{value:.3g}",
+        threshold=f"{signal.threshold:g}",
+        samples=measurement.samples,
+    )
 
 
 def proof_verdict(
@@ -131,18 +160,16 @@ def render_look(
     backend: str,
     at: datetime | None = None,
     query_url: str | None = None,
+    language: str = "en",
 ) -> Look:
-    """`query_url`: the local store the command is for, when not the default address."""
+    """`query_url`: the local store the command is for, when not the default address;
+    `language`: what to say instead of a link that cannot be made."""
     if backend == "jaeger":
         return Look(backend, query_spec.jaeger_link(spec, JAEGER_UI, at))
     if backend == "honeycomb":
         slugs = link_slugs(os.environ)
         if slugs is None:
-            return Look(
-                backend,
-                "set O11YKIT_HONEYCOMB_TEAM and O11YKIT_HONEYCOMB_ENVIRONMENT "
-                "for Honeycomb links (docs/honeycomb.md)",
-            )
+            return Look(backend, say(language, "honeycomb_unset"))
         team, environment = slugs
         return Look(
             backend,
@@ -283,11 +310,13 @@ class LabSession:
     def looks(self) -> list[tuple[model.Step, Look | None]]:
         return [(step, self.look(step)) for step in self.lab.steps]
 
-    def look(self, step: model.Step) -> Look | None:
+    def look(self, step: model.Step, language: str = "en") -> Look | None:
         """The step's look, its command for this stack's store wherever that listens."""
         if step.look is None:
             return None
-        return render_look(step.look, self.backend, query_url=self.state.get("query_url"))
+        return render_look(
+            step.look, self.backend, query_url=self.state.get("query_url"), language=language
+        )
 
     def run_look(self, step: model.Step) -> dict[str, Any] | None:
         """The look's answer from the local store, for the terminal walk-through."""
@@ -331,9 +360,9 @@ class LabSession:
         CannotProve for a lab without a fault, or a stack that exports elsewhere."""
         fault = self.lab.catalogue_fault
         if fault is None:
-            raise CannotProve(f"{self.lab.id} has no fault, so there is no fix switch to flip")
+            raise CannotProve("no_fault", lab=self.lab.id)
         if self.query is None:
-            raise CannotProve("prove reads the local trace store, and this stack exports elsewhere")
+            raise CannotProve("exports_elsewhere")
         # Before the flip too: proving right after the start, a rare request (a heavy
         # user's, an order history) may not have arrived often enough yet.
         before = self._measure(fault.signals, self.window()[0], window_s, traffic, fresh=False)

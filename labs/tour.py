@@ -20,8 +20,8 @@ from rich.console import Console
 
 from labs import model
 from labs.cli import print_step
-from labs.guide import say
-from labs.session import PROGRESS_FILE, LabSession, proof_verdict
+from labs.guide import progress_line, say
+from labs.session import PROGRESS_FILE, LabSession, describe_measurement, proof_verdict
 from sample_app.stack import Stack, StackConfig
 from sample_app.traffic import run
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console.print(f"[bold]{say(language, 'tour_starting')}[/bold]")
     stack = Stack(StackConfig(data_dir=Path(args.data_dir), free_ports=True))
-    stack.start(progress=lambda line: console.print(f"  {line}"))
+    stack.start(progress=lambda line: console.print(f"  {progress_line(language, line)}"))
     try:
         console.print(say(language, "tour_where", gateway=stack.gateway_url, store=stack.query_url))
         # A tour plays the lab from its beginning: an earlier tour's progress here would
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         if lab.catalogue_fault is not None:
             before, after = session.prove()
             for b, a in zip(before, after, strict=True):
-                console.print(say(language, "before", measured=b.describe()))
-                console.print(say(language, "after", measured=a.describe()))
+                console.print(say(language, "before", measured=describe_measurement(b, language)))
+                console.print(say(language, "after", measured=describe_measurement(a, language)))
             proved, verdict = proof_verdict(before, after, language)
             console.print(f"  {verdict}")
         session.stop()

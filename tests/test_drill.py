@@ -417,3 +417,150 @@ def test_the_drill_commands_keep_the_key_from_participants(stack: Stack):
     assert "applied" in drill("mitigate", "--team", "red", "fix-locale-filter").stdout
     assert "wrong_answers=1" in drill("status").stdout
     assert drill("end").returncode == 0
+
+
+def test_every_drill_message_is_in_every_language_with_the_same_fields():
+    from string import Formatter
+
+    from labs.drills.words import WORDS
+
+    def fields(text: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(text) if name}
+
+    assert set(WORDS) == {"en", "ja"} and set(postmortem._EN) == set(postmortem._JA)
+    for key, text in WORDS["en"].items():
+        assert fields(WORDS["ja"][key]) == fields(text), key
+    assert set(WORDS["ja"]) == set(WORDS["en"])
+
+
+def test_the_catalogue_s_texts_a_drill_shows_are_in_japanese_too():
+    """A `fault:<id>` drill's title and briefing, a postmortem's root cause and action items:
+    every catalogue fault has them in Japanese, its kind named as the grading takes it, and
+    the briefing gives nothing of the key away."""
+    from labs.drills.catalogue_ja import JA, fault_text
+    from labs.grading import grade
+    from sample_app.faults.catalogue import FAULTS
+
+    assert set(JA) == {fault.id for fault in FAULTS}
+    for fault in FAULTS:
+        japanese = fault_text(fault, "ja")
+        assert japanese == JA[fault.id] and fault_text(fault).mechanism == fault.mechanism
+        drill = scenario.from_fault(fault.id)
+        assert (drill.title("ja"), drill.briefing("ja")) == (japanese.title, japanese.story)
+        assert (drill.title("en"), drill.briefing("en")) == (fault.title, fault.story)
+        assert fault.id not in japanese.story and fault.mitigation not in japanese.story
+        answer = {"service": drill.key.expected["service"], "fault_class": japanese.fault_class}
+        assert grade(drill.key, answer).correct, (fault.id, japanese.fault_class)
+    assert "ロケール" not in JA["empty-search"].story  # as "locale" is not in the English
+
+
+def test_the_drill_commands_speak_japanese(tmp_path, monkeypatch, capsys):
+    drill, _ = _offline_drill(tmp_path, monkeypatch)
+    monkeypatch.setattr(drill.faults, "status", lambda: {"gateway": [{"id": "bad-canary"}]})
+    monkeypatch.setattr(drill.faults, "fix", lambda fault: None)
+    drill.start("canary-rollout", ["red", "blue"], time_scale=10, baseline_s=5)
+    assert drill.tick(drill.state.started + 7.1, language="ja") == [
+        "bad-canary を注入しました",
+        "slow-provider を注入しました",
+    ]
+
+    def said(*argv: str, code: int = 0) -> str:
+        assert _run([*argv, "--lang", "ja"], drill, monkeypatch) == code
+        out, err = capsys.readouterr()
+        return out + err
+
+    key = said("key")
+    assert "根本原因: bad-canary（悪いデプロイ（カナリア））" in key
+    assert (
+        "タイムライン（ドリル開始からの秒数。最初の 5 秒は正常で、その後シナリオを書かれた速さの"
+        in key
+    )
+    assert "  t+7s slow-provider を注入、4 秒間（おとり）（シナリオ上は t+20s、40 秒間）" in key
+    assert "red: アラートを確認しました" in said("ack", "--team", "red")
+    wrong = said("diagnose", "--team", "red", "--service", "payments", code=1)
+    assert "スコア 0/100" in wrong and "score" not in wrong
+    right = ["--service", "catalog", "--version", "1.8.0", "--class", "悪いデプロイ"]
+    assert "スコア 100/100: 正解です" in said("diagnose", "--team", "blue", *right)
+    assert "診断には --service、--operation" in said("diagnose", "--team", "red", code=2)
+    assert "チーム 'green' はありません" in said("ack", "--team", "green", code=2)
+    applied = said("mitigate", "--team", "blue", "rollback-canary")
+    assert applied == "rollback-canary: 適用しました（ロールバックします。gateway はカナリアに" + (
+        "トラフィックを送らなくなります。）\n"
+    )
+    monkeypatch.setattr(drill.faults, "status", lambda: {})
+    unchanged = said("mitigate", "--team", "red", "restore-cache")
+    assert "restore-cache: 変更するものはありません" in unchanged
+    assert "緩和策 'reboot' はありません" in said("mitigate", "--team", "red", "reboot", code=2)
+    status = said("status")
+    assert "チーム blue、確認 —、診断 " in status and " 秒、誤答 0、緩和 " in status
+    assert "acknowledged_s" not in status
+    assert said("end") == "ドリルを終了しました。障害は解除されています\n"
+    assert "実行中のドリルはありません" in said("ack", "--team", "red", code=2)
+
+
+def test_a_status_row_in_japanese():
+    from labs.drills.cli import status_line
+
+    row = {"team": "blue", "acknowledged_s": 29.95, "diagnosed_s": 4.2812, "wrong_answers": 2}
+    row |= {"mitigated_s": None, "recovered_s": 3.0}
+    assert status_line(row, "ja") == (
+        "チーム blue、確認 30 秒、診断 4.3 秒、誤答 2、緩和 —、回復 3 秒"
+    )
+
+
+def test_the_postmortem_in_japanese_gives_the_root_cause_and_timeline_in_japanese():
+    from types import SimpleNamespace
+
+    from labs.drills.catalogue_ja import JA
+    from labs.drills.state import replay
+    from labs.drills.telemetry import Health, Impact
+    from sample_app.faults.catalogue import BY_ID
+
+    health = Health(True, 120, 0.004, 210.0, "gone")
+    events = [
+        {"t": 0.0, "event": "drill_started", "scenario": "canary-rollout", "seed": 1}
+        | {"time_scale": 1.0, "teams": ["red"], "baseline_s": 0.0},
+        {"t": 1.0, "event": "change_applied", "index": 0, "fault": "bad-canary"}
+        | {"action": "inject"},
+        {"t": 40.0, "event": "mitigation", "team": "red", "name": "rollback-canary"}
+        | {"fault": "bad-canary", "addresses_root_cause": True},
+        {"t": 80.0, "event": "recovered", "health": health.describe()}
+        | {"measured": health.__dict__},
+        {"t": 90.0, "event": "ended"},
+    ]
+    impact = Impact(["initech"], 3, "enduser.id", 12, 400, None, 90.0, 20.0, 900.0)
+    drill = SimpleNamespace(
+        scenario=scenario.get("canary-rollout"), impact=lambda: impact, state=replay(events)
+    )
+    japanese, english = postmortem.render(drill, "ja"), postmortem.render(drill, "en")
+    cause = JA["bad-canary"]
+    assert f"**{cause.title}**（{cause.fault_class}）。{cause.mechanism}" in japanese
+    assert f"| 修正を恒久化する: {cause.fix} | | |" in japanese and cause.signal in japanese
+    for said in ("ドリル開始: canary-rollout、チーム red", "注入 `bad-canary`", "ドリル終了"):
+        assert said in japanese, said
+    assert "回復: gateway のエラー率 0.4%、p95 210 ms（リクエスト 120 件）" in japanese
+    assert "根本原因のシグナル: 消えました" in japanese
+    assert "| red | — | — | 0 | 40 秒 | 80 秒 |" in japanese and "発生前 データなし" in japanese
+    fault = BY_ID["bad-canary"]
+    for english_only in (
+        fault.mechanism,
+        fault.fix,
+        "drill started",
+        "drill ended",
+        "gateway error",
+    ):
+        assert english_only not in japanese, english_only
+    assert f"**{fault.title}** ({fault.fault_class}). {fault.mechanism}" in english
+    assert "recovered: gateway error rate 0.4%, p95 210 ms over 120 requests" in english
+    assert "- 00:00:01 UTC — inject `bad-canary`" in english and "before n/a" in english
+
+
+def test_a_lab_refused_during_a_drill_says_so_in_japanese(tmp_path, monkeypatch):
+    from labs.cli import refuse_during_a_drill
+
+    drill, _ = _offline_drill(tmp_path, monkeypatch)
+    drill.start("flash-sale", ["red"], baseline_s=60)
+    with pytest.raises(SystemExit, match=r"このシステムではドリル（flash-sale）が実行中です"):
+        refuse_during_a_drill(drill.stack_state, "ja")
+    with pytest.raises(SystemExit, match=r"a drill \(flash-sale\) is running on this system"):
+        refuse_during_a_drill(drill.stack_state)

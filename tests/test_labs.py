@@ -14,7 +14,14 @@ import pytest
 import yaml
 
 from labs import grading, guide, model, solvers
-from labs.session import CannotProve, LabSession, honeycomb_answer, proof_verdict, render_look
+from labs.session import (
+    CannotProve,
+    LabSession,
+    describe_measurement,
+    honeycomb_answer,
+    proof_verdict,
+    render_look,
+)
 from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.cli import build_parser
 from sample_app.faults.catalogue import Signal
@@ -204,7 +211,8 @@ FRAMING = {
         "hint": "hint 1 of 3: ",
         "answer": "score: 100/100  — solved!",
         "check": "failing-tenant: 1 answer(s), best score 100/100, 1 hint(s) taken",
-        "prove": "  before the fix: error_rate",
+        "prove": "  before the fix: error_rate of catalog 'GET /products/{product_id}'  = 0.4"
+        " (threshold 0.15, 20 samples)",
         "verdict": "the signal is gone: the fix switch removed it",
         "stop": "the lab's fault is cleared and its traffic stopped",
     },
@@ -213,7 +221,8 @@ FRAMING = {
         "hint": "ヒント 1/3: ",
         "answer": "スコア: 100/100  — 正解です！",
         "check": "failing-tenant: 回答 1 件、最高スコア 100/100、使ったヒント 1 個",
-        "prove": "  修正前: error_rate",
+        "prove": "  修正前: error_rate = 0.4（catalog 'GET /products/{product_id}'、しきい値 0.15、"
+        "サンプル 20 件）",
         "verdict": "シグナルが消えました。消したのは修正スイッチです",
         "stop": "ラボの障害を解除し、トラフィックを止めました",
     },
@@ -570,3 +579,131 @@ def test_a_walkthrough_search_that_finds_nothing_says_so_and_what_to_do(language
     assert ("no spans matched" if language == "en" else "一致するスパンはありません") in (
         console.export_text()
     )
+
+
+def test_the_seeding_line_speaks_the_lab_s_language(tmp_path, monkeypatch, capsys):
+    """`lab start --lang ja` on a system not yet running: the stack's English progress line
+    ("seeded the databases in N s") said in Japanese; English as the stack says it."""
+    from labs import cli
+    from labs.guide import progress_line
+    from o11ykit.cli import main
+    from sample_app import stack
+
+    assert progress_line("ja", "seeded the databases in 7.6 s") == (
+        "データベースに初期データを投入しました（7.6 秒）"
+    )
+    assert progress_line("en", "seeded the databases in 7.6 s") == "seeded the databases in 7.6 s"
+    assert progress_line("ja", "something else") == "something else"
+
+    class Started:
+        def __init__(self, config) -> None:
+            pass
+
+        def start(self, progress) -> None:
+            progress("seeded the databases in 1.5 s")
+
+        def state(self) -> dict:
+            return _offline_state(tmp_path)
+
+    # Stubbed as for the other offline labs, but _state runs: no system, so it starts one.
+    starting = cli._state
+    _stub_offline_lab(monkeypatch, _offline_state(tmp_path))
+    monkeypatch.setattr(cli, "_state", starting)
+    monkeypatch.setattr(stack, "read_state", lambda directory: None)
+    monkeypatch.setattr(stack, "Stack", Started)
+    start = ["lab", "start", "failing-tenant", "--no-traffic", "--data-dir", str(tmp_path)]
+    assert main([*start, "--lang", "ja"]) == 0
+    out = capsys.readouterr().out
+    assert "データベースに初期データを投入しました（1.5 秒）" in out
+    assert "seeded the databases" not in out
+    assert main(start) == 0
+    assert "seeded the databases in 1.5 s" in capsys.readouterr().out
+
+
+def test_a_measurement_in_japanese_keeps_its_figures_and_names():
+    where = Signal("catalog", "GET /products/{product_id}", "error_rate", 0.15, {"tenant.id": "g"})
+    for signal in (ERRORS, where):
+        for value, samples in ((0.368, 19), (None, 0)):
+            measured = Measurement(signal, value, samples)
+            assert describe_measurement(measured) == measured.describe()
+    japanese = describe_measurement(Measurement(where, 0.368, 19), "ja")
+    assert japanese == (
+        "error_rate = 0.368（catalog 'GET /products/{product_id}' tenant.id=g、しきい値 0.15、"
+        "サンプル 19 件）"
+    )
+    assert "データなし" in describe_measurement(Measurement(ERRORS, None, 0), "ja")
+
+
+def test_the_walkthrough_s_tables_and_trace_lines_in_japanese():
+    from rich.console import Console
+
+    from labs.cli import show_result
+
+    trace = {"traceId": "ab" * 16, "root": "gateway: GET /", "durationMs": 1.0}
+    console = Console(record=True, width=200)
+    show_result(console, {"kind": "search", "traces": [{**trace, "spans": 4, "errors": 3}]}, "ja")
+    breakdown = {"kind": "breakdown", "total": 142, "groupBy": "tenant.id"}
+    group = {"value": "globex", "count": 38, "errors": 14, "errorRate": 0.368}
+    group |= {"p50Ms": 6.7, "p95Ms": 40.3, "p99Ms": 43.5}
+    answer = {**breakdown, "source": "indexed span attribute", "groups": [group], "moreGroups": 2}
+    show_result(console, answer, "ja")
+    out = console.export_text()
+    assert "1.0 ms  スパン 4、エラー 3" in out and "spans" not in out
+    assert "tenant.id ごとのスパン 142 個（インデックス付きのスパン属性）" in out
+    assert "小さいグループ 2 個は表示していません" in out and "not shown" not in out
+    assert "p95 ms" in out  # the columns as the command prints them: the steps name them
+    english = Console(record=True, width=200)
+    show_result(english, answer)
+    assert "142 spans by tenant.id (indexed span attribute)" in english.export_text()
+
+
+def test_the_lab_commands_refuse_in_the_lab_s_language(tmp_path, monkeypatch, capsys):
+    """Not running, no lab, a step that is not there, no solution: in Japanese after a
+    start in Japanese (the system since stopped), or with --lang ja."""
+    import json
+
+    from labs import cli, session
+    from o11ykit.cli import main
+
+    monkeypatch.delenv("O11YKIT_LANG", raising=False)
+    data = ["--data-dir", str(tmp_path)]
+    with pytest.raises(SystemExit, match="サンプルシステムが動いていません"):
+        main(["lab", "hint", "--lang", "ja", *data])
+    (tmp_path / session.PROGRESS_FILE).write_text(json.dumps({"lab": "n-plus-one", "lang": "ja"}))
+    with pytest.raises(SystemExit, match="サンプルシステムが動いていません"):
+        main(["lab", "hint", *data])
+    (tmp_path / session.PROGRESS_FILE).unlink()
+    with pytest.raises(SystemExit, match="the sample system is not running"):
+        main(["lab", "hint", *data])
+    monkeypatch.setattr(cli, "_state", lambda args, start=False: _offline_state(tmp_path))
+    with pytest.raises(SystemExit, match="実行中のラボはありません"):
+        main(["lab", "hint", "--lang", "ja"])
+    _stub_offline_lab(monkeypatch, _offline_state(tmp_path))
+    assert main(["lab", "start", "failing-tenant", "--lang", "ja", "--no-traffic"]) == 0
+    assert "`o11ykit lab look N --run`、`o11ykit lab hint`" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="手順 9: このラボの手順は 1 から 3 までです"):
+        main(["lab", "look", "9"])
+    monkeypatch.setattr(session.LabSession, "solve", lambda self: None)
+    assert main(["lab", "solve"]) == 0
+    assert "ソルバーはトレースの中にそのような問題を" in capsys.readouterr().out
+
+
+def test_why_a_lab_cannot_be_proved_in_japanese(tmp_path):
+    offline = LabSession(model.get("failing-tenant"), _offline_state(tmp_path))
+    with pytest.raises(CannotProve) as elsewhere:
+        offline.prove()
+    assert "this stack exports elsewhere" in str(elsewhere.value)
+    assert "別の場所にエクスポートしています" in elsewhere.value.said("ja")
+    with pytest.raises(CannotProve, match="first-trace has no fault") as faultless:
+        LabSession(model.get("first-trace"), _offline_state(tmp_path)).prove()
+    said = faultless.value.said("ja")
+    assert said == "first-trace には障害がないので、入れる修正スイッチがありません"
+
+
+def test_a_honeycomb_look_without_its_settings_says_so_in_the_learner_s_language(monkeypatch):
+    monkeypatch.delenv("O11YKIT_HONEYCOMB_TEAM", raising=False)
+    monkeypatch.delenv("O11YKIT_HONEYCOMB_ENVIRONMENT", raising=False)
+    spec = model.get("failing-tenant").steps[0].look
+    assert render_look(spec, "honeycomb").text.startswith("set O11YKIT_HONEYCOMB_TEAM")
+    japanese = render_look(spec, "honeycomb", language="ja").text
+    assert japanese.startswith("Honeycomb のリンクには O11YKIT_HONEYCOMB_TEAM と")

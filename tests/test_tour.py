@@ -65,7 +65,11 @@ def test_the_tour_in_japanese_frames_the_lab_in_japanese_too(tmp_path) -> None:
         "修正後: ",
         "シグナルが消えました",
         "次は: ",
+        "データベースに初期データを投入しました（",  # the stack's progress line
+        "、しきい値 0.15、サンプル ",  # the measurements before and after the fix
+        "tenant.id ごとのスパン ",
     ):
         assert said in out, said
-    for english in ("Starting the sample system", "Lab:", "hint ", "Prove it", "Next:"):
+    english_lines = ("Starting the sample system", "Lab:", "hint ", "Prove it", "Next:")
+    for english in (*english_lines, "seeded the databases", "threshold", "samples", "spans by"):
         assert english not in out, english

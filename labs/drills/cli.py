@@ -16,8 +16,10 @@ from typing import Any
 
 from labs.cli import MARKS
 from labs.drills import postmortem, scenario
+from labs.drills.catalogue_ja import fault_text
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import DrillState, scoreboard
+from labs.drills.words import say
 from labs.grading import attribute_argument
 from sample_app.companions import end_companion, register_companion
 from sample_app.faults import catalogue
@@ -93,7 +95,7 @@ def _drill(args: argparse.Namespace) -> Drill:
 
     state = stack.read_state(data_dir(args))
     if state is None:
-        sys.exit("the sample system is not running: `o11ykit app up` first")
+        sys.exit(say(args.lang, "not_running"))
     return Drill(state)
 
 
@@ -101,7 +103,10 @@ def _guarded(action: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
             return action(args)
-        except (DrillError, KeyError) as exc:
+        except DrillError as exc:
+            print(f"o11ykit drill: {exc.said(args.lang)}", file=sys.stderr)
+            return 2
+        except KeyError as exc:
             print(f"o11ykit drill: {exc.args[0] if exc.args else exc}", file=sys.stderr)
             return 2
 
@@ -116,14 +121,14 @@ def _start(args: argparse.Namespace) -> int:
     elif args.scenario:
         chosen = args.scenario
     else:
-        raise DrillError("give a scenario (see docs/drills.md) or --random")
+        raise DrillError("no_scenario")
     teams = [t.strip() for t in args.teams.split(",") if t.strip()]
     drill.check_start(chosen, teams)  # refused before anything changes
     # A lab's fault would be one more for the teams to find, and not the drill's.
     from labs.session import stop_earlier_lab
 
     lab = stop_earlier_lab(drill.stack_state, starting=None)
-    stopped = lab.stopped_text() if lab is not None else None
+    stopped = lab.stopped_text(args.lang) if lab is not None else None
     if stopped:
         print(stopped)
     picked = drill.start(
@@ -131,8 +136,8 @@ def _start(args: argparse.Namespace) -> int:
     )
     if not args.no_traffic:
         _start_traffic(drill)
-    print(f"drill started for {', '.join(teams)}. Participants: `o11ykit drill brief`.")
-    print("Keep `o11ykit drill watch` running (it applies the timeline and checks recovery).")
+    print(say(args.lang, "started", teams=say(args.lang, "separator").join(teams)))
+    print(say(args.lang, "keep_watching"))
     del picked  # the facilitator sees the key with `drill key`, not here, where others look
     return 0
 
@@ -207,34 +212,40 @@ def _brief(args: argparse.Namespace) -> int:
 
 @_guarded
 def _key(args: argparse.Namespace) -> int:
-    drill = _drill(args)
+    drill, language = _drill(args), args.lang
     chosen = drill.scenario
-    print(f"root cause: {chosen.root_cause} ({chosen.root_fault.fault_class})")
-    print(f"expected diagnosis: {chosen.key.expected}")
-    print(f"mitigation: {chosen.mitigation}")
-    for line in timeline_lines(chosen, drill.state):
+    kind = fault_text(chosen.root_fault, language).fault_class
+    print(say(language, "root_cause", fault=chosen.root_cause, kind=kind))
+    print(say(language, "expected", answer=chosen.key.expected))
+    print(say(language, "mitigation", name=chosen.mitigation))
+    for line in timeline_lines(chosen, drill.state, language):
         print(line)
     return 0
 
 
-def timeline_lines(chosen: scenario.Scenario, state: DrillState) -> list[str]:
+def timeline_lines(chosen: scenario.Scenario, state: DrillState, language: str = "en") -> list[str]:
     """The timeline as this drill plays it: seconds since its start, the healthy baseline
     and the time scale taken in, and the scenario's own seconds beside them when scaled."""
     scale, baseline = state.time_scale, state.baseline_s
-    speed = f"{scale:g}x as fast as written, --time-scale {scale:g}" if scale != 1 else "as written"
-    lines = [
-        f"timeline (seconds since the drill started: {baseline:g} s healthy first, then the"
-        f" scenario {speed}):"
-    ]
+    speed = (
+        say(language, "scaled", scale=f"{scale:g}") if scale != 1 else say(language, "as_written")
+    )
+    lines = [say(language, "timeline", baseline=f"{baseline:g}", speed=speed)]
     for change in chosen.timeline:
         written = f"t+{change.at_s:g}s" + (
-            f" for {change.duration_s:g}s" if change.duration_s else ""
+            say(language, "lasting", seconds=f"{change.duration_s:g}") if change.duration_s else ""
         )
+        at = _seconds(baseline + change.at_s / scale)
         lines.append(
-            f"  t+{_seconds(baseline + change.at_s / scale)}s inject {change.fault}"
-            + (f" for {_seconds(change.duration_s / scale)}s" if change.duration_s else "")
-            + ("  (red herring)" if change.red_herring else "")
-            + (f"  (written: {written})" if scale != 1 else "")
+            "  "
+            + say(language, "inject_at", at=at, fault=change.fault)
+            + (
+                say(language, "lasting", seconds=_seconds(change.duration_s / scale))
+                if change.duration_s
+                else ""
+            )
+            + (say(language, "red_herring") if change.red_herring else "")
+            + (say(language, "written", written=written) if scale != 1 else "")
         )
     return lines
 
@@ -247,7 +258,7 @@ def _seconds(value: float) -> str:
 @_guarded
 def _ack(args: argparse.Namespace) -> int:
     _drill(args).acknowledge(args.team)
-    print(f"{args.team}: acknowledged")
+    print(say(args.lang, "acknowledged", team=args.team))
     return 0
 
 
@@ -263,31 +274,39 @@ def _diagnose(args: argparse.Namespace) -> int:
     result = _drill(args).diagnose(args.team, answer)
     for field in result.fields:
         print(f"  {MARKS.get(field.credit, '✗')} {field.field}: {field.feedback(args.lang)}")
-    print(f"score {result.score}/100" + (": correct" if result.correct else ""))
+    correct = say(args.lang, "correct") if result.correct else ""
+    print(say(args.lang, "score", score=result.score) + correct)
     return 0 if result.correct else 1
 
 
 @_guarded
 def _mitigate(args: argparse.Namespace) -> int:
-    print(_drill(args).mitigate(args.team, args.mitigation))
+    print(_drill(args).mitigate(args.team, args.mitigation, args.lang))
     return 0
 
 
 @_guarded
 def _status(args: argparse.Namespace) -> int:
     drill = _drill(args)
-    for line in drill.tick():
+    for line in drill.tick(language=args.lang):
         print(line)
     for row in scoreboard(drill.state):
-        print("  " + status_line(row))
+        print("  " + status_line(row, args.lang))
     return 0
 
 
-def status_line(row: dict[str, Any]) -> str:
+def status_line(row: dict[str, Any], language: str = "en") -> str:
     """A scoreboard row for people: seconds rounded, — for what has not happened."""
-    return "  ".join(
-        f"{k}={'—' if v is None else _seconds(v) if isinstance(v, float) else v}"
-        for k, v in row.items()
+
+    def shown(value: Any) -> Any:
+        if value is None:
+            return "—"
+        if isinstance(value, float):
+            return say(language, "seconds", seconds=_seconds(value))
+        return value
+
+    return say(language, "status_separator").join(
+        say(language, "status_field", name=say(language, k), value=shown(v)) for k, v in row.items()
     )
 
 
@@ -295,10 +314,10 @@ def status_line(row: dict[str, Any]) -> str:
 def _watch(args: argparse.Namespace) -> int:
     drill = _drill(args)
     while drill.state.ended is None:
-        for line in drill.tick():
+        for line in drill.tick(language=args.lang):
             print(time.strftime("%H:%M:%S"), line, flush=True)
         if drill.state.recovered is not None:
-            print("recovery verified; `o11ykit drill postmortem`, then `o11ykit drill end`")
+            print(say(args.lang, "recovery_verified"))
             return 0
         time.sleep(1.0)
     return 0
@@ -310,7 +329,7 @@ def _end(args: argparse.Namespace) -> int:
     drill = _drill(args)
     drill.end()
     end_companion(drill.stack_state["data_dir"], DRILL_TRAFFIC)
-    print("drill ended; its faults are cleared")
+    print(say(args.lang, "ended"))
     return 0
 
 
@@ -319,7 +338,7 @@ def _postmortem(args: argparse.Namespace) -> int:
     text = postmortem.render(_drill(args), args.lang)
     if args.out:
         Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote {args.out}")
+        print(say(args.lang, "wrote", path=args.out))
     else:
         print(text)
     return 0

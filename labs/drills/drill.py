@@ -6,6 +6,7 @@ Everything that happens goes to the log before the command returns."""
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from typing import Any
 from labs import grading, model
 from labs.drills import scenario as scenarios
 from labs.drills import telemetry
+from labs.drills.catalogue_ja import fault_text
 from labs.drills.journal import DrillLog
 from labs.drills.state import DrillState, replay
+from labs.drills.words import say
 from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app.control import StackFaults
 from sample_app.faults import catalogue
@@ -28,7 +31,15 @@ def _said(value: Any) -> bool:
 
 
 class DrillError(RuntimeError):
-    """A drill command that cannot be carried out; nothing was changed or logged."""
+    """A drill command that cannot be carried out; nothing was changed or logged.
+    Its message is WORDS' `key` (labs.drills.words): English as a string, `said` any language."""
+
+    def __init__(self, key: str, **fields: object) -> None:
+        super().__init__(say("en", key, **fields))
+        self.key, self.fields = key, fields
+
+    def said(self, language: str) -> str:
+        return say(language, self.key, **self.fields)
 
 
 DRILL_DIR = "drill"  # in the stack's data directory
@@ -59,7 +70,7 @@ class Drill:
     def scenario(self) -> scenarios.Scenario:
         name = self.state.scenario
         if name is None:
-            raise DrillError("no drill has been started here: `o11ykit drill start`")
+            raise DrillError("never_started")
         return scenarios.get(name)
 
     @property
@@ -84,9 +95,7 @@ class Drill:
     ) -> scenarios.Scenario:
         chosen = self.check_start(name, teams)
         if not time_scale > 0 or time_scale == float("inf"):
-            raise DrillError(
-                f"time_scale {time_scale!r}: a speed factor more than 0 (2: twice as fast)"
-            )
+            raise DrillError("bad_time_scale", scale=repr(time_scale))
         if self.log.path.exists():
             self.log.path.rename(self.log.path.with_suffix(f".{int(time.time())}.jsonl"))
         self.log.append(
@@ -106,14 +115,15 @@ class Drill:
         unknown scenario) if it would be refused."""
         running = self.running
         if running is not None:
-            raise DrillError(f"a drill ({running}) is running: `o11ykit drill end` first")
+            raise DrillError("already_running", scenario=running)
         chosen = scenarios.get(name)
         if not teams or len(set(teams)) != len(teams):
-            raise DrillError("give each team a distinct name, e.g. --teams red,blue")
+            raise DrillError("team_names")
         return chosen
 
-    def tick(self, now: float | None = None) -> list[str]:
-        """Apply what is due; check recovery. Returns what happened, for the facilitator."""
+    def tick(self, now: float | None = None, language: str = "en") -> list[str]:
+        """Apply what is due; check recovery. Returns what happened, for the facilitator,
+        in `language`."""
         state = self.state
         if state.started is None or state.ended is not None:
             return []
@@ -127,7 +137,7 @@ class Drill:
             if index not in state.applied and clock >= due:
                 self.faults.inject(change.fault, model.overrides(change.overrides))
                 self.log.append("change_applied", index=index, fault=change.fault, action="inject")
-                happened.append(f"injected {change.fault}")
+                happened.append(say(language, "injected", fault=change.fault))
             ends = None if change.duration_s is None else due + change.duration_s / state.time_scale
             if (
                 index in state.applied
@@ -137,15 +147,16 @@ class Drill:
             ):
                 self.faults.clear(change.fault)
                 self.log.append("change_applied", index=index, fault=change.fault, action="clear")
-                happened.append(f"cleared {change.fault}")
+                happened.append(say(language, "cleared", fault=change.fault))
         state = self.state
         if state.mitigated is not None and state.recovered is None:
             window = float(started["recovery_window_s"])
             if now - state.mitigated >= window:
                 health = telemetry.health(self.query, self.scenario, telemetry.at(now), window)
                 if health.healthy:
-                    self.log.append("recovered", health=health.describe())
-                    happened.append("recovery verified: " + health.describe())
+                    # Its figures too, for a postmortem in another language than English.
+                    self.log.append("recovered", health=health.describe(), measured=asdict(health))
+                    happened.append(say(language, "recovered", health=health.describe(language)))
         return happened
 
     def end(self) -> None:
@@ -158,9 +169,9 @@ class Drill:
     def _team(self, team: str) -> None:
         state = self.state
         if state.started is None or state.ended is not None:
-            raise DrillError("no drill is running")
+            raise DrillError("no_drill")
         if team not in state.teams:
-            raise DrillError(f"no team {team!r}; the teams are: {', '.join(state.teams)}")
+            raise DrillError("no_team", team=repr(team), teams=", ".join(state.teams))
 
     def acknowledge(self, team: str) -> None:
         self.tick()
@@ -172,23 +183,21 @@ class Drill:
         self.tick()
         self._team(team)
         if not any(_said(value) for value in answer.values()):
-            raise DrillError(
-                "a diagnosis needs at least one of --service, --operation, --attr KEY=VALUE,"
-                " --class or --version"
-            )
+            raise DrillError("empty_diagnosis")
         result = grading.grade(self.scenario.key, answer)
         self.log.append(
             "diagnosis", team=team, answer=answer, score=result.score, correct=result.correct
         )
         return result
 
-    def mitigate(self, team: str, name: str) -> str:
-        """Flip the fix switch the mitigation names, if its fault is there to fix."""
+    def mitigate(self, team: str, name: str, language: str = "en") -> str:
+        """Flip the fix switch the mitigation names, if its fault is there to fix; returns
+        what it did, in `language`."""
         self.tick()
         self._team(team)
         by_name = {f.mitigation: f for f in catalogue.FAULTS}
         if name not in by_name:
-            raise DrillError(f"no mitigation {name!r}; accepted: {', '.join(sorted(by_name))}")
+            raise DrillError("no_mitigation", name=repr(name), accepted=", ".join(sorted(by_name)))
         fault = by_name[name]
         held = {f["id"] for faults in self.faults.status().values() for f in faults}
         effective = fault.id in held
@@ -201,18 +210,16 @@ class Drill:
             fault=fault.id if effective else None,
             addresses_root_cause=effective and fault.id == self.scenario.root_cause,
         )
-        return (
-            f"{name}: applied ({fault.fix})"
-            if effective
-            else f"{name}: nothing to change; that part of the system is healthy"
-        )
+        if effective:
+            return say(language, "applied", name=name, fix=fault_text(fault, language).fix)
+        return say(language, "nothing_to_change", name=name)
 
     # ---- afterwards ---------------------------------------------------------------------------
 
     def impact(self) -> telemetry.Impact:
         state = self.state
         if state.incident_started is None:
-            raise DrillError("the incident has not started yet")
+            raise DrillError("not_started")
         end = state.recovered or state.ended or time.time()
         return telemetry.impact(
             self.query,

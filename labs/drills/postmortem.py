@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from labs.drills.catalogue_ja import fault_text
 from labs.drills.drill import Drill
 from labs.drills.state import scoreboard
+from labs.drills.telemetry import Health
 
 _EN = {
+    "language": "en",
     "title": "Postmortem draft",
     "summary": "Summary",
     "impact": "Impact",
@@ -41,8 +44,16 @@ _EN = {
     "recov": "recovered",
     "none": "none",
     "pseudo": "counted by their pseudonymous ids ({attribute})",
+    "cause_line": "**{title}** ({kind}). {mechanism}",
+    "drill_started": "drill started: {scenario}, teams {teams}",
+    "inject": "inject",
+    "clear": "clear",
+    "ended": "drill ended",
+    "no_data": "n/a",
+    "seconds": "{seconds} s",
 }
 _JA = {
+    "language": "ja",
     "title": "ポストモーテム草案",
     "summary": "概要",
     "impact": "影響",
@@ -75,6 +86,13 @@ _JA = {
     "recov": "回復",
     "none": "なし",
     "pseudo": "仮名 ID（{attribute}）で数えた人数",
+    "cause_line": "**{title}**（{kind}）。{mechanism}",
+    "drill_started": "ドリル開始: {scenario}、チーム {teams}",
+    "inject": "注入",
+    "clear": "解除",
+    "ended": "ドリル終了",
+    "no_data": "データなし",
+    "seconds": "{seconds} 秒",
 }
 
 
@@ -82,12 +100,23 @@ def _clock(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).strftime("%H:%M:%S")
 
 
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f} ms"
+def _ms(value: float | None, w: dict = _EN) -> str:
+    return w["no_data"] if value is None else f"{value:.0f} ms"
 
 
-def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f} s"
+def _seconds(value: float | None, w: dict = _EN) -> str:
+    return "—" if value is None else w["seconds"].format(seconds=f"{value:.0f}")
+
+
+def _health(event: dict, language: str) -> str:
+    """A recovery's health as logged (English), or in `language` from its logged figures."""
+    measured = event.get("measured")
+    if language != "en" and isinstance(measured, dict):
+        try:
+            return Health(**measured).describe(language)
+        except (TypeError, ValueError, KeyError):  # a log of another version: as written
+            pass
+    return str(event.get("health"))
 
 
 def _timeline(drill: Drill, w: dict) -> list[str]:
@@ -95,15 +124,17 @@ def _timeline(drill: Drill, w: dict) -> list[str]:
     for e in drill.state.events:
         kind = e["event"]
         teams = ", ".join(e.get("teams", []))
+        action = e.get("action")
+        action = w[action] if action in ("inject", "clear") else action
         what = {
-            "drill_started": f"drill started: {e.get('scenario')}, teams {teams}",
-            "change_applied": f"{e.get('action')} `{e.get('fault')}`",
+            "drill_started": w["drill_started"].format(scenario=e.get("scenario"), teams=teams),
+            "change_applied": f"{action} `{e.get('fault')}`",
             "ack": f"{e.get('team')}: {w['ack']}",
             "diagnosis": f"{e.get('team')}: {w['diag']} {e.get('answer')} → {e.get('score')}/100",
             "mitigation": f"{e.get('team')}: {w['mitig']} `{e.get('name')}`"
             + ("" if e.get("fault") else w["no_change"]),
-            "recovered": f"{w['recov']}: {e.get('health')}",
-            "ended": "drill ended",
+            "recovered": f"{w['recov']}: {_health(e, w['language'])}",
+            "ended": w["ended"],
         }.get(kind, kind)
         lines.append(f"- {_clock(e['t'])} UTC — {what}")
     return lines
@@ -112,7 +143,7 @@ def _timeline(drill: Drill, w: dict) -> list[str]:
 def render(drill: Drill, language: str = "en") -> str:
     w = _JA if language == "ja" else _EN
     scenario, impact = drill.scenario, drill.impact()
-    fault = scenario.root_fault
+    fault = fault_text(scenario.root_fault, language)
     users = f"{impact.distinct_users}"
     if impact.user_attribute == "enduser.pseudo.id":
         users += " — " + w["pseudo"].format(attribute=impact.user_attribute)
@@ -128,8 +159,9 @@ def render(drill: Drill, language: str = "en") -> str:
         f"- {w['tenants']}: {len(impact.tenants)} ({', '.join(impact.tenants) or w['none']})",
         f"- {w['users']}: {users}",
         f"- {w['errors']}: {impact.errors} / {impact.requests}",
-        f"- {w['latency']}: {w['before']} {_ms(impact.p50_before_ms)} / {_ms(impact.p95_before_ms)}"
-        f", {w['during']} {_ms(impact.p50_during_ms)} / {_ms(impact.p95_during_ms)}",
+        f"- {w['latency']}: {w['before']} {_ms(impact.p50_before_ms, w)}"
+        f" / {_ms(impact.p95_before_ms, w)}"
+        f", {w['during']} {_ms(impact.p50_during_ms, w)} / {_ms(impact.p95_during_ms, w)}",
         "",
         f"## {w['timeline']}",
         "",
@@ -137,7 +169,9 @@ def render(drill: Drill, language: str = "en") -> str:
         "",
         f"## {w['cause']}",
         "",
-        f"**{fault.title}** ({fault.fault_class}). {fault.mechanism}",
+        w["cause_line"].format(
+            title=fault.title, kind=fault.fault_class, mechanism=fault.mechanism
+        ),
         "",
         f"## {w['factors']}",
         "",
@@ -149,7 +183,7 @@ def render(drill: Drill, language: str = "en") -> str:
         "",
         w["actions_head"],
         f"| {w['from_fix']}: {fault.fix} | | |",
-        f"| {w['alert']}: {fault.signals[0].description} | | |",
+        f"| {w['alert']}: {fault.signal} | | |",
         "",
         f"## {w['scores']}",
         "",
@@ -158,8 +192,8 @@ def render(drill: Drill, language: str = "en") -> str:
     ]
     for row in scoreboard(drill.state):
         lines.append(
-            f"| {row['team']} | {_seconds(row['acknowledged_s'])} | "
-            f"{_seconds(row['diagnosed_s'])} | {row['wrong_answers']} | "
-            f"{_seconds(row['mitigated_s'])} | {_seconds(row['recovered_s'])} |"
+            f"| {row['team']} | {_seconds(row['acknowledged_s'], w)} | "
+            f"{_seconds(row['diagnosed_s'], w)} | {row['wrong_answers']} | "
+            f"{_seconds(row['mitigated_s'], w)} | {_seconds(row['recovered_s'], w)} |"
         )
     return "\n".join(lines) + "\n"

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from labs.drills.catalogue_ja import fault_text
 from labs.model import (
     SCOPE_FIELDS,
     AnswerKey,
@@ -125,11 +126,12 @@ def load(path: Path) -> Scenario:
 def from_fault(fault_id: str) -> Scenario:
     """A one-fault drill from the catalogue: its story is the briefing."""
     fault = catalogue.get(fault_id)
+    ja = fault_text(fault, "ja")
     expected = {"service": fault.signals[0].service, "fault_class": fault.fault_class}
     return Scenario(
         id=f"fault:{fault.id}",
-        title=Text(fault.title, fault.title),
-        briefing=Text(fault.story, fault.story),
+        title=Text(fault.title, ja.title),
+        briefing=Text(fault.story, ja.story),
         timeline=(Change(0.0, fault.id),),
         root_cause=fault.id,
         key=AnswerKey(("service", "fault_class"), expected, (*fault.aliases, *fault.aliases_ja)),

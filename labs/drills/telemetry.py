@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from labs.drills.scenario import Scenario
+from labs.drills.words import say
 from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app.faults import signals
 
@@ -26,12 +27,16 @@ class Health:
     p95_ms: float | None
     cause_signal: str
 
-    def describe(self) -> str:
+    def describe(self, language: str = "en") -> str:
         if self.error_rate is None:
-            return f"not enough traffic to judge ({self.samples} requests)"
-        return (
-            f"gateway error rate {self.error_rate:.1%}, p95 {self.p95_ms:.0f} ms over "
-            f"{self.samples} requests; root cause signal: {self.cause_signal}"
+            return say(language, "not_enough_traffic", samples=self.samples)
+        return say(
+            language,
+            "health",
+            error_rate=f"{self.error_rate:.1%}",
+            p95=f"{self.p95_ms:.0f}",
+            samples=self.samples,
+            cause=say(language, self.cause_signal),  # gone, still present or unknown
         )
 
 
