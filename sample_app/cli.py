@@ -35,10 +35,6 @@ class Stopped(KeyboardInterrupt):
     by a signal exited -2 instead of 130 now and then (seen in CI, 4 runs in 15 here)."""
 
 
-def _raise_stopped(*_: object) -> None:
-    raise Stopped
-
-
 def data_dir(args: argparse.Namespace | None = None) -> Path:
     given = getattr(args, "data_dir", None) if args is not None else None
     return Path(given or os.environ.get("O11YKIT_APP_DIR") or DEFAULT_DIR)
@@ -159,20 +155,22 @@ def _start(running: Any, args: argparse.Namespace) -> int | None:
 
 @contextlib.contextmanager
 def _stop_signals_interrupt() -> Iterator[None]:
-    """Ctrl-C, SIGTERM and SIGHUP raise Stopped while `up` starts the stack, so that each
-    stops what was started: a detached stack's processes run in sessions of their own and
-    would outlive `up` untracked, its state file not yet written. After the first, they are
-    ignored until `up` is done, so that nothing interrupts the stopping."""
+    """Ctrl-C, SIGTERM and SIGHUP raise Stopped inside, so that each stops what `up` started:
+    a detached stack's processes run in sessions of their own and would outlive `up`
+    untracked, its state file not yet written. After the first, they are ignored until the
+    block is done, so that nothing interrupts the stopping. A signal whoever started `up`
+    ignores (nohup's SIGHUP, a background job's SIGINT) stays ignored."""
 
     def interrupt(*_: object) -> None:
-        for number in STOP_SIGNALS:
+        for number in taken:
             signal.signal(number, signal.SIG_IGN)
         raise Stopped
 
     if threading.current_thread() is not threading.main_thread():
         yield  # Python accepts signal handlers from the main thread only
         return
-    previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    taken = [n for n in STOP_SIGNALS if signal.getsignal(n) is not signal.SIG_IGN]
+    previous = {number: signal.signal(number, interrupt) for number in taken}
     try:
         yield
     finally:
@@ -181,18 +179,19 @@ def _stop_signals_interrupt() -> Iterator[None]:
 
 
 def _stay_attached(running: Any) -> int:
-    try:
-        signal.signal(signal.SIGINT, _raise_stopped)
-        signal.signal(signal.SIGTERM, _raise_stopped)
-        print("running in the foreground: Ctrl-C stops everything")
-        while all(e.process.poll() is None for e in running.services.values()):
-            time.sleep(0.5)
-        print("a service exited; stopping the others", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        running.stop()
+    """Until a stop signal or a service's exit, then everything stopped: with the signals
+    handled as while starting, a second Ctrl-C does not cut the stopping short."""
+    with _stop_signals_interrupt():
+        try:
+            print("running in the foreground: Ctrl-C stops everything")
+            while all(e.process.poll() is None for e in running.services.values()):
+                time.sleep(0.5)
+            print("a service exited; stopping the others", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            running.stop()
 
 
 def _print_where(state: dict, seconds: float) -> None:

@@ -355,6 +355,47 @@ def test_a_stop_signal_caught_inside_an_exec_does_not_end_the_process_by_sigint(
     assert (result.returncode, result.stdout) == (0, "stopped\n"), result.stderr
 
 
+def test_a_signal_the_caller_ignores_stays_ignored_while_up_starts(python_snippet):
+    # nohup ignores SIGHUP, a shell's background job SIGINT: `up` must not stop on them.
+    result = python_snippet(
+        """
+        import os, signal, time
+        from sample_app import cli
+
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        with cli._stop_signals_interrupt():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)
+            print("started")
+        print(signal.getsignal(signal.SIGHUP) is signal.SIG_IGN)
+        """
+    )
+    assert (result.returncode, result.stdout) == (0, "started\nTrue\n"), result.stderr
+
+
+def test_a_second_signal_does_not_cut_the_foreground_stacks_stopping_short(python_snippet):
+    result = python_snippet(
+        """
+        import os, signal, threading, time, types
+        from sample_app import cli
+
+        class Running:  # one service that runs until stopped
+            process = types.SimpleNamespace(poll=lambda: None)
+            services = {"x": types.SimpleNamespace(process=process)}
+
+            def stop(self):
+                os.kill(os.getpid(), signal.SIGINT)  # an impatient second Ctrl-C
+                time.sleep(0.2)
+                print("stopped everything")
+
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        print("returned", cli._stay_attached(Running()))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["stopped everything", "returned 0"], result.stdout
+
+
 def test_free_ports_are_never_one_port_for_two_services(monkeypatch, tmp_path):
     # The system may hand the same free port to consecutive askers: nobody listens on it yet.
     handed_out = iter([41001, 41001, 41002, 41001, 41003, 41004, 41005])
