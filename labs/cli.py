@@ -208,7 +208,7 @@ def print_step(console: Any, session: Any, number: int, language: str, run: bool
     if run and session.backend == "local":
         result = session.run_look(step)
         show_result(console, result, language)
-        open_one_trace(console, session.query, result)
+        open_one_trace(console, session.query, result, language)
     elif run and session.backend == "honeycomb":
         from labs.session import honeycomb_answer
 
@@ -272,7 +272,7 @@ def breakdown_table_in(answer: dict, language: str = "en") -> Any:
     return table
 
 
-def open_one_trace(console: Any, query: Any, result: dict | None) -> None:
+def open_one_trace(console: Any, query: Any, result: dict | None, language: str = "en") -> None:
     """Draw one of the traces a search listed, as the step asks the learner to open one
     (`o11ykit traces show`): of those shown, the one with the most spans (the newest of
     them on a tie), since a step may say to choose one with many (n-plus-one)."""
@@ -288,7 +288,11 @@ def open_one_trace(console: Any, query: Any, result: dict | None) -> None:
         return
     command = shlex.join(["o11ykit", "traces", "show", trace.trace_id, *url_args(query.base_url)])
     console.print(f"  → {command}", soft_wrap=True)
-    console.print(waterfall(trace, most=SHOWN_SPANS))
+
+    def more_spans(hidden: int) -> str:
+        return say(language, "more_spans", hidden=hidden)
+
+    console.print(waterfall(trace, most=SHOWN_SPANS, more_spans=more_spans))
 
 
 def _start(args: argparse.Namespace) -> int:

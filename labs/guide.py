@@ -90,6 +90,7 @@ WORDS = {
         # A breakdown's table title, and where the store read its key (o11ykit.traces_cli).
         "breakdown_title": "{total} spans by {by} ({source})",
         "more_groups": "{hidden} smaller group(s) not shown",
+        "more_spans": "... and {hidden} more spans",
         "span column": "span column",
         "indexed span attribute": "indexed span attribute",
         "resource attribute": "resource attribute",
@@ -178,6 +179,7 @@ WORDS = {
         "trace_counts": "スパン {spans}、エラー {errors}",
         "breakdown_title": "{by} ごとのスパン {total} 個（{source}）",
         "more_groups": "小さいグループ {hidden} 個は表示していません",
+        "more_spans": "...ほか {hidden} 個のスパン",
         "span column": "スパンの列",
         "indexed span attribute": "インデックス付きのスパン属性",
         "resource attribute": "リソース属性",

@@ -385,9 +385,10 @@ def waterfall(
     with_attributes: bool = False,
     most: int | None = None,
     bar_width: int = BAR_WIDTH,
+    more_spans: Callable[[int], str] = "... and {} more spans".format,
 ) -> Table:
     """The trace's spans in tree order against its timeline; `most`: draw that many spans
-    and say how many more there are."""
+    and say how many more there are, in `more_spans`' words (a lab's in its language)."""
     table = Table(box=None, pad_edge=False, show_header=True)
     # Folded, not cut or widened: a long error message or attribute value must neither lose
     # its end nor push the timeline and the durations off a narrow terminal.
@@ -416,7 +417,7 @@ def waterfall(
                 pair = printable(f"{key}={search_text(value)}")
                 table.add_row(Text("  " * (depth + 2) + pair, style="dim"), "", "")
     if most is not None and len(ordered) > most:
-        table.add_row(Text(f"... and {len(ordered) - most} more spans", style="dim"), "", "")
+        table.add_row(Text(more_spans(len(ordered) - most), style="dim"), "", "")
     return table
 
 

@@ -131,7 +131,7 @@ def test_show_prints_a_waterfall(fake, capsys):
     assert f"Jaeger UI: {fake.url}/trace/{CHECKOUT_TRACE}" in out
 
 
-def test_a_waterfall_drawn_in_part_says_how_many_spans_it_left_out(fake):
+def test_a_waterfall_drawn_in_part_says_how_many_spans_it_left_out(fake, monkeypatch):
     from rich.console import Console
 
     from labs.cli import open_one_trace
@@ -159,6 +159,12 @@ def test_a_waterfall_drawn_in_part_says_how_many_spans_it_left_out(fake):
     console = Console(record=True, width=200)
     open_one_trace(console, client, {"kind": "search", "traces": []})
     assert console.export_text() == ""
+    # A walk-through in Japanese says what it left out in Japanese.
+    monkeypatch.setattr("labs.cli.SHOWN_SPANS", 2)
+    console = Console(record=True, width=200)
+    open_one_trace(console, client, {"kind": "search", "traces": listed}, "ja")
+    out = console.export_text()
+    assert "...ほか 2 個のスパン" in out and "more spans" not in out
 
 
 def test_show_with_attributes(fake, capsys):
