@@ -84,18 +84,19 @@ class ReadBackProblem(NamedTuple):
 def read_back(query_url: str, trace_id: str, wait: float = 3.0) -> ReadBackProblem | None:
     """Find the trace through the Jaeger API v3, with the client `o11ykit traces` uses: a
     404 is "not found" only in the query API's own words, not from a proxy or another port
-    that has no such path. None when found, else what went wrong."""
+    that has no such path. None when found, else what went wrong. Asked again for `wait`
+    seconds only while the API says "not found" (the span may not be written yet): a wrong
+    or unreachable address does not answer better a moment later, so that is said at once."""
     client = JaegerQuery(query_url, timeout=1.0)
     deadline = time.monotonic() + wait
     while True:
         try:
             if client.get_trace(trace_id) is not None:
                 return None
-            problem = ReadBackProblem("not found", True)
         except QueryError as exc:
-            problem = ReadBackProblem(str(exc), False)
+            return ReadBackProblem(str(exc), False)
         if time.monotonic() >= deadline:
-            return problem
+            return ReadBackProblem("not found", True)
         time.sleep(0.2)
 
 

@@ -68,3 +68,19 @@ def test_doctor_reports_a_bad_setting_clearly() -> None:
     result = doctor("--backend", "zipkin")
     assert result.returncode == 1
     assert "accepted values: otlp, jaeger, honeycomb, console, local, none" in result.stdout
+
+
+def test_read_back_asks_again_only_while_the_trace_is_not_found() -> None:
+    from o11ykit.doctor import read_back
+    from tests.test_jaeger_query import FakeJaeger
+
+    with FakeJaeger() as fake:
+        # Another server's 404 page: a wrong address, which asking again does not mend.
+        problem = read_back(f"{fake.url}/html", "0" * 32, wait=1.0)
+        assert problem is not None and not problem.not_found, problem
+        assert len(fake.requests) == 1
+        fake.requests.clear()
+        # The query API's own "trace not found": the span may still be on its way.
+        problem = read_back(fake.url, "1" * 32, wait=0.5)
+        assert problem is not None and problem.not_found, problem
+        assert len(fake.requests) >= 2
