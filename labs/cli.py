@@ -167,6 +167,8 @@ def _session(args: argparse.Namespace, lab_id: str | None = None, start: bool = 
 
     if start:  # a start chooses afresh, and says what it does in its language from the first
         settle_preferences(args, {})
+    if lab_id is not None:  # before the system starts: a mistyped id started it, and left it up
+        _known_lab(lab_id, args.lang)
     state = _state(args, start)
     try:
         saved = json.loads((Path(state["data_dir"]) / PROGRESS_FILE).read_text())
@@ -181,11 +183,16 @@ def _session(args: argparse.Namespace, lab_id: str | None = None, start: bool = 
             sys.exit(say(args.lang, "no_lab"))
     # A start chooses afresh; any other command follows the start of the lab it acts on.
     settle_preferences(args, {} if start or saved.get("lab") != lab_id else saved)
+    return LabSession(_known_lab(lab_id, args.lang), state, backend=args.backend)
+
+
+def _known_lab(lab_id: str, language: str) -> model.Lab:
+    """The lab of that id, or exit naming the labs there are."""
     try:
-        lab = model.get(lab_id)
-    except KeyError as exc:
-        sys.exit(str(exc.args[0]))
-    return LabSession(lab, state, backend=args.backend)
+        return model.get(lab_id)
+    except KeyError:
+        labs = ", ".join(lab.id for lab in model.all_labs())
+        sys.exit(say(language, "no_such_lab", lab=repr(lab_id), labs=labs))
 
 
 def _list(args: argparse.Namespace) -> int:

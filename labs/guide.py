@@ -98,6 +98,7 @@ WORDS = {
         "lab_commands": "`o11ykit lab look N --run`, `o11ykit lab hint`, `o11ykit lab answer ...`",
         "not_running": "the sample system is not running: `o11ykit lab start LAB` starts it",
         "no_lab": "no lab is running: `o11ykit lab start LAB` (see `o11ykit lab list`)",
+        "no_such_lab": "no lab {lab}; the labs are: {labs}",
         "no_step": "step {number}: this lab has steps 1 to {steps}",
         "drill_running": "a drill ({drill}) is running on this system: `o11ykit drill end` first,"
         " or start the lab on another (--data-dir)",
@@ -188,6 +189,7 @@ WORDS = {
         "not_running": "サンプルシステムが動いていません。`o11ykit lab start LAB` で起動できます",
         "no_lab": "実行中のラボはありません。`o11ykit lab start LAB` で始めてください"
         "（ラボの一覧は `o11ykit lab list`）",
+        "no_such_lab": "ラボ {lab} はありません。ラボは {labs} です",
         "no_step": "手順 {number}: このラボの手順は 1 から {steps} までです",
         "drill_running": "このシステムではドリル（{drill}）が実行中です。先に `o11ykit drill end`"
         " を実行するか、別のシステムでラボを始めてください（--data-dir）",

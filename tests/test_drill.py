@@ -564,3 +564,31 @@ def test_a_lab_refused_during_a_drill_says_so_in_japanese(tmp_path, monkeypatch)
         refuse_during_a_drill(drill.stack_state, "ja")
     with pytest.raises(SystemExit, match=r"a drill \(flash-sale\) is running on this system"):
         refuse_during_a_drill(drill.stack_state)
+
+
+@pytest.mark.parametrize(
+    ("name", "english", "japanese"),
+    [
+        (
+            "canary-rollot",
+            "no scenario 'canary-rollot'; shipped: ",
+            "シナリオ 'canary-rollot' はありません",
+        ),
+        (
+            "fault:n-plus-two",
+            "unknown fault 'n-plus-two'; the catalogue has: ",
+            "障害 'n-plus-two' は",
+        ),
+    ],
+)
+def test_an_unknown_scenario_is_refused_in_the_drills_language(
+    name, english, japanese, tmp_path, monkeypatch, capsys
+):
+    drill, changes = _offline_drill(tmp_path, monkeypatch)
+    with pytest.raises(DrillError) as refused:
+        drill.start(name, ["red"])
+    assert str(refused.value).startswith(english)
+    assert refused.value.said("ja").startswith(japanese)
+    assert changes == [] and drill.state.started is None
+    assert _run(["start", name, "--teams", "red", "--lang", "ja"], drill, monkeypatch) == 2
+    assert capsys.readouterr().err.startswith(f"o11ykit drill: {japanese}")

@@ -148,3 +148,18 @@ def test_a_drill_stops_the_lab_running_and_a_lab_waits_for_the_drill(seeded_temp
     finally:
         _o11ykit("app", "down", data_dir=data_dir)
     assert wait_gone(data_dir) == []
+
+
+def test_a_mistyped_lab_is_refused_before_the_system_starts(tmp_path):
+    data_dir = tmp_path / "d"
+    try:
+        start = _o11ykit(
+            "lab", "start", "failing-tenent", "--free-ports", "--lang", "ja", data_dir=data_dir
+        )
+        assert start.returncode == 1, start.stdout + start.stderr
+        assert start.stderr.startswith("ラボ 'failing-tenent' はありません。ラボは first-trace, ")
+        # Nothing seeded, nothing started: the typo left no system running.
+        assert read_state(data_dir) is None and not (data_dir / "logs").exists()
+    finally:
+        if read_state(data_dir) is not None:  # what the failure started, if it failed
+            _o11ykit("app", "down", data_dir=data_dir)

@@ -42,6 +42,14 @@ class DrillError(RuntimeError):
         return say(language, self.key, **self.fields)
 
 
+def _unknown_scenario(name: str) -> DrillError:
+    if name.startswith("fault:"):
+        fault = repr(name.removeprefix("fault:"))
+        return DrillError("no_such_fault", fault=fault, faults=", ".join(catalogue.BY_ID))
+    shipped = ", ".join(s.id for s in scenarios.shipped())
+    return DrillError("no_such_scenario", name=repr(name), shipped=shipped)
+
+
 DRILL_DIR = "drill"  # in the stack's data directory
 JOURNAL = "events.jsonl"
 
@@ -111,12 +119,15 @@ class Drill:
         return chosen
 
     def check_start(self, name: str, teams: list[str]) -> scenarios.Scenario:
-        """The scenario a start with these arguments would run; DrillError (KeyError for an
-        unknown scenario) if it would be refused."""
+        """The scenario a start with these arguments would run; DrillError if it would be
+        refused."""
         running = self.running
         if running is not None:
             raise DrillError("already_running", scenario=running)
-        chosen = scenarios.get(name)
+        try:
+            chosen = scenarios.get(name)
+        except KeyError:
+            raise _unknown_scenario(name) from None
         if not teams or len(set(teams)) != len(teams):
             raise DrillError("team_names")
         return chosen

@@ -55,6 +55,8 @@ WORDS = {
         # Refusals (DrillError).
         "not_running": "the sample system is not running: `o11ykit app up` first",
         "no_scenario": "give a scenario (see docs/drills.md) or --random",
+        "no_such_scenario": "no scenario {name}; shipped: {shipped}, or fault:<catalogue id>",
+        "no_such_fault": "unknown fault {fault}; the catalogue has: {faults}",
         "never_started": "no drill has been started here: `o11ykit drill start`",
         "bad_time_scale": "time_scale {scale}: a speed factor more than 0 (2: twice as fast)",
         "already_running": "a drill ({scenario}) is running: `o11ykit drill end` first",
@@ -112,6 +114,9 @@ WORDS = {
         "wrote": "{path} に書き出しました",
         "not_running": "サンプルシステムが動いていません。先に `o11ykit app up` を実行してください",
         "no_scenario": "シナリオ（docs/drills.md を参照）か --random を指定してください",
+        "no_such_scenario": "シナリオ {name} はありません。用意されているのは {shipped}、"
+        "または fault:<カタログの ID> です",
+        "no_such_fault": "障害 {fault} はカタログにありません。カタログにあるのは {faults} です",
         "never_started": "ここではまだドリルが開始されていません: `o11ykit drill start`",
         "bad_time_scale": "time_scale {scale}: 0 より大きい速度の倍率を指定してください"
         "（2 で2倍の速さ）",
