@@ -396,6 +396,18 @@ def test_a_second_signal_does_not_cut_the_foreground_stacks_stopping_short(pytho
     assert result.stdout.splitlines()[-2:] == ["stopped everything", "returned 0"], result.stdout
 
 
+def test_an_unknown_fault_is_refused_before_anything_starts(tmp_path, capsys):
+    from o11ykit import cli
+
+    data_dir = tmp_path / "d"
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["app", "up", "--free-ports", "--data-dir", str(data_dir), "--fault", "n-plus-2"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --fault: unknown fault 'n-plus-2'; the catalogue has: null-currency," in err
+    assert not data_dir.exists()  # nothing seeded, nothing started
+
+
 def test_free_ports_are_never_one_port_for_two_services(monkeypatch, tmp_path):
     # The system may hand the same free port to consecutive askers: nobody listens on it yet.
     handed_out = iter([41001, 41001, 41002, 41001, 41003, 41004, 41005])
