@@ -12,14 +12,30 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 
+from o11ykit.settings_parsers import without_secrets
+
 # Small on purpose: a workshop machine runs five services, and a leak must hurt quickly.
 POOL_SIZE = 5
 POOL_TIMEOUT_S = 2.0
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg://")
+
+
 def is_postgres(url: str | None) -> bool:
-    return bool(url) and url.startswith("postgresql")
+    """Whether `url` names the services' Postgres; False when unset (SQLite files). Any other
+    URL is refused: one for another database, or `postgres://` (which SQLAlchemy no longer
+    takes), was ignored, and the services ran on SQLite files unknown to whoever set it."""
+    if not url:
+        return False
+    if not url.startswith(POSTGRES_SCHEMES):
+        raise ValueError(
+            f"database URL {without_secrets(url)!r} (--database-url or DATABASE_URL): accepted:"
+            f" {' or '.join(s + '...' for s in POSTGRES_SCHEMES)}; unset, SQLite files"
+            " in the data directory"
+        )
+    return True
 
 
 def sqlite_path(data_dir: Path, schema: str) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -406,6 +407,23 @@ def test_an_unknown_fault_is_refused_before_anything_starts(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "argument --fault: unknown fault 'n-plus-2'; the catalogue has: null-currency," in err
     assert not data_dir.exists()  # nothing seeded, nothing started
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "postgres://bob:pw@db/shop", "sqlite:///x.db"])
+def test_a_database_url_not_for_postgres_is_refused_not_ignored(url, tmp_path, capsys):
+    """Such a URL was ignored: the services ran on SQLite files unknown to whoever set it."""
+    from o11ykit import cli
+    from sample_app import db
+
+    with pytest.raises(ValueError, match=re.escape("accepted: postgresql://... or postgresql+")):
+        db.is_postgres(url)
+    assert db.is_postgres("postgresql+psycopg://bob:pw@db/shop") and not db.is_postgres(None)
+    data_dir = tmp_path / "d"
+    command = ["app", "up", "--free-ports", "--data-dir", str(data_dir), "--database-url", url]
+    assert cli.main(command) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("o11ykit app up: database URL ") and "pw" not in err, err
+    assert stack_module.read_state(data_dir) is None and not list(data_dir.glob("*.db"))
 
 
 def test_free_ports_are_never_one_port_for_two_services(monkeypatch, tmp_path):
