@@ -46,6 +46,12 @@ def _catalogue_id(text: str) -> str:
         raise argparse.ArgumentTypeError(exc.args[0]) from None
 
 
+def _database_url(text: str) -> str:
+    from sample_app.db import database_url_option  # imports SQLAlchemy: only for `up`
+
+    return database_url_option(text)
+
+
 def data_dir(args: argparse.Namespace | None = None) -> Path:
     given = getattr(args, "data_dir", None) if args is not None else None
     return Path(given or os.environ.get("O11YKIT_APP_DIR") or DEFAULT_DIR)
@@ -60,6 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--database-url",
         default=os.environ.get("DATABASE_URL"),
+        type=_database_url,
         help="Postgres (postgresql+psycopg://...); default SQLite files",
     )
     up.add_argument(

@@ -8,6 +8,7 @@ with a server behind it.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -36,6 +37,16 @@ def is_postgres(url: str | None) -> bool:
             " in the data directory"
         )
     return True
+
+
+def database_url_option(text: str) -> str:
+    """`--database-url` as argparse takes it, DATABASE_URL (its default) too: refused as the
+    command line is read, before anything is seeded or started."""
+    try:
+        is_postgres(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def sqlite_path(data_dir: Path, schema: str) -> Path:

@@ -275,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir", default=os.environ.get("SAMPLE_APP_DATA_DIR", ".o11ykit/sample-app")
     )
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument(
+        "--database-url", default=os.environ.get("DATABASE_URL"), type=db.database_url_option
+    )
     parser.add_argument("--force", action="store_true", help="seed again even if seeded")
     args = parser.parse_args(argv)
     for schema, result in seed(Path(args.data_dir), args.database_url, force=args.force).items():

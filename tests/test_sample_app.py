@@ -420,10 +420,24 @@ def test_a_database_url_not_for_postgres_is_refused_not_ignored(url, tmp_path, c
     assert db.is_postgres("postgresql+psycopg://bob:pw@db/shop") and not db.is_postgres(None)
     data_dir = tmp_path / "d"
     command = ["app", "up", "--free-ports", "--data-dir", str(data_dir), "--database-url", url]
-    assert cli.main(command) == 1
+    with pytest.raises(SystemExit) as exited:
+        cli.main(command)
     err = capsys.readouterr().err
-    assert err.startswith("o11ykit app up: database URL ") and "pw" not in err, err
-    assert stack_module.read_state(data_dir) is None and not list(data_dir.glob("*.db"))
+    assert exited.value.code == 2
+    assert "error: argument --database-url: database URL " in err and "pw" not in err, err
+    assert not data_dir.exists()  # nothing seeded, nothing started
+    # From the environment, as DATABASE_URL, and to the seeding command alike.
+    seeding = subprocess.run(
+        [sys.executable, "-m", "sample_app.seed", "--data-dir", str(data_dir)],
+        cwd=REPO,
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert seeding.returncode == 2 and "Traceback" not in seeding.stderr, seeding.stderr
+    assert "argument --database-url: database URL " in seeding.stderr
+    assert not data_dir.exists()
 
 
 def test_free_ports_are_never_one_port_for_two_services(monkeypatch, tmp_path):
