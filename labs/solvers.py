@@ -321,13 +321,20 @@ def pool_exhaustion(query: JaegerQuery, start: datetime, end: datetime) -> Answe
     return None
 
 
+# The question names the shop: "one of the acme shop's biggest buyers". Other shops have
+# resellers too, slowed by the same fault (the facilitator's guide asks about them); the
+# one the account manager escalated is acme's, as the lab's own looks filter.
+ESCALATED_TENANT = "acme"
+
+
 def heavy_user(query: JaegerQuery, start: datetime, end: datetime) -> Answer | None:
+    escalated = {**SERVER, "tenant.id": ESCALATED_TENANT}
     for service in query.services():
         if service == "gateway":
             continue
         users = [
             g
-            for g in _groups(query, "enduser.id", start, end, service=service, where=SERVER)
+            for g in _groups(query, "enduser.id", start, end, service=service, where=escalated)
             if g["value"]
         ]
         if len(users) < 5:
