@@ -14,7 +14,9 @@ from functools import cache
 SHOP_COUNT = 60
 ORDER_COUNT = 200_000
 REVIEW_COUNT = 250_000
-ORDERS_PER_RESELLER = 2_500
+# On top of their share of the ordinary orders: a reseller's history is more than ten times
+# the longest of anyone else (seed.ORDER_CUSTOMER_EXPONENT).
+ORDERS_PER_RESELLER = 4_350
 
 _NAMES = (
     "acme",

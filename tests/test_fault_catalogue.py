@@ -3,12 +3,13 @@ every scope and focus naming things that exist, and the docs generated from it."
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from o11ykit.faults.kinds import GENERIC_KINDS
-from sample_app import dataset, topology
+from sample_app import dataset, seed, topology
 from sample_app.control import Overrides, build_spec
 from sample_app.faults import catalogue, reference
 from sample_app.traffic import PERSONAS
@@ -45,6 +46,19 @@ def test_each_switch_is_read_by_its_service_code(kind: catalogue.Kind):
         p.read_text() for p in (ROOT / "sample_app/services" / kind.service).glob("*.py")
     )
     assert f'"{kind.name}"' in code, f"{kind.service} never asks about {kind.name}"
+
+
+def test_the_heavy_user_fault_s_focus_is_the_heaviest_history_by_far():
+    # Order history without its LIMIT is slow in proportion to a customer's orders: the
+    # lab's answer (its focus user, a reseller) must be the heaviest user, not the shop's
+    # most loyal ordinary customer. Until 2026-12-07 acme-c00000 held 22,000 orders.
+    orders = Counter(order[2] for order, _ in seed._orders(now=0))
+    focus = catalogue.BY_ID["heavy-user"].focus.user
+    resellers = set(dataset.resellers())
+    assert focus in resellers
+    assert 4_400 <= orders[focus] <= 4_600  # "about 4,500", as the lab and the catalogue say
+    longest_other = max(n for customer, n in orders.items() if customer not in resellers)
+    assert min(orders[r] for r in resellers) >= 10 * longest_other
 
 
 def test_bad_overrides_are_refused_with_the_accepted_values():
