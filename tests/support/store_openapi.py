@@ -71,11 +71,18 @@ def _closed(schema: Any) -> Any:
 
 def validate(document: Any, schema_name: str, *, strict: bool = True) -> None:
     """Raise jsonschema.ValidationError unless `document` fits `#/components/schemas/<name>`."""
+    _validator(schema_name, strict).validate(document)
+
+
+@functools.cache
+def _validator(schema_name: str, strict: bool) -> jsonschema.Draft202012Validator:
+    # One a schema: building it (copying and closing every schema of the document) took
+    # longer than the validation, and hundreds of answers are checked.
     schemas = copy.deepcopy(components())
     if strict:
         schemas = _closed(schemas)
     root = {"$ref": f"#/components/schemas/{schema_name}", "components": schemas}
-    jsonschema.Draft202012Validator(root).validate(document)
+    return jsonschema.Draft202012Validator(root)
 
 
 def validate_traces(body: Any) -> None:
