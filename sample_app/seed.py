@@ -15,6 +15,7 @@ import random
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate
 from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, inspect, text
@@ -123,11 +124,22 @@ def _products() -> Iterator[tuple]:
 def _reviews() -> Iterator[tuple]:
     rng = random.Random(11)
     shops = dataset.shops()
-    weights = [dataset.shop_weight(s.index) for s in shops]
+    by_weight = _cumulative_shop_weights()
     for review_id in range(1, dataset.REVIEW_COUNT + 1):
-        shop = rng.choices(shops, weights)[0]
+        shop = rng.choices(shops, cum_weights=by_weight)[0]
         product = shop.first_product_id + int(rng.paretovariate(1.2) - 1) % shop.product_count
-        yield (review_id, product, shop.index, rng.choices((1, 2, 3, 4, 5), (1, 1, 2, 4, 6))[0])
+        yield (review_id, product, shop.index, rng.choices(_RATINGS, cum_weights=_BY_RATING)[0])
+
+
+# Ratings 1 to 5, weighted 1, 1, 2, 4, 6.
+_RATINGS = (1, 2, 3, 4, 5)
+_BY_RATING = (1, 2, 4, 8, 14)
+
+
+def _cumulative_shop_weights() -> list[float]:
+    # Given to choices() as cum_weights: the same draws as weights=, which it would sum
+    # again at each of the 450,000 calls (a fifth of the seed's time).
+    return list(accumulate(dataset.shop_weight(s.index) for s in dataset.shops()))
 
 
 def seed_catalog(engine: Engine) -> dict[str, int]:
@@ -171,7 +183,7 @@ def _orders(now: int) -> Iterator[tuple[tuple, list[tuple]]]:
     """Orders with their items; resellers first, then everyone else, Zipf by shop and customer."""
     rng = random.Random(13)
     shops = dataset.shops()
-    weights = [dataset.shop_weight(s.index) for s in shops]
+    by_weight = _cumulative_shop_weights()
     numbers = {s.slug: 0 for s in shops}
     item_id = 0
     resellers = [(dataset.shop(slug), number) for slug, number in dataset.RESELLERS]
@@ -179,7 +191,7 @@ def _orders(now: int) -> Iterator[tuple[tuple, list[tuple]]]:
     plan += [None] * (dataset.ORDER_COUNT - len(plan))
     for order_id, entry in enumerate(plan, 1):
         if entry is None:
-            shop = rng.choices(shops, weights)[0]
+            shop = rng.choices(shops, cum_weights=by_weight)[0]
             number = zipf_rank(rng, shop.customer_count, ORDER_CUSTOMER_EXPONENT)
         else:
             shop, number = entry
