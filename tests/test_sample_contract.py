@@ -43,7 +43,7 @@ def stack(request, seeded_template, tmp_path_factory) -> Iterator[Stack]:
 # a decommissioned address, a canary's formatter, a buffer in memory. Which database the
 # services use changes nothing in how they behave, so they run on SQLite alone (~35 s
 # less on Postgres).
-NO_DATABASE_IN_PATH = {
+NO_DATABASE_IN_MECHANISM = {
     "slow-provider",
     "retry-storm",
     "dependency-down",
@@ -52,13 +52,13 @@ NO_DATABASE_IN_PATH = {
 }
 
 
-def test_the_faults_named_as_not_reaching_a_database_exist():
-    assert set(catalogue.BY_ID) >= NO_DATABASE_IN_PATH
+def test_the_faults_named_as_involving_no_database_exist():
+    assert set(catalogue.BY_ID) >= NO_DATABASE_IN_MECHANISM
 
 
 @pytest.mark.parametrize("fault_id", list(catalogue.BY_ID))
 def test_the_signal_appears_with_the_fault_and_goes_with_its_fix(stack: Stack, fault_id: str):
-    if fault_id in NO_DATABASE_IN_PATH and stack.config.database_url:
+    if fault_id in NO_DATABASE_IN_MECHANISM and stack.config.database_url:
         pytest.skip(f"{fault_id} runs on SQLite only: its mechanism involves no database")
     fault = catalogue.get(fault_id)
     phases = play(

@@ -66,8 +66,8 @@ def test_heavy_user_is_not_hidden_by_a_bystander_with_one_slow_request():
 
 
 def test_heavy_user_is_the_escalated_shops_while_another_shops_reseller_waits_longer():
-    # Seen in a test run: the fault slows every reseller, and stark's, a frequent visitor
-    # too, had waited longer in all than acme's, whom the question is about.
+    # The fault slows every reseller alike; another shop's may have waited longer in all
+    # than acme's, whom the question is about.
     query = Breakdowns({**ORDINARY, "acme-c00003": (6, 900.0), "stark-c00002": (9, 1200.0)})
     answer = solvers.heavy_user(query, START, END)
     assert answer is not None and answer["attribute"] == {"enduser.id": "acme-c00003"}
