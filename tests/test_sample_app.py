@@ -224,15 +224,23 @@ def test_the_stack_starts_from_a_process_running_grpc(seeded_template, tmp_path)
     assert _wait_gone(data_dir) == []
 
 
-def _bind_free(sock: socket.socket, ports: range) -> int:
-    for port in ports:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        sock.listen()
-        return port
-    raise AssertionError("no free port to occupy")
+def _occupy_gateway_port(sock: socket.socket) -> int:
+    """Listen on a port for the gateway whose offset leaves every other port of the stack
+    free, so the start can only fail on this one. Below the ephemeral range (32768 and up
+    on Linux), where a client connection elsewhere in the suite could take the store's
+    moved port between this check and the start."""
+    for port in range(10_000, 24_000, 7):
+        offset = port - 8080
+        others = [s.port + offset for s in topology.SERVICES if s.name != "gateway"]
+        others += [4318 + offset, 16686 + offset]
+        if all(stack_module.port_is_free(other) for other in others):
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            sock.listen()
+            return port
+    raise AssertionError("no offset with the gateway's port alone taken")
 
 
 def test_a_port_is_free_once_only_time_wait_connections_hold_it():
@@ -254,7 +262,7 @@ def test_a_port_is_free_once_only_time_wait_connections_hold_it():
 def test_a_port_in_use_fails_the_start_and_leaves_nothing(seeded_template, tmp_path):
     data_dir = seeded_copy(seeded_template, tmp_path / "d")
     with socket.socket() as taken:
-        port = _bind_free(taken, range(30_000, 40_000))  # every port the offset moves fits
+        port = _occupy_gateway_port(taken)
         up = _o11ykit("app", "up", "--port-offset", str(port - 8080), data_dir=data_dir)
     assert up.returncode == 1
     assert f"port {port} for gateway is in use" in up.stderr
