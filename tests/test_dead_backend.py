@@ -28,7 +28,8 @@ from tests.support.fork_processes import (
 )
 from tests.support.otlp_receiver import OtlpReceiver
 
-pytestmark = pytest.mark.integration
+# serial: a dead backend must cost a request no latency: measured in milliseconds.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 BACKEND_WARNING = "spans are not reaching the backend"
 QUEUE_WARNING = "the export queue is full"

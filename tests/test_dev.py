@@ -72,3 +72,35 @@ def test_the_digest_covers_the_interpreter(monkeypatch) -> None:
     before = dev._requirements_digest()
     monkeypatch.setattr(dev.sys, "version_info", (3, 99, 0, "final", 0))
     assert dev._requirements_digest() != before
+
+
+@pytest.mark.parametrize(
+    ("failing", "code"), [(None, 0), ("not serial", 1), ("serial", 1), ("both", 1)]
+)
+def test_the_test_command_runs_the_parallel_part_then_the_serial_part(
+    monkeypatch, failing, code
+) -> None:
+    ran: list[list[str]] = []
+
+    def run(argv: list[str]) -> int:
+        ran.append(argv[1:] if "ruff" in argv[0] else argv[3:])
+        marker = argv[argv.index("-m", 3) + 1] if "-m" in argv[3:] else None
+        return 1 if failing in (marker, "both") and marker else 0
+
+    monkeypatch.setattr(dev, "run", run)
+    assert dev.test([]) == code
+    # Both parts run even when the first fails: one must not hide the other's results.
+    assert ran == [
+        ["check", "."],
+        ["format", "--check", "."],
+        ["-n", "2", "--dist", "loadfile", "-m", "not serial"],
+        ["-m", "serial"],
+    ]
+
+
+def test_the_test_command_with_arguments_runs_pytest_once_with_them(monkeypatch) -> None:
+    ran: list[list[str]] = []
+    monkeypatch.setattr(dev, "run", lambda argv: ran.append(argv) or 0)
+    assert dev.test(["tests/test_dev.py", "-x"]) == 0
+    assert ran[-1] == [str(dev.PYTHON), "-m", "pytest", "tests/test_dev.py", "-x"]
+    assert len(ran) == 3  # ruff twice, pytest once

@@ -18,7 +18,8 @@ from o11ykit.setup import build_transport
 from o11ykit.transport import ExportFailure
 from tests.support.otlp_receiver import OtlpReceiver
 
-pytestmark = pytest.mark.integration
+# serial: an export to a trickling server must give up within a fixed time.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 CLASSIC_KEY = "0123456789abcdef0123456789abcdef"
 ENVIRONMENT_KEY = "hcxik_01hqk4k20cjeh63wca8vva5stw"
 

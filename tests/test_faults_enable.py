@@ -26,6 +26,9 @@ from o11ykit.faults.middleware import FaultMiddleware
 from o11ykit.faults.pool import PoolHolder
 from o11ykit.instrumentation.asgi import TracingMiddleware
 
+# serial: a slowed request is told from the others by its duration.
+pytestmark = pytest.mark.serial
+
 TOKEN = "test-token-3141"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 STAGING = load_settings({"environment": "staging"}, environ={})

@@ -31,7 +31,8 @@ from tests.support.processes import (
     wait_until_http_ready,
 )
 
-pytestmark = pytest.mark.integration
+# serial: requests must answer within fixed times while a fault holds others.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 TOKEN = "drill-token-2718"
 READY_TIMEOUT = 30.0

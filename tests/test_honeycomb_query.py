@@ -19,7 +19,8 @@ from o11ykit.config import load_settings
 from tests.conftest import free_port
 from tests.support.honeycomb_fake import DEFAULT_ROWS, HoneycombFake
 
-pytestmark = pytest.mark.integration
+# serial: a query against a silent server must give up within a fixed time.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 KEY = "FAKEconfigKEY0123456789"  # a configuration key's token has no type prefix
 SPEC = QuerySpec(

@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import run_python
 
-pytestmark = pytest.mark.integration
+# serial: a shutdown against a silent port must end within a fixed time.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 def test_second_init_returns_the_same_handle_and_exports_once(tmp_path) -> None:

@@ -30,6 +30,9 @@ from sample_app.stack import Stack, StackConfig, running
 from sample_app.traffic import BackgroundTraffic, TrafficConfig, run
 from tests.support.sample_stack import seeded_copy
 
+# serial: the solvers read latency signals off a running system.
+pytestmark = pytest.mark.serial
+
 LABS = model.all_labs()
 
 

@@ -19,7 +19,8 @@ from sample_app.services.orders.models import CUSTOMER_MAX_LENGTH
 from sample_app.stack import Stack, StackConfig
 from tests.support.sample_stack import postgres_unavailable, postgres_url, seeded_copy
 
-pytestmark = pytest.mark.integration
+# serial: each fault's signal is a latency or error rate measured on the running system.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

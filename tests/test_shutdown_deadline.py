@@ -22,7 +22,8 @@ from o11ykit.transport import ExportFailure, HttpTransport
 from tests.support.processes import REPO, child_environment
 from tests.support.slow_peers import silent_peer, trickling_http_peer
 
-pytestmark = pytest.mark.integration
+# serial: shutdowns must end within fixed times.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 LOST_LINE = "300 spans were lost at shutdown"
 

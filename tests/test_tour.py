@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+# serial: the tour's answers rest on latency signals of a running system.
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
 
 
 def _start_tour(directory, *options: str) -> subprocess.Popen:

@@ -34,6 +34,14 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.fixture(autouse=True)
+def no_terminal_width(monkeypatch):
+    """Printed as to a pipe, whatever runs the tests: a COLUMNS set outside (pytest-xdist's
+    workers set 80) would size the tables as for that terminal. Tests that want a width
+    set it themselves."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Recent spans: acme is 10% of the traffic and has nearly all the errors."""

@@ -49,6 +49,9 @@ from tests.support.processes import (
     wait_until_http_ready,
 )
 
+# serial: runs must end within fixed times.
+pytestmark = pytest.mark.serial
+
 ROUTES = {
     "/api/products",
     "/api/products/{id}",
