@@ -75,7 +75,9 @@ def test(args: list[str]) -> int:
     # each) halve the wall time. Tests marked `serial` assert on the latency or the signals
     # of a running system, which another worker's load would move: they run afterwards,
     # alone. Both parts run, so one failing does not hide the other's results.
+    print("dev.py test: the tests not marked serial, in two workers", flush=True)
     parallel = run([*pytest, "-n", "2", "--dist", "loadfile", "-m", "not serial"])
+    print("dev.py test: the tests marked serial, alone", flush=True)
     alone = run([*pytest, "-m", "serial"])
     # pytest's 5 means "collected nothing": for CI that is a failure too, not a pass.
     return parallel or alone
