@@ -232,7 +232,7 @@ def _occupy_gateway_port(sock: socket.socket) -> int:
     for port in range(10_000, 24_000, 7):
         offset = port - 8080
         others = [s.port + offset for s in topology.SERVICES if s.name != "gateway"]
-        others += [4318 + offset, 16686 + offset]
+        others += [default + offset for default in StackConfig.store_ports]
         if all(stack_module.port_is_free(other) for other in others):
             try:
                 sock.bind(("127.0.0.1", port))
