@@ -28,8 +28,7 @@ from tests.support.fork_processes import (
 )
 from tests.support.otlp_receiver import OtlpReceiver
 
-# serial: a dead backend must cost a request no latency: measured in milliseconds.
-pytestmark = [pytest.mark.integration, pytest.mark.serial]
+pytestmark = pytest.mark.integration
 
 BACKEND_WARNING = "spans are not reaching the backend"
 QUEUE_WARNING = "the export queue is full"
@@ -118,6 +117,7 @@ def drive(app: App, requests: int, pause: float) -> dict[str, Any]:
 REQUESTS = 200
 
 
+@pytest.mark.serial  # a fixed time bound, which another test's load would move
 def test_dead_endpoint_costs_no_request_no_latency_and_warns_once(tmp_path: Path) -> None:
     with (
         OtlpReceiver(tmp_path) as receiver,
@@ -170,6 +170,7 @@ def test_dead_endpoint_costs_no_request_no_latency_and_warns_once(tmp_path: Path
         ("slow", "grpc", "inflight"),
     ],
 )
+@pytest.mark.serial  # a fixed time bound, which another test's load would move
 def test_shutdown_returns_within_its_timeout(
     tmp_path: Path, backend: str, protocol: str, when: str
 ) -> None:

@@ -18,8 +18,7 @@ from o11ykit.setup import build_transport
 from o11ykit.transport import ExportFailure
 from tests.support.otlp_receiver import OtlpReceiver
 
-# serial: an export to a trickling server must give up within a fixed time.
-pytestmark = [pytest.mark.integration, pytest.mark.serial]
+pytestmark = pytest.mark.integration
 CLASSIC_KEY = "0123456789abcdef0123456789abcdef"
 ENVIRONMENT_KEY = "hcxik_01hqk4k20cjeh63wca8vva5stw"
 
@@ -226,6 +225,7 @@ def _trickling_server(stop) -> tuple[int, object]:
     return listener.getsockname()[1], (listener, thread)
 
 
+@pytest.mark.serial  # a fixed time bound, which another test's load would move
 def test_a_peer_that_trickles_its_answer_is_cut_off_at_the_export_timeout() -> None:
     import threading
     import time

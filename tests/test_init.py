@@ -8,8 +8,7 @@ import pytest
 
 from tests.conftest import run_python
 
-# serial: a shutdown against a silent port must end within a fixed time.
-pytestmark = [pytest.mark.integration, pytest.mark.serial]
+pytestmark = pytest.mark.integration
 
 
 def test_second_init_returns_the_same_handle_and_exports_once(tmp_path) -> None:
@@ -129,6 +128,7 @@ def test_container_id_is_read_from_cgroup_files(tmp_path) -> None:
     assert detect_container_id(tmp_path) is None
 
 
+@pytest.mark.serial  # a fixed time bound, which another test's load would move
 def test_shutdown_with_a_dead_backend_returns_within_its_timeout() -> None:
     result = run_python(
         """

@@ -49,9 +49,6 @@ from tests.support.processes import (
     wait_until_http_ready,
 )
 
-# serial: runs must end within fixed times.
-pytestmark = pytest.mark.serial
-
 ROUTES = {
     "/api/products",
     "/api/products/{id}",
@@ -397,6 +394,7 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # a fixed time bound, which another test's load would move
 def test_the_rate_holds_and_every_request_is_journaled(
     gateway: Gateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -536,6 +534,7 @@ async def silent_server() -> AsyncIterator[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # a fixed time bound, which another test's load would move
 def test_a_request_without_an_answer_times_out(tmp_path: Path) -> None:
     journal = tmp_path / "journal.jsonl"
 
@@ -555,6 +554,7 @@ def test_a_request_without_an_answer_times_out(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # a fixed time bound, which another test's load would move
 def test_a_stop_event_ends_the_run_promptly(gateway: Gateway) -> None:
     async def scenario() -> tuple[Any, float]:
         stop = asyncio.Event()
@@ -570,6 +570,7 @@ def test_a_stop_event_ends_the_run_promptly(gateway: Gateway) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.serial  # a fixed time bound, which another test's load would move
 def test_stopping_cancels_what_is_still_in_flight(tmp_path: Path) -> None:
     journal = tmp_path / "journal.jsonl"
 
