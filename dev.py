@@ -72,9 +72,9 @@ def test(args: list[str]) -> int:
     if args:  # a developer's own selection or options: one plain run, as they asked
         return run([*pytest, *args])
     # Most tests spend their time waiting on processes they started, so two workers (a file
-    # each) halve the wall time. Tests marked `serial` assert on the latency or the signals
-    # of a running system, which another worker's load would move: they run afterwards,
-    # alone. Both parts run, so one failing does not hide the other's results.
+    # each) halve the wall time. Tests marked `serial` assert on a latency, a time bound or
+    # the signals of a running system, which another worker's load would move: they run
+    # afterwards, alone. Both parts run, so one failing does not hide the other's results.
     print("dev.py test: the tests not marked serial, in two workers", flush=True)
     parallel = run([*pytest, "-n", "2", "--dist", "loadfile", "-m", "not serial"])
     print("dev.py test: the tests marked serial, alone", flush=True)
