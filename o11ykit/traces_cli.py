@@ -93,6 +93,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     compare.add_argument("--limit", type=limit, default=20, help="pairs at most (default 20)")
     compare.set_defaults(run=_runner(_compare))
+
+    status = commands.add_parser(
+        "status", help="what the local store holds: spans, time covered, evicted, size"
+    )
+    _common(status)
+    status.set_defaults(run=_runner(_status))
     return traces
 
 
@@ -255,6 +261,39 @@ def _services(args: argparse.Namespace, client: JaegerQuery, console: Console) -
     for name in names:
         console.print(printable(name))
     _link(console, f"{client.base_url}/search")
+
+
+def _status(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+    console.print(_status_table(client.status(), client.base_url))
+
+
+def _status_table(answer: dict[str, Any], url: str) -> Table:
+    table = Table(
+        title=Text(printable(f"the store at {url}")), title_justify="left", show_header=False
+    )
+    table.add_column()
+    table.add_column(overflow="fold")
+    rows = [
+        ("spans", f"{answer['spans']:,}"),
+        ("services", f"{answer['services']:,}"),
+        ("oldest span start", answer["oldestSpanStart"] or "-"),
+        ("newest span start", answer["newestSpanStart"] or "-"),
+        ("evicted by retention", f"{answer['evictedSpans']:,}"),
+        ("dropped by the writer", f"{answer['droppedSpans']:,}"),
+        ("database", _size(answer["databaseBytes"])),
+        ("write-ahead log", _size(answer["walBytes"])),
+    ]
+    for name, value in rows:
+        table.add_row(name, printable(str(value)))
+    return table
+
+
+def _size(count: int) -> str:
+    """Bytes in the unit a reader takes in at a glance: 812 B, 3.4 MB, 1.2 GB."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
 
 
 def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:

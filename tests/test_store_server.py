@@ -11,6 +11,7 @@ import http.client
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -52,9 +53,9 @@ from o11ykit.store.ingest_log import LOG_DIRECTORY
 from o11ykit.store.process import StoreProcess, spawn_store
 from o11ykit.store.queries import Queries
 from o11ykit.store.receivers import Intake
-from o11ykit.store.schema import DATABASE_NAME
+from o11ykit.store.schema import DATABASE_NAME, SCHEMA_VERSION
 from o11ykit.store.server import StoreServer
-from o11ykit.timeformats import format_time
+from o11ykit.timeformats import format_time, parse_time
 from tests.conftest import REPO, free_port
 from tests.support.store_data import counts, many, request, span
 from tests.support.store_openapi import validate_traces
@@ -527,6 +528,53 @@ def test_max_spans_and_max_age_on_the_command_line_bound_the_store(tmp_path):
         count, evicted = spans_and_evicted()
     # The count is trimmed back to the limit once it is 5% over it.
     assert 100 <= count <= 105 and count + evicted == 302
+
+
+def _status(store: StoreProcess) -> dict:
+    with urllib.request.urlopen(f"{store.query_url}/api/o11ykit/status", timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def test_status_says_what_the_store_holds_and_what_retention_evicted(tmp_path):
+    now = time.time_ns()
+    with spawn_store(tmp_path / "data", grpc_port=None, max_spans=100) as store:
+        empty = _status(store)
+        assert (empty["spans"], empty["services"], empty["evictedSpans"]) == (0, 0, 0)
+        assert empty["oldestSpanStart"] is None and empty["newestSpanStart"] is None
+        for batch in range(3):
+            spans = [span(10 + 100 * batch + n, n + 1, start=now - n * 1000) for n in range(100)]
+            assert post(store.http_port, request(spans).SerializeToString(), PROTOBUF)[0] == 200
+        answer = _status(store)  # the query server answers once what was accepted is written
+        with sqlite3.connect(written(store) / DATABASE_NAME) as connection:
+            (count,) = connection.execute("SELECT count(*) FROM spans").fetchone()
+        cli = subprocess.run(
+            [sys.executable, "-m", "o11ykit.cli", "traces", "status", "--url", store.query_url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, "COLUMNS": "100"},
+        )
+    assert (answer["spans"], answer["evictedSpans"]) == (count, 300 - count)
+    assert 100 <= count <= 105  # trimmed back to the limit once 5% over it
+    assert (answer["services"], answer["droppedSpans"]) == (1, 0)
+    assert answer["schemaVersion"] == SCHEMA_VERSION
+    # Every batch starts its spans at the same instants, so whichever stayed cover them all.
+    assert parse_time(answer["newestSpanStart"]) == now
+    assert parse_time(answer["oldestSpanStart"]) == now - 99_000
+    assert answer["databaseBytes"] > 0 and answer["walBytes"] >= 0
+    assert cli.returncode == 0, cli.stderr
+    assert re.search(rf"evicted by retention\s+│ {300 - count}\s", cli.stdout), cli.stdout
+    assert re.search(rf"spans\s+│ {count}\s", cli.stdout), cli.stdout
+
+
+def test_status_takes_no_parameters(tmp_path):
+    with spawn_store(tmp_path / "data", grpc_port=None) as store:
+        url = f"{store.query_url}/api/o11ykit/status?since=1h"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        body = json.loads(refused.value.read())
+    assert refused.value.code == 400
+    assert body["message"] == "unknown parameter since; /api/o11ykit/status takes no parameters"
 
 
 def test_in_process_server_picks_free_ports_and_drains_on_stop(tmp_path):

@@ -255,6 +255,30 @@ def test_breakdown_against_plain_jaeger_is_a_clear_error(capsys):
     assert "only in o11ykit's local store" in err
 
 
+def test_status_says_what_the_store_holds(fake, capsys):
+    code, out, _ = run(["status", "--url", fake.url], capsys)
+    assert code == 0
+    assert f"the store at {fake.url}" in out
+    assert re.search(r"spans\s+│ 400\s", out), out
+    assert re.search(r"evicted by retention\s+│ 0\s", out), out
+    assert re.search(r"newest span start\s+│ \d{4}-\d\d-\d\dT", out), out
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [(0, "0 B"), (812, "812 B"), (3_400_000, "3.4 MB"), (1_250_000_000, "1.2 GB")],
+)
+def test_sizes_are_shown_in_the_unit_that_reads_at_a_glance(count, shown):
+    assert traces_cli._size(count) == shown
+
+
+def test_status_against_plain_jaeger_is_a_clear_error(capsys):
+    with FakeJaeger() as plain:
+        code, _, err = run(["status", "--url", plain.url], capsys)
+    assert code == 1
+    assert "has no /api/o11ykit/status" in err and "only in o11ykit's local store" in err
+
+
 def test_unreachable_store(capsys):
     url = f"http://127.0.0.1:{free_port()}"
     code, out, err = run(["search", "--url", url], capsys)

@@ -325,6 +325,19 @@ class JaegerQuery:
             operation=operation,
             where=json.dumps(dict(where)) if where else None,
         )
+        return self._local_store_only(endpoint, params)
+
+    def status(self) -> dict[str, Any]:
+        """What the local store holds (docs/store-api.md), as its JSON answer."""
+        answer = self._local_store_only("status", {})
+        wrong = _wrong_fields(answer, _STATUS_FIELDS)
+        if wrong:
+            raise self._not_an_answer(
+                "/api/o11ykit/status", f"no {', '.join(wrong)} as the store sends it"
+            )
+        return answer
+
+    def _local_store_only(self, endpoint: str, params: dict[str, str | None]) -> dict[str, Any]:
         try:
             return self._get(f"/api/o11ykit/{endpoint}", params)
         except QueryError as exc:
@@ -333,8 +346,8 @@ class JaegerQuery:
             # Jaeger API is a Jaeger.
             if exc.status in (404, 200) and self._speaks_jaeger_api():
                 raise QueryError(
-                    f"{self.shown_url} has no /api/o11ykit/{endpoint}: breakdown and compare "
-                    "exist only in o11ykit's local store, not in Jaeger",
+                    f"{self.shown_url} has no /api/o11ykit/{endpoint}: breakdown, compare and"
+                    " status exist only in o11ykit's local store, not in Jaeger",
                     exc.status,
                 ) from None
             raise
@@ -426,6 +439,13 @@ _BREAKDOWN_FIELDS = {"total": _NUMBER, "groupBy": _TEXT, "source": _TEXT, "group
 _GROUP_FIELDS = {
     "value": _TEXT_OR_NULL,
     **dict.fromkeys(("count", "errors", "errorRate", "p50Ms", "p95Ms", "p99Ms"), _NUMBER),
+}
+_STATUS_FIELDS = {
+    **dict.fromkeys(
+        ("spans", "services", "evictedSpans", "droppedSpans", "databaseBytes", "walBytes"), _NUMBER
+    ),
+    "oldestSpanStart": _TEXT_OR_NULL,
+    "newestSpanStart": _TEXT_OR_NULL,
 }
 _COMPARE_FIELDS = {
     "selection": _TEXT,

@@ -1,4 +1,4 @@
-"""`/api/o11ykit/breakdown` and `/api/o11ykit/compare`: parameters in, JSON-ready answers out.
+"""`/api/o11ykit/breakdown`, `/compare` and `/status`: parameters in, JSON-ready answers out.
 
 The query server routes `/api/o11ykit/*` here with the query string already split. Errors
 are google.rpc.Status objects like the Jaeger API's own (3 invalid argument, 5 not found),
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from o11ykit.attribute_text import search_text
-from o11ykit.store import analytics
+from o11ykit.store import analytics, status
 from o11ykit.store.analytics import AnalyticsError, Selection
 from o11ykit.store.http_base import rpc_status
 from o11ykit.timeformats import clamp_ns, parse_duration, parse_time
@@ -45,10 +45,12 @@ def handle(
     if unknown:
         # This API is o11ykit's own: a misspelt name (serviceName, since) would otherwise
         # answer for the whole store over the last hour, as if it had been understood.
+        accepted = PARAMETERS[name]
         return 400, rpc_status(
             400,
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)};"
-            f" {PREFIX}{name} accepts {', '.join(PARAMETERS[name])}",
+            f" {PREFIX}{name} "
+            + (f"accepts {', '.join(accepted)}" if accepted else "takes no parameters"),
         )
     try:
         return 200, endpoint(params, connection)
@@ -96,13 +98,22 @@ def _compare(params: Mapping[str, str], connection: sqlite3.Connection) -> dict:
     return result.to_dict()
 
 
+def _status(params: Mapping[str, str], connection: sqlite3.Connection) -> dict:
+    return status.store_status(connection)
+
+
 ENDPOINTS: dict[str, Callable[[Mapping[str, str], sqlite3.Connection], dict]] = {
     "breakdown": _breakdown,
     "compare": _compare,
+    "status": _status,
 }
 # The parameters each endpoint reads (docs/store-api.md); any other is refused.
 _COMMON = ("start", "end", "service", "operation", "where", "limit")
-PARAMETERS = {"breakdown": ("groupBy", *_COMMON), "compare": ("selection", "keys", *_COMMON)}
+PARAMETERS = {
+    "breakdown": ("groupBy", *_COMMON),
+    "compare": ("selection", "keys", *_COMMON),
+    "status": (),
+}
 
 
 def _window(params: Mapping[str, str]) -> tuple[int, int]:
