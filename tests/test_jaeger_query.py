@@ -323,8 +323,9 @@ def test_a_404_from_a_wrong_address_is_an_error_not_an_empty_answer(fake, prefix
         lambda client: client.get_trace(CHECKOUT_TRACE),
         lambda client: client.breakdown("tenant.id", start=START, end=END),
         lambda client: client.compare("errors", start=START, end=END),
+        lambda client: client.status(),
     ],
-    ids=["services", "operations", "find_traces", "get_trace", "breakdown", "compare"],
+    ids=["services", "operations", "find_traces", "get_trace", "breakdown", "compare", "status"],
 )
 def test_json_of_another_shape_is_a_query_error_not_a_crash(fake, read):
     """Another program answering 200 on the port: `o11ykit traces` says so in one line."""
