@@ -169,6 +169,8 @@ def _link_and_read_back(settings: Settings, backend: str, trace_id: str, report:
         problem = read_back(query, trace_id)
         if problem is None:
             report.say(f"OK    read back through the query API at {without_secrets(query)}")
+            if backend == "local":
+                _store_status(query, report)
         elif backend == "jaeger" and problem.not_found:
             # Jaeger answered without the span: a collector between may batch or sample it.
             report.say(
@@ -189,6 +191,25 @@ def _link_and_read_back(settings: Settings, backend: str, trace_id: str, report:
         link = backends.BY_NAME[backend].trace_link(settings, trace_id)
     if link:
         report.say(f"Link  {link}")
+
+
+def _store_status(query_url: str, report: Report) -> None:
+    """What the local store holds, and a note when it dropped spans it had accepted: the
+    test span arrived, yet a store that drops batches loses a service's spans."""
+    try:
+        status = JaegerQuery(query_url, timeout=1.0).status()
+    except QueryError as exc:
+        report.say(f"NOTE  could not read the store's status: {exc}")
+        return
+    report.say(
+        f"      the store holds spans: {status['spans']:,}, services: {status['services']:,},"
+        f" evicted by retention: {status['evictedSpans']:,}"
+    )
+    if status["droppedSpans"]:
+        report.say(
+            f"NOTE  the store dropped {status['droppedSpans']:,} spans it had accepted;"
+            " its log says why"
+        )
 
 
 def main(arguments: Mapping[str, Any], out: TextIO) -> int:

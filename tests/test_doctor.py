@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 
+from o11ykit import doctor as doctor_module
+from o11ykit.backends.jaeger_query import QueryError
 from tests.conftest import REPO, free_port
 from tests.support.otlp_receiver import OtlpReceiver
 
@@ -84,3 +87,47 @@ def test_read_back_asks_again_only_while_the_trace_is_not_found() -> None:
         problem = read_back(fake.url, "1" * 32, wait=0.5)
         assert problem is not None and problem.not_found, problem
         assert len(fake.requests) >= 2
+
+
+class _StoreAnswering:
+    """A query client whose store answers `status` with `answer` (or raises it)."""
+
+    answer: ClassVar[dict | Exception]
+
+    def __init__(self, url: str, timeout: float) -> None:
+        pass
+
+    def status(self) -> dict:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (
+            {"spans": 5, "services": 2, "evictedSpans": 7, "droppedSpans": 0},
+            ["      the store holds spans: 5, services: 2, evicted by retention: 7"],
+        ),
+        (
+            {"spans": 5, "services": 2, "evictedSpans": 0, "droppedSpans": 3},
+            [
+                "      the store holds spans: 5, services: 2, evicted by retention: 0",
+                "NOTE  the store dropped 3 spans it had accepted; its log says why",
+            ],
+        ),
+        (
+            QueryError("cannot reach the query API at http://127.0.0.1:1"),
+            ["NOTE  could not read the store's status: cannot reach the query API at"
+             " http://127.0.0.1:1"],
+        ),
+    ],
+)  # fmt: skip
+def test_the_local_store_s_status_is_said_and_dropped_spans_noted(monkeypatch, answer, said):
+    monkeypatch.setattr(_StoreAnswering, "answer", answer, raising=False)
+    monkeypatch.setattr(doctor_module, "JaegerQuery", _StoreAnswering)
+    report = doctor_module.Report()
+    doctor_module._store_status("http://127.0.0.1:1", report)
+    assert report.lines == said
+    assert report.ok  # notes, not failures: the test span itself arrived

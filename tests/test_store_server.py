@@ -1194,6 +1194,8 @@ def test_doctor_with_the_local_backend_reads_its_span_back(store):
     result = _doctor(store, store.query_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"read back through the query API at {store.query_url}" in result.stdout
+    # What the store holds: the test span, in a store that was empty.
+    assert "the store holds spans: 1, services: 1, evicted by retention: 0" in result.stdout
     assert "doctor: all good" in result.stdout
 
 
