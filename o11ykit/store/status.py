@@ -21,7 +21,8 @@ _COUNTERS = {
 
 def store_status(connection: sqlite3.Connection) -> dict[str, Any]:
     """The status document; read in one snapshot when the caller holds one (the query server
-    does). count(*) walks the smallest index: about 10 ms a million spans."""
+    does). count(*) counts the cells of the smallest index's pages: at 1,000,000 spans 0.8 ms,
+    62 ms when none of them was cached yet (in-process, synthetic.fill, 2026-12-07)."""
     counters = dict.fromkeys(_COUNTERS.values(), 0)
     for key, value in connection.execute(
         f"SELECT key, value FROM meta WHERE key IN ({', '.join('?' * len(_COUNTERS))})",
