@@ -109,11 +109,19 @@ def run_and_record(
     work = Path(tempfile.mkdtemp(prefix=f"o11ykit-{name}-bench-", dir=parent))
     try:
         results = measure(args, work)
-    finally:
-        if args.keep:
-            print(f"kept: {work}")
-        else:
+    except Exception:
+        # The error names logs in the work dir (a process that did not start, a round that
+        # stored nothing): a failed run keeps it, or the pointer would lead nowhere.
+        print(f"kept, with the failed run's logs: {work}", file=sys.stderr, flush=True)
+        raise
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM): nothing to look into
+        if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+        raise
+    if args.keep:
+        print(f"kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     report = {
         "command": exact_command(module),
         **described,

@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# serial: the runners measure rates over 1 s rounds and refuse a round that stored nothing,
+# which another worker's load once caused.
+pytestmark = pytest.mark.serial
 
 
 def _run_benchmark(module: str, tmp_path: Path, *args: str) -> dict[str, Any]:
@@ -83,3 +86,32 @@ def test_alternatives_benchmark_smoke(tmp_path: Path) -> None:
     assert ours["held_at_end"] >= ours["acknowledged_total"]
     assert ours["memory_at_end"]["rss_mb"] > ours["memory_idle"]["rss_mb"] > 0
     assert not ours["killed_after_sigterm"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "kept"), [(None, False), (RuntimeError, True), (KeyboardInterrupt, False)]
+)
+def test_a_failed_run_keeps_its_work_dir_for_the_logs_its_error_names(
+    tmp_path, monkeypatch, failure, kept
+) -> None:
+    from argparse import Namespace
+
+    from benchmarks import common
+
+    monkeypatch.setattr(common, "raise_on_sigterm", lambda: None)  # not in the test process
+    seen: list[Path] = []
+
+    def measure(args: Namespace, work: Path) -> dict[str, Any]:
+        seen.append(work)
+        (work / "client-0.log").write_text("what went wrong")
+        if failure:
+            raise failure("a round stored nothing")
+        return {}
+
+    args = Namespace(dir=tmp_path, keep=False, results=tmp_path / "results.json")
+    if failure:
+        with pytest.raises(failure):
+            common.run_and_record("benchmarks.x.run", args, measure, described={})
+    else:
+        common.run_and_record("benchmarks.x.run", args, measure, described={})
+    assert (seen[0] / "client-0.log").exists() == kept
