@@ -7,6 +7,7 @@ import gzip
 import json
 import sqlite3
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -132,11 +133,20 @@ def test_json_request_with_hex_ids_and_enum_names_or_numbers(store, tmp_path):
     ]
 
 
+COMPRESSED = {
+    "gzip": gzip.compress,
+    "x-gzip": gzip.compress,  # RFC 9110: the same coding
+    "GZip": gzip.compress,  # codings are case-insensitive
+    "deflate": zlib.compress,  # the zlib format, as OpenTelemetry Python's exporter sends it
+}
+
+
+@pytest.mark.parametrize("encoding", COMPRESSED)
 @pytest.mark.parametrize("content_type", [PROTOBUF, JSON])
-def test_gzip_bodies(store, content_type):
+def test_compressed_bodies(store, content_type, encoding):
     message = many(3)
     raw = message.SerializeToString() if content_type == PROTOBUF else otlp_json(message)
-    assert ingest(store, gzip.compress(raw), content_type, "gzip") == 3
+    assert ingest(store, COMPRESSED[encoding](raw), content_type, encoding) == 3
 
 
 def _big_attribute() -> bytes:
@@ -258,7 +268,23 @@ BAD_INPUTS = {
     ),
     "not gzip": (b"plain bytes", PROTOBUF, "gzip", 400, "gzip"),
     "gzip bomb": (gzip.compress(b"\0" * (17 * 1024 * 1024)), PROTOBUF, "gzip", 413, "over"),
-    "unsupported encoding": (b"x", PROTOBUF, "br", 415, "Content-Encoding"),
+    "truncated deflate": (
+        zlib.compress(many(3).SerializeToString())[:-10],
+        PROTOBUF,
+        "deflate",
+        400,
+        "malformed deflate body",
+    ),
+    "not deflate": (b"plain bytes", PROTOBUF, "deflate", 400, "malformed deflate body"),
+    "deflate, then more": (
+        zlib.compress(many(3).SerializeToString()) + b"more",
+        PROTOBUF,
+        "deflate",
+        400,
+        "malformed deflate body",
+    ),
+    "deflate bomb": (zlib.compress(b"\0" * (17 * 1024 * 1024)), PROTOBUF, "deflate", 413, "over"),
+    "unsupported encoding": (b"x", PROTOBUF, "br", 415, "use gzip or deflate"),
 }
 
 

@@ -126,30 +126,40 @@ def decode_request(
     return Decoded(parse_protobuf(body), lambda: body)
 
 
+# Content-Encoding -> zlib's wbits for it. gzip is what OTLP/HTTP names; deflate (the zlib
+# format, RFC 9110 8.4.1.2) is what OpenTelemetry Python's exporter sends with
+# OTEL_EXPORTER_OTLP_COMPRESSION=deflate, and the Collector reads; x-gzip is gzip (RFC 9110).
+_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
 def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
     encoding = (content_encoding or "identity").strip().lower()
     if encoding == "identity":
         return body
-    if encoding != "gzip":
-        raise IngestError(415, f"unsupported Content-Encoding {content_encoding!r}: use gzip")
+    wbits = _WBITS.get(encoding)
+    if wbits is None:
+        raise IngestError(
+            415, f"unsupported Content-Encoding {content_encoding!r}: use gzip or deflate"
+        )
     out: list[bytes] = []
     size = 0
     rest = body
     try:
-        # A loop, because gzip allows several members one after another.
+        # A loop, because gzip allows several members one after another (and whatever
+        # follows a deflate stream must be another one too).
         while rest:
-            inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            inflater = zlib.decompressobj(wbits=wbits)
             # Bounded, so a small "gzip bomb" cannot inflate into gigabytes of memory.
             chunk = inflater.decompress(rest, max_bytes - size + 1)
             size += len(chunk)
             if size > max_bytes:
                 raise IngestError(413, f"body over {max_bytes} bytes once decompressed")
             if not inflater.eof:
-                raise IngestError(400, "malformed gzip body: truncated")
+                raise IngestError(400, f"malformed {encoding} body: truncated")
             out.append(chunk)
             rest = inflater.unused_data
     except zlib.error as exc:
-        raise IngestError(400, f"malformed gzip body: {exc}") from None
+        raise IngestError(400, f"malformed {encoding} body: {exc}") from None
     return b"".join(out)
 
 

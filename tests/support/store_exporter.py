@@ -1,7 +1,7 @@
 """An application process exporting spans with the OpenTelemetry SDK's own OTLP exporters.
 
     python -m tests.support.store_exporter --protocol http --endpoint URL --service S --spans N
-        [--error-tenant T]
+        [--error-tenant T] [--compression none|gzip|deflate]
 
 Span n has tenant.id t{n % 3} and is named op-{n % 5}; with --error-tenant, that tenant's
 spans, and only they, end with status ERROR. Prints `{"spans": N, "traces": N, "flushed":
@@ -21,14 +21,23 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import StatusCode
 
 
-def exporter(protocol: str, endpoint: str):
+def exporter(protocol: str, endpoint: str, compression: str = "none"):
     if protocol == "grpc":
+        import grpc
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=endpoint, insecure=True)
+        algorithms = {
+            "none": grpc.Compression.NoCompression,
+            "gzip": grpc.Compression.Gzip,
+            "deflate": grpc.Compression.Deflate,
+        }
+        return OTLPSpanExporter(
+            endpoint=endpoint, insecure=True, compression=algorithms[compression]
+        )
+    from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter(endpoint=endpoint)
+    return OTLPSpanExporter(endpoint=endpoint, compression=Compression(compression))
 
 
 def main() -> int:
@@ -38,11 +47,12 @@ def main() -> int:
     parser.add_argument("--service", required=True)
     parser.add_argument("--spans", type=int, default=2000)
     parser.add_argument("--error-tenant", help="the tenant whose spans all fail")
+    parser.add_argument("--compression", choices=("none", "gzip", "deflate"), default="none")
     args = parser.parse_args()
     provider = TracerProvider(resource=Resource.create({"service.name": args.service}))
     # A queue larger than the run: spans the SDK dropped would look like spans the store lost.
     processor = BatchSpanProcessor(
-        exporter(args.protocol, args.endpoint),
+        exporter(args.protocol, args.endpoint, args.compression),
         max_queue_size=max(args.spans + 1, 512),
         max_export_batch_size=512,
     )
