@@ -21,6 +21,8 @@ log = logging.getLogger("o11ykit")
 
 BACKENDS = ("otlp", "jaeger", "honeycomb", "console", "local", "none")
 PROTOCOLS = ("http/protobuf", "grpc")
+# What the OTLP exporter specification defines for OTEL_EXPORTER_OTLP_COMPRESSION.
+COMPRESSIONS = ("none", "gzip")
 INSTRUMENTATIONS = ("fastapi", "sqlalchemy", "httpx", "requests", "logging")
 DEFAULT_EXCLUDED_PATHS = ("/health", "/healthz", "/ready", "/live", "/metrics")
 # Loopback, private ranges, compose service names and cluster-internal suffixes.
@@ -224,6 +226,14 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     _s(
+        "compression",
+        p.choice(*COMPRESSIONS),
+        "none",
+        "export requests gzipped (HTTP Content-Encoding, gRPC message compression)",
+        ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", None),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", None),
+    ),
+    _s(
         "export_timeout",
         p.number(*_EXPORT_TIMEOUT),
         3.0,
@@ -368,6 +378,7 @@ class Settings:
     endpoint: str | None
     protocol: str
     headers: dict[str, str]
+    compression: str
     export_timeout: float
     honeycomb_api_key: str | None
     honeycomb_dataset: str | None

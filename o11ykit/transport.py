@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 
 _GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _USER_AGENT = f"o11ykit/{__version__}"
+# Level 1 of 9: a 512-span batch of o11ykit's spans (143 kB) shrank 4.9 times in 0.8 ms,
+# against 5.3 times in 1.9 ms at 6 (Go's default) and 5.4 in 3.2 ms at 9 (Python's gzip
+# default); encoding the batch took 9.4 ms (docs/export.md, "Compression").
+GZIP_LEVEL = 1
 
 
 class ExportFailure(Exception):
@@ -119,10 +123,11 @@ def _diagnose_os_error(exc: BaseException, target: str, fresh_connection: bool) 
 class HttpTransport(OtlpTransport):
     """OTLP/HTTP protobuf over one kept-alive connection."""
 
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
+    def __init__(self, url: str, headers: dict[str, str], compression: str = "none") -> None:
         parts = urlsplit(url)
         # The target is for people (failure warnings, stats, doctor): no user or key in it.
         self.target = without_secrets(url)
+        self._gzip = compression == "gzip"
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (443 if self._https else 80)
@@ -130,6 +135,7 @@ class HttpTransport(OtlpTransport):
         self._headers = {
             "Content-Type": "application/x-protobuf",
             "User-Agent": _USER_AGENT,
+            **({"Content-Encoding": "gzip"} if self._gzip else {}),
             **headers,
         }
         self._connection: http.client.HTTPConnection | None = None
@@ -167,6 +173,10 @@ class HttpTransport(OtlpTransport):
         import http.client
 
         deadline = time.monotonic() + timeout
+        if self._gzip:  # zlib lets go of the GIL while it compresses: the service runs on
+            import gzip
+
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
         connection, reused = self._connection_for(timeout)
         try:
             status, answer, will_close = self._exchange(connection, body, deadline)
@@ -319,9 +329,10 @@ class GrpcTransport(OtlpTransport):
     A channel belongs to the process that opened it: a forked worker opens its own.
     """
 
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
+    def __init__(self, url: str, headers: dict[str, str], compression: str = "none") -> None:
         parts = urlsplit(url)
         self._secure = parts.scheme == "https"
+        self._gzip = compression == "gzip"
         # An https endpoint without a port is a TLS service on 443 (Honeycomb's
         # https://api.honeycomb.io is one); 4317 is the collector's plaintext default.
         host = parts.hostname or "localhost"
@@ -338,10 +349,14 @@ class GrpcTransport(OtlpTransport):
             self._refuse_if_closed()
             import grpc  # imported on first export: keeps `import o11ykit` lean
 
+            # gRPC compresses each message itself (grpc-encoding: gzip), at its own level.
+            compression = grpc.Compression.Gzip if self._gzip else None
             channel = (
-                grpc.secure_channel(self.target, grpc.ssl_channel_credentials())
+                grpc.secure_channel(
+                    self.target, grpc.ssl_channel_credentials(), compression=compression
+                )
                 if self._secure
-                else grpc.insecure_channel(self.target)
+                else grpc.insecure_channel(self.target, compression=compression)
             )
             call = channel.unary_unary(_GRPC_METHOD)
             # A local, not self._call, is returned: close() from another thread may clear it.

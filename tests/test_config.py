@@ -136,6 +136,29 @@ def test_signal_specific_otel_variables_win() -> None:
     assert settings.protocol == "grpc"
 
 
+def test_compression_is_read_from_the_otel_variables_and_refused_by_name(caplog) -> None:
+    assert load_settings({}, {}).compression == "none"
+    settings = load_settings(
+        {},
+        {
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "none",
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "GZIP",
+        },
+    )
+    assert settings.compression == "gzip"
+    assert settings.sources["compression"] == "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
+    with pytest.raises(ConfigError, match=r"compression .*accepted values: none, gzip"):
+        load_settings({"compression": "zstd"}, {})
+    config._reported.clear()
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        fallback = load_settings({}, {"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"})
+    assert fallback.compression == "none"
+    assert [r.getMessage() for r in caplog.records] == [
+        "o11ykit setting compression (OTEL_EXPORTER_OTLP_COMPRESSION='zstd') is invalid;"
+        " accepted values: none, gzip; ignored"
+    ]
+
+
 def test_sdk_disabled_means_backend_none() -> None:
     assert load_settings({}, {"OTEL_SDK_DISABLED": "true"}).backend == "none"
     assert load_settings({}, {"OTEL_SDK_DISABLED": "false"}).backend is None

@@ -21,8 +21,8 @@ def traces_url(endpoint: str) -> str:
 
 def build(endpoint: str | None, settings: Settings, headers: dict[str, str]) -> OtlpTransport:
     if settings.protocol == "grpc":
-        return GrpcTransport(endpoint or DEFAULT_GRPC, headers)
-    return HttpTransport(traces_url(endpoint or DEFAULT_HTTP), headers)
+        return GrpcTransport(endpoint or DEFAULT_GRPC, headers, settings.compression)
+    return HttpTransport(traces_url(endpoint or DEFAULT_HTTP), headers, settings.compression)
 
 
 def transport(settings: Settings) -> OtlpTransport:
