@@ -234,6 +234,32 @@ SETTINGS: tuple[Setting, ...] = (
         ("OTEL_EXPORTER_OTLP_COMPRESSION", None),
     ),
     _s(
+        "certificate",
+        p.pem_file("CERTIFICATE"),
+        None,
+        "CA certificates that an https endpoint's certificate must chain to, in place of "
+        "the system's",
+        ("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", None),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", None),
+    ),
+    _s(
+        "client_certificate",
+        p.pem_file("CERTIFICATE"),
+        None,
+        "this client's certificate for an https endpoint that asks for one (mutual TLS); "
+        "with client_key",
+        ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", None),
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", None),
+    ),
+    _s(
+        "client_key",
+        p.pem_file("PRIVATE KEY"),
+        None,
+        "the private key of client_certificate",
+        ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", None),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", None),
+    ),
+    _s(
         "export_timeout",
         p.number(*_EXPORT_TIMEOUT),
         3.0,
@@ -379,6 +405,9 @@ class Settings:
     protocol: str
     headers: dict[str, str]
     compression: str
+    certificate: str | None
+    client_certificate: str | None
+    client_key: str | None
     export_timeout: float
     honeycomb_api_key: str | None
     honeycomb_dataset: str | None

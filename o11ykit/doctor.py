@@ -28,7 +28,8 @@ HINTS = {
     "connection refused": "Is the backend running and listening at that address?",
     "wrong protocol": "The port speaks the other OTLP protocol: 4318 is HTTP, 4317 is gRPC.",
     "bad key": "Check the API key (HONEYCOMB_API_KEY) and that it may send events.",
-    "TLS": "Check the endpoint's scheme (http vs https) and its certificate.",
+    "TLS": "Check the endpoint's scheme (http vs https) and its certificate; a certificate"
+    " from a private CA needs that CA named by certificate (OTEL_EXPORTER_OTLP_CERTIFICATE).",
     "timed out": "The backend is slow or a firewall drops packets; retry or raise export_timeout.",
     "wrong path": "OTLP/HTTP expects /v1/traces; give the base URL and o11ykit adds the path.",
 }

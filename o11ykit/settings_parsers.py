@@ -7,6 +7,7 @@ raises ValueError with the accepted values spelled out; config.py adds the setti
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
@@ -73,6 +74,29 @@ def text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("accepted values: a non-empty string")
     return value.strip()
+
+
+def pem_file(holding: str) -> Parser:
+    """The path of a readable PEM file with a `-----BEGIN ...{holding}-----` block in it
+    (CERTIFICATE, PRIVATE KEY); the contents are checked by TLS when exports start."""
+    accepted_values = (
+        f"accepted values: the path of a readable PEM file holding a {holding.lower()}"
+    )
+
+    def parse(value: Any) -> str:
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise ValueError(accepted_values)
+        path = os.fspath(value).strip() if isinstance(value, str) else os.fspath(value)
+        try:
+            with open(path, "rb") as file:
+                head = file.read(1 << 20)
+        except OSError as exc:
+            raise ValueError(f"cannot read it ({exc.strerror}); {accepted_values}") from None
+        if f"{holding}-----".encode() not in head or b"-----BEGIN " not in head:
+            raise ValueError(f"no PEM {holding.lower()} in it; {accepted_values}")
+        return str(path)
+
+    return parse
 
 
 def text_list(value: Any) -> tuple[str, ...]:

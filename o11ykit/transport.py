@@ -28,6 +28,8 @@ from o11ykit.settings_parsers import without_secrets
 if TYPE_CHECKING:
     import http.client
 
+    from o11ykit.tls import TlsFiles
+
 # http.client (with email and ssl behind it) is imported on the first export, in the
 # export thread: `import o11ykit` and init() stay lean.
 
@@ -123,12 +125,20 @@ def _diagnose_os_error(exc: BaseException, target: str, fresh_connection: bool) 
 class HttpTransport(OtlpTransport):
     """OTLP/HTTP protobuf over one kept-alive connection."""
 
-    def __init__(self, url: str, headers: dict[str, str], compression: str = "none") -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        compression: str = "none",
+        tls: TlsFiles | None = None,
+    ) -> None:
         parts = urlsplit(url)
         # The target is for people (failure warnings, stats, doctor): no user or key in it.
         self.target = without_secrets(url)
         self._gzip = compression == "gzip"
         self._https = parts.scheme == "https"
+        # Built once from the files; plain http has no use for them (tls.py).
+        self._ssl_context = tls.ssl_context() if tls and self._https else None
         self._host = parts.hostname or "localhost"
         self._port = parts.port or (443 if self._https else 80)
         self._path = (parts.path or "/v1/traces") + (f"?{parts.query}" if parts.query else "")
@@ -158,8 +168,9 @@ class HttpTransport(OtlpTransport):
             import ssl
 
             if self._https:
+                context = self._ssl_context or ssl.create_default_context()
                 connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=timeout, context=ssl.create_default_context()
+                    self._host, self._port, timeout=timeout, context=context
                 )
             else:
                 connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
@@ -329,10 +340,17 @@ class GrpcTransport(OtlpTransport):
     A channel belongs to the process that opened it: a forked worker opens its own.
     """
 
-    def __init__(self, url: str, headers: dict[str, str], compression: str = "none") -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: dict[str, str],
+        compression: str = "none",
+        tls: TlsFiles | None = None,
+    ) -> None:
         parts = urlsplit(url)
         self._secure = parts.scheme == "https"
         self._gzip = compression == "gzip"
+        self._tls = tls
         # An https endpoint without a port is a TLS service on 443 (Honeycomb's
         # https://api.honeycomb.io is one); 4317 is the collector's plaintext default.
         host = parts.hostname or "localhost"
@@ -353,7 +371,9 @@ class GrpcTransport(OtlpTransport):
             compression = grpc.Compression.Gzip if self._gzip else None
             channel = (
                 grpc.secure_channel(
-                    self.target, grpc.ssl_channel_credentials(), compression=compression
+                    self.target,
+                    self._tls.grpc_credentials() if self._tls else grpc.ssl_channel_credentials(),
+                    compression=compression,
                 )
                 if self._secure
                 else grpc.insecure_channel(self.target, compression=compression)
@@ -403,6 +423,8 @@ def _diagnose_grpc(exc, target: str) -> ExportFailure:
                 f"{target} did not answer gRPC; is this the HTTP port (4318)? "
                 "Use protocol=http/protobuf or the gRPC port (4317)",
             )
+        if "handshake failed" in lowered:  # an untrusted certificate, as HTTP says it
+            return ExportFailure("TLS", f"TLS handshake with {target} failed: {details}")
         return ExportFailure("unavailable", f"{target}: {details}")
     if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return ExportFailure("bad key", f"{target} refused the credentials: {details}")

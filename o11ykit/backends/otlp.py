@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from o11ykit.config import Settings
+from o11ykit.tls import tls_files
 from o11ykit.transport import GrpcTransport, HttpTransport, OtlpTransport
 
 DEFAULT_HTTP = "http://localhost:4318"
@@ -20,9 +21,13 @@ def traces_url(endpoint: str) -> str:
 
 
 def build(endpoint: str | None, settings: Settings, headers: dict[str, str]) -> OtlpTransport:
-    if settings.protocol == "grpc":
-        return GrpcTransport(endpoint or DEFAULT_GRPC, headers, settings.compression)
-    return HttpTransport(traces_url(endpoint or DEFAULT_HTTP), headers, settings.compression)
+    grpc = settings.protocol == "grpc"
+    url = endpoint or (DEFAULT_GRPC if grpc else DEFAULT_HTTP)
+    # The TLS files are for https alone: read (and refused) only where they would be used.
+    tls = tls_files(settings) if urlsplit(url).scheme == "https" else None
+    if grpc:
+        return GrpcTransport(url, headers, settings.compression, tls)
+    return HttpTransport(traces_url(url), headers, settings.compression, tls)
 
 
 def transport(settings: Settings) -> OtlpTransport:

@@ -21,6 +21,7 @@ import gzip
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
@@ -329,9 +331,29 @@ class OtlpHttpServer(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-def make_http_server(sink: Sink) -> ThreadingHTTPServer:
+@dataclass(frozen=True)
+class TlsServerFiles:
+    """PEM files for serving TLS on both ports; with `client_ca`, a client must present a
+    certificate issued by it (mutual TLS)."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+def make_http_server(sink: Sink, tls: TlsServerFiles | None = None) -> ThreadingHTTPServer:
     handler = type("BoundOtlpHttpHandler", (OtlpHttpHandler,), {"sink": sink})
-    return OtlpHttpServer(("127.0.0.1", 0), handler)
+    server = OtlpHttpServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls.cert, tls.key)
+        if tls.client_ca is not None:
+            context.load_verify_locations(tls.client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        # A handshake that fails (a client that does not trust us, or has no certificate)
+        # fails accept(), which socketserver treats as a connection that never came.
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    return server
 
 
 # --------------------------------------------------------------------------------------------
@@ -369,7 +391,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         raise AssertionError("unreachable: context.abort raises")
 
 
-def make_grpc_server(sink: Sink) -> tuple[grpc.Server, int]:
+def make_grpc_server(sink: Sink, tls: TlsServerFiles | None = None) -> tuple[grpc.Server, int]:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="otlp-grpc"),
         options=[
@@ -379,7 +401,15 @@ def make_grpc_server(sink: Sink) -> tuple[grpc.Server, int]:
         ],
     )
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(TraceService(sink), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        credentials = grpc.ssl_server_credentials(
+            [(tls.key.read_bytes(), tls.cert.read_bytes())],
+            root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
+            require_client_auth=tls.client_ca is not None,
+        )
+        port = server.add_secure_port("127.0.0.1:0", credentials)
     if port == 0:
         raise RuntimeError("gRPC server could not bind 127.0.0.1")
     server.start()
@@ -397,6 +427,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ready-file", type=Path, required=True, help="written once listening")
     parser.add_argument("--mode", choices=MODES, default="ok")
     parser.add_argument("--slow-seconds", type=float, default=5.0)
+    parser.add_argument("--tls-cert", type=Path, help="serve TLS on both ports with this PEM")
+    parser.add_argument("--tls-key", type=Path, help="the private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", type=Path, help="require client certificates from it")
     parser.add_argument(
         "--exit-with-parent",
         action="store_true",
@@ -408,10 +441,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     recorder = Recorder(args.record)
     sink = Sink(recorder, args.mode, args.slow_seconds)
-    http_server = make_http_server(sink)
+    tls = TlsServerFiles(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+    http_server = make_http_server(sink, tls)
     http_thread = threading.Thread(target=http_server.serve_forever, name="otlp-http", daemon=True)
     http_thread.start()
-    grpc_server, grpc_port = make_grpc_server(sink)
+    grpc_server, grpc_port = make_grpc_server(sink, tls)
     try:
         ready = {"pid": os.getpid(), "http_port": http_server.server_port, "grpc_port": grpc_port}
         write_ready_file(args.ready_file, ready)
@@ -455,10 +489,12 @@ class OtlpReceiver:
         *,
         slow_seconds: float = 5.0,
         startup_timeout: float = 15.0,
+        tls: TlsServerFiles | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
+        self.tls = tls
         self.slow_seconds = slow_seconds
         self.startup_timeout = startup_timeout
         self.directory = Path(tempfile.mkdtemp(prefix="otlp-receiver-", dir=directory))
@@ -489,6 +525,10 @@ class OtlpReceiver:
             "--slow-seconds", str(self.slow_seconds),
             "--exit-with-parent",
         ]  # fmt: skip
+        if self.tls is not None:
+            command += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+            if self.tls.client_ca is not None:
+                command += ["--tls-client-ca", str(self.tls.client_ca)]
         with self.stderr_file.open("wb") as stderr:
             # The child keeps its own copy of the descriptor; a file (not a pipe) can never fill
             # up and block it.
@@ -537,8 +577,12 @@ class OtlpReceiver:
         return self._process.poll() if self._process else None
 
     @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    @property
     def http_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"{self.scheme}://127.0.0.1:{self.http_port}"
 
     @property
     def http_traces_url(self) -> str:
@@ -547,7 +591,7 @@ class OtlpReceiver:
 
     @property
     def grpc_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.grpc_port}"
+        return f"{self.scheme}://127.0.0.1:{self.grpc_port}"
 
     @property
     def grpc_target(self) -> str:
