@@ -4,6 +4,7 @@ solvers do not (they must find the answer without being told where to look)."""
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -68,12 +69,17 @@ def _traces(client: JaegerQuery, signal: Signal, start: datetime, end: datetime)
     )
 
 
-def _sql_spans(trace: Trace, service: str) -> int:
-    return sum(
-        1
+def _sql_durations(trace: Trace, service: str) -> list[float]:
+    """The durations of the service's SQL spans (those with db.* attributes), in ms."""
+    return [
+        s.duration_ms
         for s in trace.spans
         if s.service == service and any(k.startswith("db.") for k in s.attributes)
-    )
+    ]
+
+
+def _sql_spans(trace: Trace, service: str) -> int:
+    return len(_sql_durations(trace, service))
 
 
 def _payment_calls(trace: Trace, service: str) -> int:
@@ -102,6 +108,13 @@ def measure(client: JaegerQuery, signal: Signal, start: datetime, end: datetime)
         count = _sql_spans if kind == "sql_per_trace" else _payment_calls
         values = [count(t, signal.service) for t in traces]
         return Measurement(signal, float(max(values)) if values else None, len(values))
+    if kind == "sql_p50_ms":
+        # The statements' own time, without the request's: a slow query shows the same on
+        # a fast machine as on a slow one, where the request's fixed cost moves with it.
+        traces = _traces(client, signal, start, end)
+        durations = [d for t in traces for d in _sql_durations(t, signal.service)]
+        with_sql = sum(1 for t in traces if _sql_durations(t, signal.service))
+        return Measurement(signal, statistics.median(durations) if durations else None, with_sql)
     if kind == "zero_results":
         answer = client.breakdown(
             "app.search.results",
