@@ -24,6 +24,8 @@ PROTOCOLS = ("http/protobuf", "grpc")
 # What the OTLP exporter specification defines for OTEL_EXPORTER_OTLP_COMPRESSION.
 COMPRESSIONS = ("none", "gzip")
 INSTRUMENTATIONS = ("fastapi", "sqlalchemy", "httpx", "requests", "logging")
+# OTEL_PROPAGATORS' values that o11ykit builds; b3 and b3multi need o11ykit[b3].
+PROPAGATORS = ("tracecontext", "baggage", "b3", "b3multi", "none")
 DEFAULT_EXCLUDED_PATHS = ("/health", "/healthz", "/ready", "/live", "/metrics")
 # Loopback, private ranges, compose service names and cluster-internal suffixes.
 DEFAULT_BAGGAGE_HOSTS = (
@@ -49,6 +51,17 @@ class ConfigError(ValueError):
 # The O11YKIT_* forms' ranges, in seconds; the OTEL_* variables give the same in milliseconds.
 _EXPORT_TIMEOUT = (0.05, 60.0)
 _SCHEDULE_DELAY = (0.01, 60.0)
+
+
+def _propagators(value: Any) -> tuple[str, ...]:
+    """Propagator names in order, each once; `none` (no propagation at all) stands alone."""
+    names = tuple(dict.fromkeys(p.choice_list(*PROPAGATORS)(value)))
+    if "none" in names and len(names) > 1:
+        raise ValueError(
+            f"none means no propagation, so it stands alone, not beside {', '.join(names)};"
+            f" accepted values: a comma-separated list of {', '.join(PROPAGATORS)}"
+        )
+    return names
 
 
 def _milliseconds(minimum: float, maximum: float) -> EnvTransform:
@@ -308,6 +321,14 @@ SETTINGS: tuple[Setting, ...] = (
         secret=True,
     ),
     _s(
+        "propagators",
+        _propagators,
+        ("tracecontext", "baggage"),
+        "trace context formats read from requests and written to calls, in order; baggage is"
+        " o11ykit's trusted baggage (baggage_* settings)",
+        ("OTEL_PROPAGATORS", None),
+    ),
+    _s(
         "baggage_trust_inbound",
         p.boolean,
         False,
@@ -417,6 +438,7 @@ class Settings:
     tenant_header: str
     user_header: str
     pseudonym_key: str | None
+    propagators: tuple[str, ...]
     baggage_trust_inbound: bool
     baggage_propagate_to: tuple[str, ...]
     baggage_max_entries: int

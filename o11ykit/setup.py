@@ -10,6 +10,7 @@ from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -46,18 +47,36 @@ def build_sampler(settings: Settings) -> Sampler:
 
 
 def build_propagator(settings: Settings) -> CompositePropagator:
-    trust = HostTrust(settings.baggage_propagate_to)
-    return CompositePropagator(
-        [
-            TraceContextTextMapPropagator(),
-            TrustedBaggagePropagator(
-                trust,
-                settings.baggage_trust_inbound,
-                settings.baggage_max_entries,
-                settings.baggage_max_value_length,
-            ),
-        ]
-    )
+    """The propagators `settings.propagators` names, in its order. A B3 format without its
+    package (o11ykit[b3]) is a ConfigError from an argument; from OTEL_PROPAGATORS it is
+    said once and left out, so the service runs on with the other formats."""
+    propagators: list[TextMapPropagator] = []
+    for name in settings.propagators:
+        if name == "tracecontext":
+            propagators.append(TraceContextTextMapPropagator())
+        elif name == "baggage":
+            propagators.append(
+                TrustedBaggagePropagator(
+                    HostTrust(settings.baggage_propagate_to),
+                    settings.baggage_trust_inbound,
+                    settings.baggage_max_entries,
+                    settings.baggage_max_value_length,
+                )
+            )
+        elif name in ("b3", "b3multi"):
+            try:
+                from opentelemetry.propagators.b3 import B3MultiFormat, B3SingleFormat
+            except ImportError:
+                problem = (
+                    f"o11ykit setting propagators names {name}, whose package is not installed:"
+                    " pip install 'o11ykit[b3]' (opentelemetry-propagator-b3)"
+                )
+                if settings.sources.get("propagators") == "argument":
+                    raise ConfigError(problem) from None
+                report_once(problem + f"; {name} is left out")
+                continue
+            propagators.append(B3SingleFormat() if name == "b3" else B3MultiFormat())
+    return CompositePropagator(propagators)
 
 
 def build_transport(settings: Settings) -> tuple[str, Transport | None]:

@@ -426,6 +426,31 @@ def test_baggage_is_not_sent_to_untrusted_hosts(tmp_path: Path) -> None:
         assert_log_lines(pair, trace, order_id, edge=(TENANT, USER, "-"), inner=("-", "-", "-"))
 
 
+def test_b3_carries_the_trace_when_otel_propagators_says_so(tmp_path: Path) -> None:
+    """OTEL_PROPAGATORS=b3multi,baggage: X-B3-* headers between the services, no
+    traceparent, baggage as before; and a caller's B3 context (a mesh's) is continued."""
+    with running_pair(tmp_path, shared_env={"OTEL_PROPAGATORS": "b3multi,baggage"}) as pair:
+        order_id, body, trace = order(pair, {"X-Tenant-ID": TENANT, "X-User-ID": USER})
+        assert_linked(pair, trace, order_id)
+        for client in ("httpx", "requests"):
+            seen = body["inner"][client]["context_seen"]
+            assert seen["traceparent"] is None and seen["x-b3-traceid"] == trace.trace_id, seen
+            assert "tenant.id=acme" in body["inner"][client]["baggage_seen"], body
+
+        caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+        b3 = {"X-B3-TraceId": caller_trace, "X-B3-SpanId": caller_span, "X-B3-Sampled": "1"}
+        path = f"/orders/{next(_order_ids)}"
+        assert get(f"{pair.edge.url}{path}", b3)[0] == 200
+        spans = pair.receiver.wait_for_spans(
+            lambda spans: any(s["attributes"].get("url.path") == path for s in spans),
+            timeout=TRACE_TIMEOUT,
+        )
+    server = next(
+        s for s in spans if s["kind"] == "SERVER" and s["attributes"].get("url.path") == path
+    )
+    assert (server["trace_id"], server["parent_span_id"]) == (caller_trace, caller_span)
+
+
 def test_health_checks_leave_no_spans(pair: Pair) -> None:
     probe_tenant = "health-probe-tenant"
     for service in (pair.edge, pair.inner):

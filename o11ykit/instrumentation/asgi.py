@@ -45,6 +45,13 @@ class _ScopeHeaders(Getter[dict]):
 
 
 _GETTER = _ScopeHeaders()
+# The headers that carry a caller's trace context, by propagator: a request with none of
+# them starts a trace without asking the propagators. B3 comes as one header or several.
+_CONTEXT_HEADERS = {
+    "tracecontext": (b"traceparent",),
+    "b3": (b"b3", b"x-b3-traceid"),
+    "b3multi": (b"b3", b"x-b3-traceid"),
+}
 # o11ykit's own endpoints (the fault admin API): a drill's controls must leave no trace.
 OWN_PATHS = ("/_o11ykit",)
 
@@ -62,12 +69,18 @@ class _EdgeRules:
     def __init__(self, settings: Any) -> None:
         self.settings = settings
         self.excluded = path_matcher((*settings.excluded_paths, *OWN_PATHS))
+        # Inbound baggage names the tenant and user only where it is trusted and read at all.
+        self.trust_baggage = settings.baggage_trust_inbound and "baggage" in settings.propagators
         # ASGI servers give header names in lower case.
         self.wanted = {
             settings.tenant_header.lower().encode("latin-1"): "tenant",
             settings.user_header.lower().encode("latin-1"): "user",
             b"baggage": "baggage",
-            b"traceparent": "traceparent",
+            **{
+                name: "context"
+                for propagator in settings.propagators
+                for name in _CONTEXT_HEADERS.get(propagator, ())
+            },
         }
 
     def headers(self, scope: dict) -> dict[str, str]:
@@ -128,10 +141,8 @@ class TracingMiddleware:
             finally:
                 reset_identity(token)
             return
-        # Without a traceparent (or trusted baggage) there is nothing to extract.
-        extract = "traceparent" in headers or (
-            "baggage" in headers and rules.settings.baggage_trust_inbound
-        )
+        # Without a caller's trace context (or trusted baggage) there is nothing to extract.
+        extract = "context" in headers or ("baggage" in headers and rules.trust_baggage)
         tracer = handle.tracer("o11ykit.asgi")
         await self._traced(scope, receive, send, identity, tracer, extract)
 
@@ -148,7 +159,7 @@ class TracingMiddleware:
         tenant_id = tenant_id if tenant_id and len(tenant_id) <= limit else None
         user_id = user_id if user_id and len(user_id) <= limit else None
         pseudonymized = False
-        if settings.baggage_trust_inbound and (tenant_id is None or user_id is None):
+        if rules.trust_baggage and (tenant_id is None or user_id is None):
             inbound = read_inbound(headers.get("baggage"), settings.baggage_max_entries, limit)
             tenant_id = tenant_id or inbound.get(TENANT_ID)
             if user_id is None and ENDUSER_PSEUDO_ID in inbound:

@@ -27,13 +27,20 @@ app, engine = service(
 
 @app.get("/stock/{item_id}")
 def get_stock(item_id: int, request: Request) -> dict[str, Any]:
-    """Echoes the baggage header it received, so the test can see what the edge forwarded."""
+    """Echoes the baggage and trace context headers it received, so the test can see what
+    the edge forwarded."""
     log.info("stock lookup item_id=%s", item_id)
     with engine.connect() as connection:
         qty = connection.execute(
             text("SELECT qty FROM stock WHERE item_id = :item_id"), {"item_id": item_id}
         ).scalar()
-    return {"item_id": item_id, "qty": qty, "baggage_seen": request.headers.get("baggage")}
+    context = {name: request.headers.get(name) for name in ("traceparent", "b3", "x-b3-traceid")}
+    return {
+        "item_id": item_id,
+        "qty": qty,
+        "baggage_seen": request.headers.get("baggage"),
+        "context_seen": context,
+    }
 
 
 @app.get("/health")
