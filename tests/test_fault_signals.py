@@ -9,7 +9,7 @@ from o11ykit.backends.jaeger_query import SpanView, Trace
 from sample_app.faults.catalogue import Signal
 from sample_app.faults.signals import measure
 
-SALES_SQL = Signal("orders", "GET /sales", "sql_p50_ms", 6.0)
+SALES_SQL = Signal("orders", "GET /sales", "slowest_sql_p50_ms", 6.0)
 WINDOW = (
     datetime(2026, 12, 7, tzinfo=timezone.utc),
     datetime(2026, 12, 7, 0, 5, tzinfo=timezone.utc),
@@ -34,18 +34,24 @@ class _Store:
         return self.traces
 
 
-def test_sql_p50_is_the_median_of_the_service_s_statements_not_of_its_requests() -> None:
-    traces = [
-        Trace(
+def test_slowest_sql_p50_is_the_median_over_traces_of_each_one_s_slowest_statement() -> None:
+    def trace(n: int, *statements: float) -> Trace:
+        return Trace(
             f"t{n}",
             [
                 _span("orders", "GET /sales", 100.0),  # the request: not a statement
-                _span("orders", "SELECT orders", ms, **{"db.system.name": "sqlite"}),
+                *(
+                    _span("orders", f"SELECT {i}", ms, **{"db.system.name": "sqlite"})
+                    for i, ms in enumerate(statements)
+                ),
                 _span("gateway", "SELECT x", 900.0, **{"db.system.name": "sqlite"}),  # elsewhere
             ],
         )
-        for n, ms in enumerate([1.0, 2.0, 30.0, 31.0, 32.0, 33.0, 34.0])
-    ]
+
+    # The slowest of each: 1, 2, 30, 31, 32, 33, 34 -> the median is 31, whatever the fast
+    # statements beside the slow ones.
+    traces = [trace(0, 1.0), trace(1, 0.1, 2.0), trace(2, 30.0, 0.2)]
+    traces += [trace(n, 0.1, ms) for n, ms in enumerate([31.0, 32.0, 33.0, 34.0], start=3)]
     traces.append(Trace("no-sql", [_span("orders", "GET /sales", 5.0)]))
     store = _Store(traces)
     measured = measure(store, SALES_SQL, *WINDOW)
@@ -54,7 +60,7 @@ def test_sql_p50_is_the_median_of_the_service_s_statements_not_of_its_requests()
     assert measured.present and not measured.absent
 
 
-def test_sql_p50_without_statements_says_nothing() -> None:
+def test_slowest_sql_p50_without_statements_says_nothing() -> None:
     measured = measure(
         _Store([Trace("t", [_span("orders", "GET /sales", 5.0)])]), SALES_SQL, *WINDOW
     )
