@@ -6,7 +6,9 @@ Run it from the repository root::
 
 It listens for OTLP/HTTP (``POST /v1/traces``) and OTLP/gRPC (``TraceService/Export``) on
 127.0.0.1, each on a port the OS picks, writes ``{"pid", "http_port", "grpc_port"}`` to the ready
-file once both listen, and appends one JSON line per export request to the record file.
+file once both listen, and appends one JSON line per export request to the record file. With
+``--tls-cert`` and ``--tls-key`` both ports serve TLS; ``--tls-client-ca`` also asks clients for a
+certificate issued by that CA (mutual TLS).
 
 Tests normally use :class:`OtlpReceiver`, which starts the process, waits for it and always stops
 it again.
