@@ -35,6 +35,7 @@ def test_store_benchmark_smoke(tmp_path: Path) -> None:
         "--spans", "2000", "--ingest-seconds", "1", "--ingest-rounds", "2", "--repeat", "3",
         "--spawns", "2",
     )  # fmt: skip
+    assert report["bytecode"]["all_compiled"]  # before anything was timed
     for section in ("ingest", "fill", "disk", "start_to_ready", "queries", "memory"):
         assert report[section], section
     ingested = report["ingested_store"]

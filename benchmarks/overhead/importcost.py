@@ -74,7 +74,8 @@ def measure(cwd: str, runs: int = 7, timeout: float = 30.0) -> dict[str, dict[st
     for name, body in CASES.items():
         samples: list[float] = []
         try:
-            # One discarded run first: it writes .pyc files and warms the page cache.
+            # One discarded run first: it warms the page cache. The repository's bytecode
+            # was compiled beforehand (common.compile_sources), whatever the environment.
             _time_once(body, cwd, timeout)
             for _ in range(runs):
                 samples.append(_time_once(body, cwd, timeout))

@@ -48,6 +48,7 @@ from typing import Any
 
 from benchmarks.common import (
     REPO_ROOT,
+    compile_sources,
     exact_command,
     o11ykit_snapshot,
     raise_on_sigterm,
@@ -591,6 +592,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_on_sigterm()
+    bytecode = compile_sources()
     children = Children()
     notes: list[str] = []
     started = time.monotonic()
@@ -631,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": exact_command("benchmarks.overhead.run"),
         "environment": environment(),
         "settings": {k: v for k, v in vars(args).items() if k != "variant_list"},
+        "bytecode": bytecode,
         "sink": sink_note,
         "install_notes": notes,
         "skipped_variants": skipped,
