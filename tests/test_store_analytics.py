@@ -545,7 +545,8 @@ def test_an_indexed_key_groups_alike_whichever_way_the_spans_are_read(tmp_path):
 def test_a_key_no_span_or_resource_carries_is_named_with_the_keys_it_may_mean(tmp_path):
     # A misspelt key would otherwise show one "(none)" row holding every span, as if the
     # spans lacked the attribute.
-    from o11ykit.store.ingest import Store, batch_from_request
+    from o11ykit.store.batches import batch_from_request
+    from o11ykit.store.ingest import Store
     from tests.support.store_data import T0 as START
     from tests.support.store_data import request
     from tests.support.store_data import span as otlp_span

@@ -10,7 +10,8 @@ import pytest
 
 from o11ykit.store import analytics
 from o11ykit.store.analytics import Selection
-from o11ykit.store.ingest import Store, batch_from_request
+from o11ykit.store.batches import batch_from_request
+from o11ykit.store.ingest import Store
 from o11ykit.store.queries import Queries, TraceQuery
 from o11ykit.store.schema import (
     ATTRIBUTE_BLOCK_SHIFT,

@@ -16,13 +16,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from o11ykit.store import analytics, writer
 from o11ykit.store import ingest as store_ingest
-from o11ykit.store.ingest import (
-    IngestError,
-    Store,
-    batch_from_request,
-    decode_body,
-    value_text,
-)
+from o11ykit.store.batches import batch_from_request, value_text
+from o11ykit.store.decode import IngestError, decode_body
+from o11ykit.store.ingest import Store
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.writer import Writer
 from tests.support.store_data import MS, SECOND, T0, counts, kv, many, request, span

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from o11ykit.store.batches import batch_from_request
 from o11ykit.store.checkpoints import BACKSTOP_PAGES
-from o11ykit.store.ingest import Store, batch_from_request
+from o11ykit.store.ingest import Store
 from o11ykit.store.ingest_log import LOG_DIRECTORY, IngestLog, LogPosition
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.writer import StoreBusy, Writer

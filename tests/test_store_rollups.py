@@ -15,7 +15,8 @@ import time
 import pytest
 
 from o11ykit.store import analytics, analytics_http, ingest
-from o11ykit.store.ingest import Batch, ResourceRow, ScopeRow, SpanRow, Store
+from o11ykit.store.batches import Batch, ResourceRow, ScopeRow, SpanRow
+from o11ykit.store.ingest import Store
 from o11ykit.store.schema import (
     PERCENTILE_ERROR,
     ROLLUP_BLOCK_GRACE_MINUTES,
@@ -582,7 +583,7 @@ def test_compare_answer_says_it_is_approximate_and_how_much(store, monkeypatch):
 def test_a_pair_sent_twice_in_a_span_is_counted_once(tmp_path, monkeypatch):
     """OTLP forbids repeating a key; a sender that does must not count its span twice in the
     rollups when the index holds the pair once."""
-    from o11ykit.store.ingest import batch_from_request
+    from o11ykit.store.batches import batch_from_request
     from tests.support.store_data import kv, request
     from tests.support.store_data import span as otlp_span
 
@@ -608,7 +609,7 @@ def test_a_key_sent_twice_with_two_values_keeps_the_last_in_every_reading(tmp_pa
     the same answer from rollups and from the scan (until 2026-12-06 both values were
     indexed: the scan put the span in two groups and the rollups took it out of the spans
     without the key twice)."""
-    from o11ykit.store.ingest import batch_from_request
+    from o11ykit.store.batches import batch_from_request
     from tests.support.store_data import kv, request
     from tests.support.store_data import span as otlp_span
 

@@ -16,7 +16,8 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from o11ykit.store import analytics, otlp_json, queries
-from o11ykit.store.ingest import Store, batch_from_request
+from o11ykit.store.batches import batch_from_request
+from o11ykit.store.ingest import Store
 from o11ykit.store.queries import Queries, TraceQuery
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.search_params import trace_query

@@ -48,8 +48,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from o11ykit.cli import main
 from o11ykit.store import http_base, writer
 from o11ykit.store import server as server_module
+from o11ykit.store.decode import IngestError, decode_body
 from o11ykit.store.dirlock import DirectoryInUse
-from o11ykit.store.ingest import IngestError, Store, decode_body
+from o11ykit.store.ingest import Store
 from o11ykit.store.ingest_log import LOG_DIRECTORY
 from o11ykit.store.process import StoreProcess, spawn_store
 from o11ykit.store.queries import Queries

@@ -29,7 +29,9 @@ from typing import Any
 
 from benchmarks.common import machine, run_and_record
 from benchmarks.store import client
-from o11ykit.store.ingest import Batch, Store, batch_from_request, parse_protobuf
+from o11ykit.store.batches import Batch, batch_from_request
+from o11ykit.store.decode import parse_protobuf
+from o11ykit.store.ingest import Store
 from o11ykit.store.schema import DATABASE_NAME
 from o11ykit.store.writer import GROUP_SPANS
 

@@ -40,7 +40,7 @@ from typing import TypeVar
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from o11ykit.store.ingest import value_text  # the text ingest stores: one definition
+from o11ykit.store.batches import value_text  # the text ingest stores: one definition
 from o11ykit.store.queries import (
     ERROR_TAG,
     QueryError,

@@ -1,38 +1,36 @@
-"""OTLP trace requests in: bytes -> a validated batch of rows -> one SQLite transaction.
+"""Batches into SQLite: the Store, the one writer of a store directory.
 
-Decoding and validating (`decode_body`, `batch_from_request`) run on the thread that received
-the request; only `Store.write` touches the database, from the single writer thread, so SQLite
-never sees two writers. A batch is all or nothing: one bad span rejects the whole request
-before anything is written.
+Only `Store.write_group` touches the database, from the single writer thread (writer.py),
+so SQLite never sees two writers. A group of batches is one transaction: spans, their
+indexed attributes, rollups and retention together, all or nothing.
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import json
 import logging
 import sqlite3
 import time
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from o11ykit.attribute_text import double_text
+from o11ykit.store.batches import (
+    Batch,
+    ResourceRow,
+    ScopeRow,
+    SpanRow,
+    batch_from_request,
+    value_text,
+)
 from o11ykit.store.dirlock import lock_directory
 from o11ykit.store.ingest_log import LogPosition
 from o11ykit.store.schema import (
@@ -49,16 +47,6 @@ from o11ykit.store.schema import (
 
 log = logging.getLogger("o11ykit.store")
 
-# Exporters send a few MiB at most; the limit stops a runaway client, not a real one.
-MAX_BODY_BYTES = 16 * 1024 * 1024
-# One attribute value this large is a bug (a whole payload logged into a span), not telemetry.
-MAX_ATTRIBUTE_BYTES = 64 * 1024
-PROTOBUF_TYPES = frozenset({"application/x-protobuf", "application/protobuf"})
-JSON_TYPES = frozenset({"application/json"})
-UNKNOWN_SERVICE = "unknown_service"
-_REQUEST_FIELDS = frozenset({"resourceSpans", "resource_spans"})
-_ZERO_TRACE_ID = bytes(16)
-_ZERO_SPAN_ID = bytes(8)
 # Retention runs when the count is this much over its limit, so not on every batch.
 _COUNT_SLACK = 1.05
 _AGE_CHECK_SECONDS = 5.0
@@ -70,414 +58,6 @@ MAX_AGE_SECONDS = (2**63 - 1) // 10**9
 _RESOURCE_SWEEP_SECONDS = 60.0
 # Listing the keys of this many stored spans takes long enough to say so first (~4 s a million).
 _SPAN_KEYS_WARNING_SPANS = 100_000
-
-
-class IngestError(Exception):
-    """A request the store refuses, with the HTTP status to answer and why."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# --------------------------------------------------------------------------------------------
-# Bytes -> ExportTraceServiceRequest
-# --------------------------------------------------------------------------------------------
-
-
-def media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def decode_body(
-    body: bytes,
-    content_type: str | None,
-    content_encoding: str | None = None,
-    *,
-    max_bytes: int = MAX_BODY_BYTES,
-) -> ExportTraceServiceRequest:
-    """Parse an OTLP/HTTP request body (protobuf or JSON, optionally gzip)."""
-    return decode_request(body, content_type, content_encoding, max_bytes=max_bytes).request
-
-
-class Decoded(NamedTuple):
-    request: ExportTraceServiceRequest
-    protobuf: Callable[[], bytes]  # the request as protobuf bytes, as the ingest log keeps it
-
-
-def decode_request(
-    body: bytes,
-    content_type: str | None,
-    content_encoding: str | None = None,
-    *,
-    max_bytes: int = MAX_BODY_BYTES,
-) -> Decoded:
-    """`decode_body`, and the request's protobuf bytes: the body itself when it was protobuf."""
-    media = media_type(content_type)
-    if media not in PROTOBUF_TYPES and media not in JSON_TYPES:
-        given = f"unsupported Content-Type {content_type!r}" if content_type else "no Content-Type"
-        raise IngestError(415, f"{given}: send application/x-protobuf or application/json")
-    body = decompress(body, content_encoding, max_bytes)
-    if media in JSON_TYPES:
-        request = parse_json(body)
-        return Decoded(request, request.SerializeToString)
-    # The body as received: serializing the parsed request again cost 1 µs a span.
-    return Decoded(parse_protobuf(body), lambda: body)
-
-
-# Content-Encoding -> zlib's wbits for it. gzip is what OTLP/HTTP names; deflate (the zlib
-# format, RFC 9110 8.4.1.2) is what OpenTelemetry Python's exporter sends with
-# OTEL_EXPORTER_OTLP_COMPRESSION=deflate, and the Collector reads; x-gzip is gzip (RFC 9110).
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-
-
-def decompress(body: bytes, content_encoding: str | None, max_bytes: int) -> bytes:
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding == "identity":
-        return body
-    wbits = _WBITS.get(encoding)
-    if wbits is None:
-        raise IngestError(
-            415, f"unsupported Content-Encoding {content_encoding!r}: use gzip or deflate"
-        )
-    out: list[bytes] = []
-    size = 0
-    rest = body
-    try:
-        # A loop, because gzip allows several members one after another (and whatever
-        # follows a deflate stream must be another one too).
-        while rest:
-            inflater = zlib.decompressobj(wbits=wbits)
-            # Bounded, so a small "gzip bomb" cannot inflate into gigabytes of memory.
-            chunk = inflater.decompress(rest, max_bytes - size + 1)
-            size += len(chunk)
-            if size > max_bytes:
-                raise IngestError(413, f"body over {max_bytes} bytes once decompressed")
-            if not inflater.eof:
-                raise IngestError(400, f"malformed {encoding} body: truncated")
-            out.append(chunk)
-            rest = inflater.unused_data
-    except zlib.error as exc:
-        raise IngestError(400, f"malformed {encoding} body: {exc}") from None
-    return b"".join(out)
-
-
-def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except (DecodeError, RecursionError) as exc:
-        raise IngestError(400, f"malformed protobuf ExportTraceServiceRequest: {exc}") from None
-    return request
-
-
-def parse_json(body: bytes) -> ExportTraceServiceRequest:
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise IngestError(400, f"malformed JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise IngestError(400, "the JSON body must be an object (an ExportTraceServiceRequest)")
-    unknown = sorted(set(document) - _REQUEST_FIELDS)
-    if unknown:
-        raise IngestError(
-            400, f"unknown field(s) in ExportTraceServiceRequest: {', '.join(unknown)}"
-        )
-    _hex_ids_to_base64(document)
-    try:
-        # Nested unknown fields are ignored, as OTLP asks of receivers (newer senders).
-        return json_format.ParseDict(
-            document, ExportTraceServiceRequest(), ignore_unknown_fields=True
-        )
-    except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise IngestError(400, f"invalid OTLP JSON: {exc}") from None
-
-
-def _hex_ids_to_base64(document: dict[str, Any]) -> None:
-    """OTLP JSON writes ids as hex; protobuf's JSON mapping wants base64 for bytes fields."""
-    for span in _json_objects(document, "resourceSpans", "scopeSpans", "spans"):
-        _convert_ids(span, ("traceId", "spanId", "parentSpanId"))
-        for link in _json_list(span, "links"):
-            _convert_ids(link, ("traceId", "spanId"))
-
-
-def _json_list(node: dict[str, Any], key: str) -> Iterator[dict[str, Any]]:
-    # Both spellings, as json_format accepts both; anything malformed is left to ParseDict.
-    for name in dict.fromkeys((key, _snake_case(key))):
-        items = node.get(name)
-        if isinstance(items, list):
-            yield from (item for item in items if isinstance(item, dict))
-
-
-def _json_objects(node: dict[str, Any], *path: str) -> Iterator[dict[str, Any]]:
-    if not path:
-        yield node
-        return
-    for child in _json_list(node, path[0]):
-        yield from _json_objects(child, *path[1:])
-
-
-def _snake_case(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
-
-
-def _convert_ids(node: dict[str, Any], keys: tuple[str, ...]) -> None:
-    for key in keys:
-        for name in dict.fromkeys((key, _snake_case(key))):
-            value = node.get(name)
-            if not isinstance(value, str):
-                continue
-            try:
-                node[name] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-            except ValueError:
-                raise IngestError(400, f"invalid {key} {value[:64]!r}: not hex") from None
-
-
-# --------------------------------------------------------------------------------------------
-# ExportTraceServiceRequest -> rows
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResourceRow:
-    digest: bytes
-    service: str
-    attributes: dict[str, str]
-    data: bytes
-    schema_url: str = ""
-
-
-@dataclass(frozen=True)
-class ScopeRow:
-    digest: bytes
-    data: bytes
-    schema_url: str
-
-
-class SpanRow(NamedTuple):
-    # A tuple rather than a dataclass: one is built for every span, and a frozen dataclass
-    # took longer to build than the span took to decode.
-    resource: int  # index into Batch.resources
-    scope: int  # index into Batch.scopes
-    trace_id: bytes
-    span_id: bytes
-    parent_span_id: bytes | None
-    name: str
-    kind: int
-    start_ns: int
-    duration_ns: int
-    status_code: int
-    data: bytes
-    indexed: list[tuple[str, str]]
-
-
-@dataclass
-class Batch:
-    resources: list[ResourceRow] = field(default_factory=list)
-    scopes: list[ScopeRow] = field(default_factory=list)
-    spans: list[SpanRow] = field(default_factory=list)
-    # Every attribute key the batch's spans carry, indexed or not (schema's span_keys_seen).
-    span_keys: set[str] = field(default_factory=set)
-
-
-def value_text(value: AnyValue) -> str:
-    """An attribute value as text, the way Jaeger compares `attributes` search values."""
-    # Most values are non-empty strings: one field read answers them, in half the time of
-    # asking first which field is set.
-    text = value.string_value
-    if text:
-        return text
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return text
-    if kind == "bool_value":
-        return "true" if value.bool_value else "false"
-    if kind == "int_value":
-        return str(value.int_value)
-    if kind == "double_value":
-        return double_text(value.double_value)
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    if kind is None:
-        return ""
-    return json.dumps(_plain(value), separators=(",", ":"))
-
-
-def _plain(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_plain(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {pair.key: _plain(pair.value) for pair in value.kvlist_value.values}
-    return value_text(value)
-
-
-def batch_from_request(
-    request: ExportTraceServiceRequest,
-    *,
-    indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
-    max_attribute_bytes: int = MAX_ATTRIBUTE_BYTES,
-) -> Batch:
-    """Validate every span and unpack what queries filter on; IngestError on the first fault."""
-    keys = frozenset(indexed_keys)
-    limit = max_attribute_bytes
-    batch = Batch()
-    for resource_spans in request.resource_spans:
-        resource = _resource_row(resource_spans.resource, resource_spans.schema_url, limit)
-        batch.resources.append(resource)
-        resource_index = len(batch.resources) - 1
-        for scope_spans in resource_spans.scope_spans:
-            batch.scopes.append(_scope_row(scope_spans.scope, scope_spans.schema_url, limit))
-            scope_index = len(batch.scopes) - 1
-            for span in scope_spans.spans:
-                batch.spans.append(
-                    _span_row(span, resource_index, scope_index, keys, batch.span_keys, limit)
-                )
-    return batch
-
-
-def _resource_row(resource: Resource, schema_url: str, limit: int) -> ResourceRow:
-    if resource.ByteSize() > limit:
-        _check_attributes(resource.attributes, limit, "resource")
-    data = resource.SerializeToString(deterministic=True)
-    attributes = {pair.key: value_text(pair.value) for pair in resource.attributes}
-    # As for scopes, the schema URL is part of the identity. Without one the digest is the
-    # resource's alone, as it was before resources kept their URL.
-    identity = data + b"\0" + schema_url.encode() if schema_url else data
-    return ResourceRow(
-        digest=hashlib.sha256(identity).digest(),
-        service=attributes.get("service.name") or UNKNOWN_SERVICE,
-        attributes=attributes,
-        data=data,
-        schema_url=schema_url,
-    )
-
-
-def _scope_row(scope: InstrumentationScope, schema_url: str, limit: int) -> ScopeRow:
-    if scope.ByteSize() > limit:
-        _check_attributes(scope.attributes, limit, "scope")
-    data = scope.SerializeToString(deterministic=True)
-    # The schema URL is part of the identity: the same scope under two URLs is two rows.
-    digest = hashlib.sha256(data + b"\0" + schema_url.encode()).digest()
-    return ScopeRow(digest=digest, data=data, schema_url=schema_url)
-
-
-_MAX_TIME_NS = 2**63 - 1
-
-
-def _span_row(
-    span: Span, resource: int, scope: int, keys: frozenset[str], seen: set[str], limit: int
-) -> SpanRow:
-    """The span's row, checked (IngestError on a fault); adds its attribute keys to `seen`.
-
-    One pass that reads each field once: every read of a protobuf field builds a Python
-    object, and this runs for every span received.
-    """
-    name = span.name
-    trace_id = span.trace_id
-    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
-        raise IngestError(
-            400,
-            f"invalid trace id {trace_id.hex()!r} in span {name[:100]!r}: "
-            "must be 16 bytes and not all zero",
-        )
-    span_id = span.span_id
-    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
-        raise IngestError(
-            400,
-            f"invalid span id {span_id.hex()!r} in span {name[:100]!r}: "
-            "must be 8 bytes and not all zero",
-        )
-    parent = span.parent_span_id
-    if len(parent) not in (0, 8):
-        raise IngestError(
-            400,
-            f"invalid parent span id {parent.hex()!r} in span {name[:100]!r}: "
-            "must be 8 bytes or empty",
-        )
-    links = span.links
-    if links:
-        _check_links(links, name)
-    start = span.start_time_unix_nano
-    end = span.end_time_unix_nano
-    # OTLP times are unsigned 64-bit; SQLite integers (and any real clock) stop at 2^63.
-    if start > _MAX_TIME_NS or end > _MAX_TIME_NS:
-        raise IngestError(
-            400,
-            f"invalid time in span {name[:100]!r}: start_time_unix_nano and end_time_unix_nano "
-            f"must be at most {_MAX_TIME_NS} (Unix nanoseconds)",
-        )
-    data = span.SerializeToString()
-    # Measuring each attribute costs more than the rest of ingest: only a span larger than
-    # the limit can hold an attribute larger than it.
-    if len(data) > limit:
-        _check_span_attributes(span, limit)
-    # One loop for both: measured as fast as the comprehension that only picked the indexed.
-    indexed = []
-    for pair in span.attributes:
-        key = pair.key
-        seen.add(key)
-        if key in keys:
-            value = pair.value
-            # Most values are non-empty strings: one read, without calling value_text (which
-            # begins with the same read, for its other callers).
-            indexed.append((key, value.string_value or value_text(value)))
-    # A key sent twice (OTLP forbids it; not every sender obeys) keeps its last value, as
-    # decoding the span's bytes does (a dict): one index row, one rollup count, one group
-    # for the span, whichever way a query reads it. ~0.2 µs a span.
-    if len(indexed) > 1 and len(by_key := dict(indexed)) < len(indexed):
-        indexed = list(by_key.items())
-    # Positional: a NamedTuple built from keywords takes longer. The field order is SpanRow's.
-    return SpanRow(
-        resource,
-        scope,
-        trace_id,
-        span_id,
-        parent if parent and parent != _ZERO_SPAN_ID else None,
-        name,
-        span.kind,
-        start,
-        # A clock step can end a span before it starts; a negative duration helps nobody.
-        max(0, end - start),
-        span.status.code,
-        data,
-        indexed,
-    )
-
-
-def _check_links(links: Iterable[Span.Link], name: str) -> None:
-    # A link points at one span: its ids are as strict as the span's own.
-    for link in links:
-        if len(link.trace_id) != 16 or link.trace_id == _ZERO_TRACE_ID:
-            raise IngestError(
-                400,
-                f"invalid trace id {link.trace_id.hex()!r} in a link of span {name[:100]!r}:"
-                " must be 16 bytes and not all zero",
-            )
-        if len(link.span_id) != 8 or link.span_id == _ZERO_SPAN_ID:
-            raise IngestError(
-                400,
-                f"invalid span id {link.span_id.hex()!r} in a link of span {name[:100]!r}:"
-                " must be 8 bytes and not all zero",
-            )
-
-
-def _check_span_attributes(span: Span, limit: int) -> None:
-    name = span.name[:100]
-    _check_attributes(span.attributes, limit, f"span {name!r}")
-    for event in span.events:
-        _check_attributes(event.attributes, limit, f"event {event.name[:100]!r}")
-    for link in span.links:
-        _check_attributes(link.attributes, limit, f"a link of span {name!r}")
-
-
-def _check_attributes(pairs: Iterable[KeyValue], limit: int, where: str) -> None:
-    for pair in pairs:
-        if pair.ByteSize() > limit:
-            raise IngestError(
-                400, f"attribute {pair.key[:200]!r} of {where} is over the {limit}-byte limit"
-            )
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from o11ykit import timeformats
-from o11ykit.store.ingest import value_text
+from o11ykit.store.batches import value_text
 from o11ykit.store.schema import (
     ATTRIBUTE_BLOCKS,
     ATTRIBUTE_LOOKUP,

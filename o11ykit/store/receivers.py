@@ -15,16 +15,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from o11ykit.store.http_base import Handler, rpc_status_protobuf
-from o11ykit.store.ingest import (
+from o11ykit.store.batches import batch_from_request
+from o11ykit.store.decode import (
     JSON_TYPES,
     PROTOBUF_TYPES,
     IngestError,
-    batch_from_request,
     decode_request,
     media_type,
     parse_protobuf,
 )
+from o11ykit.store.http_base import Handler, rpc_status_protobuf
 from o11ykit.store.writer import StoreBusy, Writer
 
 TRACES_PATH = "/v1/traces"

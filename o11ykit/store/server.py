@@ -28,9 +28,10 @@ from typing import Any, TextIO
 
 from o11ykit import argtypes
 from o11ykit.loopback import is_loopback
+from o11ykit.store.decode import MAX_BODY_BYTES
 from o11ykit.store.dirlock import DirectoryInUse
 from o11ykit.store.http_base import Server, http_server
-from o11ykit.store.ingest import MAX_BODY_BYTES, Store, check_retention
+from o11ykit.store.ingest import Store, check_retention
 from o11ykit.store.process import watch_parent, write_ready_file
 from o11ykit.store.query_http import ConnectionPool, QueryHandler
 from o11ykit.store.receivers import TRACES_PATH, Intake, OtlpHttpHandler, grpc_server

@@ -19,8 +19,10 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
+from o11ykit.store.batches import Batch, batch_from_request
 from o11ykit.store.checkpoints import BACKSTOP_PAGES, Checkpointer
-from o11ykit.store.ingest import Batch, IngestError, Store, batch_from_request, parse_protobuf
+from o11ykit.store.decode import IngestError, parse_protobuf
+from o11ykit.store.ingest import Store
 from o11ykit.store.ingest_log import IngestLog, LogPosition
 
 QUEUE_BATCHES = 16

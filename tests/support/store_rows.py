@@ -27,7 +27,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from o11ykit.store.ingest import Store, value_text
+from o11ykit.store.batches import value_text
+from o11ykit.store.ingest import Store
 from o11ykit.store.schema import INDEXED_SPAN_KEYS, open_database
 
 SERVER, CLIENT = 2, 3
