@@ -9,6 +9,8 @@ read where an operator would read it: its stderr, and its counters (`GET /stats`
 from __future__ import annotations
 
 import contextlib
+import errno
+import socket
 import statistics
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from tests.support.fork_processes import (
     clean_env,
     free_port,
     no_proxy_client,
+    refused_port,
     run_script,
     uvicorn_command,
 )
@@ -43,8 +46,11 @@ SHUTDOWN_TIMEOUT = 0.5
 # --------------------------------------------------------------------------------------------
 
 
-def dead_endpoint() -> str:
-    return f"http://127.0.0.1:{free_port()}"
+@contextlib.contextmanager
+def dead_endpoint() -> Iterator[str]:
+    """An endpoint that refuses connections, and stays refused while the test runs."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def app_env(endpoint: str, protocol: str = "http/protobuf") -> dict[str, str]:
@@ -110,6 +116,17 @@ def drive(app: App, requests: int, pause: float) -> dict[str, Any]:
     return stats
 
 
+def test_a_dead_endpoint_refuses_and_no_server_can_take_it() -> None:
+    with refused_port() as port:
+        with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+            client.connect(("127.0.0.1", port))
+        # As uvicorn binds (SO_REUSEADDR): refused while the endpoint is held.
+        with socket.socket() as server, pytest.raises(OSError) as taken:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(("127.0.0.1", port))
+        assert taken.value.errno == errno.EADDRINUSE
+
+
 # --------------------------------------------------------------------------------------------
 # A dead endpoint: no failed request, no added latency, one warning
 # --------------------------------------------------------------------------------------------
@@ -121,9 +138,8 @@ REQUESTS = 200
 def test_dead_endpoint_costs_no_request_no_latency_and_warns_once(tmp_path: Path) -> None:
     with (
         OtlpReceiver(tmp_path) as receiver,
-        serving(
-            tmp_path, healthy=app_env(receiver.http_endpoint), dead=app_env(dead_endpoint())
-        ) as apps,
+        dead_endpoint() as nowhere,
+        serving(tmp_path, healthy=app_env(receiver.http_endpoint), dead=app_env(nowhere)) as apps,
     ):
         healthy, dead = apps["healthy"], apps["dead"]
         latencies: dict[str, list[float]] = {"healthy": [], "dead": []}
@@ -175,9 +191,9 @@ def test_shutdown_returns_within_its_timeout(
     tmp_path: Path, backend: str, protocol: str, when: str
 ) -> None:
     slow = OtlpReceiver(tmp_path, mode="slow", slow_seconds=5.0) if backend == "slow" else None
-    with slow or contextlib.nullcontext():
+    with slow or contextlib.nullcontext(), dead_endpoint() as nowhere:
         if slow is None:
-            endpoint = dead_endpoint()
+            endpoint = nowhere
         else:
             endpoint = slow.grpc_endpoint if protocol == "grpc" else slow.http_endpoint
         started = time.monotonic()

@@ -35,6 +35,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A port where connections are refused for as long as this holds it: bound, never
+    listening, and without SO_REUSEADDR, so no server started meanwhile can take it. A
+    port from free_port() can be handed to the next server that binds port 0 (one of the
+    test's own, or another worker's), and traffic meant for nowhere then reaches it: a dead
+    backend's export requests would be counted as a traced app's own."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_PREFIXES)}
     env.update(extra)
