@@ -273,8 +273,14 @@ class BoundedBatchProcessor(SpanProcessor):
         self._queue = collections.deque()  # a parent's pending spans are the parent's to send
         self._wake = threading.Event()
         self._idle = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="o11ykit-export", daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name="o11ykit-export", daemon=True)
+        try:
+            thread.start()
+            self._thread = thread
+        except RuntimeError:
+            # A first span ended during interpreter shutdown, where Python 3.12.0-3.12.2
+            # start no thread: it waits in the queue, and shutdown sends it itself.
+            self._thread = None
         multiprocessing = sys.modules.get("multiprocessing")
         if multiprocessing is not None and multiprocessing.parent_process() is not None:
             _flush_at_multiprocessing_exit(self)
@@ -312,6 +318,8 @@ class BoundedBatchProcessor(SpanProcessor):
             self.exporter.shutdown()
             return
         self.exporter.set_deadline(time.monotonic() + timeout)
+        if self._thread is None:  # none could start (above): send here, by the deadline
+            self._drain()
         self.force_flush(int(timeout * 1000))
         self._closed = True
         self.exporter.abandon(self._queue)

@@ -275,13 +275,25 @@ class _Cutoff:
         self._sock: socket.socket | None = None
         self._over = False
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._time_out)
+        self._deadline = deadline
+        self._timer: threading.Timer | None = threading.Timer(
+            max(0.0, deadline - time.monotonic()), self._time_out
+        )
         self._timer.daemon = True
-        self._timer.start()
+        try:
+            self._timer.start()
+        except RuntimeError:
+            # The exit flush runs in an atexit handler, where Python 3.12.0-3.12.2 refuse to
+            # start a thread ("can't create new thread at interpreter shutdown"; the atexit
+            # docs say any 3.12 or later may). The batch still goes: its socket's timeout,
+            # the time left, then bounds each read, though not a peer that trickles.
+            self._timer = None
 
     def watch(self, sock: socket.socket | None) -> None:
         with self._lock:
             self._sock = sock
+            if self._timer is None and sock is not None:
+                sock.settimeout(max(0.001, self._deadline - time.monotonic()))
             if self.timed_out or self.cancelled:
                 self._cut()
 
@@ -305,7 +317,8 @@ class _Cutoff:
 
     def stop(self) -> bool:
         """The exchange is over; whether it was cancelled."""
-        self._timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         with self._lock:
             self._over = True
             return self.cancelled

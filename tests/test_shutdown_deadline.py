@@ -114,17 +114,22 @@ ended.append(time.monotonic())
 """
 
 
+def _run_service(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`code` run to its end by a fresh interpreter, with none of this shell's settings."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        env=child_environment({}, not_inherited=("O11YKIT_", "OTEL_")),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+
+
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 def test_spans_lost_when_the_process_ends_are_reported_in_one_line(protocol: str) -> None:
     with silent_peer() as peer:
-        done = subprocess.run(
-            [sys.executable, "-c", _EXITING_SERVICE, peer.http_endpoint, protocol],
-            cwd=REPO,
-            env=child_environment({}, not_inherited=("O11YKIT_", "OTEL_")),
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
+        done = _run_service(_EXITING_SERVICE, peer.http_endpoint, protocol)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     lines = [line for line in done.stderr.splitlines() if "o11ykit" in line]
@@ -134,3 +139,84 @@ def test_spans_lost_when_the_process_ends_are_reported_in_one_line(protocol: str
     assert LOST_LINE in lines[0], lines
     assert "127.0.0.1" in lines[0] and "0.5 s timeout" in lines[0], lines
     assert report["exit_flush"] < 2.0, report  # a 0.5 s shutdown timeout, with margin
+
+
+# A service whose interpreter refuses new threads once it is shutting down, as Python
+# 3.12.0-3.12.2 do in atexit handlers ("can't create new thread at interpreter shutdown").
+# Registered after init, the refusal runs before o11ykit's exit flush (atexit: last in, first
+# out), so the flush meets it as it would there.
+_NO_THREADS_AT_EXIT = """
+import atexit, sys, threading
+
+import o11ykit
+
+handle = o11ykit.init(
+    service_name="no-threads-at-exit", backend="otlp", endpoint=sys.argv[1], schedule_delay=30.0
+)
+
+
+def refuse_new_threads():
+    def start(thread):
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    threading.Thread.start = start
+
+
+atexit.register(refuse_new_threads)
+with handle.tracer("exit").start_as_current_span("ended-before-exit"):
+    pass
+"""
+
+
+def test_the_exit_flush_sends_where_no_thread_may_start_at_exit(tmp_path) -> None:
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver(tmp_path) as receiver:
+        done = _run_service(_NO_THREADS_AT_EXIT, receiver.http_endpoint)
+        assert done.returncode == 0, done.stderr
+        # Until 2026-12-07 the export's deadline timer could not start, and the span was
+        # dropped: "spans are not reaching the backend (unexpected RuntimeError ...)".
+        assert "o11ykit" not in done.stderr, done.stderr
+        spans = receiver.wait_for_spans(lambda spans: spans, 5.0)
+    assert [span["name"] for span in spans] == ["ended-before-exit"]
+
+
+def test_without_its_timer_an_exchange_is_still_bounded_by_its_timeout(monkeypatch) -> None:
+    def refused(thread: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Timer, "start", refused)
+    with silent_peer() as peer:
+        transport = HttpTransport(peer.http_endpoint + "/v1/traces", {})
+        started = time.monotonic()
+        with pytest.raises(ExportFailure) as failed:
+            transport.post(b"\x0a\x00", timeout=0.5)
+        took = time.monotonic() - started
+        transport.close()
+    assert failed.value.kind == "timed out", failed.value
+    assert took < 1.5, took
+
+
+def test_a_first_span_at_exit_with_no_thread_to_send_it_is_sent_by_shutdown(
+    tmp_path, monkeypatch
+) -> None:
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver(tmp_path) as receiver:
+        exporter = SafeSpanExporter(HttpTransport(receiver.http_traces_url, {}), Scrubber(), 5.0)
+        processor = BoundedBatchProcessor(exporter, schedule_delay=30.0)
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(processor)
+
+        def refused(thread: threading.Thread) -> None:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+        # Neither the export thread nor the send's deadline timer can start.
+        with monkeypatch.context() as patched:
+            patched.setattr(threading.Thread, "start", refused)
+            with provider.get_tracer("test").start_as_current_span("first-at-exit"):
+                pass  # until 2026-12-07 its end raised the RuntimeError into the service
+            processor.shutdown(2.0)
+        spans = receiver.wait_for_spans(lambda spans: spans, 5.0)
+    assert [span["name"] for span in spans] == ["first-at-exit"]
+    assert exporter.stats.exported == 1, exporter.stats
