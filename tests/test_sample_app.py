@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -190,27 +189,33 @@ def test_a_fault_leaves_no_label_in_the_telemetry(stack: Stack):
 
 def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
     data_dir = seeded_copy(seeded_template, tmp_path / "d")
-    temporary_stores = set(Path(tempfile.gettempdir()).glob("o11ykit-store-*"))
-    up = _o11ykit("app", "up", "--free-ports", "--fault", "empty-search", data_dir=data_dir)
+    # A temporary directory of its own: the other test worker's stores come and go in the
+    # shared one (one was once counted as this test's leftover).
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {"TMPDIR": str(temporary)}
+    up = _o11ykit(
+        "app", "up", "--free-ports", "--fault", "empty-search", data_dir=data_dir, env=env
+    )
     try:
         assert up.returncode == 0, up.stderr
         assert "the sample system is up" in up.stdout
         state_file = data_dir / stack_module.STATE_FILE
         assert state_file.stat().st_mode & 0o777 == 0o600  # it holds the fault token
-        status = _o11ykit("app", "status", data_dir=data_dir)
+        status = _o11ykit("app", "status", data_dir=data_dir, env=env)
         assert status.returncode == 0 and status.stdout.count("healthy") == 5, status.stdout
         assert status.stdout.count("empty-search") == 2  # set at start, in catalog and canary
         # Where `o11ykit traces --url` must go when the store listens on free ports.
         query_url = json.loads(state_file.read_text())["query_url"]
         assert f"trace store     {query_url}" in status.stdout
     finally:
-        down = _o11ykit("app", "down", data_dir=data_dir)
+        down = _o11ykit("app", "down", data_dir=data_dir, env=env)
     assert down.returncode == 0 and "store" in down.stdout
     assert _wait_gone(data_dir) == []
     assert not state_file.exists()
     # Nor a file: the store logged beside the services, and its start left nothing in /tmp.
     assert "o11ykit store: stopped" in (data_dir / "logs" / "store.log").read_text()
-    assert set(Path(tempfile.gettempdir()).glob("o11ykit-store-*")) <= temporary_stores
+    assert list(temporary.iterdir()) == []
 
 
 def test_the_stack_starts_from_a_process_running_grpc(seeded_template, tmp_path):

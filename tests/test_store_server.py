@@ -133,17 +133,19 @@ def test_a_spawned_store_says_where_it_listens_and_stops_clean(tmp_path):
     assert not store.log_path.exists()  # its temporary directory, log and all, is gone
 
 
-def _temporary_store_dirs() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("o11ykit-store-*"))
-
-
-def test_a_store_with_a_log_path_logs_there_and_leaves_no_temporary_directory(tmp_path):
-    before = _temporary_store_dirs()
+def test_a_store_with_a_log_path_logs_there_and_leaves_no_temporary_directory(
+    tmp_path, monkeypatch
+):
+    # A temporary directory of its own: the other test worker's stores come and go in the
+    # shared one.
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     log_path = tmp_path / "logs" / "store.log"
     # Detached, as `o11ykit app up` starts it: stopped by pid, nobody cleans up after it.
     store = spawn_store(tmp_path / "data", grpc_port=None, detach=True, log_path=log_path)
     try:
-        assert _temporary_store_dirs() <= before  # the ready file's directory went with it
+        assert list(temporary.iterdir()) == []  # the ready file's directory went with it
         assert f"http://127.0.0.1:{store.http_port}/v1/traces" in log_path.read_text()
     finally:
         os.kill(store.pid, signal.SIGTERM)

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from sample_app import seed
@@ -49,9 +50,12 @@ def seeded_copy(template: Path, target: Path) -> Path:
     return target
 
 
-def o11ykit_command(*args: str, data_dir: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    """The `o11ykit` command in a fresh process, on the stack under `data_dir`, unattended."""
-    env = {**os.environ, "O11YKIT_APP_DIR": str(data_dir), "CI": "true"}
+def o11ykit_command(
+    *args: str, data_dir: Path, timeout: float = 90, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The `o11ykit` command in a fresh process, on the stack under `data_dir`, unattended;
+    `env`: more variables for it."""
+    env = {**os.environ, "O11YKIT_APP_DIR": str(data_dir), "CI": "true", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "o11ykit.cli", *args],
         cwd=REPO,
