@@ -9,7 +9,14 @@ from collections import Counter
 
 import pytest
 
-from o11ykit.store import analytics, analytics_http
+from o11ykit.store import (
+    analytics,
+    analytics_filters,
+    analytics_http,
+    compare_sides,
+    grouping,
+    span_scan,
+)
 from o11ykit.store.analytics import AnalyticsError, Selection
 from o11ykit.store.schema import open_database
 from tests.support.store_rows import CLIENT, ERROR, MS, OK, SERVER, SpanRow, StoreWriter
@@ -177,7 +184,7 @@ def test_a_rare_where_pair_drives_the_statement_and_a_common_one_does_not(store,
     commoner = max(routes, key=routes.__getitem__)  # more than half the window's spans
 
     def driver(where: dict[str, str]) -> tuple[str, str] | None:
-        filters = analytics.build_filters(store, *WINDOW, None, None, where)
+        filters = analytics_filters.build_filters(store, *WINDOW, None, None, where)
         return filters.driver
 
     assert driver({"tenant.id": "acme"}) == ("tenant.id", "acme")  # ~10% of the window
@@ -213,10 +220,10 @@ def test_driven_statements_answer_exactly_what_walking_the_window_does(
             analytics.compare(store, selection=Selection.slower_than(150), **common).to_dict(),
         ]
 
-    assert analytics.build_filters(store, *WINDOW, service, operation, where).driver
+    assert analytics_filters.build_filters(store, *WINDOW, service, operation, where).driver
     driven = answers()
-    monkeypatch.setattr(analytics, "DRIVEN_SPAN_COST", 10**9)  # never worth it: walk
-    assert analytics.build_filters(store, *WINDOW, service, operation, where).driver is None
+    monkeypatch.setattr(analytics_filters, "DRIVEN_SPAN_COST", 10**9)  # never worth it: walk
+    assert analytics_filters.build_filters(store, *WINDOW, service, operation, where).driver is None
     assert answers() == driven
 
 
@@ -234,7 +241,7 @@ def test_where_on_an_unindexed_key_reads_span_bytes(store, rows):
 
 
 def test_span_bytes_scan_is_capped_and_says_so(store, rows, monkeypatch):
-    monkeypatch.setattr(analytics, "SCAN_LIMIT", 100)
+    monkeypatch.setattr(span_scan, "SCAN_LIMIT", 100)
     result = analytics.breakdown(
         store, group_by="feature.flag", start_ns=WINDOW[0], end_ns=WINDOW[1]
     )
@@ -282,10 +289,10 @@ def test_empty_window_gives_no_groups(store):
 
 def test_percentile_is_nearest_rank():
     values = list(range(1, 101))
-    assert analytics.percentile(values, 0.5) == 50
-    assert analytics.percentile(values, 0.95) == 95
-    assert analytics.percentile(values, 0.99) == 99
-    assert analytics.percentile([7], 0.99) == 7
+    assert grouping.percentile(values, 0.5) == 50
+    assert grouping.percentile(values, 0.95) == 95
+    assert grouping.percentile(values, 0.99) == 99
+    assert grouping.percentile([7], 0.99) == 7
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +330,7 @@ def test_slow_spans_bubble_up_version_2(store):
 
 
 def test_sampled_baseline_still_ranks_acme_first(store, monkeypatch):
-    monkeypatch.setattr(analytics, "COMPARE_SAMPLE", 300)
+    monkeypatch.setattr(compare_sides, "COMPARE_SAMPLE", 300)
     result = analytics.compare(
         store, start_ns=WINDOW[0], end_ns=WINDOW[1], selection=Selection.errors()
     )
@@ -465,7 +472,7 @@ def test_the_compare_sample_is_not_fooled_by_spans_that_alternate(tmp_path, monk
     from o11ykit.store.ingest import Store
     from tests.support.store_data import T0, request, span
 
-    monkeypatch.setattr(analytics, "COMPARE_SAMPLE", 1000)
+    monkeypatch.setattr(compare_sides, "COMPARE_SAMPLE", 1000)
     store = Store(tmp_path)
     for chunk in range(0, 4000, 500):
         body = ExportTraceServiceRequest()

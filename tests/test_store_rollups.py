@@ -11,10 +11,11 @@ import hashlib
 import math
 import random
 import time
+from collections import Counter
 
 import pytest
 
-from o11ykit.store import analytics, analytics_http, ingest
+from o11ykit.store import analytics, analytics_http, compare_sides, ingest, rollup_reads
 from o11ykit.store.batches import Batch, ResourceRow, ScopeRow, SpanRow
 from o11ykit.store.ingest import Store
 from o11ykit.store.schema import (
@@ -104,9 +105,9 @@ def store(tmp_path_factory):
 
 def both(monkeypatch, connection, **query) -> tuple[analytics.Breakdown, analytics.Breakdown]:
     """The breakdown from rollups and the exact one."""
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     rolled = analytics.breakdown(connection, limit=1000, **query)
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 10**12)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 10**12)
     exact = analytics.breakdown(connection, limit=1000, **query)
     return rolled, exact
 
@@ -141,7 +142,7 @@ def test_rollups_agree_with_the_scan_on_random_windows(store, monkeypatch, key):
 
 
 def test_the_result_says_percentiles_are_approximate_and_how_much(store, monkeypatch):
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     params = {
         "groupBy": "tenant.id",
         "start": "2025-06-15T15:07:00Z",
@@ -154,7 +155,7 @@ def test_the_result_says_percentiles_are_approximate_and_how_much(store, monkeyp
     assert answer["approximate"] is True
     assert answer["percentileErrorPct"] == 4.43
     assert answer["note"] == "percentiles from rollups, within ±4.5%"
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 10**12)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 10**12)
     _, exact = analytics_http.handle("GET", "/api/o11ykit/breakdown", params, store.connection)
     assert (exact["approximate"], exact["percentileErrorPct"], exact["note"]) == (False, 0.0, "")
 
@@ -178,7 +179,7 @@ def test_the_bucket_of_a_duration_stands_for_it_within_the_bound():
     ],
 )
 def test_filtered_breakdowns_scan_the_spans(store, monkeypatch, query):
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     result = analytics.breakdown(
         store.connection, group_by="tenant.id", start_ns=T0, end_ns=T0 + 12 * MINUTE, **query
     )
@@ -195,7 +196,7 @@ def test_filtered_breakdowns_scan_the_spans(store, monkeypatch, query):
 def test_keys_not_rolled_up_and_windows_without_a_whole_minute_are_scanned(
     store, monkeypatch, key, window
 ):
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     start, end = window
     assert not analytics.breakdown(
         store.connection, group_by=key, start_ns=start, end_ns=end
@@ -219,7 +220,7 @@ def test_spans_written_outside_the_store_are_scanned_until_it_rolls_them_up(tmp_
         for i in range(300)
     )
     query = {"group_by": "tenant.id", "start_ns": T0, "end_ns": T0 + 25 * MINUTE}
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     assert not analytics.breakdown(connection, **query).approximate
     Store(tmp_path).close()  # opening the writer catches rollups up
     rolled, exact = both(monkeypatch, connection, **query)
@@ -343,7 +344,7 @@ def test_a_store_from_before_rollup_blocks_gets_them_when_the_writer_opens_it(
 def test_without_the_blocks_counter_every_minute_is_read(store, monkeypatch):
     connection = store.connection
     window = {"group_by": "tenant.id", "start_ns": T0, "end_ns": T0 + 35 * MINUTE}
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     with_blocks = analytics.breakdown(connection, **window)
     connection.execute("BEGIN")
     try:
@@ -401,9 +402,10 @@ def test_blocks_are_summed_once_over_by_the_clock_and_late_spans_still_count(tmp
 
 
 def test_percentiles_of_one_bucket_are_its_middle():
-    counts = analytics.Counter({duration_bucket(10**6): 99, duration_bucket(10**9): 1})
-    assert analytics.bucket_percentile(counts, 0.99) == pytest.approx(10**6, rel=PERCENTILE_ERROR)
-    assert analytics.bucket_percentile(counts, 1.0) == pytest.approx(10**9, rel=PERCENTILE_ERROR)
+    counts = Counter({duration_bucket(10**6): 99, duration_bucket(10**9): 1})
+    percentile = rollup_reads.bucket_percentile
+    assert percentile(counts, 0.99) == pytest.approx(10**6, rel=PERCENTILE_ERROR)
+    assert percentile(counts, 1.0) == pytest.approx(10**9, rel=PERCENTILE_ERROR)
     assert math.isclose(
         bucket_duration_ns(duration_bucket(2**20)), 2 ** (20 + 1 / 16), rel_tol=1e-12
     )
@@ -426,10 +428,10 @@ def compare_both(
     monkeypatch, connection, **query
 ) -> tuple[analytics.Comparison, analytics.Comparison]:
     """The comparison from rollups and the exact scan of every span (no sample) of its keys."""
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     rolled = analytics.compare(connection, limit=1000, **query)
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 10**12)
-    monkeypatch.setattr(analytics, "COMPARE_SAMPLE", 10**12)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 10**12)
+    monkeypatch.setattr(compare_sides, "COMPARE_SAMPLE", 10**12)
     exact = analytics.compare(connection, limit=1000, **{**query, "keys": rolled.keys})
     assert rolled.note.startswith("from rollups") and exact.note == ""
     assert not exact.approximate
@@ -459,7 +461,7 @@ def test_compare_errors_from_rollups_equals_the_scan(store, monkeypatch, keys, w
 
 
 def test_default_keys_not_rolled_up_are_left_out_and_named(store, monkeypatch):
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     result = analytics.compare(
         store.connection,
         start_ns=T0,
@@ -481,7 +483,7 @@ def test_default_keys_not_rolled_up_are_left_out_and_named(store, monkeypatch):
     ],
 )
 def test_filtered_compares_and_keys_not_rolled_up_are_scanned(store, monkeypatch, query):
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     query = {"start_ns": T0, "end_ns": T0 + 12 * MINUTE, **query}
     for selection in (analytics.Selection.errors(), analytics.Selection.slower_than(1)):
         result = analytics.compare(store.connection, selection=selection, **query)
@@ -538,13 +540,13 @@ def test_compare_slower_from_rollups_is_within_its_bound(store, monkeypatch, thr
 def test_the_threshold_bucket_is_split_by_log_position():
     bucket = duration_bucket(10**7)
     middle_ms = bucket_duration_ns(bucket) / 1e6  # halfway through the bucket, in log scale
-    selected, boundary, share = analytics._bucket_selection(
+    selected, boundary, share = rollup_reads.bucket_selection(
         analytics.Selection.slower_than(middle_ms)
     )
     assert boundary == bucket and share == pytest.approx(0.5, abs=1e-6)
-    counts = analytics.Counter({bucket - 1: 7, bucket: 10, bucket + 1: 3})
+    counts = Counter({bucket - 1: 7, bucket: 10, bucket + 1: 3})
     assert selected(counts, 0) == pytest.approx(3 + 5, abs=1e-4)
-    errors, boundary, _ = analytics._bucket_selection(analytics.Selection.errors())
+    errors, boundary, _ = rollup_reads.bucket_selection(analytics.Selection.errors())
     assert boundary is None and errors(counts, 4) == 4
 
 
@@ -563,7 +565,7 @@ def test_compare_after_retention_by_count_stays_exact(tmp_path, monkeypatch):
 
 
 def test_compare_answer_says_it_is_approximate_and_how_much(store, monkeypatch):
-    monkeypatch.setattr(analytics, "ROLLUP_MIN_SPANS", 1)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
     params = {
         "selection": "slower:25ms",
         "start": "2025-06-15T15:07:00Z",
