@@ -1,5 +1,6 @@
-"""The two sides of a compare, counted exactly: (key, value) counts among the selected spans
-and among the rest, in SQL (a sample of a large side) or from span bytes.
+"""The two sides of a compare read from spans (rollup_reads has the other way): the
+(key, value) counts among the selected spans and among the rest, in SQL (through a sample
+of a side larger than COMPARE_SAMPLE) or from span bytes.
 """
 
 from __future__ import annotations

@@ -14,12 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from o11ykit.store.analytics_filters import (
-    COLUMN_KEYS,
-    Filters,
-    column_value,
-    resource_values,
-)
+from o11ykit.store.analytics_filters import COLUMN_KEYS, Filters, column_value, resource_values
 from o11ykit.store.analytics_results import COLUMN, RESOURCE, Group
 from o11ykit.store.span_scan import scan, scanned_value, stand_ins
 

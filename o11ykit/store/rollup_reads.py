@@ -35,8 +35,6 @@ from o11ykit.store.schema import (
 # Below this many spans in the window a breakdown scans them (exact percentiles, ~50 ms at
 # the limit); from it on, whole minutes are read from rollups (flat ~50-100 ms at 1M spans).
 ROLLUP_MIN_SPANS = 50_000
-
-
 ROLLUP_NOTE = f"percentiles from rollups, within ±{math.ceil(PERCENTILE_ERROR * 1000) / 10}%"
 
 
