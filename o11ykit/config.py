@@ -23,7 +23,7 @@ BACKENDS = ("otlp", "jaeger", "honeycomb", "console", "local", "none")
 PROTOCOLS = ("http/protobuf", "grpc")
 # What the OTLP exporter specification defines for OTEL_EXPORTER_OTLP_COMPRESSION.
 COMPRESSIONS = ("none", "gzip")
-INSTRUMENTATIONS = ("fastapi", "sqlalchemy", "httpx", "requests", "logging")
+INSTRUMENTATIONS = ("fastapi", "sqlalchemy", "httpx", "httpx2", "requests", "logging")
 # OTEL_PROPAGATORS' values that o11ykit builds; b3 and b3multi need o11ykit[b3].
 PROPAGATORS = ("tracecontext", "baggage", "b3", "b3multi", "none")
 DEFAULT_EXCLUDED_PATHS = ("/health", "/healthz", "/ready", "/live", "/metrics")

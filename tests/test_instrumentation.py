@@ -9,12 +9,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import StaticPool
 
 import o11ykit
 from o11ykit.context import policy
+from o11ykit.instrumentation import clients
 from o11ykit.privacy import pseudonymize
 
 # Created at import, before any init(): SQL spans must still appear for it.
@@ -254,3 +256,23 @@ def test_sqlalchemy_errors_lose_their_parameters_in_events_and_status(o11ykit_sp
     assert "[parameters: [REDACTED]]" in message and "UNIQUE constraint failed" in message
     exported = f"{event.attributes} {signup.status.description}"
     assert "hunter2" not in exported and "alice" not in exported
+
+
+@pytest.mark.parametrize(
+    ("instrumentor", "said"),
+    [
+        (
+            ("o11ykit_no_such_instrumentation", "HTTPX2ClientInstrumentor"),
+            "skipped: httpx2 is installed but o11ykit_no_such_instrumentation is not"
+            " (pip install -U 'o11ykit[httpx2]')",
+        ),
+        (  # a module that is there, from a release without the instrumentor
+            ("json", "HTTPX2ClientInstrumentor"),
+            "skipped: the installed json has no HTTPX2ClientInstrumentor"
+            " (pip install -U 'o11ykit[httpx2]')",
+        ),
+    ],
+)
+def test_a_missing_client_instrumentor_is_named_with_its_fix(monkeypatch, instrumentor, said):
+    monkeypatch.setitem(clients._INSTRUMENTORS, "httpx2", instrumentor)
+    assert clients.enable("httpx2", TracerProvider()) == said

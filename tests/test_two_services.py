@@ -1,7 +1,8 @@
 """Two real services, edge and inner, as separate uvicorn processes talking over loopback.
 
 edge (tests/support/twosvc_edge.py) takes the tenant and user from X-Tenant-ID / X-User-ID,
-runs one SQL query and calls inner twice, once with httpx and once with requests. inner
+runs one SQL query and calls inner once with each client library: httpx, requests and,
+where it is installed (Python 3.11+), httpx2. inner
 (tests/support/twosvc_inner.py) trusts inbound baggage, which is the only way it learns the
 tenant and user. Both export OTLP/HTTP to one real receiver process, and the assertions
 are made on what that receiver decoded from the wire, plus the services' own log files.
@@ -36,6 +37,7 @@ from tests.support.processes import (
     stop_process,
     wait_until_http_ready,
 )
+from tests.support.twosvc_common import CLIENTS
 
 pytestmark = pytest.mark.integration
 
@@ -54,9 +56,9 @@ EXPECTED_SHAPE = Counter(
     {
         ("edge", "server"): 1,
         ("edge", "sql"): 1,
-        ("edge", "http"): 2,  # one httpx, one requests
-        ("inner", "server"): 2,
-        ("inner", "sql"): 2,
+        ("edge", "http"): len(CLIENTS),  # one a client library
+        ("inner", "server"): len(CLIENTS),
+        ("inner", "sql"): len(CLIENTS),
     }
 )
 CLIENT_SCOPES = {"opentelemetry.instrumentation.httpx", "opentelemetry.instrumentation.requests"}
@@ -336,7 +338,7 @@ def assert_log_lines(
         r for r in pair.inner.log_records() if r["message"] == f"stock lookup item_id={order_id}"
     ]
     assert len(edge_lines) == 1, pair.edge.log_file.read_text(encoding="utf-8")
-    assert len(inner_lines) == 2, pair.inner.log_file.read_text(encoding="utf-8")
+    assert len(inner_lines) == len(CLIENTS), pair.inner.log_file.read_text(encoding="utf-8")
     for line in edge_lines + inner_lines:
         assert line["trace_id"] == trace.trace_id, line
     # Logged inside the endpoint, where the server span is current (operation spans are off).
@@ -362,7 +364,7 @@ def test_one_trace_across_both_services(pair: Pair) -> None:
     assert_linked(pair, trace, order_id)
     assert_sql_spans(trace, order_id)
     # What inner was told, by baggage only: edge sends no X-Tenant-ID / X-User-ID onwards.
-    for client in ("httpx", "requests"):
+    for client in CLIENTS:
         baggage = body["inner"][client]["baggage_seen"] or ""
         assert "tenant.id=acme" in baggage and "enduser.id=u-7" in baggage, (client, baggage)
 
@@ -381,13 +383,33 @@ def test_one_trace_across_both_services(pair: Pair) -> None:
     assert_log_lines(pair, trace, order_id, edge=(TENANT, USER, "-"), inner=(TENANT, USER, "-"))
 
 
+def test_each_client_library_sends_its_own_span_as_the_parent(pair: Pair) -> None:
+    _, body, trace = order(pair, {"X-Tenant-ID": TENANT, "X-User-ID": USER})
+    client_spans = {s["span_id"]: s for s in trace.of("edge", "http")}
+    # traceparent: version-trace_id-parent_id-flags, as each library's request carried it.
+    sent = {c: body["inner"][c]["context_seen"]["traceparent"].split("-") for c in CLIENTS}
+    assert {fields[1] for fields in sent.values()} == {trace.trace_id}, sent
+    parents = {client: fields[2] for client, fields in sent.items()}
+    assert sorted(parents.values()) == sorted(client_spans), (parents, str(trace))
+
+
+def test_httpx2_requests_are_traced_where_it_is_installed(pair: Pair) -> None:
+    if "httpx2" not in CLIENTS:
+        pytest.skip("httpx2 is not installed (it needs Python 3.11): its tracing was not tested")
+    _, body, trace = order(pair, {"X-Tenant-ID": TENANT, "X-User-ID": USER})
+    seen = body["inner"]["httpx2"]
+    parent = seen["context_seen"]["traceparent"].split("-")[2]
+    assert parent in {s["span_id"] for s in trace.of("edge", "http")}, (seen, str(trace))
+    assert "tenant.id=acme" in seen["baggage_seen"], seen
+
+
 def test_forged_baggage_is_ignored_at_the_edge(pair: Pair) -> None:
     # An outside caller claims a tenant and user through baggage instead of the headers.
     order_id, body, trace = order(pair, {"baggage": "tenant.id=evil,enduser.id=mallory"})
 
     # Nobody is named anywhere: the edge ignored the baggage and did not forward it.
     assert_identity(trace.spans, {})
-    for client in ("httpx", "requests"):
+    for client in CLIENTS:
         assert body["inner"][client]["baggage_seen"] is None, body
     raw = pair.raw()
     assert "evil" not in raw
@@ -402,7 +424,7 @@ def test_pseudonymised_user_is_the_same_on_both_services(tmp_path: Path) -> None
 
         assert_identity(trace.spans, {"tenant.id": TENANT, "enduser.pseudo.id": pseudonym})
         assert_linked(pair, trace, order_id)
-        for client in ("httpx", "requests"):
+        for client in CLIENTS:
             assert USER not in (body["inner"][client]["baggage_seen"] or ""), body
         assert USER not in pair.raw()
         expected = (TENANT, "-", pseudonym)
@@ -419,7 +441,7 @@ def test_baggage_is_not_sent_to_untrusted_hosts(tmp_path: Path) -> None:
         inner_spans = [s for s in trace.spans if service_of(s) == "inner"]
         assert_identity(edge_spans, {"tenant.id": TENANT, "enduser.id": USER})
         assert_identity(inner_spans, {})
-        for client in ("httpx", "requests"):
+        for client in CLIENTS:
             assert body["inner"][client]["baggage_seen"] is None, body
         # traceparent is not baggage: the trace still crosses the services.
         assert_linked(pair, trace, order_id)
@@ -432,7 +454,7 @@ def test_b3_carries_the_trace_when_otel_propagators_says_so(tmp_path: Path) -> N
     with running_pair(tmp_path, shared_env={"OTEL_PROPAGATORS": "b3multi,baggage"}) as pair:
         order_id, body, trace = order(pair, {"X-Tenant-ID": TENANT, "X-User-ID": USER})
         assert_linked(pair, trace, order_id)
-        for client in ("httpx", "requests"):
+        for client in CLIENTS:
             seen = body["inner"][client]["context_seen"]
             assert seen["traceparent"] is None and seen["x-b3-traceid"] == trace.trace_id, seen
             assert "tenant.id=acme" in body["inner"][client]["baggage_seen"], body

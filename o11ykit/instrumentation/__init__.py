@@ -41,6 +41,7 @@ def _logging(provider: TracerProvider) -> str:
 _ENABLERS: dict[str, Callable[[TracerProvider], str]] = {
     "sqlalchemy": _sqlalchemy,
     "httpx": _client("httpx"),
+    "httpx2": _client("httpx2"),
     "requests": _client("requests"),
     "logging": _logging,
 }

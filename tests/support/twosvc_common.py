@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 
@@ -9,6 +10,10 @@ from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine, text
 
 import o11ykit
+
+# The client libraries the edge calls inner with, one request each: httpx2 where it is
+# installed (it needs Python 3.11).
+CLIENTS = ("httpx", "requests", *(("httpx2",) if importlib.util.find_spec("httpx2") else ()))
 
 # The app's own logging setup: o11ykit only adds attributes to records, never handlers.
 # The test parses these key=value fields from both services' files with one parser, so

@@ -21,7 +21,7 @@ import httpx
 import requests
 from sqlalchemy import text
 
-from tests.support.twosvc_common import service, service_logger
+from tests.support.twosvc_common import CLIENTS, service, service_logger
 
 INNER_URL = os.environ["TWOSVC_INNER_URL"].rstrip("/")
 log = service_logger("twosvc.edge")
@@ -35,11 +35,15 @@ app, engine = service(
 http_client = httpx.Client(base_url=INNER_URL, trust_env=False, timeout=5.0)
 session = requests.Session()
 session.trust_env = False
+if "httpx2" in CLIENTS:
+    import httpx2
+
+    http2_client = httpx2.Client(base_url=INNER_URL, trust_env=False, timeout=5.0)
 
 
 @app.get("/orders/{order_id}")
 def get_order(order_id: int) -> dict[str, Any]:
-    """One log line, one SQL query, then inner twice: once per instrumented client library."""
+    """One log line, one SQL query, then inner once per instrumented client library."""
     log.info("order lookup order_id=%s", order_id)
     with engine.connect() as connection:
         # A bound parameter: its value must never reach a span.
@@ -50,11 +54,12 @@ def get_order(order_id: int) -> dict[str, Any]:
     via_httpx.raise_for_status()
     via_requests = session.get(f"{INNER_URL}/stock/{order_id}", timeout=5.0)
     via_requests.raise_for_status()
-    return {
-        "order_id": order_id,
-        "sku": row.sku if row else None,
-        "inner": {"httpx": via_httpx.json(), "requests": via_requests.json()},
-    }
+    inner = {"httpx": via_httpx.json(), "requests": via_requests.json()}
+    if "httpx2" in CLIENTS:
+        via_httpx2 = http2_client.get(f"/stock/{order_id}")
+        via_httpx2.raise_for_status()
+        inner["httpx2"] = via_httpx2.json()
+    return {"order_id": order_id, "sku": row.sku if row else None, "inner": inner}
 
 
 @app.get("/health")
