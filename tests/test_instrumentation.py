@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 
 import pytest
 from fastapi import FastAPI
@@ -276,3 +277,15 @@ def test_sqlalchemy_errors_lose_their_parameters_in_events_and_status(o11ykit_sp
 def test_a_missing_client_instrumentor_is_named_with_its_fix(monkeypatch, instrumentor, said):
     monkeypatch.setitem(clients._INSTRUMENTORS, "httpx2", instrumentor)
     assert clients.enable("httpx2", TracerProvider()) == said
+
+
+def test_stable_http_names_are_asked_for_only_while_an_instrumentor_starts(monkeypatch):
+    monkeypatch.delenv("OTEL_SEMCONV_STABILITY_OPT_IN", raising=False)
+    with clients._stable_http_names():
+        assert os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http"
+    assert "OTEL_SEMCONV_STABILITY_OPT_IN" not in os.environ  # the service's env as it was
+
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "http/dup")  # the service's choice
+    with clients._stable_http_names():
+        assert os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http/dup"
+    assert os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] == "http/dup"

@@ -384,13 +384,30 @@ def test_one_trace_across_both_services(pair: Pair) -> None:
 
 
 def test_each_client_library_sends_its_own_span_as_the_parent(pair: Pair) -> None:
-    _, body, trace = order(pair, {"X-Tenant-ID": TENANT, "X-User-ID": USER})
+    order_id, body, trace = order(pair, {"X-Tenant-ID": TENANT, "X-User-ID": USER})
     client_spans = {s["span_id"]: s for s in trace.of("edge", "http")}
     # traceparent: version-trace_id-parent_id-flags, as each library's request carried it.
     sent = {c: body["inner"][c]["context_seen"]["traceparent"].split("-") for c in CLIENTS}
     assert {fields[1] for fields in sent.values()} == {trace.trace_id}, sent
     parents = {client: fields[2] for client, fields in sent.items()}
     assert sorted(parents.values()) == sorted(client_spans), (parents, str(trace))
+    # The stable HTTP attribute names, as on o11ykit's server spans, and not the old ones.
+    for client, parent in parents.items():
+        attributes = client_spans[parent]["attributes"]
+        assert attributes.get("http.request.method") == "GET", (client, attributes)
+        assert attributes.get("http.response.status_code") == 200, (client, attributes)
+        assert attributes.get("url.full", "").endswith(f"/stock/{order_id}"), (client, attributes)
+        assert not {"http.method", "http.url", "http.status_code"} & set(attributes), attributes
+
+
+def test_a_service_that_chose_its_http_attribute_names_keeps_them(tmp_path: Path) -> None:
+    # A service migrating its dashboards asked for both the old and the stable names.
+    shared_env = {"OTEL_SEMCONV_STABILITY_OPT_IN": "http/dup"}
+    with running_pair(tmp_path, shared_env=shared_env) as pair:
+        _, _, trace = order(pair, {"X-Tenant-ID": TENANT, "X-User-ID": USER})
+        for span in trace.of("edge", "http"):
+            attributes = span["attributes"]
+            assert attributes.get("http.method") == attributes.get("http.request.method") == "GET"
 
 
 def test_httpx2_requests_are_traced_where_it_is_installed(pair: Pair) -> None:

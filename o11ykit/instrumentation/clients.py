@@ -1,12 +1,17 @@
 """Outbound HTTP through OpenTelemetry's own httpx, httpx2 and requests instrumentations.
 
 They create the CLIENT span and inject headers through the global propagator, which is
-o11ykit's: baggage leaves only for trusted hosts (see baggage.py).
+o11ykit's: baggage leaves only for trusted hosts (see baggage.py). Their spans use the
+stable HTTP attribute names, as o11ykit's own server spans do, unless the service chose
+otherwise (OTEL_SEMCONV_STABILITY_OPT_IN).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
+from collections.abc import Iterator
 
 from opentelemetry.trace import TracerProvider
 
@@ -29,5 +34,31 @@ def enable(library: str, provider: TracerProvider) -> str:
         return f"skipped: the installed {module_name} has no {class_name} ({upgrade})"
     instrumentor = instrumentor_class()
     if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument(tracer_provider=provider)
+        with _stable_http_names():
+            instrumentor.instrument(tracer_provider=provider)
     return "active"
+
+
+_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+
+
+@contextlib.contextmanager
+def _stable_http_names() -> Iterator[None]:
+    """While an instrumentor starts: the stable HTTP attribute names, unless the service set
+    OTEL_SEMCONV_STABILITY_OPT_IN itself.
+
+    OpenTelemetry's HTTP client instrumentations still default to the old names (http.method,
+    http.url, http.status_code), where o11ykit's server spans, the local store's index and
+    the labs use the stable ones (http.request.method, url.full, http.response.status_code):
+    one trace would hold both, and a query by one name would miss half of it. They read the
+    variable once a process, when the first of them starts; it is set only for that moment,
+    so the service's environment (and its children's) stays as it was.
+    """
+    if os.environ.get(_OPT_IN) is not None:
+        yield
+        return
+    os.environ[_OPT_IN] = "http"
+    try:
+        yield
+    finally:
+        os.environ.pop(_OPT_IN, None)
