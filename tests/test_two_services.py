@@ -2,10 +2,10 @@
 
 edge (tests/support/twosvc_edge.py) takes the tenant and user from X-Tenant-ID / X-User-ID,
 runs one SQL query and calls inner once with each client library: httpx, requests and,
-where it is installed (Python 3.11+), httpx2. inner
-(tests/support/twosvc_inner.py) trusts inbound baggage, which is the only way it learns the
-tenant and user. Both export OTLP/HTTP to one real receiver process, and the assertions
-are made on what that receiver decoded from the wire, plus the services' own log files.
+where it is installed (Python 3.11+), httpx2. inner (tests/support/twosvc_inner.py) trusts
+inbound baggage, which is the only way it learns the tenant and user. Both export OTLP/HTTP
+to one real receiver process, and the assertions are made on what that receiver decoded
+from the wire, plus the services' own log files.
 
 One pair runs for the whole module; the variants that need a different environment
 (pseudonym key, baggage hosts) start their own pair with their own receiver, so that
@@ -56,7 +56,7 @@ EXPECTED_SHAPE = Counter(
     {
         ("edge", "server"): 1,
         ("edge", "sql"): 1,
-        ("edge", "http"): len(CLIENTS),  # one a client library
+        ("edge", "http"): len(CLIENTS),  # one per client library
         ("inner", "server"): len(CLIENTS),
         ("inner", "sql"): len(CLIENTS),
     }
