@@ -129,8 +129,11 @@ def run(arguments: Mapping[str, Any], environ: Mapping[str, str] | None = None) 
     for name, (value, source) in masked(settings).items():
         report.say(f"  {name:<26} {value or '-':<40} {source}")
     report.say()
-    report.say("Instrumentations, as init() would enable them here:")
-    for name, status in enable_all(settings, TracerProvider(shutdown_on_exit=False)).items():
+    # init() enables a library once the service imports it; here each is imported and
+    # enabled now, so a broken one is named before the service meets it.
+    report.say("Instrumentations, as init() would enable them here once each is imported:")
+    provider = TracerProvider(shutdown_on_exit=False)
+    for name, status in enable_all(settings, provider, wait_for_import=False).items():
         report.say(f"  {name:<12} {status}")
     report.say()
     _send_test_span(settings, report)

@@ -89,6 +89,7 @@ class Handle:
         if self.processor is not None:
             wait = self.settings.shutdown_timeout if timeout is None else timeout
             self.processor.shutdown(wait)
-        from o11ykit.instrumentation import logs
+        from o11ykit.instrumentation import logs, stop_waiting
 
+        stop_waiting(self.instrumentations)
         logs.disable()

@@ -1,16 +1,27 @@
-"""Turns on what is installed and reports, once, what it skipped and why."""
+"""Turns on what is installed and reports, once, what it skipped and why.
+
+A library the service has not imported yet is instrumented when it does (on_import.py),
+not imported by init(): a service that never uses an installed library pays nothing for it.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import sys
 from collections.abc import Callable
+from types import ModuleType
 
 from opentelemetry.sdk.trace import TracerProvider
 
 from o11ykit.config import INSTRUMENTATIONS, Settings
+from o11ykit.instrumentation.on_import import when_imported
 
 log = logging.getLogger("o11ykit")
+# The libraries instrumented once imported: each is a module of the same name.
+_LIBRARIES = ("sqlalchemy", "httpx", "httpx2", "requests")
+# Cancels the calls still waiting for their library's import (stop_waiting).
+_cancels: dict[str, Callable[[], bool]] = {}
 
 
 def _installed(module: str) -> bool:
@@ -47,8 +58,14 @@ _ENABLERS: dict[str, Callable[[TracerProvider], str]] = {
 }
 
 
-def enable_all(settings: Settings, provider: TracerProvider) -> dict[str, str]:
-    """Each integration's status: 'active ...' or 'skipped: <reason>'."""
+def enable_all(
+    settings: Settings, provider: TracerProvider, *, wait_for_import: bool = True
+) -> dict[str, str]:
+    """Each integration's status: 'active ...', 'skipped: <reason>' or, for a library not
+    imported yet, 'waiting: ...' until the service imports it (then the dict is updated).
+
+    `wait_for_import=False` enables every library now, importing it: what `doctor` checks.
+    """
     wanted = (
         set(INSTRUMENTATIONS)
         if "all" in settings.instrumentations
@@ -64,11 +81,11 @@ def enable_all(settings: Settings, provider: TracerProvider) -> dict[str, str]:
             report[name] = (
                 "waiting for an app: pass init(app=app) or call o11ykit.instrument_app(app)"
             )
+        elif wait_for_import and name in _LIBRARIES and name not in sys.modules:
+            report[name] = f"waiting: instrumented when the service imports {name}"
+            _cancels[name] = when_imported(name, _enable_on_import(name, provider, report))
         else:
-            try:
-                report[name] = _ENABLERS[name](provider)
-            except Exception as exc:
-                report[name] = f"skipped: failed to enable ({type(exc).__name__}: {exc})"
+            report[name] = _enable(name, provider)
     skipped = {k: v for k, v in report.items() if v.startswith("skipped")}
     if skipped:
         log.info(
@@ -76,3 +93,30 @@ def enable_all(settings: Settings, provider: TracerProvider) -> dict[str, str]:
             "; ".join(f"{k} ({v.removeprefix('skipped: ')})" for k, v in skipped.items()),
         )
     return report
+
+
+def _enable(name: str, provider: TracerProvider) -> str:
+    try:
+        return _ENABLERS[name](provider)
+    except Exception as exc:
+        return f"skipped: failed to enable ({type(exc).__name__}: {exc})"
+
+
+def _enable_on_import(
+    name: str, provider: TracerProvider, report: dict[str, str]
+) -> Callable[[ModuleType], None]:
+    def enable(module: ModuleType) -> None:
+        _cancels.pop(name, None)
+        report[name] = status = _enable(name, provider)
+        if status.startswith("skipped"):  # said once: this runs once a process
+            log.warning("o11ykit: %s imported, not instrumented: %s", name, status)
+
+    return enable
+
+
+def stop_waiting(report: dict[str, str]) -> None:
+    """Cancel the instrumentation of libraries not imported yet (o11ykit shut down)."""
+    for name, cancel in list(_cancels.items()):
+        if cancel():
+            report[name] = f"skipped: o11ykit shut down before the service imported {name}"
+        _cancels.pop(name, None)
