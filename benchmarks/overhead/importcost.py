@@ -28,6 +28,16 @@ CASES: dict[str, str] = {
         import o11ykit
         o11ykit.init(service_name="x", backend="none")
     """,
+    # What a service that imports its libraries after init() pays in all: each is
+    # instrumented as it loads (docs/instrumentation.md).
+    "o11ykit import + init(backend='none'), then the app libraries imported": """
+        import o11ykit
+        o11ykit.init(service_name="x", backend="none")
+        import fastapi, sqlalchemy, httpx, requests
+    """,
+    "the app libraries alone (import only)": """
+        import fastapi, sqlalchemy, httpx, requests
+    """,
     "OTel pieces o11ykit uses (import only)": """
         import opentelemetry.sdk.trace, opentelemetry.sdk.resources
         import opentelemetry.propagators.composite, opentelemetry.baggage.propagation
