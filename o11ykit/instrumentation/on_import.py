@@ -15,14 +15,15 @@ callbacks fired inside a callback wait, on the same thread, until it returns.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
 import logging
 import sys
 import threading
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
 
 Callback = Callable[[ModuleType], None]
 log = logging.getLogger("o11ykit")
@@ -77,7 +78,9 @@ def _fire(module: ModuleType, callbacks: list[Callback]) -> None:
         _running.queue = None
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+# Plain classes, not importlib.abc's: importing that module (it imports importlib.resources)
+# would cost every `import o11ykit` a few ms, and the import system needs only the methods.
+class _Finder:
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         if fullname not in _waiting:
             return None
@@ -96,13 +99,13 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _CallbackLoader(importlib.abc.Loader):
+class _CallbackLoader:
     """The original loader, and the callbacks waiting for its module once it has run."""
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
