@@ -11,6 +11,8 @@ import importlib.util
 import json
 import logging
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
@@ -108,6 +110,29 @@ def test_a_failing_callback_costs_the_import_nothing(modules, caplog):
     assert hooked_failing.VALUE == 42
     assert "a hook on importing hooked_failing failed" in caplog.text
     assert "instrumentation broke" in caplog.text
+
+
+def test_threads_importing_at_once_get_the_module_after_its_one_callback(modules):
+    _write(modules, "hooked_slow", "import time\ntime.sleep(0.3)")
+    calls, seen = [], {}
+
+    def slow_callback(module):
+        time.sleep(0.1)  # another thread's import must wait for this too
+        calls.append(module.DONE)
+
+    when_imported("hooked_slow", slow_callback)
+
+    def importer(n):
+        module = importlib.import_module("hooked_slow")
+        seen[n] = (module.DONE, list(calls))
+
+    threads = [threading.Thread(target=importer, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert calls == [True]
+    assert seen == {n: (True, [True]) for n in range(3)}
 
 
 def test_a_watched_module_that_is_not_there_fails_to_import_as_ever(modules):
