@@ -25,14 +25,14 @@ from tests.conftest import run_python
 
 @pytest.fixture
 def modules(tmp_path: Path) -> Iterator[Path]:
-    """A directory on sys.path for modules written by the test; they are forgotten after."""
+    """A directory on sys.path for modules written by the test (named hooked_*); they are
+    forgotten after."""
     sys.path.insert(0, str(tmp_path))
-    before = set(sys.modules)
     try:
         yield tmp_path
     finally:
         sys.path.remove(str(tmp_path))
-        for name in set(sys.modules) - before:
+        for name in [name for name in sys.modules if name.startswith("hooked_")]:
             del sys.modules[name]
         importlib.invalidate_caches()
 
@@ -136,9 +136,10 @@ def test_threads_importing_at_once_get_the_module_after_its_one_callback(modules
 
 
 def test_a_watched_module_that_is_not_there_fails_to_import_as_ever(modules):
-    when_imported("hooked_missing", lambda module: None)
+    cancel = when_imported("hooked_missing", lambda module: None)
     with pytest.raises(ModuleNotFoundError, match="hooked_missing"):
         importlib.import_module("hooked_missing")
+    assert cancel() is True, "still waiting for a module that may yet appear"
 
 
 LIBRARIES = ("sqlalchemy", "httpx", "requests")
