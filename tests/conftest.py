@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Give the processes tests start the signal defaults a terminal's program has.
+
+    Tests send SIGINT and SIGHUP to what they start and check what it does. A test run
+    started in the background of a shell without job control, or under nohup, has them
+    ignored, every child inherits that, and a Python child then never sees Ctrl-C: those
+    tests would fail for the way the run was started. (xdist's workers are started after
+    this, from this process.)
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for number in (signal.SIGHUP, signal.SIGQUIT):
+        if signal.getsignal(number) is signal.SIG_IGN:
+            signal.signal(number, signal.SIG_DFL)
 
 
 def free_port() -> int:
