@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta, timezone
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def refuse_bad_settings(
@@ -64,6 +67,18 @@ def positive_duration(text: str) -> str:
     if parse_duration(go_duration(text)) <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not more than 0 (like 15m, 1h, 250ms)")
     return text
+
+
+def rfc3339_time(text: str) -> datetime:
+    """An RFC 3339 time with its offset ("2026-12-07T14:05:00Z"), as Jaeger's API takes it;
+    held to the microsecond, as datetimes are."""
+    from o11ykit.timeformats import parse_time
+
+    try:
+        nanoseconds = parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _EPOCH + timedelta(microseconds=nanoseconds // 1000)
 
 
 def max_age(text: str) -> float:

@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +26,7 @@ from o11ykit.argtypes import (
     limit,
     positive_duration,
     query_url,
+    rfc3339_time,
 )
 from o11ykit.attribute_text import search_text
 from o11ykit.backends.jaeger_query import (
@@ -36,9 +37,10 @@ from o11ykit.backends.jaeger_query import (
     ui_search_link,
     ui_trace_link,
 )
-from o11ykit.timeformats import format_clock, parse_duration
+from o11ykit.timeformats import datetime_ns, format_clock, parse_duration
 
 DEFAULT_URL = "http://127.0.0.1:16686"
+DEFAULT_SINCE = "15m"
 BAR_WIDTH = 40
 # Below this many columns the search's table and a 40-column timeline do not fit.
 TABLE_WIDTH = 120
@@ -113,12 +115,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service")
     parser.add_argument("--operation")
-    parser.add_argument(
+    # Where the window begins: how far back from its end, or a time. Both would contradict.
+    begins = parser.add_mutually_exclusive_group()
+    begins.add_argument(
         "--since",
         type=positive_duration,
-        default="15m",
-        help="how far back, a Go duration (default 15m)",
+        help=f"how far back from --end (or now), a Go duration (default {DEFAULT_SINCE})",
     )
+    begins.add_argument(
+        "--start",
+        type=rfc3339_time,
+        help="the window's start instead, RFC 3339 with its offset: 2026-12-07T14:05:00Z",
+    )
+    parser.add_argument("--end", type=rfc3339_time, help="the window's end, RFC 3339 (default now)")
     parser.add_argument(
         "--attr",
         action="append",
@@ -166,7 +175,7 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
             # A 400 is the server refusing a value the user gave (`--attr error=maybe`): the
             # same mistake as an option refused here, so the same status.
             return 2 if exc.status == 400 else 1
-        except ValueError as exc:  # a bad --since, --attr or duration
+        except ValueError as exc:  # a bad --attr, window or pair of durations
             print(f"o11ykit traces: {exc}", file=sys.stderr)
             return 2
         return 0
@@ -181,10 +190,43 @@ def _width() -> int | None:
     return PIPED_WIDTH
 
 
-def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    end = datetime.now(timezone.utc)
-    # Datetimes count microseconds: a shorter --since is one, not an empty window.
-    return end - timedelta(microseconds=max(1, parse_duration(args.since) // 1000)), end
+class Window(NamedTuple):
+    """The spans' start times a command asks about: start <= start time < end."""
+
+    start: datetime
+    end: datetime
+    since: str | None  # the --since of a window that ends now; None for one given by times
+    widen: str  # how to widen it, for a message that found nothing
+
+    def words(self, preposition: str) -> str:
+        """For a message: "in the last 15m" ("of" ...), or the window's times."""
+        if self.since:
+            return f"{preposition} the last {self.since}"
+        start, end = (format_clock(datetime_ns(t)) for t in (self.start, self.end))
+        return f"from {start} to {end} UTC"
+
+
+def _window(args: argparse.Namespace) -> Window:
+    """--since back from --end, or from --start to --end; --end by default now.
+    ValueError for a window no span could be in."""
+    now = datetime.now(timezone.utc)
+    end = args.end or now
+    since = args.since or DEFAULT_SINCE
+    if args.start is None:
+        # Datetimes count microseconds: a shorter --since is one, not an empty window.
+        start = end - timedelta(microseconds=max(1, parse_duration(since) // 1000))
+    elif args.start >= end:
+        till = f"--end {args.end.isoformat()}" if args.end else f"now ({now.isoformat()})"
+        raise ValueError(
+            f"--start {args.start.isoformat()} is not before {till}: no span could be in it"
+        )
+    else:
+        start = args.start
+    if args.start is not None:
+        return Window(start, end, None, "move --start earlier or --end later")
+    if args.end is not None:
+        return Window(start, end, None, "widen --since or move --end later")
+    return Window(start, end, since, "widen --since")
 
 
 def _attrs(args: argparse.Namespace) -> dict[str, str]:
@@ -207,7 +249,9 @@ def printable(value: object) -> str:
     return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(), str(value))
 
 
-def _nothing_matched(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
+def _nothing_matched(
+    args: argparse.Namespace, window: Window, client: JaegerQuery, console: Console
+) -> None:
     """An empty answer, said with what to do about it: a service that never sent spans here
     (a typo, another store) is named beside those that did, else the window may be short."""
     if args.service:
@@ -233,8 +277,7 @@ def _nothing_matched(args: argparse.Namespace, client: JaegerQuery, console: Con
                 )
                 return
     console.print(
-        f"Nothing matched in the last {args.since}: widen --since or drop a filter.",
-        style="yellow",
+        f"Nothing matched {window.words('in')}: {window.widen} or drop a filter.", style="yellow"
     )
 
 
@@ -302,13 +345,13 @@ def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> 
         raise ValueError(
             f"--min-duration {low} is longer than --max-duration {high}: no span could match"
         )
-    start, end = _window(args)
+    window = _window(args)
     tags = _attrs(args)
     traces = client.find_traces(
         args.service,
         args.operation,
-        start=start,
-        end=end,
+        start=window.start,
+        end=window.end,
         attributes=tags,
         duration_min=args.min_duration,
         duration_max=args.max_duration,
@@ -320,14 +363,14 @@ def _search(args: argparse.Namespace, client: JaegerQuery, console: Console) -> 
     elif traces:
         console.print(_traces_table(traces[: args.limit]))
     else:
-        _nothing_matched(args, client, console)
+        _nothing_matched(args, window, client, console)
     link = ui_search_link(
         client.base_url,
         args.service,
         args.operation,
         tags,
-        start,
-        end,
+        window.start,
+        window.end,
         min_duration=args.min_duration,
         max_duration=args.max_duration,
         limit=args.limit,
@@ -466,12 +509,12 @@ def waterfall(
 
 
 def _breakdown(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
-    start, end = _window(args)
+    window = _window(args)
     tags = _attrs(args)
     answer = client.breakdown(
         args.by,
-        start=start,
-        end=end,
+        start=window.start,
+        end=window.end,
         service=args.service,
         operation=args.operation,
         where=tags,
@@ -480,10 +523,13 @@ def _breakdown(args: argparse.Namespace, client: JaegerQuery, console: Console) 
     if answer["total"]:
         console.print(breakdown_table(answer))
     else:
-        _nothing_matched(args, client, console)
+        _nothing_matched(args, window, client, console)
     if answer.get("note"):
         console.print(printable(answer["note"]), style="yellow")
-    _link(console, ui_search_link(client.base_url, args.service, args.operation, tags, start, end))
+    link = ui_search_link(
+        client.base_url, args.service, args.operation, tags, window.start, window.end
+    )
+    _link(console, link)
 
 
 def breakdown_table(answer: dict[str, Any]) -> Table:
@@ -512,7 +558,7 @@ def breakdown_table(answer: dict[str, Any]) -> Table:
 
 
 def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
-    start, end = _window(args)
+    window = _window(args)
     tags = _attrs(args)
     if args.errors:
         selection, ui_tags, min_duration = "errors", {**tags, "error": "true"}, None
@@ -520,8 +566,8 @@ def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) ->
         selection, ui_tags, min_duration = f"slower:{args.slower_than}", tags, args.slower_than
     answer = client.compare(
         selection,
-        start=start,
-        end=end,
+        start=window.start,
+        end=window.end,
         service=args.service,
         operation=args.operation,
         where=tags,
@@ -534,14 +580,14 @@ def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) ->
         what, hint = (
             (f"is {answer['selection']}", "lower --slower-than")
             if args.slower_than
-            else ("failed", "widen --since")
+            else ("failed", window.widen)
         )
         console.print(
-            f"None of the {answer['baselineCount']} spans of the last {args.since} {what}: {hint}.",
+            f"None of the {answer['baselineCount']} spans {window.words('of')} {what}: {hint}.",
             style="yellow",
         )
     else:
-        _nothing_matched(args, client, console)
+        _nothing_matched(args, window, client, console)
     if answer.get("note"):
         console.print(printable(answer["note"]), style="yellow")
     link = ui_search_link(
@@ -549,8 +595,8 @@ def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) ->
         args.service,
         args.operation,
         ui_tags,
-        start,
-        end,
+        window.start,
+        window.end,
         min_duration=min_duration,
     )
     _link(console, link)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timezone
 
 import pytest
 
@@ -248,6 +250,68 @@ def test_a_window_with_nothing_in_it_says_so(fake, capsys, command, since):
     assert "┏" not in out
 
 
+def _rfc3339(nanoseconds: int) -> str:
+    """A span's start time as --start and --end take it, cut to the microsecond."""
+    moment = datetime.fromtimestamp(nanoseconds // 1000 / 1e6, timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _starts(store) -> list[int]:
+    return [start for (start,) in store.execute("SELECT start_ns FROM spans ORDER BY start_ns")]
+
+
+def test_a_window_given_by_times_asks_for_those_times(fake, store, capsys):
+    # The fixture's spans are 500 ms apart: from the 100th start to the 200th holds 100.
+    starts = _starts(store)
+    start, end = _rfc3339(starts[100]), _rfc3339(starts[200])
+    argv = ["breakdown", "--by", "tenant.id", "--start", start, "--end", end, "--url", fake.url]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "100 spans by tenant.id" in out
+    _, params = fake.requests[-1]
+    assert (params["start"], params["end"]) == (start[:-1] + "000Z", end[:-1] + "000Z")
+    link = next(line for line in out.splitlines() if line.startswith("Jaeger UI: "))
+    assert f"lookback=custom&start={starts[100] // 1000}&end={starts[200] // 1000}" in link
+
+
+def test_since_counts_back_from_end(fake, store, capsys):
+    starts = _starts(store)
+    end = _rfc3339(starts[200])
+    argv = ["breakdown", "--by", "tenant.id", "--end", end, "--since", "50s", "--url", fake.url]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "100 spans by tenant.id" in out  # the 50 s before the 200th span: 100 of them
+
+
+def test_search_sends_the_times_given(fake, capsys):
+    start, end = "2025-06-15T15:00:00Z", "2025-06-15T17:10:00.5+02:00"
+    code, _, err = run(["search", "--start", start, "--end", end, "--url", fake.url], capsys)
+    assert code == 0, err
+    _, params = fake.requests[-1]
+    assert params["query.startTimeMin"] == "2025-06-15T15:00:00.000000000Z"
+    assert params["query.startTimeMax"] == "2025-06-15T15:10:00.500000000Z"
+
+
+@pytest.mark.parametrize("command", [["breakdown", "--by", "tenant.id"], ["compare", "--errors"]])
+def test_a_window_of_times_with_nothing_in_it_says_which(fake, capsys, command):
+    window = ["--start", "2020-01-01T10:00:00Z", "--end", "2020-01-01T10:15:00Z"]
+    code, out, err = run([*command, *window, "--url", fake.url], capsys)
+    assert code == 0, err
+    said = "Nothing matched from 2020-01-01 10:00:00.000 to 2020-01-01 10:15:00.000 UTC:"
+    assert f"{said} move --start earlier or --end later or drop a filter." in out
+    assert "┏" not in out
+
+
+def test_compare_finding_no_errors_in_a_window_of_times_names_it(fake, store, capsys):
+    # The fixture's errors are every 20th span from the newest: none among the 10 oldest.
+    starts = _starts(store)
+    window = ["--start", _rfc3339(starts[0]), "--end", _rfc3339(starts[10])]
+    code, out, err = run(["compare", "--errors", *window, "--url", fake.url], capsys)
+    assert code == 0, err
+    assert "None of the 10 spans from " in out
+    assert " UTC failed: move --start earlier or --end later." in out
+
+
 def test_breakdown_against_plain_jaeger_is_a_clear_error(capsys):
     with FakeJaeger() as plain:
         code, _, err = run(["breakdown", "--by", "tenant.id", "--url", plain.url], capsys)
@@ -309,6 +373,27 @@ def test_bad_option_values(fake, capsys):
         (
             ["search", "--min-duration", "2s", "--max-duration", "1s"],
             "--min-duration 2s is longer than --max-duration 1s: no span could match",
+        ),
+        (
+            ["search", "--start", "yesterday"],
+            "argument --start: 'yesterday' is not an RFC 3339 time (2026-11-22T10:00:00Z)",
+        ),
+        (
+            ["breakdown", "--by", "x", "--end", "2026-12-07T14:05:00"],  # no offset
+            "argument --end: '2026-12-07T14:05:00' is not an RFC 3339 time",
+        ),
+        (
+            ["compare", "--errors", "--since", "1h", "--start", "2026-12-07T14:05:00Z"],
+            "argument --start: not allowed with argument --since",
+        ),
+        (
+            ["search", "--start", "2026-12-07T15:00:00Z", "--end", "2026-12-07T14:00:00Z"],
+            "--start 2026-12-07T15:00:00+00:00 is not before --end 2026-12-07T14:00:00+00:00:"
+            " no span could be in it",
+        ),
+        (
+            ["breakdown", "--by", "x", "--start", "2262-01-01T00:00:00Z"],
+            "--start 2262-01-01T00:00:00+00:00 is not before now (",
         ),
     ],
 )
@@ -404,6 +489,17 @@ def test_ctrl_c_while_the_query_api_keeps_silent_is_one_line_and_130(tmp_path):
     assert "Traceback" not in err and err.strip() == "o11ykit: interrupted"
 
 
+def _post(server, body: bytes) -> None:
+    """One OTLP/HTTP protobuf request to a store's receiver, acknowledged."""
+    posted = urllib.request.Request(
+        f"{server.otlp_http_endpoint}/v1/traces",
+        data=body,
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    with urllib.request.urlopen(posted, timeout=10) as answer:
+        assert answer.status == 200
+
+
 @pytest.fixture(scope="module")
 def live_store(tmp_path_factory):
     """A real store, in this process, holding one trace with values of every scalar type."""
@@ -423,14 +519,7 @@ def live_store(tmp_path_factory):
     with StoreServer(
         tmp_path_factory.mktemp("live"), http_port=0, grpc_port=None, query_port=0
     ) as server:
-        body = request([one], "typed").SerializeToString()
-        posted = urllib.request.Request(
-            f"{server.otlp_http_endpoint}/v1/traces",
-            data=body,
-            headers={"Content-Type": "application/x-protobuf"},
-        )
-        with urllib.request.urlopen(posted, timeout=10) as answer:
-            assert answer.status == 200
+        _post(server, request([one], "typed").SerializeToString())
         yield server
 
 
@@ -457,6 +546,39 @@ def test_attributes_print_as_a_search_takes_them_and_each_finds_its_trace(live_s
         argv = ["search", "--service", "typed", "--attr", f"{key}={value}", "--url", url]
         code, out, err = run(argv, capsys)
         assert code == 0 and trace in out, (key, value, out, err)
+
+
+def test_a_past_incident_is_found_by_its_times_in_a_real_store(tmp_path, capsys):
+    """Two traces an hour ago and more: --start/--end (or --end and --since) pick each out
+    through the store's own query API; the default window, the last 15m, holds neither."""
+    from o11ykit.store.server import StoreServer
+    from o11ykit.timeformats import parse_time
+    from tests.support.fork_processes import wait_until
+    from tests.support.store_data import request, span
+
+    first, second = parse_time("2025-06-15T15:00:00Z"), parse_time("2025-06-15T15:30:00Z")
+    spans = [span(1, 1, "GET /early", start=first), span(2, 2, "GET /late", start=second)]
+    with StoreServer(tmp_path, http_port=0, grpc_port=None, query_port=0) as server:
+        _post(server, request(spans, "shop").SerializeToString())
+        url = server.query_url
+
+        def stored() -> int:
+            with urllib.request.urlopen(f"{url}/api/o11ykit/status", timeout=10) as answer:
+                return json.load(answer)["spans"]
+
+        assert wait_until(lambda: stored() == 2, timeout=10)  # acknowledged is not yet stored
+        search = ["search", "--service", "shop", "--url", url]
+        windows = {
+            "early": ["--start", "2025-06-15T14:55:00Z", "--end", "2025-06-15T15:05:00Z"],
+            "late": ["--end", "2025-06-15T16:31:00+01:00", "--since", "2m"],
+        }
+        for name, window in windows.items():
+            code, out, err = run([*search, *window], capsys)
+            assert code == 0, err
+            assert f"GET /{name}" in out and out.count("shop: GET /") == 1, out
+        code, out, _ = run(search, capsys)
+        assert code == 0
+        assert "Nothing matched in the last 15m: widen --since or drop a filter." in out
 
 
 @pytest.mark.parametrize(
@@ -526,13 +648,7 @@ def odd_store(tmp_path_factory):
     with StoreServer(
         tmp_path_factory.mktemp("odd"), http_port=0, grpc_port=0, query_port=0
     ) as server:
-        posted = urllib.request.Request(
-            f"{server.otlp_http_endpoint}/v1/traces",
-            data=request(spans, "legacy[/svc]").SerializeToString(),
-            headers={"Content-Type": "application/x-protobuf"},
-        )
-        with urllib.request.urlopen(posted, timeout=10) as answer:
-            assert answer.status == 200
+        _post(server, request(spans, "legacy[/svc]").SerializeToString())
         yield server
 
 
