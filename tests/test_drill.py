@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from labs.drills import postmortem, scenario
 from labs.drills.drill import Drill, DrillError
 from labs.drills.state import scoreboard
 from labs.model import LabError
+from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app.stack import Stack, StackConfig, running
 from sample_app.traffic import DEFAULT_MIX, BackgroundTraffic, TrafficConfig
 from tests.support.sample_stack import o11ykit_command, seeded_copy
@@ -390,6 +393,15 @@ def test_a_whole_drill_end_to_end(stack: Stack, tmp_path):
     assert "drill-secret" not in english and not any(
         u in english for u in {r["user"] for r in failed}
     )
+    # The postmortem's command reads the incident's window again from the store: the
+    # canary's version is what the failures had in common.
+    line = next(x for x in english.splitlines() if x.startswith("- What the failing spans"))
+    words = shlex.split(line.split("`")[1])
+    assert words[:3] == ["o11ykit", "traces", "compare"] and "--start" in words, words
+    again = o11ykit_command(*words[1:], data_dir=stack.data_dir)
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"errors: \d+ spans against \d+ others", again.stdout), again.stdout
+    assert re.search(r"│ service\.version\s+│ 1\.8\.0\s+│", again.stdout), again.stdout
     drill.end()
     assert all(not held for held in drill.faults.status().values())
 
@@ -529,8 +541,12 @@ def test_the_postmortem_in_japanese_gives_the_root_cause_and_timeline_in_japanes
         {"t": 90.0, "event": "ended"},
     ]
     impact = Impact(["initech"], 3, "enduser.id", 12, 400, None, 90.0, 20.0, 900.0)
+    query = JaegerQuery("http://127.0.0.1:16686")
     drill = SimpleNamespace(
-        scenario=scenario.get("canary-rollout"), impact=lambda: impact, state=replay(events)
+        scenario=scenario.get("canary-rollout"),
+        impact=lambda: impact,
+        state=replay(events),
+        query=query,
     )
     japanese, english = postmortem.render(drill, "ja"), postmortem.render(drill, "en")
     cause = JA["bad-canary"]
@@ -553,6 +569,35 @@ def test_the_postmortem_in_japanese_gives_the_root_cause_and_timeline_in_japanes
     assert f"**{fault.title}** ({fault.fault_class}). {fault.mechanism}" in english
     assert "recovered: gateway error rate 0.4%, p95 210 ms over 120 requests" in english
     assert "- 00:00:01 UTC — inject `bad-canary`" in english and "before n/a" in english
+    # The incident's window, from the injection to recovery, to the second, read again:
+    window = "--start 1970-01-01T00:00:01Z --end 1970-01-01T00:01:20Z"
+    assert f"`o11ykit traces compare --errors {window}`" in english
+    assert f"`o11ykit traces breakdown --service gateway --by tenant.id {window}`" in japanese
+    assert "## インシデント中のトレース" in japanese and "## Traces of the incident" in english
+    link = "http://127.0.0.1:16686/search?service=gateway&tags=%7B%22error%22%3A%22true%22%7D"
+    assert f"<{link}&lookback=custom&start=1000000&end=80000000&limit=20>" in english
+
+
+def test_the_postmortem_names_another_query_address_without_its_password():
+    from types import SimpleNamespace
+
+    from labs.drills.state import replay
+
+    events = [
+        {"t": 10.4, "event": "drill_started", "scenario": "canary-rollout", "seed": 1}
+        | {"time_scale": 1.0, "teams": ["red"], "baseline_s": 0.0},
+        {"t": 12.5, "event": "change_applied", "index": 0, "fault": "bad-canary"}
+        | {"action": "inject"},
+        {"t": 30.2, "event": "ended"},
+    ]
+    drill = SimpleNamespace(state=replay(events), query=JaegerQuery("http://ann:pw@h.test:9/"))
+    lines = postmortem._look_again(drill, postmortem._EN)
+    # Never recovered: the window ends with the drill, whole seconds around it.
+    window = "--start 1970-01-01T00:00:12Z --end 1970-01-01T00:00:31Z"
+    assert f"{window} --url 'http://***@h.test:9'`" in lines[2]
+    assert "pw" not in "\n".join(lines) and "<http://***@h.test:9/search?" in lines[4]
+    before_any_fault = SimpleNamespace(state=replay(events[:1]), query=drill.query)
+    assert postmortem._look_again(before_any_fault, postmortem._EN) == []
 
 
 def test_a_lab_refused_during_a_drill_says_so_in_japanese(tmp_path, monkeypatch):

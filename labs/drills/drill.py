@@ -229,13 +229,12 @@ class Drill:
 
     def impact(self) -> telemetry.Impact:
         state = self.state
-        if state.incident_started is None:
+        window = state.incident_window(time.time())
+        if window is None:
             raise DrillError("not_started")
-        end = state.recovered or state.ended or time.time()
+        start, end = window
         return telemetry.impact(
-            self.query,
-            (telemetry.at(state.incident_started), telemetry.at(end)),
-            before=telemetry.at(state.started),
+            self.query, (telemetry.at(start), telemetry.at(end)), before=telemetry.at(state.started)
         )
 
     def now(self) -> datetime:

@@ -3,12 +3,17 @@ impact from the traces, root cause from the key, and the sections the team write
 
 from __future__ import annotations
 
+import math
+import shlex
+import time
 from datetime import datetime, timezone
 
 from labs.drills.catalogue_ja import fault_text
 from labs.drills.drill import Drill
 from labs.drills.state import scoreboard
-from labs.drills.telemetry import Health
+from labs.drills.telemetry import Health, at
+from o11ykit.backends.jaeger_query import ui_search_link
+from o11ykit.backends.query_spec import url_args
 
 _EN = {
     "language": "en",
@@ -51,6 +56,10 @@ _EN = {
     "ended": "drill ended",
     "no_data": "n/a",
     "seconds": "{seconds} s",
+    "look": "Traces of the incident",
+    "look_compare": "What the failing spans had in common",
+    "look_tenants": "The edge's spans by tenant",
+    "look_ui": "The failures in the Jaeger UI",
 }
 _JA = {
     "language": "ja",
@@ -93,6 +102,10 @@ _JA = {
     "ended": "ドリル終了",
     "no_data": "データなし",
     "seconds": "{seconds} 秒",
+    "look": "インシデント中のトレース",
+    "look_compare": "失敗したスパンに共通するもの",
+    "look_tenants": "テナント別のエッジのスパン",
+    "look_ui": "Jaeger UI で見る失敗",
 }
 
 
@@ -140,6 +153,38 @@ def _timeline(drill: Drill, w: dict) -> list[str]:
     return lines
 
 
+def _rfc3339(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _look_again(drill: Drill, w: dict) -> list[str]:
+    """The commands (and the Jaeger UI link) that read the incident's window again, to the
+    second, for whoever writes the rest of the postmortem after the drill."""
+    window = drill.state.incident_window(time.time())
+    if window is None:
+        return []
+    start, end = math.floor(window[0]), math.ceil(window[1])
+    asked = ["--start", _rfc3339(start), "--end", _rfc3339(end), *url_args(drill.query.base_url)]
+
+    def command(*words: str) -> str:
+        return "`" + shlex.join(["o11ykit", "traces", *words, *asked]) + "`"
+
+    # shown_url: a postmortem is shared, and a password in the query URL stays out of it.
+    link = ui_search_link(
+        drill.query.shown_url, "gateway", None, {"error": "true"}, at(start), at(end)
+    )
+    tenants = command("breakdown", "--service", "gateway", "--by", "tenant.id")
+    return [
+        f"## {w['look']}",
+        "",
+        # Every service's: the cause is often behind the edge (a canary's version).
+        f"- {w['look_compare']}: {command('compare', '--errors')}",
+        f"- {w['look_tenants']}: {tenants}",
+        f"- {w['look_ui']}: <{link}>",
+        "",
+    ]
+
+
 def render(drill: Drill, language: str = "en") -> str:
     w = _JA if language == "ja" else _EN
     scenario, impact = drill.scenario, drill.impact()
@@ -163,6 +208,7 @@ def render(drill: Drill, language: str = "en") -> str:
         f" / {_ms(impact.p95_before_ms, w)}"
         f", {w['during']} {_ms(impact.p50_during_ms, w)} / {_ms(impact.p95_during_ms, w)}",
         "",
+        *_look_again(drill, w),
         f"## {w['timeline']}",
         "",
         *_timeline(drill, w),

@@ -35,6 +35,13 @@ class DrillState:
     def since_start(self, moment: float | None) -> float | None:
         return None if moment is None or self.started is None else moment - self.started
 
+    def incident_window(self, now: float) -> tuple[float, float] | None:
+        """From the first fault injected to recovery, else the drill's end, else `now`;
+        None before any fault."""
+        if self.incident_started is None:
+            return None
+        return self.incident_started, self.recovered or self.ended or now
+
 
 def replay(events: list[dict[str, Any]]) -> DrillState:
     state = DrillState(events=events)
