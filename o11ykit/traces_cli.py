@@ -37,7 +37,7 @@ from o11ykit.backends.jaeger_query import (
     ui_search_link,
     ui_trace_link,
 )
-from o11ykit.timeformats import datetime_ns, format_clock, parse_duration
+from o11ykit.timeformats import datetime_ns, format_clock, parse_duration, parse_time
 
 DEFAULT_URL = "http://127.0.0.1:16686"
 DEFAULT_SINCE = "15m"
@@ -278,6 +278,34 @@ def _nothing_matched(
                 return
     console.print(
         f"Nothing matched {window.words('in')}: {window.widen} or drop a filter.", style="yellow"
+    )
+    held = _held_instead(client, window)
+    if held:
+        console.print(held, style="yellow")
+
+
+def _held_instead(client: JaegerQuery, window: Window) -> str | None:
+    """What the local store holds, when the window lies outside all of it: an incident
+    asked about after retention removed its spans, or a time in the wrong zone. None when
+    the window overlaps what is held, and on Jaeger (no status to ask)."""
+    try:
+        status = client.status()
+    except QueryError:
+        return None
+    oldest, newest = status["oldestSpanStart"], status["newestSpanStart"]
+    if oldest is None:
+        return "The store holds no spans yet."
+    try:
+        first, last = parse_time(oldest), parse_time(newest)
+    except ValueError:  # not a store's answer: the hint is not worth an error
+        return None
+    if datetime_ns(window.start) <= last and datetime_ns(window.end) > first:
+        return None
+    evicted = status.get("evictedSpans") or 0
+    removed = f"; retention has removed {evicted:,} older ones" if evicted else ""
+    return (
+        f"The store holds spans that started from {format_clock(first)}"
+        f" to {format_clock(last)} UTC{removed}."
     )
 
 

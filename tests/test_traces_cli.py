@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 import pytest
 
 from o11ykit import traces_cli
+from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.store.schema import open_database
+from o11ykit.timeformats import format_clock
 from tests.conftest import free_port
 from tests.support.store_rows import ERROR, MS, OK, SpanRow, StoreWriter
 from tests.test_jaeger_query import CHECKOUT_TRACE, PAYMENT_TRACE, FakeJaeger
@@ -300,6 +302,43 @@ def test_a_window_of_times_with_nothing_in_it_says_which(fake, capsys, command):
     said = "Nothing matched from 2020-01-01 10:00:00.000 to 2020-01-01 10:15:00.000 UTC:"
     assert f"{said} move --start earlier or --end later or drop a filter." in out
     assert "┏" not in out
+
+
+def test_a_window_outside_what_the_store_holds_says_what_it_holds(fake, store, capsys):
+    starts = _starts(store)
+    held = f"from {format_clock(starts[0])} to {format_clock(starts[-1])} UTC"
+    window = ["--start", "2020-01-01T10:00:00Z", "--end", "2020-01-01T10:15:00Z"]
+    code, out, _ = run(["breakdown", "--by", "tenant.id", *window, "--url", fake.url], capsys)
+    assert code == 0
+    assert f"The store holds spans that started {held}." in out
+    # Overlapping what it holds, with a filter nothing passes: the window is not the reason.
+    argv = ["breakdown", "--by", "tenant.id", "--attr", "tenant.id=nobody", "--since", "1h"]
+    code, out, _ = run([*argv, "--url", fake.url], capsys)
+    assert code == 0 and "Nothing matched in the last 1h" in out
+    assert "The store holds" not in out
+
+
+def test_the_store_says_when_retention_removed_older_spans(tmp_path, capsys):
+    connection = open_database(tmp_path)
+    StoreWriter(connection).add_many([SpanRow("checkout", "POST /pay", 10**18, MS, OK)])
+    connection.execute("UPDATE meta SET value = 12345 WHERE key = 'evicted_spans'")
+    with FakeJaeger(connection) as store_api:
+        code, out, _ = run(["breakdown", "--by", "name", "--url", store_api.url], capsys)
+    connection.close()
+    assert code == 0
+    said = "The store holds spans that started from 2001-09-09 01:46:40.000 to 2001-09-09"
+    assert said in out and "; retention has removed 12,345 older ones." in out
+
+
+def test_an_empty_store_says_it_holds_nothing_and_jaeger_says_nothing_more(tmp_path, capsys):
+    connection = open_database(tmp_path)
+    with FakeJaeger(connection) as store_api:
+        code, out, _ = run(["compare", "--errors", "--url", store_api.url], capsys)
+    connection.close()
+    assert code == 0 and "The store holds no spans yet." in out
+    args = argparse.Namespace(start=None, end=None, since="1h")
+    with FakeJaeger() as plain:  # Jaeger has no status to ask: the message alone
+        assert traces_cli._held_instead(JaegerQuery(plain.url), traces_cli._window(args)) is None
 
 
 def test_compare_finding_no_errors_in_a_window_of_times_names_it(fake, store, capsys):
