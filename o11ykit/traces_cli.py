@@ -207,23 +207,20 @@ class Window(NamedTuple):
 
 
 def _window(args: argparse.Namespace) -> Window:
-    """--since back from --end, or from --start to --end; --end by default now.
-    ValueError for a window no span could be in."""
+    """From --start, or --since back from --end, to --end (by default now); ValueError for
+    a window no span could be in."""
     now = datetime.now(timezone.utc)
     end = args.end or now
-    since = args.since or DEFAULT_SINCE
-    if args.start is None:
-        # Datetimes count microseconds: a shorter --since is one, not an empty window.
-        start = end - timedelta(microseconds=max(1, parse_duration(since) // 1000))
-    elif args.start >= end:
-        till = f"--end {args.end.isoformat()}" if args.end else f"now ({now.isoformat()})"
-        raise ValueError(
-            f"--start {args.start.isoformat()} is not before {till}: no span could be in it"
-        )
-    else:
-        start = args.start
     if args.start is not None:
-        return Window(start, end, None, "move --start earlier or --end later")
+        if args.start >= end:
+            till = f"--end {args.end.isoformat()}" if args.end else f"now ({now.isoformat()})"
+            raise ValueError(
+                f"--start {args.start.isoformat()} is not before {till}: no span could be in it"
+            )
+        return Window(args.start, end, None, "move --start earlier or --end later")
+    since = args.since or DEFAULT_SINCE
+    # Datetimes count microseconds: a shorter --since is one, not an empty window.
+    start = end - timedelta(microseconds=max(1, parse_duration(since) // 1000))
     if args.end is not None:
         return Window(start, end, None, "widen --since or move --end later")
     return Window(start, end, since, "widen --since")
