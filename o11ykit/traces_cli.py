@@ -281,28 +281,54 @@ def _nothing_matched(
         console.print(held, style="yellow")
 
 
+class _Held(NamedTuple):
+    """The start times of the spans the local store holds (None when it holds none), and
+    how many spans retention removed."""
+
+    first: int | None
+    last: int | None
+    evicted: int
+
+
+def _held(client: JaegerQuery) -> _Held | None:
+    """What the local store holds; None on Jaeger (no status to ask) or an answer with
+    times that are not a store's: a hint is not worth an error."""
+    try:
+        status = client.status()
+        oldest, newest = status["oldestSpanStart"], status["newestSpanStart"]
+        times = (None, None) if oldest is None else (parse_time(oldest), parse_time(newest))
+    except (QueryError, ValueError):
+        return None
+    return _Held(*times, evicted=status.get("evictedSpans") or 0)
+
+
 def _held_instead(client: JaegerQuery, window: Window) -> str | None:
     """What the local store holds, when the window lies outside all of it: an incident
     asked about after retention removed its spans, or a time in the wrong zone. None when
-    the window overlaps what is held, and on Jaeger (no status to ask)."""
-    try:
-        status = client.status()
-    except QueryError:
+    the window overlaps what is held, and on Jaeger."""
+    held = _held(client)
+    if held is None:
         return None
-    oldest, newest = status["oldestSpanStart"], status["newestSpanStart"]
-    if oldest is None:
+    if held.first is None or held.last is None:
         return "The store holds no spans yet."
-    try:
-        first, last = parse_time(oldest), parse_time(newest)
-    except ValueError:  # not a store's answer: the hint is not worth an error
+    if datetime_ns(window.start) <= held.last and datetime_ns(window.end) > held.first:
         return None
-    if datetime_ns(window.start) <= last and datetime_ns(window.end) > first:
-        return None
-    evicted = status.get("evictedSpans") or 0
-    removed = f"; retention has removed {evicted:,} older ones" if evicted else ""
+    removed = f"; retention has removed {held.evicted:,} older ones" if held.evicted else ""
     return (
-        f"The store holds spans that started from {format_clock(first)}"
-        f" to {format_clock(last)} UTC{removed}."
+        f"The store holds spans that started from {format_clock(held.first)}"
+        f" to {format_clock(held.last)} UTC{removed}."
+    )
+
+
+def _removed(client: JaegerQuery) -> str:
+    """For a trace not found: that retention removed spans, if it did (the trace may have
+    been among them)."""
+    held = _held(client)
+    if held is None or not held.evicted or held.first is None:
+        return ""
+    return (
+        f"; retention has removed {held.evicted:,} spans, the oldest first (the spans held"
+        f" start at {format_clock(held.first)} UTC)"
     )
 
 
@@ -449,7 +475,9 @@ def _traces_table(traces: list[Trace]) -> Table:
 def _show(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
     trace = client.get_trace(args.trace_id)
     if trace is None:
-        raise QueryError(f"trace {args.trace_id} was not found at {client.base_url}")
+        raise QueryError(
+            f"trace {args.trace_id} was not found at {client.base_url}{_removed(client)}"
+        )
     console.print(
         f"Trace {trace.trace_id}: {len(trace.spans)} spans, {trace.duration_ms:.2f} ms, "
         f"{trace.errors} error(s)"

@@ -191,6 +191,7 @@ def test_show_unknown_trace_is_one_line_and_non_zero(fake, capsys):
     code, _, err = run(["show", "ffffffffffffffffffffffffffffffff", "--url", fake.url], capsys)
     assert code == 1
     assert err.strip().count("\n") == 0 and "was not found" in err
+    assert "retention" not in err  # the fixture's store removed nothing
 
 
 def test_breakdown_table(fake, capsys):
@@ -324,10 +325,16 @@ def test_the_store_says_when_retention_removed_older_spans(tmp_path, capsys):
     connection.execute("UPDATE meta SET value = 12345 WHERE key = 'evicted_spans'")
     with FakeJaeger(connection) as store_api:
         code, out, _ = run(["breakdown", "--by", "name", "--url", store_api.url], capsys)
+        assert code == 0
+        said = "The store holds spans that started from 2001-09-09 01:46:40.000 to 2001-09-09"
+        assert said in out and "; retention has removed 12,345 older ones." in out
+        # A trace not found may have been among them: said on the error's one line.
+        code, _, err = run(["show", "f" * 32, "--url", store_api.url], capsys)
     connection.close()
-    assert code == 0
-    said = "The store holds spans that started from 2001-09-09 01:46:40.000 to 2001-09-09"
-    assert said in out and "; retention has removed 12,345 older ones." in out
+    assert code == 1 and err.count("\n") == 1
+    removed = "retention has removed 12,345 spans, the oldest first"
+    held = "(the spans held start at 2001-09-09 01:46:40.000 UTC)"
+    assert f"was not found at {store_api.url}; {removed} {held};" in err, err
 
 
 def test_an_empty_store_says_it_holds_nothing_and_jaeger_says_nothing_more(tmp_path, capsys):
