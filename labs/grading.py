@@ -2,7 +2,9 @@
 
 A neighbouring service in the call chain (the caller or the callee of the culprit) earns
 half: the learner is one hop away. The right attribute key with the wrong value earns
-half. A count within the lab's tolerance earns all, within twice the tolerance half.
+half. A count within the lab's tolerance earns all, within twice the tolerance half. A count
+that grows while the fault runs (distinct users who got an error) is compared with every
+value it had since the earliest moment the learner may have read it, not only its latest.
 Feedback says what was right and where to look again, never the answer itself.
 
 Names are compared as learners spell them: case and width aside, and `.`, `_` or `-`
@@ -32,6 +34,9 @@ ATTRIBUTE_FORM = Text(
     "KEY=VALUE, e.g. tenant.id=acme", "KEY=VALUE の形で答えてください（例: tenant.id=acme）"
 )
 COUNT_FORM = Text("a number, 0 or more (e.g. 12)", "0 以上の数で答えてください（例: 12）")
+# A learner reads a count, then writes the answer while the traffic goes on: what the
+# traces showed up to this long before the answer is as right as what they show at it.
+COUNT_READ_S = 120
 
 
 @dataclass(frozen=True)
@@ -432,7 +437,9 @@ def attribute_argument(text: str) -> dict[str, str]:
     return {key.strip(): value.strip()}
 
 
-def _count(truth: float | None, tolerance: float, given: Any) -> FieldGrade:
+def _count(
+    truth: float | None, tolerance: float, given: Any, earlier: float | None = None
+) -> FieldGrade:
     if truth is None:
         return FieldGrade(
             "count",
@@ -455,7 +462,11 @@ def _count(truth: float | None, tolerance: float, given: Any) -> FieldGrade:
                 f"{given!r} は数ではありません。{COUNT_FORM.ja}",
             ),
         )
-    error = abs(number - truth) / max(truth, 1.0)
+    # Any value between the earlier count and the latest is what the traces showed at some
+    # moment; the distance is to the nearer end of that span.
+    low, high = sorted((truth, truth if earlier is None else earlier))
+    nearest = min(max(number, low), high)
+    error = abs(number - nearest) / max(nearest, 1.0)
     if error <= tolerance + 1e-9:
         return FieldGrade("count", 1, Text("right count", "数は正解です"))
     if error <= 2 * tolerance + 0.1:
@@ -472,8 +483,14 @@ def _count(truth: float | None, tolerance: float, given: Any) -> FieldGrade:
     )
 
 
-def grade(key: AnswerKey, answer: dict[str, Any], count_truth: float | None = None) -> Grade:
-    """Grade `answer` against a lab's (or a drill's) key."""
+def grade(
+    key: AnswerKey,
+    answer: dict[str, Any],
+    count_truth: float | None = None,
+    count_earlier: float | None = None,
+) -> Grade:
+    """Grade `answer` against a lab's (or a drill's) key. `count_truth`: the count the
+    traces show now; `count_earlier`: what they showed when the learner may have read it."""
     graders = {
         "service": lambda: _service(key.expected["service"], answer.get("service")),
         "operation": lambda: _exact(
@@ -493,6 +510,9 @@ def grade(key: AnswerKey, answer: dict[str, Any], count_truth: float | None = No
         "fault_class": lambda: _fault_class(
             key.expected["fault_class"], key.fault_class_aliases, answer.get("fault_class")
         ),
-        "count": lambda: _count(count_truth, key.count_tolerance, answer.get("count")),
+        "count": lambda: _count(
+            count_truth, key.count_tolerance, answer.get("count"), count_earlier
+        ),
     }
-    return Grade(tuple(graders[name]() for name in key.fields), {"count_truth": count_truth})
+    details = {"count_truth": count_truth, "count_earlier": count_earlier}
+    return Grade(tuple(graders[name]() for name in key.fields), details)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sys
 
+from labs.grading import COUNT_READ_S
 from labs.model import Lab, all_labs
 from o11ykit.backends.query_spec import local_command
 
@@ -302,8 +303,9 @@ def facilitator(lab: Lab) -> str:
     lines += [f"- {name}: `{key[name]}`" for name in lab.answer.fields if name in key]
     if lab.answer.count_question is not None:
         lines.append(
-            f"- count: {lab.answer.count_question.en} (computed from the traces "
-            f"at grading time; tolerance {lab.answer.count_tolerance:.0%})"
+            f"- count: {lab.answer.count_question.en} (computed from the traces at grading "
+            f"time, any value it had in the {COUNT_READ_S // 60} minutes before; tolerance "
+            f"{lab.answer.count_tolerance:.0%})"
         )
     lines += ["", "## Common wrong turns", ""]
     lines += [f"- {turn}" for turn in notes.get("wrong_turns", [])]

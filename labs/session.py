@@ -335,17 +335,25 @@ class LabSession:
         begin = datetime.fromisoformat(started) if started else now() - timedelta(minutes=15)
         return begin - timedelta(seconds=1), now() + timedelta(seconds=1)
 
-    def solve(self) -> solvers.Answer | None:
+    def solve(self, window: tuple[datetime, datetime] | None = None) -> solvers.Answer | None:
         if self.query is None:
             raise RuntimeError("solvers read the local store; this stack exports elsewhere")
-        return solvers.SOLVERS[self.lab.id](self.query, *self.window())
+        return solvers.SOLVERS[self.lab.id](self.query, *(window or self.window()))
+
+    def _count(self, start: datetime, end: datetime) -> float | None:
+        """The count the lab asks for, as the traces between `start` and `end` show it."""
+        solved = self.solve((start, end))
+        return float(solved["count"]) if solved and "count" in solved else None
 
     def answer(self, given: dict[str, Any]) -> grading.Grade:
-        truth = None
+        truth = earlier = None
         if "count" in self.lab.answer.fields:
-            solved = self.solve()
-            truth = float(solved["count"]) if solved and "count" in solved else None
-        result = grading.grade(self.lab.answer, given, truth)
+            start, end = self.window()
+            truth = self._count(start, end)
+            read = timedelta(seconds=grading.COUNT_READ_S)
+            if truth is not None and end - start > read:
+                earlier = self._count(start, end - read)
+        result = grading.grade(self.lab.answer, given, truth, earlier)
         self.progress["answers"].append(
             {"time": now().isoformat(), "answer": given, "score": result.score}
         )

@@ -4,9 +4,11 @@ the traces alone on a real stack, and finds nothing without the fault."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -148,7 +150,7 @@ def test_later_commands_speak_the_language_the_lab_started_in(tmp_path, monkeypa
     state = _offline_state(tmp_path)
     monkeypatch.setattr(cli, "_state", lambda args, start=False: state)
     monkeypatch.setattr(session.StackFaults, "inject", lambda self, fault, overrides: None)
-    monkeypatch.setattr(session.LabSession, "solve", lambda self: None)
+    monkeypatch.setattr(session.LabSession, "solve", lambda self, window=None: None)
     monkeypatch.delenv("O11YKIT_LANG", raising=False)
     monkeypatch.delenv("O11YKIT_LAB_BACKEND", raising=False)
     lab = model.get("failing-tenant")
@@ -201,7 +203,7 @@ def _stub_offline_lab(monkeypatch, state: dict) -> None:
     monkeypatch.setattr(cli, "_state", lambda args, start=False: state)
     monkeypatch.setattr(session.StackFaults, "inject", lambda self, fault, overrides: None)
     monkeypatch.setattr(session.StackFaults, "clear", lambda self, fault=None: None)
-    monkeypatch.setattr(session.LabSession, "solve", lambda self: {"count": 12})
+    monkeypatch.setattr(session.LabSession, "solve", lambda self, window=None: {"count": 12})
     proved = ([Measurement(ERRORS, 0.4, 20)], [Measurement(ERRORS, 0.0, 20)])
     monkeypatch.setattr(session.LabSession, "prove", lambda self: proved)
     monkeypatch.delenv("O11YKIT_LANG", raising=False)
@@ -332,6 +334,46 @@ def test_grading_gives_partial_credit_and_feedback_in_both_languages():
     assert grading.grade(lab.answer, {**right, "count": 13}, count_truth=9).fields[3].credit == 0.5
 
 
+def test_a_growing_count_is_right_at_any_value_it_had_while_the_learner_read_it():
+    key = model.get("failing-tenant").answer  # tolerance 25%
+
+    def credit(given: float, earlier: float | None) -> float:
+        return grading.grade(key, {"count": given}, 40, earlier).fields[3].credit
+
+    for given in (30, 35, 40, 23, 50):  # 23 and 50: within 25% of 30 and of 40
+        assert credit(given, earlier=30) == 1, given
+    assert (credit(22, earlier=30), credit(51, earlier=30), credit(10, earlier=30)) == (0.5, 0.5, 0)
+    assert credit(28, earlier=None) == 0.5  # 30% under the count now: only close
+    assert credit(45, earlier=50) == 1  # a count that fell between the two reads
+
+
+def test_an_answer_is_graded_on_the_count_now_and_the_count_it_had_before(tmp_path, monkeypatch):
+    """The session asks the traces for the count up to now and up to COUNT_READ_S ago."""
+    from labs import session as lab_session
+
+    lab = model.get("failing-tenant")
+    asked: list[tuple[datetime, datetime]] = []
+
+    def counted(self, window=None):
+        asked.append(window)
+        minutes = (window[1] - window[0]).total_seconds() / 60
+        return {"count": round(10 * minutes)}  # 10 more users an error every minute
+
+    monkeypatch.setattr(lab_session.LabSession, "solve", counted)
+    session = LabSession(lab, _offline_state(tmp_path))
+    session.progress["started"] = (_now() - timedelta(minutes=10)).isoformat()
+    answer = {"service": "catalog", "attribute": {"tenant.id": "globex"}, "count": 80}
+    result = session.answer({**answer, "fault_class": "bad data"})
+    assert result.correct and result.details == {"count_truth": 100, "count_earlier": 80}
+    (start, end), (same_start, before) = asked
+    assert start == same_start and end - before == timedelta(seconds=grading.COUNT_READ_S)
+    # Two minutes into the lab there is no earlier count to take: only the count now.
+    asked.clear()
+    session.progress["started"] = (_now() - timedelta(seconds=90)).isoformat()
+    assert session.answer({**answer, "count": 10}).fields[3].credit == 0.5
+    assert len(asked) == 1
+
+
 def test_failing_tenant_counts_users_by_pseudonym_on_a_pseudonymising_stack():
     # With O11YKIT_PSEUDONYM_KEY set, spans carry enduser.pseudo.id and no enduser.id: the
     # count of the tenant's failing users must not fall to 0 (which 0 would then "match").
@@ -450,23 +492,62 @@ def _wrong(lab: model.Lab, answer: dict) -> dict:
     return {k: v for k, v in wrong.items() if k in lab.answer.fields}
 
 
+def _settled(session: LabSession, timeout_s: float = 10.0) -> dict:
+    """The solver's answer once two solves half a second apart agree: the spans of the
+    requests still in flight when the traffic stopped have been exported by then."""
+    previous, deadline = session.solve(), time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = session.solve()
+        if current is not None and current == previous:
+            return current
+        previous = current
+    raise AssertionError(f"{session.lab.id}: the answer still changed {timeout_s} s on")
+
+
+def _journal_rows(journal: Path) -> list[dict]:
+    return [json.loads(line) for line in journal.read_text().splitlines()]
+
+
+def _users_failed(rows: list[dict], answer: dict) -> int:
+    """Distinct users of the answer's tenant whose requests failed, as the traffic saw it."""
+    tenant = answer["attribute"]["tenant.id"]
+    return len({r["user"] for r in rows if r["tenant"] == tenant and (r["status"] or 0) >= 500})
+
+
+# Counts the traffic generator's journal knows independently of the traces.
+JOURNAL_COUNTS = {"failing-tenant": _users_failed}
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.id)
-def test_the_solver_finds_the_answer_from_the_traces_alone(stack: Stack, lab: model.Lab):
+def test_the_solver_finds_the_answer_from_the_traces_alone(
+    stack: Stack, lab: model.Lab, tmp_path: Path
+):
     session = LabSession(lab, stack.state())
     session.inject()
+    journal = tmp_path / "traffic.jsonl"
     try:
         # Most labs answer within seconds; gradual-degradation's ramp needs its time, more on
         # a loaded 2-core machine. The loop ends as soon as the solver answers.
         answer, deadline = None, time.monotonic() + 45
-        with BackgroundTraffic(session.traffic_config(30, seed=1)):
+        traffic = replace(session.traffic_config(30, seed=1), journal=journal)
+        with BackgroundTraffic(traffic):
             while answer is None and time.monotonic() < deadline:
                 time.sleep(1.0)
                 answer = session.solve()
         assert answer is not None, f"{lab.id}: the solver found nothing in 45 s"
+        # A count of distinct users grows while traffic runs: a count is graded on the traces
+        # as they stand once the last requests' spans have landed. (Other answers are read
+        # off the traffic as it runs: gradual-degradation's compares the window's quarters.)
+        if "count" in lab.answer.fields:
+            answer = _settled(session)
         result = session.answer(answer)
         assert result.correct, [(f.field, f.feedback.en) for f in result.fields]
         assert session.answer(_wrong(lab, answer)).score == 0
+        if lab.id in JOURNAL_COUNTS:
+            truth = JOURNAL_COUNTS[lab.id](_journal_rows(journal), answer)
+            assert abs(answer["count"] - truth) <= 1, (answer["count"], truth)
     finally:
         session.stop()
         if lab.catalogue_fault is not None:
@@ -686,7 +767,7 @@ def test_the_lab_commands_refuse_in_the_lab_s_language(tmp_path, monkeypatch, ca
     assert "`o11ykit lab look N --run`、`o11ykit lab hint`" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="手順 9: このラボの手順は 1 から 3 までです"):
         main(["lab", "look", "9"])
-    monkeypatch.setattr(session.LabSession, "solve", lambda self: None)
+    monkeypatch.setattr(session.LabSession, "solve", lambda self, window=None: None)
     assert main(["lab", "solve"]) == 0
     assert "ソルバーはトレースの中にそのような問題を" in capsys.readouterr().out
 
