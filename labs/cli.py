@@ -234,8 +234,7 @@ def show_result(console: Any, result: dict | None, language: str = "en") -> None
         return
     if result.get("kind") == "breakdown":
         groups = result.get("groups", [])
-        shown = {**result, "groups": groups[:SHOWN_GROUPS]}
-        console.print(breakdown_table_in(shown, language))
+        console.print(breakdown_table_in(result, language, rows=SHOWN_GROUPS))
         if not groups:
             console.print(say(language, "no_spans"))
         hidden = len(groups) - SHOWN_GROUPS
@@ -255,14 +254,16 @@ def show_result(console: Any, result: dict | None, language: str = "en") -> None
             console.print(say(language, "more_traces", hidden=hidden))
 
 
-def breakdown_table_in(answer: dict, language: str = "en") -> Any:
+def breakdown_table_in(answer: dict, language: str = "en", rows: int | None = None) -> Any:
     """The table `o11ykit traces breakdown` prints, its title and caption in `language`;
-    the column headings stay as the command prints them, since the steps name them."""
+    the column headings stay as the command prints them, since the steps name them.
+    `rows`: the first groups alone (the title counts them all)."""
+    from rich.cells import cell_len
     from rich.text import Text
 
-    from o11ykit.traces_cli import breakdown_table, printable
+    from o11ykit.traces_cli import breakdown_groups, breakdown_table, printable
 
-    table = breakdown_table(answer)
+    table = breakdown_table(answer, rows)
     if language == "en":
         return table
     source = answer.get("source", "")
@@ -271,9 +272,13 @@ def breakdown_table_in(answer: dict, language: str = "en") -> Any:
         "breakdown_title",
         total=answer["total"],
         by=answer["groupBy"],
+        groups=breakdown_groups(answer),
         source=say(language, source) if source in STORE_SOURCES else source,
     )
     table.title = Text(printable(title))
+    # As wide as its title: a Japanese title is wider than the English one, and wrapped to
+    # the table's width it could split the number of groups from its word.
+    table.min_width = cell_len(table.title.plain)
     if answer.get("moreGroups"):
         table.caption = say(language, "more_groups", hidden=answer["moreGroups"])
     return table

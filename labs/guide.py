@@ -89,7 +89,7 @@ WORDS = {
         "no_value": "n/a",
         "trace_counts": "{spans} spans  {errors} errors",
         # A breakdown's table title, and where the store read its key (o11ykit.traces_cli).
-        "breakdown_title": "{total} spans by {by} ({source})",
+        "breakdown_title": "{total} spans by {by} in {groups} group(s) ({source})",
         "more_groups": "{hidden} smaller group(s) not shown",
         "more_spans": "... and {hidden} more spans",
         "span column": "span column",
@@ -179,7 +179,7 @@ WORDS = {
         "measured": "{measure} = {value}（{target}、しきい値 {threshold}、サンプル {samples} 件）",
         "no_value": "データなし",
         "trace_counts": "スパン {spans}、エラー {errors}",
-        "breakdown_title": "{by} ごとのスパン {total} 個（{source}）",
+        "breakdown_title": "{by} ごとのスパン {total} 個、{groups} グループ（{source}）",
         "more_groups": "小さいグループ {hidden} 個は表示していません",
         "more_spans": "...ほか {hidden} 個のスパン",
         "span column": "スパンの列",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -585,15 +586,26 @@ def _breakdown(args: argparse.Namespace, client: JaegerQuery, console: Console) 
     _link(console, link)
 
 
-def breakdown_table(answer: dict[str, Any]) -> Table:
+def breakdown_groups(answer: dict[str, Any]) -> int:
+    """Every group of the breakdown, shown or not: how many distinct values the key had
+    (the "(none)" group of spans without it among them), read off the title rather than
+    counted row by row past the limit."""
+    return len(answer["groups"]) + int(answer.get("moreGroups") or 0)
+
+
+def breakdown_table(answer: dict[str, Any], rows: int | None = None) -> Table:
+    """The breakdown's table; `rows`: show the first groups alone (the title still counts
+    them all)."""
     # Text, not str, for whatever came from spans: a table built here may be printed by a
     # console that reads markup (the labs'), where "[/x]" in a value would be taken as a tag.
-    title = f"{answer['total']} spans by {answer['groupBy']} ({answer['source']})"
-    table = Table(title=Text(printable(title)), title_justify="left")
-    table.add_column(Text(printable(answer["groupBy"])), overflow="fold")
+    by, groups = answer["groupBy"], breakdown_groups(answer)
+    title = printable(f"{answer['total']} spans by {by} in {groups} group(s) ({answer['source']})")
+    # As wide as its title, which then reads on one line where the terminal allows.
+    table = Table(title=Text(title), title_justify="left", min_width=cell_len(title))
+    table.add_column(Text(printable(by)), overflow="fold")
     for heading in ("count", "errors", "error %", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(heading, justify="right", no_wrap=True)
-    for group in answer["groups"]:
+    for group in answer["groups"][:rows]:
         value = Text("(none)" if group["value"] is None else printable(group["value"]))
         errors = Text(str(group["errors"]), style="red" if group["errors"] else "")
         table.add_row(

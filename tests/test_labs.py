@@ -733,12 +733,33 @@ def test_the_walkthrough_s_tables_and_trace_lines_in_japanese():
     show_result(console, answer, "ja")
     out = console.export_text()
     assert "1.0 ms  スパン 4、エラー 3" in out and "spans" not in out
-    assert "tenant.id ごとのスパン 142 個（インデックス付きのスパン属性）" in out
+    assert "tenant.id ごとのスパン 142 個、3 グループ（インデックス付きのスパン属性）" in out
     assert "小さいグループ 2 個は表示していません" in out and "not shown" not in out
     assert "p95 ms" in out  # the columns as the command prints them: the steps name them
     english = Console(record=True, width=200)
     show_result(english, answer)
-    assert "142 spans by tenant.id (indexed span attribute)" in english.export_text()
+    assert "142 spans by tenant.id in 3 group(s) (indexed span attribute)" in english.export_text()
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_a_look_s_table_counts_in_its_title_the_groups_past_the_rows_it_shows(language):
+    """failing-tenant's count is the number of groups: a walk-through shows the first rows
+    alone, and its title still counts every group, those past the store's limit too."""
+    from rich.console import Console
+
+    from labs.cli import SHOWN_GROUPS, show_result
+
+    def group(n: int) -> dict:
+        return {"value": f"globex-c{n:05d}", "count": 2, "errors": 2, "errorRate": 1.0}
+
+    groups = [group(n) | {"p50Ms": 6.7, "p95Ms": 40.3, "p99Ms": 43.5} for n in range(20)]
+    answer = {"kind": "breakdown", "total": 60, "groupBy": "enduser.id", "source": "scan"}
+    console = Console(record=True, width=200)
+    show_result(console, {**answer, "groups": groups, "moreGroups": 10}, language)
+    out = console.export_text()
+    assert ("in 30 group(s)" if language == "en" else "30 グループ") in out
+    assert sum("globex-c" in line for line in out.splitlines()) == SHOWN_GROUPS
+    assert ("8 more rows" if language == "en" else "ほか 8 行") in out
 
 
 def test_the_lab_commands_refuse_in_the_lab_s_language(tmp_path, monkeypatch, capsys):

@@ -197,12 +197,24 @@ def test_show_unknown_trace_is_one_line_and_non_zero(fake, capsys):
 def test_breakdown_table(fake, capsys):
     code, out, _ = run(["breakdown", "--by", "tenant.id", "--url", fake.url], capsys)
     assert code == 0
-    assert "400 spans by tenant.id (indexed span attribute)" in out
+    assert "400 spans by tenant.id in 3 group(s) (indexed span attribute)" in out
     acme = next(line for line in out.splitlines() if "│ acme" in line)
     assert re.search(r"│ acme\s+│\s+40\s+│\s+20\s+│\s+50.0\s+│", acme)
     _, params = fake.requests[-1]
     assert params["groupBy"] == "tenant.id"
     assert f"Jaeger UI: {fake.url}/search?" in out
+
+
+def test_a_breakdown_past_its_limit_counts_every_group_in_its_title(fake, capsys):
+    """How many distinct values a key had (a lab's question) is read off the title, not
+    counted row by row: the groups past --limit are in it too."""
+    code, out, _ = run(
+        ["breakdown", "--by", "tenant.id", "--limit", "2", "--url", fake.url], capsys
+    )
+    assert code == 0
+    assert "400 spans by tenant.id in 3 group(s)" in out
+    assert "1 smaller group(s) not shown" in out
+    assert sum(line.startswith("│ ") for line in out.splitlines()) == 2
 
 
 def test_compare_errors_puts_acme_first(fake, capsys):
