@@ -406,6 +406,32 @@ def test_failing_tenant_counts_users_by_pseudonym_on_a_pseudonymising_stack():
     assert (answer["attribute"], answer["count"]) == ({"tenant.id": "globex"}, 4)
 
 
+def test_failing_tenant_counts_the_users_past_the_groups_a_breakdown_lists():
+    from types import SimpleNamespace
+
+    error = SimpleNamespace(
+        status="error", kind="server", start_ns=1, service="catalog", attributes={}
+    )
+
+    class ManyUsers:
+        def breakdown(self, by, limit, **kw):
+            if by == "tenant.id":
+                groups = [
+                    {"value": "globex", "count": 4000, "errors": 1200, "errorRate": 0.3},
+                    {"value": "acme", "count": 4000, "errors": 20, "errorRate": 0.005},
+                ]
+                return {"groups": groups}
+            listed = [{"value": f"globex-c{n:05d}"} for n in range(limit)]
+            return {"groups": listed, "moreGroups": 234}
+
+        def find_traces(self, *args, **kw):
+            return [SimpleNamespace(spans=[error])]
+
+    now = datetime.now(timezone.utc)
+    answer = solvers.failing_tenant(ManyUsers(), now - timedelta(hours=1), now)
+    assert answer is not None and answer["count"] == solvers.GROUPS_READ + 234
+
+
 def test_grading_takes_the_spellings_learners_use():
     """Case and `.`, `_` or `-` in an attribute key or a service's name do not matter; the
     canary's process name is the catalog. Other keys and services are still wrong."""

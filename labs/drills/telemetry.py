@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from labs.drills.scenario import Scenario
 from labs.drills.words import say
+from labs.solvers import distinct_users
 from o11ykit.backends.jaeger_query import JaegerQuery
 from sample_app.faults import signals
 
@@ -95,25 +96,14 @@ def impact(query: JaegerQuery, incident: tuple[datetime, datetime], before: date
     tenants = query.breakdown(
         "tenant.id", start=start, end=end, service="gateway", where=failing, limit=1000
     )
-    attribute, users = "enduser.pseudo.id", []
-    for attribute in ("enduser.pseudo.id", "enduser.id"):
-        users = [
-            g
-            for g in query.breakdown(
-                attribute, start=start, end=end, service="gateway", where=failing, limit=1000
-            ).get("groups")
-            or []
-            if g["value"]
-        ]
-        if users:
-            break
+    attribute, users = distinct_users(query, start, end, service="gateway", where=failing)
     total = query.breakdown("service.name", start=start, end=end, service="gateway", where=EDGE)
     p50_before, p95_before = _latency(query, before, start)
     p50_during, p95_during = _latency(query, start, end)
     return Impact(
         tenants=sorted(g["value"] for g in tenants.get("groups") or [] if g["value"]),
-        distinct_users=len(users),
-        user_attribute=attribute,
+        distinct_users=users,
+        user_attribute=attribute or "enduser.id",
         errors=int(tenants.get("total") or 0),
         requests=int(total.get("total") or 0),
         p50_before_ms=p50_before,
