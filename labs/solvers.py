@@ -47,8 +47,12 @@ def _is_sql(span: SpanView) -> bool:
     return any(key.startswith("db.") for key in span.attributes)
 
 
+def _breakdown(query: JaegerQuery, by: str, start: datetime, end: datetime, **kw: Any) -> dict:
+    return query.breakdown(by, start=start, end=end, limit=GROUPS_READ, **kw)
+
+
 def _groups(query: JaegerQuery, by: str, start: datetime, end: datetime, **kw: Any) -> list[dict]:
-    return query.breakdown(by, start=start, end=end, limit=GROUPS_READ, **kw).get("groups") or []
+    return _breakdown(query, by, start, end, **kw).get("groups") or []
 
 
 def first_trace(query: JaegerQuery, start: datetime, end: datetime) -> Answer | None:
@@ -117,7 +121,7 @@ def distinct_users(
     enduser.id, or by enduser.pseudo.id on a stack that pseudonymises
     (O11YKIT_PSEUDONYM_KEY), where spans carry no enduser.id at all; (None, 0) for none."""
     for key in ("enduser.id", "enduser.pseudo.id"):
-        answer = query.breakdown(key, start=start, end=end, limit=GROUPS_READ, **kw)
+        answer = _breakdown(query, key, start, end, **kw)
         users = [g for g in answer.get("groups") or [] if g["value"]]
         if users:
             # Past the limit, the users the answer counts without listing them (a tenant
