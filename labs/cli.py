@@ -219,7 +219,7 @@ def print_step(console: Any, session: Any, number: int, language: str, run: bool
     elif run and session.backend == "honeycomb":
         from labs.session import honeycomb_answer
 
-        answer = honeycomb_answer(step.look)
+        answer = honeycomb_answer(session.look_spec(step))
         if answer["kind"] == "link only":
             console.print(say(language, "link_only", reason=answer["reason"]))
         else:

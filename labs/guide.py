@@ -28,6 +28,8 @@ WORDS = {
         "minutes": "minutes",
         "start": "Start",
         "local": "local store",
+        "from_lab_start": "(`o11ykit lab look {number}` prints it with `--start` at the lab's"
+        " start, so that it counts the whole lab)",
         "jaeger": "Jaeger UI",
         "answer_with": "Answer with",
         "count": "count",
@@ -122,6 +124,8 @@ WORDS = {
         "minutes": "分",
         "start": "開始",
         "local": "ローカルストア",
+        "from_lab_start": "（`o11ykit lab look {number}` はラボの開始時刻を `--start` に入れて"
+        "表示するので、ラボ全体を数えられます）",
         "jaeger": "Jaeger UI",
         "answer_with": "回答の方法",
         "count": "数",
@@ -263,8 +267,11 @@ def readme(lab: Lab, language: str) -> str:
     for number, step in enumerate(lab.steps, 1):
         lines += [f"### {number}. {step.title(language)}", "", step.text(language), ""]
         if step.look is not None:
+            local = f"- {w['local']}: `{local_command(step.look)}`"
+            if step.from_lab_start:
+                local += " " + w["from_lab_start"].format(number=number)
             lines += [
-                f"- {w['local']}: `{local_command(step.look)}`",
+                local,
                 f"- {w['jaeger']}: `o11ykit lab look {number} --backend jaeger` "
                 "(Honeycomb: `--backend honeycomb`)",
                 "",

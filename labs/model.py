@@ -44,6 +44,9 @@ class Step:
     title: Text
     text: Text
     look: QuerySpec | None = None
+    # The look reads from the lab's start, not the last since_s (`from_lab_start: true` in
+    # lab.yaml): a count the answer is graded on grows from then (labs.session.look_spec).
+    from_lab_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,11 +155,20 @@ def overrides(scope: dict[str, Any]) -> Overrides:
     )
 
 
-def _look(where: str, raw: Any) -> QuerySpec | None:
+def _look(where: str, raw: Any) -> tuple[QuerySpec | None, bool]:
+    """The look's spec, and whether it reads from the lab's start (`from_lab_start`)."""
     if raw is None:
-        return None
+        return None, False
+    if not isinstance(raw, dict):
+        raise LabError(f"{where}: a mapping of QuerySpec fields, not {raw!r}")
+    fields = dict(raw)
+    from_lab_start = fields.pop("from_lab_start", False)
+    if not isinstance(from_lab_start, bool):
+        raise LabError(f"{where}.from_lab_start: true or false, not {from_lab_start!r}")
+    if "start" in fields:  # a fixed time in a lab file would be in the past at every run
+        raise LabError(f"{where}.start: a lab sets no fixed start; use from_lab_start: true")
     try:
-        return QuerySpec(**raw)
+        return QuerySpec(**fields), from_lab_start
     except (TypeError, ValueError) as exc:
         raise LabError(f"{where}: {exc}") from None
 
@@ -245,11 +257,13 @@ def load(path: Path) -> Lab:
     for number, step in enumerate(raw.get("steps") or (), 1):
         at = f"{where}.steps[{number}]"
         refuse_unknown(at, step, ("title", "text", "look"))
+        look, from_lab_start = _look(f"{at}.look", step.get("look"))
         steps.append(
             Step(
                 parse_text(f"{at}.title", step.get("title")),
                 parse_text(f"{at}.text", step.get("text")),
-                _look(f"{at}.look", step.get("look")),
+                look,
+                from_lab_start,
             )
         )
     hints = tuple(

@@ -14,7 +14,7 @@ import os
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -302,27 +302,43 @@ class LabSession:
         return running
 
     def looks_window_s(self) -> int:
-        """The longest window any of the lab's looks reads (their `since`)."""
-        return max((step.look.since_s for step in self.lab.steps if step.look), default=0)
+        """The longest window any of the lab's looks reads back from now (their `since`);
+        a look that reads from the lab's start reaches no further back than that."""
+        return max(
+            (step.look.since_s for step in self.lab.steps if step.look and not step.from_lab_start),
+            default=0,
+        )
 
     # ---- what the learner asks for ------------------------------------------------------
 
     def looks(self) -> list[tuple[model.Step, Look | None]]:
         return [(step, self.look(step)) for step in self.lab.steps]
 
+    def look_spec(self, step: model.Step) -> query_spec.QuerySpec | None:
+        """The step's look as this lab reads it: one marked `from_lab_start` begins where the
+        grading's window begins (`window`), so its count is the one graded, however long the
+        learner took; before the lab starts, and for the other looks, the last since_s."""
+        if step.look is None or not step.from_lab_start or not self.progress.get("started"):
+            return step.look
+        # To the second: the command shows it so, and it must not start after the window.
+        begin = self.window()[0].replace(microsecond=0)
+        return replace(step.look, start=begin)
+
     def look(self, step: model.Step, language: str = "en") -> Look | None:
         """The step's look, its command for this stack's store wherever that listens."""
-        if step.look is None:
+        spec = self.look_spec(step)
+        if spec is None:
             return None
         return render_look(
-            step.look, self.backend, query_url=self.state.get("query_url"), language=language
+            spec, self.backend, query_url=self.state.get("query_url"), language=language
         )
 
     def run_look(self, step: model.Step) -> dict[str, Any] | None:
         """The look's answer from the local store, for the terminal walk-through."""
-        if step.look is None or self.query is None:
+        spec = self.look_spec(step)
+        if spec is None or self.query is None:
             return None
-        return query_spec.run_local(step.look, self.query)
+        return query_spec.run_local(spec, self.query)
 
     def hint(self) -> tuple[int, model.Text]:
         taken = min(self.progress["hints"] + 1, len(self.lab.hints))

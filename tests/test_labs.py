@@ -26,6 +26,7 @@ from labs.session import (
 )
 from o11ykit.backends.jaeger_query import JaegerQuery
 from o11ykit.cli import build_parser
+from o11ykit.traces_cli import breakdown_groups
 from sample_app.faults.catalogue import Signal
 from sample_app.faults.signals import Measurement
 from sample_app.stack import Stack, StackConfig, running
@@ -97,6 +98,15 @@ def _broken_copy(tmp_path: Path, change) -> Path:
         (lambda raw: raw.update(scope={"tenants": "acme"}), r"scope.tenants: a list of names"),
         (lambda raw: raw.update(scope={"params": {"share": 5}}), r"scope: params\.share"),
         (lambda raw: raw.update(scope={"percent": 50}), r"scope: scope\.percent"),
+        (
+            lambda raw: raw["steps"][2]["look"].update(from_lab_start="yes"),
+            r"steps\[3\]\.look\.from_lab_start: true or false, not 'yes'",
+        ),
+        # A fixed time in a lab file is in the past at every run.
+        (
+            lambda raw: raw["steps"][0]["look"].update(start="2026-12-07T10:00:00Z"),
+            r"steps\[1\]\.look\.start: a lab sets no fixed start; use from_lab_start: true",
+        ),
     ],
 )
 def test_a_broken_lab_file_is_refused_naming_the_field(tmp_path, change, message):
@@ -195,6 +205,74 @@ def test_a_look_names_the_store_of_a_stack_on_free_ports(tmp_path, capsys):
         for _, look in LabSession(lab, at_default).looks()
         if look is not None
     )
+
+
+def test_a_look_that_counts_reads_from_the_lab_s_start_in_every_form(tmp_path):
+    """failing-tenant's step 3 counts users since the fault began, as the grading does: past
+    its 15 minutes, a `--since 15m` look showed fewer than the answer is graded on."""
+    lab = model.get("failing-tenant")
+    count_step = lab.steps[2]
+    assert count_step.from_lab_start and not lab.steps[0].from_lab_start
+    session = LabSession(lab, _offline_state(tmp_path))
+    assert session.look_spec(count_step) is count_step.look  # not started: the last 15 min
+    session.progress["started"] = (_now() - timedelta(minutes=25)).isoformat()
+    begin = session.window()[0].replace(microsecond=0)
+    assert session.look_spec(count_step).start == begin
+    command = session.look(count_step).text
+    assert f"--start {begin:%Y-%m-%dT%H:%M:%SZ}" in command and "--since" not in command
+    assert "--since 15m" in session.look(lab.steps[0]).text
+    jaeger = LabSession(lab, _offline_state(tmp_path), backend="jaeger")
+    jaeger.progress["started"] = session.progress["started"]
+    link = jaeger.look(count_step).text
+    assert f"start={int(begin.timestamp()) * 1_000_000}" in link
+    # The guide, read before any start, shows the 15-minute form and where the other is.
+    assert "`o11ykit lab look 3` prints it with `--start` at the lab's start" in guide.readme(
+        lab, "en"
+    )
+    # A look from the start never shows an earlier lab's traces (`lab start` warns of those).
+    only_counting = replace(lab, steps=(count_step,))
+    assert LabSession(only_counting, _offline_state(tmp_path)).looks_window_s() == 0
+    assert session.looks_window_s() == 900
+
+
+def _failing_users(minutes_ago: float, users: range) -> bytes:
+    """Gateway server spans of globex that failed, one per user, `minutes_ago`."""
+    from tests.support.store_data import request, span
+
+    at = int((_now() - timedelta(minutes=minutes_ago)).timestamp() * 1e9)
+    spans = [
+        span(n, n, "GET /api/products/{product_id}", start=at, error=True,
+             attributes={"tenant.id": "globex", "enduser.id": f"globex-c{n:05d}"})
+        for n in users
+    ]  # fmt: skip
+    return request(spans, "gateway").SerializeToString()
+
+
+@pytest.mark.integration
+def test_the_count_look_finds_every_user_the_grading_counts(tmp_path):
+    """Against a real store: users who failed 20 minutes into a 25-minute lab are in the
+    count step's look, as in the grading's count, and would be missing from the last 15."""
+    import urllib.request
+
+    from o11ykit.backends.query_spec import run_local
+    from o11ykit.store.process import spawn_store
+
+    lab = model.get("failing-tenant")
+    with spawn_store(tmp_path / "store", grpc_port=None) as store:
+        for body in (_failing_users(20, range(1, 6)), _failing_users(5, range(6, 8))):
+            post = urllib.request.Request(
+                store.traces_url, body, {"Content-Type": "application/x-protobuf"}
+            )
+            with urllib.request.urlopen(post, timeout=10) as answer:
+                assert answer.status == 200
+        session = LabSession(lab, {**_offline_state(tmp_path), "query_url": store.query_url})
+        session.progress["started"] = (_now() - timedelta(minutes=25)).isoformat()
+        looked = breakdown_groups(session.run_look(lab.steps[2]))
+        _, graded = solvers.distinct_users(
+            session.query, *session.window(), service="gateway", where={"status": "error"}
+        )
+        last_15 = breakdown_groups(run_local(lab.steps[2].look, session.query))
+    assert (looked, graded, last_15) == (7, 7, 2)
 
 
 def _stub_offline_lab(monkeypatch, state: dict) -> None:
@@ -571,6 +649,11 @@ def test_the_solver_finds_the_answer_from_the_traces_alone(
         result = session.answer(answer)
         assert result.correct, [(f.field, f.feedback.en) for f in result.fields]
         assert session.answer(_wrong(lab, answer)).score == 0
+        # The number a learner reads off the count step's look (its title) is graded right.
+        for step in lab.steps:
+            if step.from_lab_start:
+                read = breakdown_groups(session.run_look(step))
+                assert session.answer({**answer, "count": read}).correct, (read, answer)
         if lab.id in JOURNAL_COUNTS:
             truth = JOURNAL_COUNTS[lab.id](_journal_rows(journal), answer)
             assert abs(answer["count"] - truth) <= 1, (answer["count"], truth)

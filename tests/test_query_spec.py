@@ -27,6 +27,7 @@ from o11ykit.backends.query_spec import (
     local_argv,
     local_command,
     run_local,
+    time_window,
     to_breakdown_params,
     to_jaeger_params,
 )
@@ -191,6 +192,28 @@ def test_jaeger_link_carries_the_min_duration():
     assert params["minDuration"] == ["250ms"]
     assert params["operation"] == ["GET /orders"]
     assert params["start"] == [str(NOW_US - 3600 * 1_000_000)]
+
+
+def test_a_spec_with_a_start_reads_from_there_in_every_form():
+    """A lab's look that counts from the lab's start: `--start`, not a `--since` that would
+    slide past the start when the command is typed later; the same window in the links."""
+    start = NOW - timedelta(minutes=25)
+    spec = replace(ERRORS_BY_ROUTE, start=start)
+    assert time_window(spec, NOW) == (start, NOW)
+    command = local_command(spec)
+    assert "--since" not in command and "--start 2026-11-22T09:40:00Z" in command
+    assert parse(command).start == start
+    params = parse_qs(urlsplit(jaeger_link(spec, UI, NOW)).query)
+    assert (params["start"], params["end"]) == ([str(NOW_US - 25 * 60 * 1_000_000)], [str(NOW_US)])
+    query = honeycomb_query_json(spec, now=NOW)
+    assert "time_range" not in query  # start, end and range together: Honeycomb refuses
+    assert (query["start_time"], query["end_time"]) == (NOW_US // 10**6 - 1500, NOW_US // 10**6)
+    # A start within a second is typed as the second it falls in, so the window holds it.
+    assert "--start 2026-11-22T09:40:00Z" in local_command(
+        replace(spec, start=start + timedelta(milliseconds=999))
+    )
+    with pytest.raises(ValueError, match="start must be a timezone-aware datetime"):
+        QuerySpec(start=start.replace(tzinfo=None))
 
 
 def test_jaeger_link_refuses_what_tags_cannot_say():

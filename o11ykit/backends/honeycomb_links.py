@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -101,7 +101,9 @@ def honeycomb_query_json(
     """The spec as a Honeycomb query specification.
 
     Without `now` the time range is relative (the last since_s seconds whenever it runs);
-    with it, the window is pinned to end at `now`, the same window as the Jaeger link's.
+    with it, the window is pinned to end at `now`, the same window as the Jaeger link's. A
+    spec with a `start` is pinned at both ends: from `start` to `now` (or to the moment the
+    query is made).
     `spans_only` leaves out span events and links (see _filters).
     """
     query: dict[str, Any] = {
@@ -114,7 +116,13 @@ def honeycomb_query_json(
     }
     if spec.limit is not None:
         query["limit"] = spec.limit
-    if now is not None:
+    if spec.start is not None:
+        # A fixed start: start_time and end_time (all three of start, end and range is an
+        # error), ending at `now` or when the link is made.
+        del query["time_range"]
+        query["start_time"] = int(spec.start.timestamp())
+        query["end_time"] = int((now or datetime.now(timezone.utc)).timestamp())
+    elif now is not None:
         # end_time with time_range is documented; all three of start, end and range is an error.
         query["end_time"] = int(now.timestamp())
     return query

@@ -81,7 +81,9 @@ class QuerySpec:
     `where` holds (key, op, value) with ops "=", "!=", ">", "<", "exists" on span or
     resource attributes; span columns have their own fields (service, operation,
     errors_only, min_duration_ms). `order_by` holds (calculation or group_by key,
-    "ascending" | "descending"). `title` and `purpose` are shown to the learner.
+    "ascending" | "descending"). `title` and `purpose` are shown to the learner. The window
+    ends now (or at the `now` a renderer is given) and begins `since_s` before, or at
+    `start` when that is set (timezone-aware): a lab's look that reads from the lab's start.
     """
 
     service: str | None = None
@@ -96,6 +98,7 @@ class QuerySpec:
     limit: int | None = None
     title: str = ""
     purpose: str = ""
+    start: datetime | None = None
 
     def __post_init__(self) -> None:
         where = tuple(_condition(item) for item in self.where)
@@ -117,6 +120,10 @@ class QuerySpec:
                 raise ValueError(f"{name} must be a non-empty string or None, not {value!r}")
         if not _whole(self.since_s) or self.since_s <= 0:
             raise ValueError(f"since_s must be a whole number of seconds > 0, not {self.since_s!r}")
+        if self.start is not None and (
+            not isinstance(self.start, datetime) or self.start.tzinfo is None
+        ):
+            raise ValueError(f"start must be a timezone-aware datetime or None, not {self.start!r}")
         if self.limit is not None and not (_whole(self.limit) and 1 <= self.limit <= MAX_GROUPS):
             raise ValueError(f"limit must be 1 to {MAX_GROUPS} or None, not {self.limit!r}")
         if self.min_duration_ms is not None and not self.min_duration_ms >= 0:
@@ -173,13 +180,26 @@ def _condition(item: Sequence[Any]) -> tuple[str, str, str]:
 
 
 def time_window(spec: QuerySpec, now: datetime | None = None) -> tuple[datetime, datetime]:
-    """[now - since_s, now): the explicit window the Jaeger API v3 always wants."""
+    """[now - since_s, now), or [start, now): the explicit window the Jaeger API v3 always
+    wants."""
     end = now or datetime.now(timezone.utc)
+    if spec.start is not None:
+        return min(spec.start, end), end
     return end - timedelta(seconds=spec.since_s), end
 
 
-def _since(spec: QuerySpec) -> str:
-    return format_duration(spec.since_s * 1_000_000_000)
+def _window_args(spec: QuerySpec) -> list[str]:
+    """`--since`, or `--start` at the spec's start: a command typed later still reads from
+    there, where `--since` would slide past it."""
+    if spec.start is not None:
+        return ["--start", start_text(spec.start)]
+    return ["--since", format_duration(spec.since_s * 1_000_000_000)]
+
+
+def start_text(moment: datetime) -> str:
+    """RFC 3339 in UTC to the second, as a learner reads and types it: the second it falls
+    in, so a window starting there holds the moment."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def min_duration_text(spec: QuerySpec) -> str | None:
@@ -264,7 +284,7 @@ def _filter_args(spec: QuerySpec, form: str) -> list[str]:
         argv += ["--operation", spec.operation]
     for key, value in _tags(spec, form).items():
         argv += ["--attr", f"{key}={value}"]
-    return [*argv, "--since", _since(spec)]
+    return [*argv, *_window_args(spec)]
 
 
 def local_command(spec: QuerySpec, query_url: str | None = None) -> str:
