@@ -11,10 +11,10 @@ import time
 import pytest
 
 from o11ykit.store.batches import batch_from_request
-from o11ykit.store.checkpoints import BACKSTOP_PAGES
+from o11ykit.store.checkpoints import BACKSTOP_BYTES
 from o11ykit.store.ingest import Store
 from o11ykit.store.ingest_log import LOG_DIRECTORY, IngestLog, LogPosition
-from o11ykit.store.schema import DATABASE_NAME
+from o11ykit.store.schema import DATABASE_NAME, PAGE_BYTES
 from o11ykit.store.writer import StoreBusy, Writer
 from tests.support.store_data import counts, many
 
@@ -226,13 +226,38 @@ def test_a_stopped_writer_refuses_new_batches(tmp_path):
         writer.submit(batch_from_request(many(1)), lambda: b"")
 
 
+def test_a_new_store_has_its_page_size_and_an_older_one_keeps_its_own(tmp_path):
+    """Larger pages made the writer faster (benchmarks/README.md, "Page size"); SQLite sets a
+    file's page size when it is made, so a store from before keeps 4 KiB pages, and the
+    writer's backstop checkpoint stays at the same size in bytes for either."""
+    older = tmp_path / "older"
+    older.mkdir()
+    made_before = sqlite3.connect(older / DATABASE_NAME)  # SQLite's default page size
+    made_before.execute("CREATE TABLE t (x)")
+    made_before.close()
+    for directory, page_size in ((tmp_path / "new", PAGE_BYTES), (older, 4096)):
+        writer = Writer(Store(directory))
+        try:
+            message = many(50)
+            writer.submit(batch_from_request(message), message.SerializeToString)
+            assert writer.wait_written(10.0)
+            connection = writer.store.connection
+            assert connection.execute("PRAGMA page_size").fetchone() == (page_size,)
+            (pages,) = connection.execute("PRAGMA wal_autocheckpoint").fetchone()
+            assert pages * page_size == BACKSTOP_BYTES
+            assert counts(directory)["spans"] == 50
+        finally:
+            writer.stop()
+
+
 def test_the_wal_is_checkpointed_off_the_writers_path_while_it_runs(tmp_path):
     writer = Writer(Store(tmp_path))
     try:
         database = tmp_path / DATABASE_NAME
         # The writer's own automatic checkpoint is a backstop far above what this writes.
         (pages,) = writer.store.connection.execute("PRAGMA wal_autocheckpoint").fetchone()
-        assert pages == BACKSTOP_PAGES
+        (page_size,) = writer.store.connection.execute("PRAGMA page_size").fetchone()
+        assert pages * page_size == BACKSTOP_BYTES
         before = database.stat().st_size
         for n in range(5):
             message = many(400, first_trace=n * 400 + 1)

@@ -5,7 +5,7 @@ SQLite checkpoints automatically at the end of the commit that takes the WAL pas
 stopped to copy pages back into the database and sync it. Here a second connection
 checkpoints after commits instead, at most every CHECKPOINT_SECONDS, in PASSIVE mode (it
 never waits for the writer or for readers), while SQLite runs without the GIL, so the
-writer goes on. The writer keeps a larger automatic threshold (BACKSTOP_PAGES) should this
+writer goes on. The writer keeps a larger automatic threshold (BACKSTOP_BYTES) should this
 thread fall behind: the WAL stays bounded either way.
 """
 
@@ -20,10 +20,17 @@ from o11ykit.store.schema import DATABASE_NAME
 
 # Often enough that a checkpoint copies a few MB, not hundreds.
 CHECKPOINT_SECONDS = 0.5
-# The writer's own automatic checkpoint, in 4 KiB pages (256 MiB): a backstop only.
-BACKSTOP_PAGES = 65536
+# The writer's own automatic checkpoint: a backstop only.
+BACKSTOP_BYTES = 256 * 1024 * 1024
 
 log = logging.getLogger("o11ykit.store")
+
+
+def backstop_pages(connection: sqlite3.Connection) -> int:
+    """BACKSTOP_BYTES in the database's pages, as `wal_autocheckpoint` counts them: a store
+    keeps the page size it was made with (schema.PAGE_BYTES)."""
+    (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+    return BACKSTOP_BYTES // page_size
 
 
 class Checkpointer:
