@@ -236,7 +236,11 @@ def test_a_new_store_has_its_page_size_and_an_older_one_keeps_its_own(tmp_path):
     made_before.execute("CREATE TABLE t (x)")
     made_before.close()
     for directory, page_size in ((tmp_path / "new", PAGE_BYTES), (older, 4096)):
-        writer = Writer(Store(directory))
+        store = Store(directory)
+        # A Store written to in-process checkpoints every 64 MiB of WAL, whatever its pages.
+        (pages,) = store.connection.execute("PRAGMA wal_autocheckpoint").fetchone()
+        assert pages * page_size == 64 * 1024 * 1024
+        writer = Writer(store)
         try:
             message = many(50)
             writer.submit(batch_from_request(message), message.SerializeToString)

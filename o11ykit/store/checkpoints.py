@@ -26,13 +26,6 @@ BACKSTOP_BYTES = 256 * 1024 * 1024
 log = logging.getLogger("o11ykit.store")
 
 
-def backstop_pages(connection: sqlite3.Connection) -> int:
-    """BACKSTOP_BYTES in the database's pages, as `wal_autocheckpoint` counts them: a store
-    keeps the page size it was made with (schema.PAGE_BYTES)."""
-    (page_size,) = connection.execute("PRAGMA page_size").fetchone()
-    return BACKSTOP_BYTES // page_size
-
-
 class Checkpointer:
     """Checkpoints the store in `directory` after commits; `committed()` says one happened."""
 

@@ -43,6 +43,7 @@ from o11ykit.store.schema import (
     ROLLUP_SPAN_KEYS,
     duration_bucket,
     open_database,
+    wal_autocheckpoint,
 )
 
 log = logging.getLogger("o11ykit.store")
@@ -170,7 +171,7 @@ class Store:
         # A checkpoint (with its fsync) every 64 MiB of WAL instead of every 4 MiB: commits
         # measured 6.5 ms -> 3.6 ms each for 512-span batches, readers unaffected. The
         # serving store's writer checkpoints on a thread of its own instead (checkpoints.py).
-        self.connection.execute("PRAGMA wal_autocheckpoint=16384")
+        wal_autocheckpoint(self.connection, 64 * 1024 * 1024)
         self.connection.execute("PRAGMA journal_size_limit=67108864")
         # Digest -> row id. Resources that retention deletes leave it (_forget_resources).
         self._resource_ids: dict[bytes, int] = {}

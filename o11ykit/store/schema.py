@@ -278,6 +278,13 @@ def open_database(directory: str | Path, *, readonly: bool = False) -> sqlite3.C
     return connection
 
 
+def wal_autocheckpoint(connection: sqlite3.Connection, wal_bytes: int) -> None:
+    """Checkpoint automatically once the WAL holds `wal_bytes`: SQLite counts it in pages,
+    and a store keeps the page size it was made with (PAGE_BYTES, or 4 KiB before)."""
+    (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+    connection.execute(f"PRAGMA wal_autocheckpoint={wal_bytes // page_size}")
+
+
 def stored_indexed_keys(connection: sqlite3.Connection) -> frozenset[str]:
     """The keys the store's index holds for every span (the `indexed_keys` table, which may
     be empty); the defaults in a store no writer has recorded its keys in yet."""

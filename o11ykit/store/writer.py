@@ -20,10 +20,11 @@ from collections import deque
 from collections.abc import Callable
 
 from o11ykit.store.batches import Batch, batch_from_request
-from o11ykit.store.checkpoints import Checkpointer, backstop_pages
+from o11ykit.store.checkpoints import BACKSTOP_BYTES, Checkpointer
 from o11ykit.store.decode import IngestError, parse_protobuf
 from o11ykit.store.ingest import Store
 from o11ykit.store.ingest_log import IngestLog, LogPosition
+from o11ykit.store.schema import wal_autocheckpoint
 
 QUEUE_BATCHES = 16
 # Batches waiting together are written in one transaction, up to this many spans: a group
@@ -62,7 +63,7 @@ class Writer:
         self._stopping = False
         self._failures = 0
         self._replay()
-        store.connection.execute(f"PRAGMA wal_autocheckpoint={backstop_pages(store.connection)}")
+        wal_autocheckpoint(store.connection, BACKSTOP_BYTES)
         self._checkpoints = Checkpointer(store.directory)
         self._thread = threading.Thread(target=self._run, name="o11ykit-store-writer", daemon=True)
         self._thread.start()
