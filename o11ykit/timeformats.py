@@ -72,6 +72,16 @@ def format_time(moment: datetime | int) -> str:
     return f"{clock}.{fraction:09d}Z"
 
 
+def format_second(moment: datetime | int) -> str:
+    """A datetime (naive = UTC) or whole Unix seconds as RFC 3339 in UTC, to the second it
+    falls in ("2026-12-07T14:05:00Z"): a time a person reads and types after --start."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, timezone.utc)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def format_clock(nanoseconds: int) -> str:
     """Unix nanoseconds as a UTC wall clock to the millisecond, for people to read."""
     seconds, fraction = divmod(nanoseconds, 10**9)

@@ -446,6 +446,10 @@ def test_times_round_trip_at_nanosecond_precision():
     assert timeformats.parse_time("2025-06-15T12:00:00.123456789Z") == 1_749_988_800_123_456_789
     assert timeformats.parse_time("2025-06-15T14:00:00+02:00") == 1_749_988_800 * 10**9
     assert timeformats.format_time(1_749_988_800_123_456_789) == "2025-06-15T12:00:00.123456789Z"
+    # To the second, for a person to type: the second the moment falls in, from any zone.
+    half_past = datetime(2025, 6, 15, 14, 0, 0, 500_000, timezone(timedelta(hours=2)))
+    assert timeformats.format_second(half_past) == "2025-06-15T12:00:00Z"
+    assert timeformats.format_second(1_749_988_800) == "2025-06-15T12:00:00Z"
     assert timeformats.format_duration(250 * MS) == "250ms"
     assert timeformats.format_duration(0) == "0s"  # as Go prints it, not "0h"
     with pytest.raises(ValueError, match="RFC 3339"):

@@ -14,6 +14,7 @@ from labs.drills.state import scoreboard
 from labs.drills.telemetry import Health, at
 from o11ykit.backends.jaeger_query import ui_search_link
 from o11ykit.backends.query_spec import url_args
+from o11ykit.timeformats import format_second
 
 _EN = {
     "language": "en",
@@ -153,10 +154,6 @@ def _timeline(drill: Drill, w: dict) -> list[str]:
     return lines
 
 
-def _rfc3339(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _look_again(drill: Drill, w: dict) -> list[str]:
     """The commands (and the Jaeger UI link) that read the incident's window again, to the
     second, for whoever writes the rest of the postmortem after the drill."""
@@ -164,7 +161,13 @@ def _look_again(drill: Drill, w: dict) -> list[str]:
     if window is None:
         return []
     start, end = math.floor(window[0]), math.ceil(window[1])
-    asked = ["--start", _rfc3339(start), "--end", _rfc3339(end), *url_args(drill.query.base_url)]
+    asked = [
+        "--start",
+        format_second(start),
+        "--end",
+        format_second(end),
+        *url_args(drill.query.base_url),
+    ]
 
     def command(*words: str) -> str:
         return "`" + shlex.join(["o11ykit", "traces", *words, *asked]) + "`"

@@ -21,7 +21,7 @@ from typing import Any
 from o11ykit.backends.jaeger_query import JaegerQuery, Trace, ui_search_link
 from o11ykit.backends.local import DEFAULT_QUERY
 from o11ykit.settings_parsers import without_secrets
-from o11ykit.timeformats import format_duration
+from o11ykit.timeformats import format_duration, format_second
 
 # Jaeger's tag for a span whose status is ERROR (the local store's searches and breakdowns
 # read it the same way: o11ykit.store.queries.ERROR_TAG).
@@ -192,14 +192,9 @@ def _window_args(spec: QuerySpec) -> list[str]:
     """`--since`, or `--start` at the spec's start: a command typed later still reads from
     there, where `--since` would slide past it."""
     if spec.start is not None:
-        return ["--start", start_text(spec.start)]
+        # To the second it falls in, as a learner reads it: the window still holds the start.
+        return ["--start", format_second(spec.start)]
     return ["--since", format_duration(spec.since_s * 1_000_000_000)]
-
-
-def start_text(moment: datetime) -> str:
-    """RFC 3339 in UTC to the second, as a learner reads and types it: the second it falls
-    in, so a window starting there holds the moment."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def min_duration_text(spec: QuerySpec) -> str | None:
