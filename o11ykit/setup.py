@@ -204,7 +204,10 @@ def _start(settings: Settings, resolver: Any) -> Handle:
     propagator = build_propagator(settings)
     fresh_provider = build_provider(settings)
     processor = build_processor(settings, transport)
-    explicit = settings.sources.get("backend", "default") != "default"
+    # Only o11ykit's own settings ask for a second export from a provider already installed:
+    # OTEL_TRACES_EXPORTER configures that provider's exporter (opentelemetry-instrument sets
+    # it in every process it starts), which already sends the spans.
+    explicit = settings.sources.get("backend") in ("argument", "O11YKIT_BACKEND")
     provider, attached, processor = install_provider(settings, fresh_provider, processor, explicit)
     policy.pseudonym_key = settings.pseudonym_key
     propagate.set_global_textmap(propagator)

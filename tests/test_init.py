@@ -58,6 +58,50 @@ def test_attaches_to_an_existing_provider_and_says_so_once() -> None:
     assert result.stderr.count("already installed") == 1
 
 
+@pytest.mark.parametrize(
+    ("chosen_by", "exports"),
+    [
+        # opentelemetry-instrument sets OTEL_TRACES_EXPORTER in every process it starts: it
+        # configures the provider already installed, which exports the spans itself.
+        ({"OTEL_TRACES_EXPORTER": "otlp"}, 0),
+        ({"O11YKIT_BACKEND": "otlp"}, 1),
+        ({"argument": "otlp"}, 1),
+    ],
+    ids=["OTEL_TRACES_EXPORTER", "O11YKIT_BACKEND", "argument"],
+)
+def test_an_existing_provider_gets_a_second_export_only_when_o11ykit_was_asked(
+    tmp_path, chosen_by: dict[str, str], exports: int
+) -> None:
+    from tests.support.otlp_receiver import OtlpReceiver
+
+    backend = chosen_by.pop("argument", None)
+    with OtlpReceiver(tmp_path) as receiver:
+        result = run_python(
+            f"""
+            from opentelemetry import trace
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+                InMemorySpanExporter,
+            )
+            theirs = TracerProvider(); memory = InMemorySpanExporter()
+            theirs.add_span_processor(SimpleSpanProcessor(memory))
+            trace.set_tracer_provider(theirs)
+            import o11ykit
+            o11ykit.init(service_name="x", backend={backend!r})
+            with trace.get_tracer("t").start_as_current_span("s"):
+                pass
+            o11ykit.shutdown(timeout=5)
+            print(len(memory.get_finished_spans()))
+            """,
+            env={**chosen_by, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.http_endpoint},
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "1"  # their exporter has it either way
+        # The shutdown above flushed o11ykit's export, if any, before the process ended.
+        assert len(receiver.spans()) == exports, result.stderr
+
+
 def test_init_makes_no_network_call_and_leaves_root_logging_alone() -> None:
     result = run_python(
         """
