@@ -233,8 +233,17 @@ class Scrubber:
             key.startswith(_HEADER_PREFIXES) and self.is_secret_key(key.split(".", 3)[-1])
         ):
             return REDACTED
-        if not isinstance(value, str):
-            return value
+        if isinstance(value, str):
+            return self._scrub_string(key, value)
+        if isinstance(value, (tuple, list)):
+            # An array attribute, such as OpenTelemetry's http.request.header.<name>: each
+            # string in it as if it stood alone. The same object back when nothing changed,
+            # so the caller sees no change.
+            items = [self._scrub_string(key, v) if isinstance(v, str) else v for v in value]
+            return value if items == list(value) else type(value)(items)
+        return value
+
+    def _scrub_string(self, key: str, value: str) -> str:
         if key in _URL_KEYS:
             value = self.scrub_url(value)
         elif key in _SQL_KEYS:

@@ -58,6 +58,21 @@ def test_bearer_tokens_and_jwts_in_any_value_are_redacted() -> None:
     assert "abcdefghijkl" not in cleaned["message"] and jwt not in cleaned["message"]
 
 
+@pytest.mark.parametrize("sequence", [tuple, list])
+def test_each_string_of_an_array_attribute_is_scrubbed(sequence) -> None:
+    # The SDK keeps an array attribute as a tuple; a header attribute is an array of strings.
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl"
+    header = sequence(["Bearer abcdefghijkl", "plain"])
+    cleaned = scrubber.scrub(
+        {"http.request.header.x-upstream": header, "app.forwarded": sequence([jwt, 3])}
+    )
+    assert cleaned == {
+        "http.request.header.x-upstream": sequence([REDACTED, "plain"]),
+        "app.forwarded": sequence([REDACTED, 3]),
+    }
+    assert scrubber.scrub({"app.tags": sequence(["a", "b"]), "app.sizes": (1, 2)}) is None
+
+
 def test_sql_string_literals_are_removed() -> None:
     cleaned = scrubber.scrub(
         {"db.query.text": "SELECT * FROM users WHERE pw = 'hunter2' AND id = ?"}
