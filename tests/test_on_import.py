@@ -236,3 +236,22 @@ def test_a_library_imported_after_shutdown_is_left_alone() -> None:
     status, instrumented = json.loads(result.stdout)
     assert status == "skipped: o11ykit shut down before the service imported requests"
     assert instrumented is False
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("httpx2") is None,
+    reason="httpx2 is not installed here (it needs Python 3.11 or later)",
+)
+def test_httpx_is_traced_when_httpx2_was_imported_before_init() -> None:
+    """Enabling httpx2 imports OpenTelemetry's httpx instrumentation, which imports httpx:
+    httpx was enabled from inside that import, found no instrumentor, and was skipped."""
+    result = run_python(
+        """
+        import httpx2
+        import o11ykit
+        handle = o11ykit.init(service_name="order", backend="none")
+        print(handle.instrumentations["httpx"], "|", handle.instrumentations["httpx2"])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "active | active", result.stderr

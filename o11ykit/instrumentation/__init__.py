@@ -72,6 +72,7 @@ def enable_all(
         else set(settings.instrumentations)
     )
     report: dict[str, str] = {}
+    not_imported = []
     for name in INSTRUMENTATIONS:
         if name not in wanted:
             report[name] = "skipped: not in the instrumentations setting"
@@ -82,10 +83,19 @@ def enable_all(
                 "waiting for an app: pass init(app=app) or call o11ykit.instrument_app(app)"
             )
         elif wait_for_import and name in _LIBRARIES and name not in sys.modules:
-            report[name] = f"waiting: instrumented when the service imports {name}"
-            _cancels[name] = when_imported(name, _enable_on_import(name, provider, report))
+            report[name] = ""  # its place in the report; decided below
+            not_imported.append(name)
         else:
             report[name] = _enable(name, provider)
+    # After the libraries already imported: enabling one may import another (httpx2's
+    # instrumentation imports httpx), which is then enabled here, once its instrumentation
+    # is whole, rather than by an import hook that fires while that is half imported.
+    for name in not_imported:
+        if name in sys.modules:
+            report[name] = _enable(name, provider)
+        else:
+            report[name] = f"waiting: instrumented when the service imports {name}"
+            _cancels[name] = when_imported(name, _enable_on_import(name, provider, report))
     skipped = {k: v for k, v in report.items() if v.startswith("skipped")}
     if skipped:
         log.info(
