@@ -457,6 +457,9 @@ class Settings:
     faults_audit_file: str | None
     # Where each value came from: "argument", an environment variable's name, or "default".
     sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # The variables that would have given a setting but could not be read (each reported
+    # once and ignored): the fault guard will not guess an environment nobody could read.
+    unread: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -488,10 +491,15 @@ def _settings_error(settings: tuple[Setting, ...], origin: str, raw: Any, exc: E
 
 
 def _from_environment(
-    setting: Setting, environ: Mapping[str, str], *, strict: bool = False
+    setting: Setting,
+    environ: Mapping[str, str],
+    *,
+    strict: bool = False,
+    unread: list[str] | None = None,
 ) -> tuple[Any, str] | None:
     """The setting's value and the variable it came from; None when no variable sets it.
-    A malformed value is reported once and ignored, or with `strict` refused (ConfigError)."""
+    A malformed value is reported once, added to `unread` and ignored, or with `strict`
+    refused (ConfigError)."""
     candidates: list[EnvSource] = [(setting.env_name, None), *setting.otel]
     for variable, transform in candidates:
         raw = environ.get(variable)
@@ -513,6 +521,8 @@ def _from_environment(
         if strict:
             raise ConfigError(problem)
         report_once(problem + "; ignored")
+        if unread is not None:
+            unread.append(variable)
     return None
 
 
@@ -539,6 +549,7 @@ def load_settings(
         )
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    unread: dict[str, tuple[str, ...]] = {}
     for setting in SETTINGS:
         given = arguments.get(setting.name)
         if given is not None:
@@ -548,12 +559,45 @@ def load_settings(
                 raise ConfigError(_error(setting, "argument", given, exc)) from None
             sources[setting.name] = "argument"
             continue
-        found = _from_environment(setting, environ)
+        malformed: list[str] = []
+        found = _from_environment(setting, environ, unread=malformed)
+        if malformed:
+            unread[setting.name] = tuple(dict.fromkeys(malformed))
         if found is not None:
             values[setting.name], sources[setting.name] = found
         else:
             values[setting.name], sources[setting.name] = setting.default, "default"
-    return Settings(**values, sources=sources)
+    _from_resource_attributes(values, sources)
+    return Settings(**values, sources=sources, unread=unread)
+
+
+# The settings that are resource attributes, by the keys that name them (the older key last).
+_RESOURCE_KEYS = {
+    "service_name": ("service.name",),
+    "service_version": ("service.version",),
+    "environment": ("deployment.environment.name", "deployment.environment"),
+}
+
+
+def _from_resource_attributes(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """Fill the service's name, version and environment that nothing else gave from the
+    resource_attributes setting, as OTEL_RESOURCE_ATTRIBUTES fills them: the resource is
+    built from these settings, and would otherwise stamp a default over what was given."""
+    given = values["resource_attributes"]
+    for name, keys in _RESOURCE_KEYS.items():
+        key = next((k for k in keys if given.get(k)), None)
+        if sources[name] != "default" or key is None:
+            continue
+        origin = f"resource_attributes ({sources['resource_attributes']})"
+        try:
+            values[name] = SETTINGS_BY_NAME[name].parse(given[key])
+        except ValueError as exc:
+            problem = _error(SETTINGS_BY_NAME[name], origin, given[key], exc)
+            if sources["resource_attributes"] == "argument":
+                raise ConfigError(problem) from None
+            report_once(problem + "; ignored")
+            continue
+        sources[name] = origin
 
 
 def masked(settings: Settings) -> dict[str, tuple[str, str]]:

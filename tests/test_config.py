@@ -173,6 +173,28 @@ def test_resource_attributes_feed_version_and_environment() -> None:
     assert settings.environment == "staging"
 
 
+def test_resource_attributes_given_to_o11ykit_feed_name_version_and_environment() -> None:
+    given = {
+        "service.name": "orders",
+        "service.version": "2.0.1",
+        "deployment.environment.name": "production",
+        "team": "shop",
+    }
+    settings = load_settings({"resource_attributes": given}, {})
+    assert (settings.service_name, settings.service_version, settings.environment) == (
+        "orders", "2.0.1", "production",
+    )  # fmt: skip
+    assert settings.sources["environment"] == "resource_attributes (argument)"
+    environ = {"O11YKIT_RESOURCE_ATTRIBUTES": "deployment.environment=staging"}
+    assert load_settings({}, environ).environment == "staging"
+    # What names the setting itself still wins.
+    assert (
+        load_settings({"environment": "qa", "resource_attributes": given}, {}).environment == "qa"
+    )
+    environ = {"OTEL_SERVICE_NAME": "payments"}
+    assert load_settings({"resource_attributes": given}, environ).service_name == "payments"
+
+
 def test_settings_are_frozen() -> None:
     settings = load_settings({}, {})
     with pytest.raises(AttributeError):

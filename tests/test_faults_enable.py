@@ -142,6 +142,40 @@ def test_the_faults_setting_in_production_warns_once_and_stays_off(caplog):
     assert app.user_middleware == []
 
 
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=production,oops"},
+        # Named, but empty: deployment.environment (the older key) must not vouch for it.
+        {
+            "OTEL_RESOURCE_ATTRIBUTES": (
+                "deployment.environment.name=,deployment.environment=staging"
+            )
+        },
+    ],
+    ids=["malformed", "empty"],
+)
+def test_an_environment_that_cannot_be_read_is_not_taken_for_development(environ, caplog):
+    settings = load_settings(environ={"O11YKIT_FAULTS": "true", **environ})
+    app = shop()
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        assert o11ykit.faults.enable(app, settings=settings) is None
+    assert app.user_middleware == []
+    assert "could not be read, so nothing says this is not production" in caplog.text
+    with pytest.raises(ConfigError, match="could not be read"):
+        o11ykit.faults.enable(shop(), enabled=True, settings=settings)
+
+
+def test_production_given_in_resource_attributes_is_refused():
+    settings = load_settings(
+        environ={
+            "O11YKIT_FAULTS": "true",
+            "O11YKIT_RESOURCE_ATTRIBUTES": "deployment.environment=prod",
+        }
+    )
+    assert o11ykit.faults.enable(shop(), settings=settings) is None
+
+
 @pytest.mark.parametrize("environ", [{}, {"O11YKIT_FAULTS": "false"}, {"O11YKIT_FAULTS": "0"}])
 def test_off_unless_asked(environ, caplog):
     app = shop()

@@ -38,6 +38,12 @@ def declared_environment(environ: Mapping[str, str]) -> str | None:
 
 def refusal(settings: Settings) -> str | None:
     """Why fault injection may not run under these settings, or None when it may."""
+    unread = settings.unread.get("environment")
+    if unread:
+        return (
+            f"o11ykit fault injection is refused: {', '.join(unread)} would name the environment "
+            "and could not be read, so nothing says this is not production"
+        )
     if not is_production(settings.environment):
         return None
     where = settings.sources.get("environment", "default")
