@@ -45,7 +45,15 @@ DEFAULT_BAGGAGE_HOSTS = (
 
 
 class ConfigError(ValueError):
-    """A setting has a value o11ykit cannot use; the message names it and what it accepts."""
+    """A setting has a value o11ykit cannot use; the message names it and what it accepts.
+
+    `settings` names the settings at fault where the values were checked together (TLS
+    files, a backend's key), so the caller can tell code's mistake from a deployment's.
+    """
+
+    def __init__(self, message: str, *, settings: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.settings = settings
 
 
 # The O11YKIT_* forms' ranges, in seconds; the OTEL_* variables give the same in milliseconds.

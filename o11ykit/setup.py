@@ -86,10 +86,20 @@ def build_transport(settings: Settings) -> tuple[str, Transport | None]:
     try:
         return name, backends.BY_NAME[name].transport(settings)
     except ConfigError as exc:
-        if settings.sources.get("backend") == "argument":
+        if _mistake_in_code(settings, exc):
             raise
         log.warning("%s; exporting nothing", exc)
         return "none", None
+
+
+def _mistake_in_code(settings: Settings, exc: ConfigError) -> bool:
+    """Whether a backend that cannot work is the code's mistake (raise) rather than the
+    deployment's (warn, export nothing): a setting at fault given as an argument, or a
+    backend asked for in code whose trouble no environment variable caused."""
+    origins = {settings.sources.get(name, "default") for name in exc.settings}
+    if "argument" in origins:
+        return True
+    return settings.sources.get("backend") == "argument" and origins <= {"default"}
 
 
 def build_processor(

@@ -69,7 +69,8 @@ def tls_files(settings: Settings) -> TlsFiles | None:
         given = "client_certificate" if client_certificate else "client_key"
         raise ConfigError(
             f"o11ykit setting {given} is set without its pair: mutual TLS needs both"
-            " client_certificate and client_key"
+            " client_certificate and client_key",
+            settings=(given,),
         )
     files = TlsFiles(
         certificate=certificate,
@@ -86,7 +87,8 @@ def tls_files(settings: Settings) -> TlsFiles | None:
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(
             f"o11ykit setting certificate ({certificate}) holds no CA certificate TLS can"
-            f" use: {exc}"
+            f" use: {exc}",
+            settings=("certificate",),
         ) from None
     if client_certificate:
         try:
@@ -96,7 +98,8 @@ def tls_files(settings: Settings) -> TlsFiles | None:
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError(
                 f"o11ykit settings client_certificate ({client_certificate}) and client_key"
-                f" ({client_key}) are not a certificate and its unencrypted private key: {exc}"
+                f" ({client_key}) are not a certificate and its unencrypted private key: {exc}",
+                settings=("client_certificate", "client_key"),
             ) from None
     return files
 
@@ -108,4 +111,6 @@ def _read(path: str | None, setting: str) -> bytes | None:
         with open(path, "rb") as file:
             return file.read()
     except OSError as exc:
-        raise ConfigError(f"o11ykit setting {setting} ({path}): cannot read it: {exc}") from None
+        raise ConfigError(
+            f"o11ykit setting {setting} ({path}): cannot read it: {exc}", settings=(setting,)
+        ) from None

@@ -200,6 +200,29 @@ def test_tls_files_from_the_environment_that_do_not_pair_export_nothing(pki, cap
     assert "client_certificate is set without its pair" in caplog.text
 
 
+def test_who_gave_the_tls_files_decides_between_error_and_warning(pki, caplog) -> None:
+    """The TLS files' own source decides, not the backend's: files given in code that do
+    not pair are code's mistake even with the backend left to its default, and a half pair
+    from the environment is a deployment's, even under a backend asked for in code."""
+    settings = load_settings(
+        {
+            "endpoint": "https://collector.example",
+            "client_certificate": str(pki / "client.pem"),
+            "client_key": str(pki / "other.key"),
+        },
+        {},
+    )
+    with pytest.raises(ConfigError, match="are not a certificate"):
+        build_transport(settings)
+    settings = load_settings(
+        {"backend": "otlp", "endpoint": "https://collector.example"},
+        {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": str(pki / "client.pem")},
+    )
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        assert build_transport(settings) == ("none", None)
+    assert "client_certificate is set without its pair" in caplog.text
+
+
 def test_doctor_says_the_handshake_failed_and_where_a_private_ca_goes(tmp_path, pki) -> None:
     with _receiver(tmp_path, pki) as receiver:
         failed = doctor("--backend", "otlp", "--endpoint", receiver.http_endpoint)

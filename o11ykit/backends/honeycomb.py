@@ -26,7 +26,8 @@ def headers(settings: Settings) -> dict[str, str]:
     if not key:
         raise ConfigError(
             "o11ykit setting honeycomb_api_key is required for backend=honeycomb; "
-            "set HONEYCOMB_API_KEY or pass honeycomb_api_key=..."
+            "set HONEYCOMB_API_KEY or pass honeycomb_api_key=...",
+            settings=("honeycomb_api_key",),
         )
     result = {**settings.headers, "x-honeycomb-team": key}
     if is_classic_key(key):
