@@ -576,7 +576,28 @@ def load_settings(
         else:
             values[setting.name], sources[setting.name] = setting.default, "default"
     _from_resource_attributes(values, sources)
+    _batch_within_queue(values, sources)
     return Settings(**values, sources=sources, unread=unread)
+
+
+def _batch_within_queue(values: dict[str, Any], sources: dict[str, str]) -> None:
+    """A batch larger than the queue never fills, and spans are dropped as if the queue were
+    full (the SDK's own processor refuses it). The default batch shrinks to a small queue;
+    a batch given in code is refused, one from the environment reported and shrunk."""
+    batch, queue = values["max_export_batch_size"], values["max_queue_size"]
+    if batch <= queue:
+        return
+    values["max_export_batch_size"] = queue
+    origin = sources["max_export_batch_size"]
+    if origin == "default":
+        return
+    problem = (
+        f"o11ykit setting max_export_batch_size ({origin}={batch}) is larger than "
+        f"max_queue_size ({queue}); accepted values: a whole number up to max_queue_size"
+    )
+    if "argument" in (origin, sources["max_queue_size"]):
+        raise ConfigError(problem)
+    report_once(f"{problem}; {queue} is used")
 
 
 # The settings that are resource attributes, by the keys that name them (the older key last).

@@ -17,7 +17,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, NonRecordingSpan, SpanContext, TraceFlags
 
 from o11ykit.privacy import pseudonymize
 
@@ -209,3 +209,19 @@ def correlating_record_factory(
 
     factory.o11ykit_previous = previous  # type: ignore[attr-defined]
     return factory
+
+
+class _UncorrelatedFields(logging.Filter):
+    """Gives o11ykit's own records the correlation fields the record factory has not: those
+    written during init(), before the factory is installed, or with the logging
+    integration off. A service's format naming %(trace_id)s must not fail on them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _correlation(INVALID_SPAN_CONTEXT, None).items():
+            record.__dict__.setdefault(key, value)
+        return True
+
+
+_OWN_LOGGER = logging.getLogger("o11ykit")
+if not any(isinstance(f, _UncorrelatedFields) for f in _OWN_LOGGER.filters):
+    _OWN_LOGGER.addFilter(_UncorrelatedFields())

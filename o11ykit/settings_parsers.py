@@ -60,11 +60,16 @@ def number(minimum: float, maximum: float) -> Parser:
 
 def whole_number(minimum: int, maximum: int) -> Parser:
     as_number = number(minimum, maximum)
+    accepted_values = f"accepted values: a whole number from {minimum} to {maximum}"
 
     def parse(value: Any) -> int:
-        result = as_number(value)
+        # One message for every refusal: number's would say "a number from 1 to 1e+06".
+        try:
+            result = as_number(value)
+        except ValueError:
+            raise ValueError(accepted_values) from None
         if result != int(result):
-            raise ValueError(f"accepted values: a whole number from {minimum} to {maximum}")
+            raise ValueError(accepted_values)
         return int(result)
 
     return parse

@@ -423,3 +423,18 @@ def test_debug_help_says_what_debug_does() -> None:
     help_text = config.SETTINGS_BY_NAME["debug"].help
     assert "INFO instead of DEBUG" not in help_text
     assert "WARNING" in help_text and "backend" in help_text
+
+
+def test_a_batch_larger_than_the_queue_is_refused_shrunk_or_reported(caplog) -> None:
+    with pytest.raises(
+        ConfigError, match=r"max_export_batch_size .* is larger than max_queue_size"
+    ):
+        load_settings({"max_queue_size": 5, "max_export_batch_size": 1000}, {})
+    # The default batch (512) takes the size of a small queue without a word.
+    assert load_settings({"max_queue_size": 5}, {}).max_export_batch_size == 5
+    config._reported.clear()
+    environ = {"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "400"}
+    with caplog.at_level(logging.WARNING, logger="o11ykit"):
+        settings = load_settings({}, environ)
+    assert (settings.max_queue_size, settings.max_export_batch_size) == (100, 100)
+    assert "larger than max_queue_size (100)" in caplog.text and "100 is used" in caplog.text

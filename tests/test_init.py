@@ -413,3 +413,20 @@ def test_debug_logs_one_line_with_the_backend_and_each_integration() -> None:
     quiet = run_python(code.format(debug=False))
     assert quiet.returncode == 0, quiet.stderr
     assert "o11ykit debug" not in quiet.stderr
+
+
+def test_o11ykit_warnings_during_init_fit_a_format_naming_the_correlation_fields() -> None:
+    """A service may configure the documented format before init(): o11ykit's own warnings
+    about its settings come before the record factory that fills those fields."""
+    result = run_python(
+        """
+        import logging
+        logging.basicConfig(format="%(levelname)s [%(trace_id)s %(tenant.id)s] %(message)s")
+        import o11ykit
+        o11ykit.init(service_name="svc", backend="none")
+        """,
+        env={"O11YKIT_SAMPLE_RATIO": "2"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Logging error" not in result.stderr, result.stderr
+    assert "WARNING [- -] o11ykit setting sample_ratio" in result.stderr
