@@ -2,7 +2,7 @@
 
 Registered by o11ykit's command when the sample system is installed (it ships with the
 workshop distribution). The stack's state file (0600: it holds the fault token) lives in
-the data directory, `.o11ykit/sample-app` by default or $O11YKIT_APP_DIR.
+the data directory: --data-dir, else $O11YKIT_APP_DIR, else `.o11ykit/sample-app`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_DIR = ".o11ykit/sample-app"
+DIR_VARIABLE = "O11YKIT_APP_DIR"
 NOT_RUNNING = "the sample system is not running here: `o11ykit app up` starts it"
 # What ends `up` while it starts: Ctrl-C, a `kill`, a closed terminal or SSH session.
 STOP_SIGNALS = tuple(
@@ -46,6 +47,18 @@ def _catalogue_id(text: str) -> str:
         raise argparse.ArgumentTypeError(exc.args[0]) from None
 
 
+def _backend(text: str) -> str:
+    """o11ykit's backend, checked as o11ykit reads O11YKIT_BACKEND: a bad one was passed to
+    every service, each of which logged it and fell back to another."""
+    from o11ykit.config import BACKENDS
+    from o11ykit.settings_parsers import choice
+
+    try:
+        return choice(*BACKENDS)(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not accepted; {exc}") from None
+
+
 def _database_url(text: str) -> str:
     from sample_app.db import database_url_option  # imports SQLAlchemy: only for `up`
 
@@ -54,14 +67,14 @@ def _database_url(text: str) -> str:
 
 def data_dir(args: argparse.Namespace | None = None) -> Path:
     given = getattr(args, "data_dir", None) if args is not None else None
-    return Path(given or os.environ.get("O11YKIT_APP_DIR") or DEFAULT_DIR)
+    return Path(given or os.environ.get(DIR_VARIABLE) or DEFAULT_DIR)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     app = commands.add_parser("app", help="the sample multi-tenant system: up, down, status")
     actions = app.add_subparsers(dest="app_command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", help=f"databases, logs and state ({DEFAULT_DIR})")
+    _add_data_dir(common)
     up = actions.add_parser("up", parents=[common], help="start the store and the services")
     up.add_argument(
         "--database-url",
@@ -71,9 +84,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     up.add_argument(
         "--backend",
-        default="local",
-        help="local (the embedded store, default), or o11ykit's backend from the "
-        "environment: otlp, jaeger, honeycomb",
+        type=_backend,
+        help="local (the embedded store), or another of o11ykit's backends (otlp, jaeger, "
+        "honeycomb, ...) with its settings from the environment; default: $O11YKIT_BACKEND, "
+        "else local",
     )
     up.add_argument("--port-offset", type=int, default=0, help="add N to every default port")
     up.add_argument("--free-ports", action="store_true", help="any free ports (for scripts)")
@@ -100,6 +114,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_arguments(traffic)
     # The parser, so that options wrong only together are reported as the module's are.
     traffic.set_defaults(run=_traffic, traffic_parser=traffic)
+    _add_data_dir_to_fault_commands(commands)
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, what: str = "databases, logs and state") -> None:
+    parser.add_argument("--data-dir", help=f"{what} (${DIR_VARIABLE}, else {DEFAULT_DIR})")
+
+
+def _add_data_dir_to_fault_commands(commands: argparse._SubParsersAction) -> None:
+    """`o11ykit fault ...` without --url finds the stack as `app` does: a stack started with
+    --data-dir could not be reached by `fault`, which had no such option."""
+    from o11ykit.faults import cli as fault_cli
+
+    fault = commands.choices.get("fault")
+    for command in fault_cli.subcommands(fault) if fault is not None else ():
+        _add_data_dir(command, "without --url: the sample system's data directory")
 
 
 # ---- app ----------------------------------------------------------------------------------
@@ -108,6 +137,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _up(args: argparse.Namespace) -> int:
     from sample_app import stack, topology
 
+    backend = _chosen_backend(args)
+    if backend is None:
+        return 2
     directory = data_dir(args)
     existing = _read_state(directory)
     if existing is not None and _any_alive(existing):
@@ -129,11 +161,14 @@ def _up(args: argparse.Namespace) -> int:
     config = stack.StackConfig(
         data_dir=directory,
         database_url=args.database_url,
-        backend=args.backend,
+        backend=backend,
         ports={} if args.free_ports else ports,
         free_ports=args.free_ports,
         store_ports=store_ports,
         die_with_parent=args.foreground,
+        # The backend chosen here, over the shell's O11YKIT_BACKEND that the services would
+        # otherwise be given with the rest of its O11YKIT_ settings.
+        extra_env={"O11YKIT_BACKEND": backend},
     )
     running = stack.Stack(config)
     with _stop_signals_interrupt():
@@ -141,6 +176,21 @@ def _up(args: argparse.Namespace) -> int:
     if failed is not None or not args.foreground:
         return failed or 0
     return _stay_attached(running)
+
+
+def _chosen_backend(args: argparse.Namespace) -> str | None:
+    """--backend, else the shell's O11YKIT_BACKEND, else local; None (said why) when the
+    variable names no backend."""
+    if args.backend is not None:
+        return args.backend
+    given = os.environ.get("O11YKIT_BACKEND", "").strip()
+    if not given:
+        return "local"
+    try:
+        return _backend(given)
+    except argparse.ArgumentTypeError as exc:
+        print(f"o11ykit app up: O11YKIT_BACKEND {exc} (or give --backend)", file=sys.stderr)
+        return None
 
 
 def _start(running: Any, args: argparse.Namespace) -> int | None:
@@ -313,59 +363,101 @@ def _traffic(args: argparse.Namespace) -> int:
 def catalogue_mode(args: argparse.Namespace) -> int | None:
     """`o11ykit fault ...` without --url: the catalogue, on the stack `app up` started."""
     from o11ykit.faults import FaultAdminError, FaultSpecError
+    from o11ykit.faults import cli as fault_cli
+    from sample_app import stack
     from sample_app.control import StackFaults
-    from sample_app.faults import catalogue
 
     command = args.fault_command
     if command == "list":
         return _list_catalogue(args)
     if command == "show":
         return _show_catalogue(args.fault_id)
-    state = _read_state(data_dir(None))
+    if command not in _ON_THE_STACK:
+        return None
+    directory = data_dir(args)
+    state = _read_state(directory)
     if state is None:
-        return None  # not ours: the generic mode explains what it needs
-    faults = StackFaults.from_state(state)
+        print(
+            f"o11ykit fault: no sample system runs from {directory} (no {stack.STATE_FILE} "
+            f"there): name the directory `app up` used with --data-dir or ${DIR_VARIABLE}, "
+            "start it with `o11ykit app up`, or give --url and --token for another service",
+            file=sys.stderr,
+        )
+        return fault_cli.BAD_SPEC
+    # The same default as the generic mode: the drill's timeline names who did what.
+    faults = StackFaults.from_state(state, actor=args.actor or fault_cli.default_actor())
     try:
-        if command == "inject":
-            fault_id = args.name or args.fault_id
-            if not fault_id:
-                print(
-                    "o11ykit fault inject: give a catalogue id "
-                    f"(one of: {', '.join(catalogue.BY_ID)})",
-                    file=sys.stderr,
-                )
-                return 2
-            spec = faults.inject(fault_id, _overrides(args))
-            print(
-                f"injected {fault_id} into {', '.join(catalogue.get(fault_id).services)}: "
-                f"{json.dumps(spec['scope']) if spec['scope'] else 'everyone'}"
-            )
-        elif command == "fix":
-            faults.fix(args.fault_id, not args.undo)
-            print(f"{'unfixed' if args.undo else 'fixed'} {args.fault_id}")
-        elif command == "clear":
-            cleared = faults.clear(args.fault_id)
-            print(f"cleared {', '.join(cleared)}" if cleared else "nothing to clear")
-        elif command in ("status", "audit"):
-            print(json.dumps(faults.status(), indent=2))
-        else:
-            return None
+        return _ON_THE_STACK[command](faults, args)
     except (KeyError, FaultSpecError) as exc:
         print(f"o11ykit fault: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2
+        return fault_cli.BAD_SPEC
+    except fault_cli.CliError as exc:
+        print(f"o11ykit fault: {exc}", file=sys.stderr)
+        return exc.status
     except FaultAdminError as exc:
         print(f"o11ykit fault: {exc}", file=sys.stderr)
-        return 2 if exc.status in (400, 404) else 1
+        return fault_cli.BAD_SPEC if exc.status in (400, 404) else fault_cli.FAILED
+
+
+def _inject(faults: Any, args: argparse.Namespace) -> int:
+    from sample_app.faults import catalogue
+
+    fault_id = args.name or args.fault_id
+    if not fault_id:
+        print(
+            f"o11ykit fault inject: give a catalogue id (one of: {', '.join(catalogue.BY_ID)})",
+            file=sys.stderr,
+        )
+        return 2
+    spec = faults.inject(fault_id, _overrides(args))
+    print(
+        f"injected {fault_id} into {', '.join(catalogue.get(fault_id).services)}: "
+        f"{json.dumps(spec['scope']) if spec['scope'] else 'everyone'}"
+    )
     return 0
 
 
+def _fix(faults: Any, args: argparse.Namespace) -> int:
+    faults.fix(args.fault_id, not args.undo)
+    print(f"{'unfixed' if args.undo else 'fixed'} {args.fault_id}")
+    return 0
+
+
+def _clear(faults: Any, args: argparse.Namespace) -> int:
+    # A fault named but not injected is the services' 404, as with `fix` and with the
+    # generic mode's `clear ID`; clearing every fault when none is there is no mistake.
+    cleared = faults.clear(args.fault_id, missing_ok=False)
+    print(f"cleared {', '.join(cleared)}" if cleared else "nothing to clear")
+    return 0
+
+
+def _fault_status(faults: Any, args: argparse.Namespace) -> int:
+    print(json.dumps(faults.status(), indent=2))
+    return 0
+
+
+def _audit(faults: Any, args: argparse.Namespace) -> int:
+    from o11ykit.faults.cli import describe_audit
+
+    for entry in faults.audit():
+        print(f"{describe_audit(entry)}  in {entry['service']}")
+    return 0
+
+
+_ON_THE_STACK = {
+    "inject": _inject,
+    "fix": _fix,
+    "clear": _clear,
+    "status": _fault_status,
+    "audit": _audit,
+}
+
+
 def _overrides(args: argparse.Namespace) -> Any:
+    from o11ykit.faults.cli import parse_params
     from sample_app.control import Overrides
 
-    params = {}
-    for pair in args.param:
-        key, _, value = pair.partition("=")
-        params[key.strip()] = _number(value.strip())
+    params = {key: _number(value) for key, value in parse_params(args.param).items()}
     return Overrides(
         tenants=args.tenant,
         users=args.user,

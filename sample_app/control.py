@@ -65,17 +65,26 @@ def build_spec(fault: catalogue.Fault, overrides: Overrides | None = None) -> di
 
 
 class StackFaults:
-    """The catalogue's faults on one running stack (URLs and token from its state file)."""
+    """The catalogue's faults on one running stack (URLs and token from its state file).
+    `actor` names who acts in the services' audit log (None: the admin API's "api")."""
 
-    def __init__(self, service_urls: Mapping[str, str], token: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        service_urls: Mapping[str, str],
+        token: str,
+        timeout: float = 5.0,
+        *,
+        actor: str | None = None,
+    ) -> None:
         self.clients = {
-            name: FaultClient(url, token, timeout=timeout) for name, url in service_urls.items()
+            name: FaultClient(url, token, timeout=timeout, actor=actor)
+            for name, url in service_urls.items()
         }
 
     @classmethod
-    def from_state(cls, state: Mapping[str, Any]) -> StackFaults:
+    def from_state(cls, state: Mapping[str, Any], *, actor: str | None = None) -> StackFaults:
         urls = {name: info["url"] for name, info in state["services"].items()}
-        return cls(urls, state["token"])
+        return cls(urls, state["token"], actor=actor)
 
     def inject(self, fault_id: str, overrides: Overrides | None = None) -> dict[str, Any]:
         fault = catalogue.get(fault_id)
@@ -96,17 +105,25 @@ class StackFaults:
         for service in fault.services:
             self.clients[service].fix(fault.id, fixed)
 
-    def clear(self, fault_id: str | None = None) -> list[str]:
-        """Clear one fault (or all of them); returns the ids that were cleared."""
+    def clear(self, fault_id: str | None = None, *, missing_ok: bool = True) -> list[str]:
+        """Clear one fault (or all of them); returns the ids that were cleared. A fault no
+        service holds is nothing to clear, or, with missing_ok=False, the services' 404
+        (FaultAdminError), as `fix` gives: labs and drills clear what may be gone already,
+        a facilitator naming a fault that is not injected has made a mistake."""
         if fault_id is not None:
             fault = catalogue.get(fault_id)
+            held, missing = False, None
             for service in fault.services:
                 try:
                     self.clients[service].clear(fault.id)
+                    held = True
                 except FaultAdminError as exc:
                     if exc.status != 404:
                         raise
-            return [fault.id]
+                    missing = exc
+            if not held and missing is not None and not missing_ok:
+                raise missing
+            return [fault.id] if held else []
         cleared: set[str] = set()
         for client in self.clients.values():
             cleared.update(client.clear())
@@ -115,6 +132,16 @@ class StackFaults:
     def status(self) -> dict[str, list[dict[str, Any]]]:
         """The faults each service holds now."""
         return {name: client.list() for name, client in self.clients.items()}
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Every service's audit entries, oldest first, each with its `service`: a fault
+        that lives in two services is injected, fixed and cleared in each."""
+        entries = [
+            {**entry, "service": name}
+            for name, client in self.clients.items()
+            for entry in client.audit()
+        ]
+        return sorted(entries, key=lambda entry: entry["time"])  # RFC 3339 UTC: sorts as text
 
 
 __all__ = ["FaultSpecError", "Overrides", "StackFaults", "build_spec"]

@@ -256,6 +256,20 @@ def test_the_command_line_names_the_option_that_allows_a_host(
     assert (allowed.base_url, allowed.allow_hosts) == ("http://gateway:8080", ("gateway",))
 
 
+def test_a_host_not_named_is_reported_with_the_missing_bound_not_after_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without a bound only the bound was reported; the refusal of the host, the more
+    fundamental mistake, came only once a bound was given."""
+    with pytest.raises(SystemExit) as exited:
+        parse(["--url", "http://example.com:8080"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    host, bound = error.index("--allow-host example.com"), error.index("give --duration")
+    assert host < bound, error
+    assert error.count("error:") == 1, error  # one message, both problems
+
+
 def parse(argv: list[str]) -> TrafficConfig:
     parser = argparse.ArgumentParser(prog="traffic")
     add_arguments(parser)

@@ -1,8 +1,9 @@
 """`o11ykit fault`: list, show, inject, fix and clear faults in a service, over its admin API.
 
-This is the generic mode: any service, named by --url and --token. A catalogue-aware mode
-(the sample app's) plugs in through TARGET_RESOLVERS, which find the target when --url
-is not given, and can reuse the argument pieces and run() below.
+This is the generic mode: any service, named by --url and --token. Without --url, a whole
+mode (the sample system's catalogue, in MODES) answers first, then TARGET_RESOLVERS find
+the target; such a mode can reuse the argument pieces below, add options of its own to
+each subcommand (subcommands()) and report as the generic mode does (describe_audit()).
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions.add_parser("status", parents=[target], help="is the admin API there, what is on")
     actions.add_parser("audit", parents=[target], help="who injected, fixed, cleared what")
     parser.set_defaults(run=run)
+
+
+def subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The subcommands add_arguments put onto `parser`: where a mode adds its own options
+    (the sample system's --data-dir)."""
+    return [
+        command
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for command in action.choices.values()
+    ]
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -119,10 +131,11 @@ def _client(args: argparse.Namespace) -> FaultClient:
         url, token = args.url, args.token or os.environ.get(TOKEN_VARIABLE, "")
         if not token:
             raise CliError(f"give --token (or set {TOKEN_VARIABLE})", BAD_SPEC)
-    return FaultClient(url, token, actor=args.actor or _default_actor())
+    return FaultClient(url, token, actor=args.actor or default_actor())
 
 
-def _default_actor() -> str:
+def default_actor() -> str:
+    """Who the audit log names when --actor is not given."""
     return f"cli:{os.environ.get('USER') or os.environ.get('USERNAME') or 'unknown'}"
 
 
@@ -137,7 +150,7 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
         spec["id"] = args.fault_id or args.name
     spec.setdefault("id", str(spec["kind"]).replace("_", "-"))
     if args.param:
-        spec["params"] = {**spec.get("params", {}), **_params(args.param)}
+        spec["params"] = {**spec.get("params", {}), **parse_params(args.param)}
     scope = dict(spec.get("scope", {}))
     for field, values in (
         ("tenants", args.tenant),
@@ -176,7 +189,8 @@ def _read_spec(source: str) -> dict[str, Any]:
     return spec
 
 
-def _params(pairs: list[str]) -> dict[str, str]:
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """--param NAME=VALUE pairs, as text; CliError names the first pair without a name."""
     params: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -262,9 +276,13 @@ def _status(client: FaultClient, args: argparse.Namespace, out: TextIO) -> int:
 
 def _audit(client: FaultClient, args: argparse.Namespace, out: TextIO) -> int:
     for entry in client.audit():
-        line = f"{entry['time']}  {entry['action']:<6}  {entry['fault']}  by {entry['actor']}"
-        print(line, file=out)
+        print(describe_audit(entry), file=out)
     return 0
+
+
+def describe_audit(entry: dict[str, Any]) -> str:
+    """One line per audit entry: when, what was done to which fault, by whom."""
+    return f"{entry['time']}  {entry['action']:<6}  {entry['fault']}  by {entry['actor']}"
 
 
 _COMMANDS: dict[str, Callable[[FaultClient, argparse.Namespace, TextIO], int]] = {

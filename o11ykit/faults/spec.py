@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _ID = re.compile(r"[a-z0-9-]{1,64}")
+# Ids the admin API's own paths take: a fault named `audit` could be injected, but
+# /_o11ykit/faults/audit answers with the audit log, so it could never be shown or cleared.
+RESERVED_IDS = ("audit",)
 _FIELDS = ("id", "kind", "params", "scope", "fixed")
 _SCOPE_FIELDS = ("tenants", "users", "routes", "versions", "percent", "seed", "onset_s", "ramp_s")
 _TRUE = {"true", "1", "yes", "on"}
@@ -174,6 +177,11 @@ class FaultSpec:
         if not isinstance(fault_id, str) or not _ID.fullmatch(fault_id):
             raise FaultSpecError(
                 f"id: {fault_id!r} is not accepted; accepted: 1 to 64 of a-z, 0-9 and '-'"
+            )
+        if fault_id in RESERVED_IDS:
+            raise FaultSpecError(
+                f"id: {fault_id!r} is reserved (GET /_o11ykit/faults/{fault_id} is the admin "
+                "API's audit log); accepted: any other 1 to 64 of a-z, 0-9 and '-'"
             )
         kind = _kind(data.get("kind"), kinds)
         return cls(

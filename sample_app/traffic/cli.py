@@ -22,6 +22,7 @@ from sample_app.traffic.runner import run_traffic
 from sample_app.traffic.summary import TrafficSummary
 
 DEFAULT_URL = f"http://127.0.0.1:{BY_NAME[EDGE].port}"
+UNBOUNDED = "give --duration SECONDS or --requests N: a run is never unbounded"
 
 T = TypeVar("T")
 
@@ -134,29 +135,42 @@ def config_from_args(
     wrong (no bound, a focus without a share) goes to `parser.error` when a parser is
     given, and is raised as ValueError otherwise."""
     try:
-        return TrafficConfig(
-            base_url=args.url or DEFAULT_URL,
-            rate=args.rate,
-            duration_s=args.duration,
-            max_requests=args.requests,
-            concurrency=args.concurrency,
-            seed=args.seed,
-            personas=args.personas,
-            focus_tenant=args.focus_tenant,
-            focus_user=args.focus_user,
-            focus_share=args.focus_share,
-            journal=args.journal,
-            timeout_s=args.timeout,
-            progress=args.progress,
-            allow_hosts=args.allow_host,
-        )
+        return _config(args)
     except ValueError as problem:
         if parser is None:
             raise
-        message = str(problem)
-        if args.duration is None and args.requests is None:
-            message = "give --duration SECONDS or --requests N: a run is never unbounded"
-        parser.error(message)
+        parser.error(_with_the_bound(args, problem))
+
+
+def _config(args: argparse.Namespace, max_requests: int | None = None) -> TrafficConfig:
+    return TrafficConfig(
+        base_url=args.url or DEFAULT_URL,
+        rate=args.rate,
+        duration_s=args.duration,
+        max_requests=args.requests if max_requests is None else max_requests,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        personas=args.personas,
+        focus_tenant=args.focus_tenant,
+        focus_user=args.focus_user,
+        focus_share=args.focus_share,
+        journal=args.journal,
+        timeout_s=args.timeout,
+        progress=args.progress,
+        allow_hosts=args.allow_host,
+    )
+
+
+def _with_the_bound(args: argparse.Namespace, problem: ValueError) -> str:
+    """The problem, and the missing bound's option when none was given. The bound's message
+    alone hid whatever else was wrong (a host that is not loopback) until it was given."""
+    if args.duration is not None or args.requests is not None:
+        return str(problem)
+    try:
+        _config(args, max_requests=1)  # what else is wrong, once bounded
+    except ValueError as other:
+        return f"{other}; and {UNBOUNDED}"
+    return UNBOUNDED
 
 
 async def until_signalled(config: TrafficConfig) -> TrafficSummary:
