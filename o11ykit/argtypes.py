@@ -1,16 +1,32 @@
-"""argparse types shared by the `o11ykit` commands.
+"""argparse types shared by the `o11ykit` commands, and `whole_number`, which the store's
+query parameters read counts with too (one spelling of a count everywhere).
 
-Each refuses a bad value with a message that says what it accepts; argparse puts the
+Each type refuses a bad value with a message that says what it accepts; argparse puts the
 option's name in front ("argument --since: ...") and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# A count as the docs list it: ASCII digits, an optional sign ("+5"). int() also takes
+# "1_0", fullwidth or Arabic-Indic digits and spaces around, which no doc promises.
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def whole_number(text: str) -> int | None:
+    """The integer `text` writes in ASCII digits with an optional sign; None for anything
+    else, which each caller refuses in its own words."""
+    if not _WHOLE_NUMBER.fullmatch(text):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        return None
 
 
 def refuse_bad_settings(
@@ -29,22 +45,16 @@ def refuse_bad_settings(
 
 def port(text: str) -> int:
     """A TCP port, 0 for any free one."""
-    try:
-        number = int(text)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
+    number = whole_number(text)
+    if number is None or not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port: 0 to 65535 (0: any free port)")
     return number
 
 
 def positive(text: str) -> int:
     """A whole number of at least 1."""
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
+    number = whole_number(text)
+    if number is None or number < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return number
 
@@ -105,11 +115,8 @@ MAX_LIMIT = 1000
 
 def limit(text: str) -> int:
     """How many rows at most: a whole number from 1 to MAX_LIMIT."""
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_LIMIT:
+    number = whole_number(text)
+    if number is None or not 1 <= number <= MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {MAX_LIMIT}")
     return number
 

@@ -48,6 +48,7 @@ TABLE_WIDTH = 120
 NARROW_BAR_WIDTH = 20
 ERROR_MARK = "✗"
 PIPED_WIDTH = 140
+NOT_FOUND = 404  # what the query API answered for a trace it does not hold
 # C0 and C1 control characters but tab and newline, and DEL: see printable().
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -171,6 +172,7 @@ def _runner(command: Command) -> Callable[[argparse.Namespace], int]:
             return 1
         except QueryError as exc:
             # No answer at all (nothing listens, or not HTTP): say how to name another address.
+            # A trace not found (_show's NOT_FOUND) was an answer: no hint there.
             hint = "" if exc.status else "; --url (or O11YKIT_QUERY_URL) names another address"
             print(f"o11ykit traces: {exc}{hint}", file=sys.stderr)
             # A 400 is the server refusing a value the user gave (`--attr error=maybe`): the
@@ -254,7 +256,7 @@ def _nothing_matched(
     (a typo, another store) is named beside those that did, else the window may be short."""
     if args.service:
         services = client.services()
-        if args.service not in services:
+        if args.service not in services and not _had_spans(client, args.service):
             known = ", ".join(services) if services else "none yet"
             console.print(
                 printable(
@@ -280,6 +282,15 @@ def _nothing_matched(
     held = _held_instead(client, window)
     if held:
         console.print(held, style="yellow")
+
+
+def _had_spans(client: JaegerQuery, service: str) -> bool:
+    """Whether `service` sent spans that are gone now: the store lists the operations of
+    every service that ever sent one, though retention removed its spans."""
+    try:
+        return bool(client.operations(service))
+    except QueryError:
+        return False
 
 
 class _Held(NamedTuple):
@@ -311,6 +322,8 @@ def _held_instead(client: JaegerQuery, window: Window) -> str | None:
     if held is None:
         return None
     if held.first is None or held.last is None:
+        if held.evicted:
+            return f"The store holds no spans; retention has removed {held.evicted:,}."
         return "The store holds no spans yet."
     if datetime_ns(window.start) <= held.last and datetime_ns(window.end) > held.first:
         return None
@@ -325,8 +338,10 @@ def _removed(client: JaegerQuery) -> str:
     """For a trace not found: that retention removed spans, if it did (the trace may have
     been among them)."""
     held = _held(client)
-    if held is None or not held.evicted or held.first is None:
+    if held is None or not held.evicted:
         return ""
+    if held.first is None:
+        return f"; retention has removed {held.evicted:,} spans, and the store holds none now"
     return (
         f"; retention has removed {held.evicted:,} spans, the oldest first (the spans held"
         f" start at {format_clock(held.first)} UTC)"
@@ -351,11 +366,36 @@ def _link(console: Console, url: str) -> None:
 
 def _services(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
     names = client.services()
-    if not names:
+    gone = _services_removed(client, len(names))
+    if not names and not gone:
         console.print("No services have sent spans yet.")
     for name in names:
         console.print(printable(name))
+    if gone:
+        console.print(gone, style="yellow")
     _link(console, f"{client.base_url}/search")
+
+
+def _services_removed(client: JaegerQuery, listed: int) -> str | None:
+    """The services that sent spans but hold none now, which the services list leaves out
+    (it lists the spans' services): the local store's status counts every service that
+    ever sent one. None when every service that sent spans is listed, and on Jaeger."""
+    try:
+        status = client.status()
+    except (QueryError, ValueError):
+        return None
+    gone = status["services"] - listed
+    if gone <= 0:
+        return None
+    evicted = status.get("evictedSpans") or 0
+    if listed:
+        return f"{gone} more service(s) sent spans that retention has removed since."
+    if evicted:
+        return (
+            f"No service holds spans now: retention has removed all {evicted:,} spans the"
+            f" {gone} service(s) sent."
+        )
+    return f"No service holds spans now, though {gone} service(s) sent some."
 
 
 def _status(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
@@ -477,7 +517,8 @@ def _show(args: argparse.Namespace, client: JaegerQuery, console: Console) -> No
     trace = client.get_trace(args.trace_id)
     if trace is None:
         raise QueryError(
-            f"trace {args.trace_id} was not found at {client.base_url}{_removed(client)}"
+            f"trace {args.trace_id} was not found at {client.base_url}{_removed(client)}",
+            status=NOT_FOUND,
         )
     console.print(
         f"Trace {trace.trace_id}: {len(trace.spans)} spans, {trace.duration_ms:.2f} ms, "
@@ -599,7 +640,11 @@ def breakdown_table(answer: dict[str, Any], rows: int | None = None) -> Table:
     # Text, not str, for whatever came from spans: a table built here may be printed by a
     # console that reads markup (the labs'), where "[/x]" in a value would be taken as a tag.
     by, groups = answer["groupBy"], breakdown_groups(answer)
-    title = printable(f"{answer['total']} spans by {by} in {groups} group(s) ({answer['source']})")
+    # Cut short by the span-bytes cap: the count is of the newest spans, not the window's.
+    spans = "spans (the newest; more matched)" if answer.get("truncated") else "spans"
+    title = printable(
+        f"{answer['total']} {spans} by {by} in {groups} group(s) ({answer['source']})"
+    )
     # As wide as its title, which then reads on one line where the terminal allows.
     table = Table(title=Text(title), title_justify="left", min_width=cell_len(title))
     table.add_column(Text(printable(by)), overflow="fold")

@@ -116,6 +116,17 @@ def test_every_refusal_names_the_field_and_what_it_accepts(data, field, accepted
     assert isinstance(caught.value, ValueError)
 
 
+def test_the_id_the_audit_log_is_served_under_is_reserved():
+    """A fault `audit` was injected, but GET or DELETE /_o11ykit/faults/audit reaches the
+    audit log: it could never be shown or cleared."""
+    with pytest.raises(FaultSpecError) as caught:
+        parse({"id": "audit", "kind": "error"})
+    message = str(caught.value)
+    assert message.startswith("id: 'audit' is reserved"), message
+    assert "/_o11ykit/faults/audit" in message and "accepted: any other" in message
+    assert parse({"id": "audit-slow", "kind": "error"}).id == "audit-slow"
+
+
 def test_tenants_and_users_are_checked_only_against_known_ones_when_given():
     data = {"id": "a", "kind": "error", "scope": {"tenants": ["initech"], "users": ["u-9"]}}
     assert parse(data).scope.tenants == ("initech",)

@@ -425,6 +425,10 @@ def test_a_key_asked_for_twice_is_ranked_once(store):
         ("/api/o11ykit/breakdown", {"groupBy": "name", "start": "yesterday"}, "start:"),
         ("/api/o11ykit/breakdown", {"groupBy": "name", "end": "2025-13"}, "end:"),
         ("/api/o11ykit/breakdown", {"groupBy": "name", "limit": "0"}, "limit must be"),
+        # Counts are ASCII digits, as the docs list them; int() would take these as 10 and 1.
+        ("/api/o11ykit/breakdown", {"groupBy": "name", "limit": "1_0"}, "limit must be"),
+        ("/api/o11ykit/breakdown", {"groupBy": "name", "limit": "\uff11"}, "limit must be"),
+        ("/api/o11ykit/breakdown", {"groupBy": "name", "limit": " 5"}, "limit must be"),
         ("/api/o11ykit/breakdown", {"groupBy": "name", "where": "{"}, "where is not JSON"),
         ("/api/o11ykit/breakdown", {"groupBy": "name", "where": '{"a":[1]}'}, "where must be"),
         ("/api/o11ykit/compare", {"selection": "slow"}, "accepted: errors, slower:<duration>"),
@@ -573,4 +577,108 @@ def test_a_key_no_span_or_resource_carries_is_named_with_the_keys_it_may_mean(tm
         "did you mean" not in analytics.breakdown(store.connection, group_by="zzz", **window).note
     )
     assert analytics.breakdown(store.connection, group_by="tenant.id", **window).note == ""
+    store.close()
+
+
+def test_a_limit_with_a_sign_is_taken_as_the_docs_list_it(store):
+    params = {"groupBy": "tenant.id", "start": START_TEXT, "end": END_TEXT, "limit": "+2"}
+    status, body = analytics_http.handle("GET", "/api/o11ykit/breakdown", params, store)
+    assert status == 200 and len(body["groups"]) == 2
+
+
+@pytest.mark.parametrize("key", ["kind", "status"])
+def test_a_number_otlp_does_not_define_can_be_asked_for_as_breakdown_shows_it(tmp_path, key):
+    # A sender's bug, stored as sent: breakdown shows it as "99", and where takes it back.
+    rows = [
+        SpanRow("svc", "odd", T0 + MS, MS, **{f"{key}_code" if key == "status" else key: 99}),
+        SpanRow("svc", "even", T0 + 2 * MS, MS),
+    ]
+    connection = open_database(tmp_path)
+    StoreWriter(connection).add_many(rows)
+    shown = analytics.breakdown(connection, group_by=key, start_ns=WINDOW[0], end_ns=WINDOW[1])
+    assert "99" in [g.value for g in shown.groups]
+    for number in ("99", "+99"):
+        odd = analytics.breakdown(
+            connection,
+            group_by="name",
+            start_ns=WINDOW[0],
+            end_ns=WINDOW[1],
+            where={key: number},
+        )
+        assert [(g.value, g.count) for g in odd.groups] == [("odd", 1)]
+    for refused in ("2147483648", "1_0", "\uff11", "often"):
+        with pytest.raises(AnalyticsError) as caught:
+            analytics.breakdown(
+                connection,
+                group_by="name",
+                start_ns=WINDOW[0],
+                end_ns=WINDOW[1],
+                where={key: refused},
+            )
+        assert f"where: {key} must be one of " in str(caught.value)
+        assert "or a number from -2147483648 to 2147483647" in str(caught.value)
+        assert str(caught.value).endswith(f"got {refused!r}")
+    connection.close()
+
+
+def _carried_by_none_store(tmp_path, spans: int):
+    """`spans` spans a second apart, one in 10 failed; no span or resource carries
+    "tenant_id", a few carry "custom" (read from span bytes)."""
+    from o11ykit.store.batches import batch_from_request
+    from o11ykit.store.ingest import Store
+    from tests.support.store_data import SECOND, request
+    from tests.support.store_data import T0 as START
+    from tests.support.store_data import span as otlp_span
+
+    store = Store(tmp_path)
+    sent = [
+        otlp_span(
+            n,
+            n,
+            "GET",
+            start=START + n * SECOND,
+            duration=(n + 1) * MS,
+            attributes={"tenant.id": "acme", "custom": "1"},
+            error=n % 10 == 0,
+        )
+        for n in range(1, spans + 1)
+    ]
+    store.write(batch_from_request(request(sent)))
+    return store, {"start_ns": START, "end_ns": START + (spans + 1) * SECOND}
+
+
+def test_a_key_no_span_carries_counts_every_span_past_the_scan_limit(tmp_path, monkeypatch):
+    # Every span is in (none): counted from the span rows, the scan limit is not reached,
+    # and the note naming the key meant does not hide a partial count.
+    monkeypatch.setattr(span_scan, "SCAN_LIMIT", 5)
+    store, window = _carried_by_none_store(tmp_path, 30)
+    result = analytics.breakdown(store.connection, group_by="tenant_id", **window)
+    assert [(g.value, g.count, g.errors) for g in result.groups] == [(None, 30, 3)]
+    assert (result.total, result.truncated, result.approximate) == (30, False, False)
+    assert (result.groups[0].p50_ms, result.groups[0].p99_ms) == (16.0, 31.0)  # 2 to 31 ms
+    assert result.note == (
+        "no span or resource carries 'tenant_id', so every span is in (none);"
+        " did you mean tenant.id?"
+    )
+    # A where only span bytes answer still reads them: partial, and both notes say so.
+    scanned = analytics.breakdown(
+        store.connection, group_by="tenant_id", where={"custom": "1"}, **window
+    )
+    assert (scanned.total, scanned.truncated) == (5, True)
+    assert scanned.note.startswith("no span or resource carries 'tenant_id'")
+    assert scanned.note.endswith(span_scan.truncated_note())
+    store.close()
+
+
+def test_a_key_no_span_carries_over_a_large_window_is_counted_from_rollups(tmp_path, monkeypatch):
+    from o11ykit.store import rollup_reads
+
+    monkeypatch.setattr(span_scan, "SCAN_LIMIT", 5)
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 10)
+    store, window = _carried_by_none_store(tmp_path, 200)
+    result = analytics.breakdown(store.connection, group_by="tenant_id", **window)
+    assert [(g.value, g.count, g.errors) for g in result.groups] == [(None, 200, 20)]
+    assert (result.total, result.truncated, result.approximate) == (200, False, True)
+    assert result.note.startswith("no span or resource carries 'tenant_id'")
+    assert result.note.endswith(rollup_reads.ROLLUP_NOTE)
     store.close()

@@ -386,6 +386,7 @@ def test_search_by_span_duration(store, durations, expected):
 
 def test_search_depth_limits_the_number_of_traces(store):
     assert search(store, **{"query.searchDepth": "1"}) == [T3]
+    assert search(store, **{"query.searchDepth": "+1"}) == [T3]  # the sign docs list
     assert search(store, **{"query.searchDepth": "2"}) == [T3, T2]
 
 
@@ -493,6 +494,15 @@ def test_attribute_search_with_other_conditions(store):
         ({**WINDOW, "query.attributes": "tenant.id=acme"}, "query.attributes"),
         ({**WINDOW, "query.attributes": '{"a": {"b": 1}}'}, "query.attributes"),
         ({**WINDOW, "query.searchDepth": "-1"}, "query.searchDepth"),
+        # ASCII digits only, as the docs list a count: int() would read these as 10 and 1.
+        (
+            {**WINDOW, "query.searchDepth": "1_0"},
+            "query.searchDepth must be a positive integer, not '1_0'",
+        ),
+        (
+            {**WINDOW, "query.searchDepth": "\uff11"},
+            "query.searchDepth must be a positive integer, not '\uff11'",
+        ),
         ({**WINDOW, "query.filter": '{"op":"eq","args":[]}'}, "query.filter"),
         # Reversed or empty windows, as Jaeger v2's gateway refuses them (query_parser.go).
         (

@@ -312,9 +312,23 @@ def test_the_importable_api_refuses_bad_settings_naming_them(tmp_path):
     # StoreServer under its own names; its age is seconds, a duration's text is spawn_store's.
     with pytest.raises(ValueError, match="max_age: '24h' is not a number of seconds more than 0"):
         StoreServer(tmp_path / "d", max_age="24h")
-    with pytest.raises(ValueError, match=r"max_spans: 1\.5 is not a whole number"):
+    with pytest.raises(ValueError, match=r"max_spans: '1\.5' is not a whole number"):
         StoreServer(tmp_path / "d", max_spans=1.5)
     assert not any(tmp_path.iterdir())  # refused before anything was created
+
+
+@pytest.mark.parametrize("max_spans", [0, -5, 1.5, True])
+def test_store_server_and_spawn_store_refuse_max_spans_in_the_same_words(tmp_path, max_spans):
+    # docs/store.md promises it: both check it with `--max-spans`' own parser.
+    said = []
+    with mock.patch.object(subprocess, "Popen") as popen:
+        for start in (StoreServer, spawn_store):
+            with pytest.raises(ValueError) as refused:
+                start(tmp_path / "data", max_spans=max_spans)
+            said.append(str(refused.value))
+    popen.assert_not_called()
+    expected = f"max_spans: {str(max_spans)!r} is not a whole number of at least 1"
+    assert said == [expected, expected]
 
 
 @pytest.mark.parametrize(
@@ -359,6 +373,21 @@ def test_a_dir_that_is_a_file_is_refused_saying_so(tmp_path, under):
     assert result.returncode == 1
     assert "--dir must name a directory (it is created if missing), not a file" in result.stderr
     assert (tmp_path / "notes").read_text() == "not a store"
+
+
+def test_a_database_file_that_is_not_one_is_named_with_what_to_do(tmp_path, capsys):
+    from o11ykit.cli import build_parser
+
+    (tmp_path / DATABASE_NAME).write_text("notes, not a store")
+    args = build_parser().parse_args(["store", "serve", "--dir", str(tmp_path), *FREE_PORTS])
+    assert server_module.serve(args) == 1
+    said = capsys.readouterr().err
+    assert said == (
+        f"o11ykit store: cannot start: file is not a database: {tmp_path / DATABASE_NAME}"
+        " holds something else; move it elsewhere, or give the store another directory"
+        " with --dir\n"
+    )
+    assert (tmp_path / DATABASE_NAME).read_text() == "notes, not a store"
 
 
 @pytest.mark.parametrize(

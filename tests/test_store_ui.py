@@ -311,3 +311,32 @@ def test_parameter_errors_name_the_ui_parameter():
         ui.search_query({"tags": "[1]"}, NOW)
     with pytest.raises(QueryError, match=r"^minDuration: "):
         ui.search_query({"minDuration": "soon"}, NOW)
+    # A count is ASCII digits: int() would have read these as 10 and 1.
+    for limit in ("1_0", "\uff11"):
+        with pytest.raises(QueryError, match=r"^limit must be a positive integer, not "):
+            ui.search_query({"limit": limit}, NOW)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [("1796688720000000", "1796688600000000"), ("1796688600000000", "1796688600000000")],
+)
+def test_a_reversed_or_empty_custom_window_names_start_and_end(start, end):
+    with pytest.raises(QueryError, match=r"^start must be before end$"):
+        ui.search_query({"lookback": "custom", "start": start, "end": end}, NOW)
+
+
+def test_the_services_page_of_a_store_retention_emptied_says_so(tmp_path):
+    from o11ykit.store.queries import Queries
+    from o11ykit.store.schema import open_database
+
+    connection = open_database(tmp_path)
+    status, page = ui.render("/", {}, Queries(connection))
+    assert status == 200 and "No services have sent spans yet." in page.decode()
+    # What retention leaves of two services' spans: their operations, no span.
+    connection.executemany("INSERT INTO operations VALUES (?, 'GET /', 2)", [("cart",), ("pay",)])
+    status, page = ui.render("/", {}, Queries(connection))
+    connection.close()
+    assert status == 200
+    said = "No service holds spans now: retention has removed the spans the 2 service(s) sent."
+    assert said in page.decode() and "yet" not in page.decode()

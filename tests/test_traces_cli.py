@@ -192,6 +192,8 @@ def test_show_unknown_trace_is_one_line_and_non_zero(fake, capsys):
     assert code == 1
     assert err.strip().count("\n") == 0 and "was not found" in err
     assert "retention" not in err  # the fixture's store removed nothing
+    # The query API answered: the hint for an address where nothing answers is not for it.
+    assert err == f"o11ykit traces: trace {'f' * 32} was not found at {fake.url}\n"
 
 
 def test_breakdown_table(fake, capsys):
@@ -203,6 +205,15 @@ def test_breakdown_table(fake, capsys):
     _, params = fake.requests[-1]
     assert params["groupBy"] == "tenant.id"
     assert f"Jaeger UI: {fake.url}/search?" in out
+
+
+def test_a_breakdown_cut_short_by_the_scan_limit_says_so_in_its_title():
+    answer = {"groupBy": "feature", "source": "span bytes", "total": 20000, "groups": []}
+    title = traces_cli.breakdown_table({**answer, "truncated": True}).title
+    assert title.plain == (
+        "20000 spans (the newest; more matched) by feature in 0 group(s) (span bytes)"
+    )
+    assert traces_cli.breakdown_table(answer).title.plain.startswith("20000 spans by feature")
 
 
 def test_a_breakdown_past_its_limit_counts_every_group_in_its_title(fake, capsys):
@@ -346,7 +357,88 @@ def test_the_store_says_when_retention_removed_older_spans(tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1
     removed = "retention has removed 12,345 spans, the oldest first"
     held = "(the spans held start at 2001-09-09 01:46:40.000 UTC)"
-    assert f"was not found at {store_api.url}; {removed} {held};" in err, err
+    assert err.endswith(f"was not found at {store_api.url}; {removed} {held}\n"), err
+
+
+@pytest.fixture(scope="module")
+def emptied_store(tmp_path_factory):
+    """A real store whose retention (max_age) removed every span three services sent:
+    its status still counts them, its services and spans are none."""
+    from o11ykit.store.server import StoreServer
+    from o11ykit.timeformats import parse_time
+    from tests.support.fork_processes import wait_until
+    from tests.support.store_data import request, span
+
+    old = parse_time("2025-06-15T15:00:00Z")  # far older than max_age: removed on writing
+    with StoreServer(
+        tmp_path_factory.mktemp("emptied"), http_port=0, grpc_port=None, query_port=0, max_age=60
+    ) as server:
+        for n, service in enumerate(("cart", "pay", "ship"), start=1):
+            spans = [span(n, n * 10 + i, f"GET /{service}", start=old) for i in range(2)]
+            _post(server, request(spans, service).SerializeToString())
+        client = JaegerQuery(server.query_url)
+        assert wait_until(lambda: client.status()["evictedSpans"] == 6, timeout=10)
+        assert client.status()["spans"] == 0 and client.status()["services"] == 3
+        yield server
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["search", "--since", "5m"],
+        ["breakdown", "--by", "name"],
+        ["compare", "--errors"],
+        # A service whose spans were all removed sent spans all the same: not a typo.
+        ["search", "--service", "cart"],
+    ],
+)
+def test_a_store_retention_emptied_says_how_many_spans_it_removed(emptied_store, capsys, command):
+    code, out, err = run([*command, "--url", emptied_store.query_url], capsys)
+    assert code == 0, err
+    assert "The store holds no spans; retention has removed 6." in out
+    assert "yet" not in out and "No service named" not in out
+
+
+def test_services_of_a_store_retention_emptied_are_counted_not_denied(emptied_store, capsys):
+    code, out, _ = run(["services", "--url", emptied_store.query_url], capsys)
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "No service holds spans now: retention has removed all 6 spans the 3 service(s) sent."
+    )
+    assert "No services have sent spans yet." not in out
+
+
+def test_a_trace_retention_removed_from_an_emptied_store_says_so(emptied_store, capsys):
+    url = emptied_store.query_url
+    code, _, err = run(["show", f"{1:032x}", "--url", url], capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert err == (
+        f"o11ykit traces: trace {1:032x} was not found at {url}; retention has removed 6"
+        " spans, and the store holds none now\n"
+    )
+
+
+def test_services_retention_emptied_are_counted_beside_those_listed(tmp_path, capsys):
+    connection = open_database(tmp_path)
+    StoreWriter(connection).add_many([SpanRow("checkout", "POST /pay", 10**18, MS, OK)])
+    for service in ("checkout", "gone"):  # the writer lists every service that sent spans
+        connection.execute("INSERT OR IGNORE INTO operations VALUES (?, 'op', 2)", (service,))
+    connection.execute("UPDATE meta SET value = 12 WHERE key = 'evicted_spans'")
+
+    class StoreServices(FakeJaeger):  # the services the store's spans are of
+        def answer(self, path, params):
+            if path == "/api/v3/services":
+                return 200, {"services": ["checkout"]}
+            return super().answer(path, params)
+
+    with StoreServices(connection) as store_api:
+        code, out, _ = run(["services", "--url", store_api.url], capsys)
+    connection.close()
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        "checkout",
+        "1 more service(s) sent spans that retention has removed since.",
+    ]
 
 
 def test_an_empty_store_says_it_holds_nothing_and_jaeger_says_nothing_more(tmp_path, capsys):
@@ -426,6 +518,9 @@ def test_bad_option_values(fake, capsys):
         (["breakdown", "--by", "tenant.id", "--limit", "x"], "argument --limit: 'x' is not a"),
         (["compare", "--slower-than", "0s"], "argument --slower-than: '0s' is not more than 0"),
         (["search", "--limit", "5000"], "argument --limit: '5000' is not a whole number from 1"),
+        # A count is ASCII digits, as the docs list it: int() would read these as 10 and 1.
+        (["search", "--limit", "1_0"], "argument --limit: '1_0' is not a whole number from 1"),
+        (["compare", "--errors", "--limit", "\uff11"], "argument --limit: '\uff11' is not a"),
         (["compare", "--errors", "--limit", "1001"], "argument --limit: '1001' is not a whole"),
         (["breakdown", "--by", " "], "argument --by: an empty key: give an attribute key"),
         (

@@ -109,20 +109,25 @@ def breakdown(
     filters = build_filters(conn, start_ns, end_ns, service, operation, where)
     own_source = key_source(conn, group_by)
     source = SPAN_BYTES if filters.decoded else own_source
+    carried_by_none = own_source == SPAN_BYTES and bool(keys_no_span_carries(conn, [group_by]))
+    # Every span is in (none) then, which a read as a resource key no resource has groups
+    # them in from the span rows (or rollups): all of them counted, no span bytes decoded.
+    read_as = RESOURCE if carried_by_none and not filters.decoded else source
     truncated = False
     with one_snapshot(conn):  # rollups' coverage as checked is what is read
         minutes = None
         if not (service or operation or where):
-            minutes = rollup_minutes(conn, group_by, source, start_ns, end_ns)
+            minutes = rollup_minutes(conn, group_by, read_as, start_ns, end_ns)
         if minutes is not None:
-            ranked = rollup_breakdown(conn, group_by, source, start_ns, end_ns, minutes)
+            ranked = rollup_breakdown(conn, group_by, read_as, start_ns, end_ns, minutes)
         else:
-            ranked, truncated = _exact_breakdown(conn, filters, group_by, source, own_source)
-    note = ROLLUP_NOTE if minutes is not None else ""
+            ranked, truncated = _exact_breakdown(conn, filters, group_by, read_as, own_source)
+    # The misspelt key first: it explains the one (none) group the others qualify.
+    notes = [_carried_by_none(conn, group_by)] if carried_by_none else []
+    if minutes is not None:
+        notes.append(ROLLUP_NOTE)
     if truncated:
-        note = truncated_note()
-    if own_source == SPAN_BYTES and keys_no_span_carries(conn, [group_by]):
-        note = _carried_by_none(conn, group_by)
+        notes.append(truncated_note())
     return Breakdown(
         group_by=group_by,
         source=source,
@@ -133,7 +138,7 @@ def breakdown(
         more_groups=max(0, len(ranked) - limit),
         truncated=truncated,
         approximate=minutes is not None,
-        note=note,
+        note="; ".join(notes),
     )
 
 

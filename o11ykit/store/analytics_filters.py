@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
+from o11ykit.argtypes import whole_number
 from o11ykit.store.analytics_results import (
     COLUMN,
     INDEXED,
@@ -27,6 +28,10 @@ from o11ykit.store.schema import ATTRIBUTE_BLOCKS, SPANS_WITH_PAIR, stored_index
 DRIVEN_PAIR_LIMIT = 250_000
 DRIVEN_SPAN_COST = 2
 
+
+# Status and kind are protobuf enums, int32 on the wire: a sender may send any such number
+# (stored as sent, shown as that number), so a `where` takes every one of them.
+ENUM_RANGE = range(-(2**31), 2**31)
 
 # Pseudo-keys answered from span columns; they win over attributes of the same name.
 COLUMN_KEYS = {
@@ -78,9 +83,17 @@ def _column_code(key: str, value: str) -> int:
     labels = STATUS_LABELS if key == "status" else KIND_LABELS
     wanted = value.strip().lower().removeprefix("status_code_").removeprefix("span_kind_")
     for code, label in labels.items():
-        if wanted in (label, str(code)):
+        if wanted == label:
             return code
-    raise AnalyticsError(f"where: {key} must be one of {', '.join(labels.values())}; got {value!r}")
+    number = whole_number(wanted)
+    if number is not None and number in ENUM_RANGE:
+        return number
+    enum_name = "STATUS_CODE_ERROR" if key == "status" else "SPAN_KIND_SERVER"
+    raise AnalyticsError(
+        f"where: {key} must be one of {', '.join(labels.values())}, an OTLP name like"
+        f" {enum_name}, or a number from {ENUM_RANGE.start} to {ENUM_RANGE.stop - 1};"
+        f" got {value!r}"
+    )
 
 
 @dataclass

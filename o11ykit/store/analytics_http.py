@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping
 
+from o11ykit.argtypes import whole_number
 from o11ykit.attribute_text import search_text
 from o11ykit.store import analytics, status
 from o11ykit.store.analytics import AnalyticsError, Selection
@@ -167,10 +168,7 @@ def _limit(params: Mapping[str, str], default: int) -> int:
     raw = params.get("limit")
     if not raw:
         return default
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
+    limit = whole_number(raw)
+    if limit is None or not 1 <= limit <= MAX_LIMIT:
         raise BadParameter(f"limit must be a whole number from 1 to {MAX_LIMIT}; got {raw!r}")
     return limit

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from o11ykit.argtypes import whole_number
 from o11ykit.attribute_text import search_text
 from o11ykit.store.queries import (
     DEFAULT_SEARCH_DEPTH,
@@ -89,10 +90,7 @@ def _attributes(found: tuple[str, str] | None) -> dict[str, str]:
 def _search_depth(found: tuple[str, str] | None) -> int:
     if found is None:
         return DEFAULT_SEARCH_DEPTH
-    try:
-        depth = int(found[1])
-    except ValueError:
-        depth = 0
-    if depth <= 0:
+    depth = whole_number(found[1])
+    if depth is None or depth <= 0:
         raise QueryError(f"{found[0]} must be a positive integer, not {found[1][:50]!r}")
     return depth

@@ -35,7 +35,7 @@ from o11ykit.store.ingest import Store, check_retention
 from o11ykit.store.process import watch_parent, write_ready_file
 from o11ykit.store.query_http import ConnectionPool, QueryHandler
 from o11ykit.store.receivers import TRACES_PATH, Intake, OtlpHttpHandler, grpc_server
-from o11ykit.store.schema import INDEXED_SPAN_KEYS
+from o11ykit.store.schema import DATABASE_NAME, INDEXED_SPAN_KEYS
 from o11ykit.store.writer import QUEUE_BATCHES, Writer
 
 DEFAULT_DIRECTORY = Path(".o11ykit") / "store"
@@ -67,7 +67,11 @@ class StoreServer:
         indexed_keys: Iterable[str] = INDEXED_SPAN_KEYS,
         out: TextIO | None = None,
     ) -> None:
-        argtypes.refuse_bad_settings([("grpc_port", argtypes.port, grpc_port)])  # None: no gRPC
+        # None: no gRPC, no span limit. max_spans by `--max-spans`' parser, as spawn_store
+        # checks it: the same words from both.
+        argtypes.refuse_bad_settings(
+            [("grpc_port", argtypes.port, grpc_port), ("max_spans", argtypes.positive, max_spans)]
+        )
         argtypes.refuse_bad_settings(
             [
                 ("http_port", argtypes.port, http_port),
@@ -266,6 +270,13 @@ def serve(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         if _not_writable(exc):
             directory = Path(args.directory or DEFAULT_DIRECTORY).absolute()
             hint = f"; the data directory {directory} is not writable: choose another with --dir"
+        if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+            # SQLite does not name the file; the store's is the one it opens in --dir.
+            database = Path(args.directory or DEFAULT_DIRECTORY).absolute() / DATABASE_NAME
+            hint = (
+                f": {database} holds something else; move it elsewhere, or give the store"
+                " another directory with --dir"
+            )
         sys.stderr.write(f"o11ykit store: cannot start: {exc}{hint}\n")
         return 1
     _tune_gc()

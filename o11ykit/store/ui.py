@@ -39,6 +39,9 @@ _API_NAMES = {
     "maxDuration": "query.durationMax",
     "limit": "query.searchDepth",
 }
+# The window's API names, which the page's `start` and `end` (lookback=custom) stand for;
+# from any other lookback the window cannot be empty or reversed.
+_WINDOW_NAMES = {"query.startTimeMin": "start", "query.startTimeMax": "end"}
 # Jaeger UI's lookbacks beyond Go durations: whole days and weeks ("2d", "1w").
 _DAYS_OR_WEEKS = re.compile(r"([1-9]\d{0,3})([dw])")
 _STYLE = (
@@ -89,6 +92,9 @@ def _ui_names(message: str) -> str:
     for ui_name, api_name in _API_NAMES.items():
         if message.startswith(api_name):
             return ui_name + message.removeprefix(api_name)
+    if message.startswith(tuple(_WINDOW_NAMES)):  # "X must be before Y": both are names
+        for api_name, ui_name in _WINDOW_NAMES.items():
+            message = message.replace(api_name, ui_name)
     return message
 
 
@@ -124,7 +130,19 @@ def _services(queries: Queries) -> str:
     return (
         '<p class="note">The local o11ykit store\'s own pages. The links o11ykit prints have'
         " Jaeger UI's paths: with the Jaeger backend they open Jaeger's UI instead.</p>"
-        + (f"<ul>{items}</ul>" if names else "<p>No services have sent spans yet.</p>")
+        + (f"<ul>{items}</ul>" if names else f"<p>{_no_services(queries)}</p>")
+    )
+
+
+def _no_services(queries: Queries) -> str:
+    # The operations table keeps every service that sent spans, whatever retention removed.
+    (sent,) = queries.connection.execute(
+        "SELECT count(DISTINCT service) FROM operations"
+    ).fetchone()
+    if not sent:
+        return "No services have sent spans yet."
+    return (
+        f"No service holds spans now: retention has removed the spans the {sent} service(s) sent."
     )
 
 
