@@ -107,11 +107,19 @@ def _interactive() -> bool:
 
 
 def _state(args: argparse.Namespace, start: bool = False) -> dict:
+    """The running system's state; a start brings one up where none runs, after stopping
+    what is left of one whose processes died without `o11ykit app down`."""
+    from labs.system import end_leftovers, found_state, is_running
     from sample_app import stack
     from sample_app.cli import data_dir
 
     directory = data_dir(args)
-    state = stack.read_state(directory)
+    state = found_state(directory)
+    if state is not None and not is_running(state):
+        if not start:
+            sys.exit(say(_language_before_progress(args, directory), "not_running"))
+        end_leftovers(state)
+        state = None
     if state is None and start:
         config = stack.StackConfig(
             data_dir=directory, die_with_parent=False, free_ports=getattr(args, "free_ports", False)
@@ -119,7 +127,7 @@ def _state(args: argparse.Namespace, start: bool = False) -> dict:
         running = stack.Stack(config)
         # A start has settled its language by now (_session): the seeding line in it.
         running.start(progress=lambda line: print(progress_line(args.lang or "en", line)))
-        state = running.state()
+        state = found_state(directory)
     if state is None:
         sys.exit(say(_language_before_progress(args, directory), "not_running"))
     return state
@@ -200,8 +208,16 @@ def _list(args: argparse.Namespace) -> int:
     for lab in model.all_labs():
         level = say(args.lang, lab.level)
         minutes = say(args.lang, "minutes_short", minutes=f"{lab.minutes:>3}")
-        print(f"  {lab.id:<20} {level:<13} {minutes}  {lab.title(args.lang)}")
+        print(f"  {lab.id:<20} {padded(level, 13)} {minutes}  {lab.title(args.lang)}")
     return 0
+
+
+def padded(text: str, width: int) -> str:
+    """`text` padded to `width` terminal columns: a Japanese character takes two, and
+    padding by characters left the columns after it out of line."""
+    from rich.cells import cell_len
+
+    return text + " " * max(0, width - cell_len(text))
 
 
 def print_step(console: Any, session: Any, number: int, language: str, run: bool) -> None:
@@ -239,7 +255,7 @@ def show_result(console: Any, result: dict | None, language: str = "en") -> None
             console.print(say(language, "no_spans"))
         hidden = len(groups) - SHOWN_GROUPS
         if hidden > 0:
-            console.print(say(language, "more_rows", hidden=hidden))
+            console.print(more_rows(result, hidden, language))
     else:
         traces = result.get("traces", [])
         if not traces:
@@ -252,6 +268,26 @@ def show_result(console: Any, result: dict | None, language: str = "en") -> None
         hidden = len(traces) - SHOWN_TRACES
         if hidden > 0:
             console.print(say(language, "more_traces", hidden=hidden))
+
+
+def more_rows(result: dict, hidden: int, language: str = "en") -> str:
+    """That `hidden` rows of the breakdown are not drawn, and what shows them: the look's
+    command, unless the store kept groups past its limit (`moreGroups`), when it needs a
+    larger `--limit` (the look's command itself prints `traces breakdown`'s 50 at most)."""
+    from o11ykit.argtypes import MAX_LIMIT
+    from o11ykit.traces_cli import breakdown_groups
+
+    if not result.get("moreGroups"):
+        return say(language, "more_rows", hidden=hidden)
+    total = breakdown_groups(result)
+    return say(
+        language,
+        "more_rows_past_limit",
+        hidden=hidden,
+        shown=len(result.get("groups", [])),
+        total=total,
+        limit=min(total, MAX_LIMIT),
+    )
 
 
 def breakdown_table_in(answer: dict, language: str = "en", rows: int | None = None) -> Any:
@@ -315,9 +351,15 @@ def _start(args: argparse.Namespace) -> int:
     refuse_during_a_drill(session.state, language)
     if session.progress.get("traffic_pid"):
         session.stop()
+    # Before this lab's progress is saved over it: the progress file says which lab ran.
     earlier = stop_earlier_lab(session.state, lab.id, args.backend)
     if earlier is not None:
         say_earlier_lab(console, earlier, session.looks_window_s(), language)
+    # The same lab again: as the tour does, from the beginning. Kept, its hints and answers
+    # had the next `lab hint` give the last hint (the answer) first.
+    hints, answers = session.forget_progress()
+    if hints or answers:
+        console.print(say(language, "afresh", lab=lab.id, hints=hints, answers=answers))
     session.progress.update(lang=language, backend=args.backend)  # saved by inject
     session.inject()
     if not args.no_traffic:
@@ -362,7 +404,7 @@ def say_earlier_lab(console: Any, earlier: EarlierLab, window_s: int, language: 
 
 def _look(args: argparse.Namespace) -> int:
     session, console = _session(args), _console()
-    numbers = [args.step] if args.step else range(1, len(session.lab.steps) + 1)
+    numbers = [args.step] if args.step is not None else range(1, len(session.lab.steps) + 1)
     for number in numbers:
         if not 1 <= number <= len(session.lab.steps):
             sys.exit(say(args.lang, "no_step", number=number, steps=len(session.lab.steps)))
@@ -392,6 +434,8 @@ def _answer(args: argparse.Namespace) -> int:
     for field in result.fields:
         mark = MARKS.get(field.credit, "✗")
         print(f"  {mark} {field.field}: {field.feedback(args.lang)}")
+    for field in result.details.get("ungraded", []):
+        print(say(args.lang, "not_graded", field=field))
     solved = say(args.lang, "solved") if result.correct else ""
     print(say(args.lang, "score", score=result.score) + solved)
     return 0 if result.correct else 1
@@ -427,8 +471,15 @@ def _prove(args: argparse.Namespace) -> int:
 
 
 def _solve(args: argparse.Namespace) -> int:
+    from labs.session import Refused
+
     session = _session(args)
-    print(session.solve() or say(args.lang, "no_solution"))
+    try:
+        solved = session.solve()
+    except Refused as exc:
+        print(f"o11ykit lab solve: {exc.said(args.lang)}", file=sys.stderr)
+        return 1
+    print(solved or say(args.lang, "no_solution"))
     return 0
 
 

@@ -180,10 +180,10 @@ def _attribute(expected: dict[str, Any], given: Any) -> FieldGrade:
 # fmt: off
 _FILLER = frozenset({
     "a", "an", "the", "it", "its", "s", "is", "was", "this", "that", "looks", "like",
-    "probably", "likely", "caused", "by", "issue", "problem", "fault", "bug",
+    "probably", "likely", "caused", "by", "of", "from", "issue", "problem", "fault", "bug",
     "の", "が", "は", "を", "に", "で", "と", "です", "でした", "だ", "だった", "である",
     "でしょう", "と思います", "と思う", "おそらく", "恐らく", "たぶん", "多分", "きっと",
-    "らしい", "みたい", "ようです", "による", "によって", "起因", "原因", "問題", "障害",
+    "らしい", "みたい", "ようです", "による", "によって", "つまり", "起因", "原因", "問題", "障害",
     "不具合", "バグ", "これ", "それ", "している", "しています", "起きている", "起きています",
 })
 # An answer saying what the fault is not ("not a slow query", "悪いデプロイではない") names

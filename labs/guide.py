@@ -70,6 +70,8 @@ WORDS = {
         " stops the system",
         "forgotten": "{lab}: progress forgotten",
         "more_rows": "    ... and {hidden} more rows (the command above shows them all)",
+        "more_rows_past_limit": "    ... and {hidden} more rows (the command above shows {shown}"
+        " of the {total} groups: give it `--limit {limit}` for more)",
         "more_traces": "    ... and {hidden} more traces (the command above lists them all)",
         "no_traces": "    no traces matched: let the traffic run a while longer and look again,"
         " or widen the window (a larger --since in the command above)",
@@ -107,6 +109,12 @@ WORDS = {
         " or start the lab on another (--data-dir)",
         "no_fault": "{lab} has no fault, so there is no fix switch to flip",
         "exports_elsewhere": "prove reads the local trace store, and this stack exports elsewhere",
+        "solve_exports_elsewhere": "solve reads the local trace store, and this stack exports"
+        " elsewhere (`o11ykit app up --backend local`, the default, keeps the spans here)",
+        "not_graded": "  – {field}: not graded: only the local trace store can tell it, and this"
+        " stack exports elsewhere; the score is of the other fields",
+        "afresh": "started {lab} afresh: the earlier run's {hints} hint(s) and {answers}"
+        " answer(s) are forgotten",
         "no_solution": "the solver finds no such problem in the traces (yet)",
         "honeycomb_unset": "set O11YKIT_HONEYCOMB_TEAM and O11YKIT_HONEYCOMB_ENVIRONMENT "
         "for Honeycomb links (docs/honeycomb.md)",
@@ -165,6 +173,9 @@ WORDS = {
         " で停止します",
         "forgotten": "{lab}: 進捗を消去しました",
         "more_rows": "    ...ほか {hidden} 行（上のコマンドですべて表示できます）",
+        "more_rows_past_limit": "    ...ほか {hidden} 行（上のコマンドが表示するのは"
+        " {total} グループのうち {shown} グループです。`--limit {limit}` を付けるとさらに"
+        "表示できます）",
         "more_traces": "    ...ほか {hidden} 件のトレース（上のコマンドですべて一覧できます）",
         "no_traces": "    一致するトレースはありません。トラフィックをもうしばらく流してから"
         "もう一度見るか、期間を広げてください（上のコマンドの --since を大きくする）",
@@ -201,6 +212,14 @@ WORDS = {
         "no_fault": "{lab} には障害がないので、入れる修正スイッチがありません",
         "exports_elsewhere": "prove はローカルのトレースストアを読みますが、このシステムは"
         "トレースを別の場所にエクスポートしています",
+        "solve_exports_elsewhere": "solve はローカルのトレースストアを読みますが、このシステムは"
+        "トレースを別の場所にエクスポートしています（既定の `o11ykit app up --backend local`"
+        " ならスパンはここに残ります）",
+        "not_graded": "  – {field}: 採点していません。ローカルのトレースストアにしか"
+        "分からない値で、このシステムはトレースを別の場所にエクスポートしています。"
+        "スコアは他の項目のものです",
+        "afresh": "{lab} を最初から始めました。前回のヒント {hints} 個と回答 {answers} 件は"
+        "消去されました",
         "no_solution": "ソルバーはトレースの中にそのような問題を（まだ）見つけていません",
         "honeycomb_unset": "Honeycomb のリンクには O11YKIT_HONEYCOMB_TEAM と"
         " O11YKIT_HONEYCOMB_ENVIRONMENT を設定してください（docs/honeycomb.md）",

@@ -39,9 +39,9 @@ PROVE_WINDOWS = 4
 LAB_TRAFFIC = "lab-traffic"  # its companion name on the stack (sample_app.stack)
 
 
-class CannotProve(RuntimeError):
-    """The lab has no fault to prove, or its stack's spans are not in the local store.
-    Its message is WORDS' `key` (labs.guide): English as a string, `said` any language."""
+class Refused(RuntimeError):
+    """A lab command this lab or stack cannot carry out; nothing was changed. Its message
+    is WORDS' `key` (labs.guide): English as a string, `said` any language."""
 
     def __init__(self, key: str, **fields: object) -> None:
         super().__init__(say("en", key, **fields))
@@ -49,6 +49,10 @@ class CannotProve(RuntimeError):
 
     def said(self, language: str) -> str:
         return say(language, self.key, **self.fields)
+
+
+class CannotProve(Refused):
+    """The lab has no fault to prove, or its stack's spans are not in the local store."""
 
 
 def describe_measurement(measurement: signals.Measurement, language: str = "en") -> str:
@@ -352,8 +356,9 @@ class LabSession:
         return begin - timedelta(seconds=1), now() + timedelta(seconds=1)
 
     def solve(self, window: tuple[datetime, datetime] | None = None) -> solvers.Answer | None:
+        """The solver's answer from the local store; Refused on a stack exporting elsewhere."""
         if self.query is None:
-            raise RuntimeError("solvers read the local store; this stack exports elsewhere")
+            raise Refused("solve_exports_elsewhere")
         return solvers.SOLVERS[self.lab.id](self.query, *(window or self.window()))
 
     def _count(self, start: datetime, end: datetime) -> float | None:
@@ -362,19 +367,36 @@ class LabSession:
         return float(solved["count"]) if solved and "count" in solved else None
 
     def answer(self, given: dict[str, Any]) -> grading.Grade:
-        truth = earlier = None
-        if "count" in self.lab.answer.fields:
+        """Grade and record an answer. On a stack exporting elsewhere the count, which only
+        the local store can tell, is left out of the grade (its `ungraded`), and the score
+        is of the other fields: a learner who read the count in Jaeger or Honeycomb still
+        has the rest of the answer checked, and is told the count was not."""
+        key, truth, earlier, ungraded = self.lab.answer, None, None, []
+        if "count" in key.fields and self.query is None:
+            ungraded = ["count"]
+            key = replace(key, fields=tuple(f for f in key.fields if f != "count"))
+        elif "count" in key.fields:
             start, end = self.window()
             truth = self._count(start, end)
             read = timedelta(seconds=grading.COUNT_READ_S)
             if truth is not None and end - start > read:
                 earlier = self._count(start, end - read)
-        result = grading.grade(self.lab.answer, given, truth, earlier)
-        self.progress["answers"].append(
-            {"time": now().isoformat(), "answer": given, "score": result.score}
-        )
+        result = grading.grade(key, given, truth, earlier)
+        result.details["ungraded"] = ungraded
+        recorded = {"time": now().isoformat(), "answer": given, "score": result.score}
+        if ungraded:
+            recorded["ungraded"] = ungraded
+        self.progress["answers"].append(recorded)
         self.save()
         return result
+
+    def forget_progress(self) -> tuple[int, int]:
+        """Forget the hints taken and the answers given (a start afresh); returns how many
+        of each there were."""
+        forgotten = (self.progress.get("hints", 0), len(self.progress.get("answers", [])))
+        self.progress.update(hints=0, answers=[])
+        self.save()
+        return forgotten
 
     def prove(
         self, settle_s: float | None = None, window_s: float = 6.0, traffic: bool = True

@@ -30,12 +30,22 @@ TOUR_LAB = "failing-tenant"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 dev.py start", description=__doc__)
+    # No default: argparse checks the choices of what is given, never of a default.
+    parser.add_argument("--lang", choices=model.LANGUAGES, help="default: O11YKIT_LANG, else en")
     parser.add_argument(
-        "--lang", choices=model.LANGUAGES, default=os.environ.get("O11YKIT_LANG", "en")
+        "--lab",
+        default=TOUR_LAB,
+        choices=[lab.id for lab in model.all_labs()],
+        metavar="LAB",
+        help=f"which lab to play (default {TOUR_LAB}; `o11ykit lab list` names them)",
     )
-    parser.add_argument("--lab", default=TOUR_LAB, help="which lab to play")
     parser.add_argument("--data-dir", default=".o11ykit/tour", help="the tour's databases")
     args = parser.parse_args(argv)
+    if args.lang is None:
+        # As `o11ykit lab` reads it: unset or empty is English, anything else accepted or refused.
+        args.lang = os.environ.get("O11YKIT_LANG") or "en"
+        if args.lang not in model.LANGUAGES:
+            parser.error(f"O11YKIT_LANG={args.lang}: accepted: {', '.join(model.LANGUAGES)}")
     pause = sys.stdin.isatty() and not os.environ.get("CI")
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     lab, language = model.get(args.lab), args.lang

@@ -146,6 +146,37 @@ def test_a_drill_started_from_python_refuses_a_time_scale_of_0_or_below(
     assert changes == [] and drill.state.started is None
 
 
+@pytest.mark.parametrize("baseline", ["nan", "-1", "inf", "soon"])
+def test_a_baseline_that_is_not_seconds_is_refused_naming_the_option(baseline, capsys):
+    from o11ykit.cli import build_parser
+
+    argv = ["drill", "start", "canary-rollout", "--teams", "red", "--baseline", baseline]
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+    assert (
+        f"argument --baseline: {baseline!r} is not a number of seconds: a finite number, 0 or"
+        " more (e.g. 60)"
+    ) in capsys.readouterr().err
+
+
+def test_a_baseline_of_0_is_taken():
+    from o11ykit.cli import build_parser
+
+    argv = ["drill", "start", "canary-rollout", "--teams", "red", "--baseline", "0"]
+    assert build_parser().parse_args(argv).baseline == 0
+
+
+@pytest.mark.parametrize("baseline", [-1, float("nan"), float("inf")])
+def test_a_drill_started_from_python_refuses_a_baseline_that_is_not_seconds(
+    baseline, tmp_path, monkeypatch
+):
+    drill, changes = _offline_drill(tmp_path, monkeypatch)
+    with pytest.raises(DrillError, match="a finite number of seconds, 0 or more"):
+        drill.start("canary-rollout", ["red"], baseline_s=baseline)
+    assert changes == [] and drill.state.started is None
+
+
 def _run(argv: list[str], drill: Drill | None, monkeypatch) -> int:
     """A drill command as typed, on `drill` (an offline one) instead of a stack's."""
     from labs.drills import cli

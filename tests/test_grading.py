@@ -235,3 +235,78 @@ def test_lab_answer_refuses_a_malformed_count_or_attribute_before_grading(argv, 
         build_parser().parse_args(["lab", "answer", *argv])
     assert exited.value.code == 2
     assert said in capsys.readouterr().err
+
+
+# Each lab's last hint names the kind of fault in a phrase of its own, in each language: a
+# learner who answers in the hint's words is right in either (the English ones scored 0:
+# "of", "from", "eager", "wrong locale" were part of no name).
+HINT_PHRASES = {
+    "failing-tenant": (["a data error of one tenant"], ["一つのテナントのデータエラー"]),
+    "n-plus-one": (["N+1 queries, from lazy loading"], ["遅延ロードによる N+1 クエリ"]),
+    "slow-query": (["a missing index"], ["インデックスの欠落"]),
+    "bad-deploy": (["the canary: a bad deploy"], ["カナリア", "悪いデプロイ"]),
+    "retry-storm": (["eager retries", "a retry storm"], ["即時リトライ", "リトライストーム"]),
+    "silent-failure": (
+        ["a silent failure", "the wrong locale"],
+        ["サイレント障害", "誤ったロケール"],
+    ),
+    "gradual-degradation": (["gradual degradation, a leak"], ["徐々に進む劣化、つまりリーク"]),
+    "pool-exhaustion": (
+        ["connection pool exhaustion, from a leak"],
+        ["リークによるコネクションプール枯渇"],
+    ),
+    "heavy-user": (
+        ["one heavy user", "an unbounded query"],
+        ["一人のヘビーユーザー", "上限のないクエリ"],
+    ),
+}
+KEYED_LABS = [lab for lab in model.all_labs() if "fault_class" in lab.answer.fields]
+
+
+def test_every_lab_graded_on_its_kind_of_fault_has_its_hint_phrases_here():
+    assert set(HINT_PHRASES) == {lab.id for lab in KEYED_LABS}
+
+
+@pytest.mark.parametrize("lab", KEYED_LABS, ids=lambda lab: lab.id)
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_the_last_hint_s_words_for_the_kind_of_fault_are_right(lab, language):
+    phrases = HINT_PHRASES[lab.id][0 if language == "en" else 1]
+    hint = lab.hints[-1](language)
+    for phrase in phrases:
+        assert phrase in hint, (phrase, hint)
+        grade = _field(lab.id, "fault_class", phrase)
+        assert grade.credit == 1, (phrase, grade.feedback(language))
+
+
+@pytest.mark.parametrize(
+    ("lab_id", "said"),
+    [
+        # The words "of" and "from" join names; they name nothing, and make no other kind right.
+        ("failing-tenant", "one tenant"),
+        ("failing-tenant", "data error of one user"),
+        ("retry-storm", "eager"),
+        ("slow-query", "a slow query from n+1"),
+        ("gradual-degradation", "leak of connections"),
+        ("gradual-degradation", "connection leak"),  # docs/labs.md: a neighbouring kind
+        ("silent-failure", "wrong locale of a retry storm"),
+        ("bad-deploy", "totally a bad deploy"),  # docs/labs.md: other words
+    ],
+)
+def test_near_misses_with_the_joining_words_stay_wrong(lab_id, said):
+    assert _field(lab_id, "fault_class", said).credit == 0
+
+
+@pytest.mark.parametrize(
+    ("lab_id", "said"),
+    [
+        ("slow-query", "not a slow query"),
+        ("n-plus-one", "not N+1 queries, from lazy loading"),
+        ("pool-exhaustion", "not connection pool exhaustion from a leak"),
+        ("failing-tenant", "not a data error of one tenant"),
+        ("bad-deploy", "N+1 じゃない"),
+        ("gradual-degradation", "リークではなく"),
+    ],
+)
+def test_a_negation_of_a_hint_s_phrase_is_still_a_negation(lab_id, said):
+    grade = _field(lab_id, "fault_class", said)
+    assert grade.credit == 0 and "negation" in grade.feedback.en

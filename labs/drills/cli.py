@@ -45,7 +45,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=1.0,
         help="timeline speed factor: 2 plays it twice as fast, 0.5 half as fast",
     )
-    start.add_argument("--baseline", type=float, default=60.0, help="healthy seconds first")
+    start.add_argument(
+        "--baseline", type=baseline_seconds, default=60.0, help="healthy seconds first (0 or more)"
+    )
     start.add_argument("--no-traffic", action="store_true")
     start.set_defaults(run=_start)
     for name, run, text in (
@@ -89,12 +91,28 @@ def speed_factor(text: str) -> float:
     return factor
 
 
+def baseline_seconds(text: str) -> float:
+    """`--baseline`: the healthy seconds before the first change, a finite number 0 or more.
+    argparse names the option in front of the message."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds: a finite number, 0 or more (e.g. 60)"
+        )
+    return seconds
+
+
 def _drill(args: argparse.Namespace) -> Drill:
-    from sample_app import stack
+    """The drill on the running system; exit saying so when none runs (no state file, or
+    its processes died without `o11ykit app down`)."""
+    from labs.system import found_state, is_running
     from sample_app.cli import data_dir
 
-    state = stack.read_state(data_dir(args))
-    if state is None:
+    state = found_state(data_dir(args))
+    if state is None or not is_running(state):
         sys.exit(say(args.lang, "not_running"))
     return Drill(state)
 

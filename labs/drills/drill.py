@@ -64,6 +64,9 @@ def running_drill(data_dir: str | Path) -> str | None:
 
 class Drill:
     def __init__(self, stack_state: dict[str, Any]) -> None:
+        # Recovery, impact and the postmortem are read from the local store's traces.
+        if not stack_state.get("query_url"):
+            raise DrillError("exports_elsewhere")
         self.stack_state = stack_state
         self.directory = Path(stack_state["data_dir"]) / DRILL_DIR
         self.log = DrillLog(self.directory / JOURNAL)
@@ -104,6 +107,8 @@ class Drill:
         chosen = self.check_start(name, teams)
         if not time_scale > 0 or time_scale == float("inf"):
             raise DrillError("bad_time_scale", scale=repr(time_scale))
+        if not 0 <= baseline_s < float("inf"):
+            raise DrillError("bad_baseline", baseline=repr(baseline_s))
         if self.log.path.exists():
             self.log.path.rename(self.log.path.with_suffix(f".{int(time.time())}.jsonl"))
         self.log.append(

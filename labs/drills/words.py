@@ -59,6 +59,10 @@ WORDS = {
         "no_such_fault": "unknown fault {fault}; the catalogue has: {faults}",
         "never_started": "no drill has been started here: `o11ykit drill start`",
         "bad_time_scale": "time_scale {scale}: a speed factor more than 0 (2: twice as fast)",
+        "bad_baseline": "baseline_s {baseline}: a finite number of seconds, 0 or more (e.g. 60)",
+        "exports_elsewhere": "drills read the local trace store (recovery, impact, the"
+        " postmortem), and this system exports elsewhere: `o11ykit app up` with the local store"
+        " (--backend local, the default)",
         "already_running": "a drill ({scenario}) is running: `o11ykit drill end` first",
         "team_names": "give each team a distinct name, e.g. --teams red,blue",
         "no_drill": "no drill is running",
@@ -120,6 +124,10 @@ WORDS = {
         "never_started": "ここではまだドリルが開始されていません: `o11ykit drill start`",
         "bad_time_scale": "time_scale {scale}: 0 より大きい速度の倍率を指定してください"
         "（2 で2倍の速さ）",
+        "bad_baseline": "baseline_s {baseline}: 0 以上の有限の秒数を指定してください（例: 60）",
+        "exports_elsewhere": "ドリルはローカルのトレースストアを読みます（復旧、影響、"
+        "ポストモーテム）が、このシステムはトレースを別の場所にエクスポートしています。"
+        "ローカルストア（既定の --backend local）で `o11ykit app up` を実行してください",
         "already_running": "ドリル（{scenario}）が実行中です。先に `o11ykit drill end` を"
         "実行してください",
         "team_names": "チームにはそれぞれ別の名前を付けてください（例: --teams red,blue）",

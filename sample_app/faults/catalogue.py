@@ -164,6 +164,7 @@ FAULTS: tuple[Fault, ...] = (
             "data error",
             "bad data",
             "tenant data error",
+            "data error of one tenant",
             "null currency",
             "missing currency",
             "bad import",
@@ -446,6 +447,7 @@ FAULTS: tuple[Fault, ...] = (
             "timeout mismatch",
             "retries",
             "aggressive retries",
+            "eager retries",
             "client timeout",
         ),
         aliases_ja=(
@@ -679,6 +681,7 @@ FAULTS: tuple[Fault, ...] = (
             "wrong filter",
             "zero results",
             "locale filter",
+            "wrong locale",
         ),
         aliases_ja=(
             "サイレント 障害",
