@@ -109,7 +109,7 @@ def _interactive() -> bool:
 def _state(args: argparse.Namespace, start: bool = False) -> dict:
     """The running system's state; a start brings one up where none runs, after stopping
     what is left of one whose processes died without `o11ykit app down`."""
-    from labs.system import end_leftovers, found_state, is_running
+    from labs.system import end_leftovers, found_state, is_running, located
     from sample_app import stack
     from sample_app.cli import data_dir
 
@@ -127,7 +127,7 @@ def _state(args: argparse.Namespace, start: bool = False) -> dict:
         running = stack.Stack(config)
         # A start has settled its language by now (_session): the seeding line in it.
         running.start(progress=lambda line: print(progress_line(args.lang or "en", line)))
-        state = found_state(directory)
+        state = located(running.state(), directory)
     if state is None:
         sys.exit(say(_language_before_progress(args, directory), "not_running"))
     return state

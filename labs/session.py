@@ -382,10 +382,9 @@ class LabSession:
             if truth is not None and end - start > read:
                 earlier = self._count(start, end - read)
         result = grading.grade(key, given, truth, earlier)
-        result.details["ungraded"] = ungraded
         recorded = {"time": now().isoformat(), "answer": given, "score": result.score}
         if ungraded:
-            recorded["ungraded"] = ungraded
+            result.details["ungraded"] = recorded["ungraded"] = ungraded
         self.progress["answers"].append(recorded)
         self.save()
         return result

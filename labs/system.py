@@ -16,8 +16,12 @@ def found_state(directory: str | os.PathLike) -> dict[str, Any] | None:
     from sample_app import stack
 
     state = stack.read_state(Path(directory))
-    if state is not None:
-        state["data_dir"] = str(Path(directory).absolute())
+    return None if state is None else located(state, directory)
+
+
+def located(state: dict[str, Any], directory: str | os.PathLike) -> dict[str, Any]:
+    """`state` with its `data_dir` the directory it was found in (or started in), absolute."""
+    state["data_dir"] = str(Path(directory).absolute())
     return state
 
 

@@ -148,6 +148,9 @@ def test_a_start_on_a_system_whose_processes_died_brings_it_up_again(
             _system(self.directory, sleeper.pid, query_url="http://127.0.0.1:9")
             return self
 
+        def state(self) -> dict[str, Any]:
+            return stack.read_state(self.directory)
+
     monkeypatch.setattr(stack, "Stack", Started)
     assert _run("lab", "start", "slow-query", "--no-traffic", "--data-dir", str(directory)) == 0
     assert started == [directory] and no_faults == ["missing-index"]

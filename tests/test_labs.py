@@ -436,7 +436,8 @@ def test_an_answer_is_graded_on_the_count_now_and_the_count_it_had_before(tmp_pa
         return {"count": round(10 * minutes)}  # 10 more users an error every minute
 
     monkeypatch.setattr(lab_session.LabSession, "solve", counted)
-    session = LabSession(lab, _offline_state(tmp_path))
+    # A local store's address, never asked: solve above answers for it.
+    session = LabSession(lab, {**_offline_state(tmp_path), "query_url": "http://127.0.0.1:9"})
     session.progress["started"] = (_now() - timedelta(minutes=10)).isoformat()
     answer = {"service": "catalog", "attribute": {"tenant.id": "globex"}, "count": 80}
     result = session.answer({**answer, "fault_class": "bad data"})
