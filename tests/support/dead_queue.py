@@ -1,4 +1,4 @@
-"""A burst of spans into a tiny queue that is not drained for a while.
+"""A burst of spans far larger than a tiny queue (and so its batches) can take.
 
     python tests/support/dead_queue.py ENDPOINT SPANS
 
