@@ -602,7 +602,7 @@ def test_the_postmortem_in_japanese_gives_the_root_cause_and_timeline_in_japanes
     assert "- 00:00:01 UTC — inject `bad-canary`" in english and "before n/a" in english
     # The incident's window, from the injection to recovery, to the second, read again:
     window = "--start 1970-01-01T00:00:01Z --end 1970-01-01T00:01:20Z"
-    assert f"`o11ykit traces compare --errors {window}`" in english
+    assert f"`o11ykit traces compare --errors --limit 40 {window}`" in english
     assert f"`o11ykit traces breakdown --service gateway --by tenant.id {window}`" in japanese
     assert "## インシデント中のトレース" in japanese and "## Traces of the incident" in english
     link = "http://127.0.0.1:16686/search?service=gateway&tags=%7B%22error%22%3A%22true%22%7D"

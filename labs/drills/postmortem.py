@@ -16,6 +16,8 @@ from o11ykit.backends.jaeger_query import ui_search_link
 from o11ykit.backends.query_spec import url_args
 from o11ykit.timeformats import format_second
 
+# The rows the draft's compare command asks for (the command's default is 20).
+COMPARE_ROWS = 40
 _EN = {
     "language": "en",
     "title": "Postmortem draft",
@@ -180,8 +182,10 @@ def _look_again(drill: Drill, w: dict) -> list[str]:
     return [
         f"## {w['look']}",
         "",
-        # Every service's: the cause is often behind the edge (a canary's version).
-        f"- {w['look_compare']}: {command('compare', '--errors')}",
+        # Every service's: the cause is often behind the edge (a canary's version). Each
+        # failing request marks its edge's spans too, so the cause's own pairs rank below
+        # theirs, near the default 20 rows' cut: 40 keeps them in.
+        f"- {w['look_compare']}: {command('compare', '--errors', '--limit', str(COMPARE_ROWS))}",
         f"- {w['look_tenants']}: {tenants}",
         f"- {w['look_ui']}: <{link}>",
         "",
