@@ -166,9 +166,6 @@ def _up(args: argparse.Namespace) -> int:
         free_ports=args.free_ports,
         store_ports=store_ports,
         die_with_parent=args.foreground,
-        # The backend chosen here, over the shell's O11YKIT_BACKEND that the services would
-        # otherwise be given with the rest of its O11YKIT_ settings.
-        extra_env={"O11YKIT_BACKEND": backend},
     )
     running = stack.Stack(config)
     with _stop_signals_interrupt():

@@ -265,7 +265,8 @@ class Stack:
                 O11YKIT_QUERY_URL=str(self.query_url),
             )
         else:
-            env.setdefault("O11YKIT_BACKEND", self.config.backend)
+            # The backend this stack was configured with, over one the shell passes through.
+            env["O11YKIT_BACKEND"] = self.config.backend
         if self.config.database_url and service.has_database:
             env["DATABASE_URL"] = self.config.database_url
         if self.config.pseudonym_key:

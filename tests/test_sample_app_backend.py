@@ -87,3 +87,10 @@ def test_without_the_flag_the_shells_variable_applies(recorded, tmp_path, monkey
     assert up(tmp_path) == 1
     assert [config.backend for config in recorded] == ["jaeger", "local"]
     assert _services_backend(recorded[0]) == "jaeger"
+
+
+def test_a_stack_configured_from_python_keeps_its_backend(tmp_path, monkeypatch):
+    """StackConfig(backend=...) lost to the shell's O11YKIT_BACKEND, passed through."""
+    monkeypatch.setenv("O11YKIT_BACKEND", "jaeger")
+    config = stack_module.StackConfig(data_dir=tmp_path, backend="otlp", free_ports=True)
+    assert _services_backend(config) == "otlp"
