@@ -93,6 +93,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     chosen = compare.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--errors", action="store_true", help="select the spans with errors")
     chosen.add_argument(
+        "--origin-errors",
+        action="store_true",
+        help="select the errors where they began: error spans with no failed child",
+    )
+    chosen.add_argument(
         "--slower-than", type=positive_duration, help="select the spans slower than, e.g. 250ms"
     )
     compare.add_argument("--limit", type=limit, default=20, help="pairs at most (default 20)")
@@ -670,8 +675,9 @@ def breakdown_table(answer: dict[str, Any], rows: int | None = None) -> Table:
 def _compare(args: argparse.Namespace, client: JaegerQuery, console: Console) -> None:
     window = _window(args)
     tags = _attrs(args)
-    if args.errors:
-        selection, ui_tags, min_duration = "errors", {**tags, "error": "true"}, None
+    if args.errors or args.origin_errors:
+        selection = "origin-errors" if args.origin_errors else "errors"
+        ui_tags, min_duration = {**tags, "error": "true"}, None
     else:
         selection, ui_tags, min_duration = f"slower:{args.slower_than}", tags, args.slower_than
     answer = client.compare(

@@ -338,6 +338,88 @@ def test_sampled_baseline_still_ranks_acme_first(store, monkeypatch):
     assert (result.pairs[0].key, result.pairs[0].value) == ("tenant.id", "acme")
 
 
+def propagated_failures(requests: int = 400, canary_share: float = 0.2) -> list[SpanRow]:
+    """Requests gateway -> checkout -> orders; the canary's orders (1.8.0) fails every one.
+
+    Each failure marks the canary's server span and the four spans above it (two services
+    at 1.4.2, a server and a client span each), as HTTP failures do on their way back. A
+    catalog service (3.0) answers every request too, without failing.
+    """
+    rng = random.Random(7)
+    spacing = (WINDOW[1] - WINDOW[0]) // requests
+    rows = []
+    for i in range(requests):
+        trace_id = rng.randbytes(16)
+        canary = rng.random() < canary_share
+        status = ERROR if canary else OK
+        parent = None
+        chain = [("gateway", "1.4.2"), ("checkout", "1.4.2")]
+        for service, version in chain:
+            for kind in (SERVER, CLIENT):
+                span_id = rng.randbytes(8)
+                rows.append(
+                    SpanRow(
+                        service,
+                        f"{'GET' if kind == SERVER else 'call'} /{service}",
+                        WINDOW[0] + i * spacing,
+                        5 * MS,
+                        status,
+                        kind=kind,
+                        attributes={"tenant.id": rng.choice(TENANTS)},
+                        resource={"service.version": version},
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        parent_span_id=parent,
+                    )
+                )
+                parent = span_id
+        orders = rng.randbytes(8)
+        version = "1.8.0" if canary else "1.5.0"
+        for service, name, span_id, parent_id, span_status in (
+            ("orders", "GET /orders", orders, parent, status),
+            ("orders", "SELECT orders", rng.randbytes(8), orders, OK),  # its query succeeded
+            *(("catalog", "GET /items", rng.randbytes(8), parent, OK) for _ in range(3)),
+        ):
+            rows.append(
+                SpanRow(
+                    service,
+                    name,
+                    WINDOW[0] + i * spacing,
+                    2 * MS,
+                    span_status,
+                    resource={"service.version": "3.0" if service == "catalog" else version},
+                    trace_id=trace_id,
+                    span_id=span_id,
+                    parent_span_id=parent_id,
+                )
+            )
+    return rows
+
+
+def test_origin_errors_rank_the_failing_span_above_those_it_propagated_to(tmp_path):
+    rows = propagated_failures()
+    connection = open_database(tmp_path)
+    StoreWriter(connection).add_many(rows)
+    window = {"start_ns": WINDOW[0], "end_ns": WINDOW[1]}
+    every = analytics.compare(connection, selection=Selection.errors(), **window)
+    origin = analytics.compare(connection, selection=Selection.origin_errors(), **window)
+    connection.close()
+
+    failures = sum(r.name == "GET /orders" and r.status_code == ERROR for r in rows)
+    assert failures > 50
+    # Among all errors, the callers' version (4 spans a failure) outranks the cause's (1).
+    assert every.selection_count == 5 * failures
+    assert (every.pairs[0].key, every.pairs[0].value) == ("service.version", "1.4.2")
+    # Where the failures began: the canary's server spans alone.
+    assert origin.selection == "errors where they began"
+    assert origin.selection_count == failures
+    assert origin.baseline_count == len(rows) - failures
+    top = origin.pairs[0]
+    assert (top.key, top.value, top.selection_pct) == ("service.version", "1.8.0", 100.0)
+    assert ("service.name", "orders") in {(p.key, p.value) for p in origin.pairs}
+    assert "1.4.2" not in {p.value for p in origin.pairs}
+
+
 def test_compare_on_span_bytes_keys(store):
     result = analytics.compare(
         store,
@@ -390,6 +472,10 @@ def test_http_breakdown_and_compare_answer_json(store):
     status, body = analytics_http.handle("GET", "/api/o11ykit/compare/", params, store)
     assert status == 200 and body["selection"] == "slower than 150ms"
     assert (body["pairs"][0]["key"], body["pairs"][0]["value"]) == ("service.version", "2.0")
+    params = {"selection": "origin-errors", "start": START_TEXT, "end": END_TEXT}
+    status, body = analytics_http.handle("GET", "/api/o11ykit/compare", params, store)
+    assert status == 200 and body["selection"] == "errors where they began"
+    assert (body["pairs"][0]["key"], body["pairs"][0]["value"]) == ("tenant.id", "acme")
     where = {"where": '{"tenant.id": "acme"}', "groupBy": "status"}
     status, body = analytics_http.handle(
         "GET", "/api/o11ykit/breakdown", {**where, "start": START_TEXT, "end": END_TEXT}, store
@@ -431,7 +517,11 @@ def test_a_key_asked_for_twice_is_ranked_once(store):
         ("/api/o11ykit/breakdown", {"groupBy": "name", "limit": " 5"}, "limit must be"),
         ("/api/o11ykit/breakdown", {"groupBy": "name", "where": "{"}, "where is not JSON"),
         ("/api/o11ykit/breakdown", {"groupBy": "name", "where": '{"a":[1]}'}, "where must be"),
-        ("/api/o11ykit/compare", {"selection": "slow"}, "accepted: errors, slower:<duration>"),
+        (
+            "/api/o11ykit/compare",
+            {"selection": "slow"},
+            "accepted: errors, origin-errors, slower:<duration>",
+        ),
         ("/api/o11ykit/compare", {"selection": "slower:fast"}, "selection: 'fast'"),
         (
             "/api/o11ykit/compare",

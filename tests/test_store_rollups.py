@@ -490,6 +490,21 @@ def test_filtered_compares_and_keys_not_rolled_up_are_scanned(store, monkeypatch
         assert not result.approximate and result.note == "" and result.selection_count > 0
 
 
+def test_origin_errors_are_never_read_from_rollups(store, monkeypatch):
+    # Rollups count each value's errors, not which error spans have a failed child.
+    monkeypatch.setattr(rollup_reads, "ROLLUP_MIN_SPANS", 1)
+    window = {"start_ns": T0, "end_ns": T0 + 12 * MINUTE}
+    origin = analytics.compare(
+        store.connection, selection=analytics.Selection.origin_errors(), **window
+    )
+    errors = analytics.compare(store.connection, selection=analytics.Selection.errors(), **window)
+    assert errors.note.startswith("from rollups")
+    assert origin.note == "" and not origin.approximate
+    # Every span here is a trace of its own: no error has a failed child.
+    assert origin.selection_count == errors.selection_count > 0
+    assert "enduser.id" in origin.keys  # scanned: no key left out
+
+
 def test_small_windows_compare_by_scanning(store):
     result = analytics.compare(
         store.connection,

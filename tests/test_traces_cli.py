@@ -240,6 +240,14 @@ def test_compare_errors_puts_acme_first(fake, capsys):
     assert "tags=%7B%22error%22%3A%22true%22%7D" in out
 
 
+def test_compare_origin_errors_asks_for_them_and_links_the_errors(fake, capsys):
+    code, out, _ = run(["compare", "--origin-errors", "--url", fake.url], capsys)
+    assert code == 0, out
+    assert fake.requests[-1][1]["selection"] == "origin-errors"
+    assert "errors where they began: 20 spans against 380 others" in out
+    assert "tags=%7B%22error%22%3A%22true%22%7D" in out  # Jaeger UI: its errors
+
+
 def test_compare_slower_than(fake, capsys):
     code, out, _ = run(["compare", "--slower-than", "100ms", "--url", fake.url], capsys)
     assert code == 0

@@ -512,6 +512,11 @@ def query_cases(filled: dict[str, Any], tenant: str) -> dict[str, str]:
         ),
         "d_compare_errors_15min": "/api/o11ykit/compare?"
         + urlencode({"selection": "errors", "start": format_time(recent), "end": format_time(end)}),
+        # Where the failures began: never from rollups, each error span's children looked up.
+        "d_compare_origin_errors_15min": "/api/o11ykit/compare?"
+        + urlencode(
+            {"selection": "origin-errors", "start": format_time(recent), "end": format_time(end)}
+        ),
         # Filtered breakdowns cannot use the rollups: they read the matching spans.
         "e_breakdown_where_version": "/api/o11ykit/breakdown?"
         + urlencode(

@@ -16,8 +16,6 @@ from o11ykit.backends.jaeger_query import ui_search_link
 from o11ykit.backends.query_spec import url_args
 from o11ykit.timeformats import format_second
 
-# The rows the draft's compare command asks for (the command's default is 20).
-COMPARE_ROWS = 40
 _EN = {
     "language": "en",
     "title": "Postmortem draft",
@@ -60,7 +58,7 @@ _EN = {
     "no_data": "n/a",
     "seconds": "{seconds} s",
     "look": "Traces of the incident",
-    "look_compare": "What the failing spans had in common",
+    "look_compare": "What the spans where the failures began had in common",
     "look_tenants": "The edge's spans by tenant",
     "look_ui": "The failures in the Jaeger UI",
 }
@@ -106,7 +104,7 @@ _JA = {
     "no_data": "データなし",
     "seconds": "{seconds} 秒",
     "look": "インシデント中のトレース",
-    "look_compare": "失敗したスパンに共通するもの",
+    "look_compare": "失敗が始まったスパンに共通するもの",
     "look_tenants": "テナント別のエッジのスパン",
     "look_ui": "Jaeger UI で見る失敗",
 }
@@ -182,10 +180,10 @@ def _look_again(drill: Drill, w: dict) -> list[str]:
     return [
         f"## {w['look']}",
         "",
-        # Every service's: the cause is often behind the edge (a canary's version). Each
-        # failing request marks its edge's spans too, so the cause's own pairs rank below
-        # theirs, near the default 20 rows' cut: 40 keeps them in.
-        f"- {w['look_compare']}: {command('compare', '--errors', '--limit', str(COMPARE_ROWS))}",
+        # Every service's: the cause is often behind the edge (a canary's version). Where the
+        # failures began, not every error: each failing request marks its edge's spans too,
+        # and among all errors the edge's pairs outrank the cause's own.
+        f"- {w['look_compare']}: {command('compare', '--origin-errors')}",
         f"- {w['look_tenants']}: {tenants}",
         f"- {w['look_ui']}: <{link}>",
         "",

@@ -302,7 +302,8 @@ class JaegerQuery:
         where: Mapping[str, str] | None = None,
         limit: int = 20,
     ) -> dict[str, Any]:
-        """The local store's compare; `selection` is "errors" or "slower:<duration>"."""
+        """The local store's compare; `selection` is "errors", "origin-errors" or
+        "slower:<duration>"."""
         params = {"selection": selection, "limit": str(limit)}
         answer = self._o11ykit("compare", params, start, end, service, operation, where)
         self._check_fields("compare", answer, _COMPARE_FIELDS, "pairs", _PAIR_FIELDS)

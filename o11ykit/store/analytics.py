@@ -199,7 +199,12 @@ def compare(
     truncated, bound, note = False, 0.0, ""
     with one_snapshot(conn):  # rollups' coverage as checked is what is read
         minutes = None
-        if not (service or operation or where) and rolled and (default_keys or rolled == sources):
+        if (
+            selection.rolled_up
+            and not (service or operation or where)
+            and rolled
+            and (default_keys or rolled == sources)
+        ):
             minutes = rolled_up_minutes(conn, start_ns, end_ns)
         if minutes is not None:
             left_out = [key for key in keys if key not in rolled]

@@ -135,10 +135,12 @@ def _time(params: Mapping[str, str], name: str) -> int:
 
 
 def _selection(raw: str) -> Selection:
-    accepted = "accepted: errors, slower:<duration> (e.g. slower:250ms)"
+    accepted = "accepted: errors, origin-errors, slower:<duration> (e.g. slower:250ms)"
     text = raw.strip()
     if text == "errors":
         return Selection.errors()
+    if text == "origin-errors":
+        return Selection.origin_errors()
     if text.startswith("slower:"):
         try:
             return Selection.slower_than(parse_duration(text.removeprefix("slower:")) / 1e6)

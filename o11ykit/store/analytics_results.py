@@ -92,16 +92,34 @@ class Breakdown:
         }
 
 
+# An error span none of whose children failed (Selection.origin_errors). CASE, so only an
+# error span looks for its children, through the trace-id index; a NOT of it selects the rest.
+ORIGIN_ERROR = (
+    "CASE WHEN s.status_code = 2 THEN NOT EXISTS (SELECT 1 FROM spans c"
+    " WHERE c.trace_id = s.trace_id AND c.parent_span_id = s.span_id AND c.status_code = 2)"
+    " ELSE 0 END"
+)
+
+
 @dataclass(frozen=True)
 class Selection:
-    """Which spans are compared against the rest: the errors, or those slower than a bound."""
+    """Which spans are compared against the rest: the errors, the errors where they began,
+    or those slower than a bound."""
 
-    kind: str  # "errors" or "slower"
+    kind: str  # "errors", "origin-errors" or "slower"
     threshold_ms: float | None = None
 
     @classmethod
     def errors(cls) -> Selection:
         return cls("errors")
+
+    @classmethod
+    def origin_errors(cls) -> Selection:
+        """The error spans none of whose children failed: where each failure began. A
+        failure marks every span it passes through on its way back to the edge (a server
+        span answering 500, the client span that got it, the caller's server span), so
+        among all errors the callers' attributes outnumber the cause's own."""
+        return cls("origin-errors")
 
     @classmethod
     def slower_than(cls, milliseconds: float) -> Selection:
@@ -110,14 +128,25 @@ class Selection:
         return cls("slower", float(milliseconds))
 
     def describe(self) -> str:
-        """The selection in words: errors, or slower than 250ms (the bound as a Go duration)."""
+        """The selection in words: errors, errors where they began, or slower than 250ms (the
+        bound as a Go duration)."""
         if self.kind == "errors":
             return "errors"
+        if self.kind == "origin-errors":
+            return "errors where they began"
         return f"slower than {format_duration(self.threshold_ns)}"
+
+    @property
+    def rolled_up(self) -> bool:
+        """Whether rollups can count this selection: they hold each value's errors and
+        durations, not which spans are a failed span's parent."""
+        return self.kind != "origin-errors"
 
     def sql(self) -> tuple[str, list[object]]:
         if self.kind == "errors":
             return "s.status_code = 2", []
+        if self.kind == "origin-errors":
+            return ORIGIN_ERROR, []
         return "s.duration_ns > ?", [self.threshold_ns]
 
     @property
