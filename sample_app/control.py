@@ -14,7 +14,7 @@ from typing import Any
 
 from o11ykit.faults import FaultAdminError, FaultClient, FaultSpec, FaultSpecError, KindSpec
 from o11ykit.faults.kinds import GENERIC_KINDS
-from sample_app import dataset
+from sample_app import dataset, topology
 from sample_app.faults import catalogue
 
 
@@ -60,8 +60,24 @@ def build_spec(fault: catalogue.Fault, overrides: Overrides | None = None) -> di
         "fixed": overrides.fixed,
     }
     customers = None  # any user id is accepted: customers are too many to list
-    FaultSpec.from_dict(spec, kinds=_kind_specs(), tenants=dataset.shop_slugs(), users=customers)
+    parsed = FaultSpec.from_dict(
+        spec, kinds=_kind_specs(), tenants=dataset.shop_slugs(), users=customers
+    )
+    _check_versions(fault, parsed.scope.versions)
     return spec
+
+
+def _check_versions(fault: catalogue.Fault, versions: Sequence[str]) -> None:
+    """A version none of the fault's processes runs would leave the fault injected and
+    never firing. Each service checks its routes itself; only here are all its versions
+    known (the catalog and its canary are two processes, one version each)."""
+    running = sorted({topology.BY_NAME[name].version for name in fault.services})
+    for version in versions:
+        if version not in running:
+            raise FaultSpecError(
+                f"scope.versions: {version!r} is not a version of {', '.join(fault.services)},"
+                f" where {fault.id} is injected; accepted: {', '.join(running)}"
+            )
 
 
 class StackFaults:

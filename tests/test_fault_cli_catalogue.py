@@ -27,6 +27,8 @@ from sample_app.control import StackFaults, _kind_specs
 TOKEN = "test-token"
 # The services the faults used here live in: null-currency is in catalog and its canary.
 SERVICES = ("catalog", "catalog-canary", "orders", "payments")
+# The routes a running catalog (and its canary) gives its engine, as enable() reads them.
+CATALOG_ROUTES = ("/products", "/products/{product_id}", "/prices", "/health")
 
 
 @dataclass
@@ -52,7 +54,8 @@ def fake_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
     for name in SERVICES:
         # One audit file for every service, as `app up` gives them.
         audit = AuditLog(data_dir / "fault-audit.jsonl")
-        engines[name] = FaultEngine(kinds=kinds, tenants=tenants, audit=audit)
+        routes = (lambda: CATALOG_ROUTES) if name.startswith("catalog") else None
+        engines[name] = FaultEngine(kinds=kinds, tenants=tenants, audit=audit, routes=routes)
         url, server, thread = _serve(AdminApi(engines[name], TOKEN))
         urls[name] = url
         servers.append((server, thread))
@@ -194,3 +197,19 @@ def test_a_param_without_a_value_is_refused_as_the_generic_mode_refuses_it(fake_
         "o11ykit fault: --param 'ms': accepted: NAME=VALUE, e.g. ms=300\n"
     )
     assert fake_stack.engines["payments"].faults() == []
+
+
+def test_a_misspelt_route_or_a_version_no_process_runs_is_refused_and_injects_nothing(
+    fake_stack, capsys
+):
+    assert fault("inject", "empty-search", "--route", "/prodcts") == 2
+    assert "scope.routes: '/prodcts' matches no route of this service; its routes: /health," in (
+        capsys.readouterr().err
+    )
+    assert fault("inject", "empty-search", "--version", "1.9") == 2
+    assert "scope.versions: '1.9' is not a version of catalog, catalog-canary" in (
+        capsys.readouterr().err
+    )
+    assert all(not engine.faults() for engine in fake_stack.engines.values())
+    assert fault("inject", "empty-search", "--route", "/products/*", "--version", "1.8.0") == 0
+    assert [f["id"] for f in fake_stack.engines["catalog-canary"].faults()] == ["empty-search"]

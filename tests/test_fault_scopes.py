@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from o11ykit.faults import FaultEngine, FaultSpecError
+from o11ykit.faults.matching import could_match, route_matcher
 from sample_app import dataset
 from sample_app.control import Overrides, build_spec
 from sample_app.faults import catalogue
@@ -113,3 +114,41 @@ def test_null_currency_is_fixed_for_every_request_of_its_tenants(engine, clock):
     engine.clear("null-currency")
     assert not switches.fixed("null_currency", tenant="globex")
     assert not Switches(None).fixed("null_currency", tenant="globex")
+
+
+@pytest.mark.parametrize(
+    ("route", "template", "matches"),
+    [
+        ("/products", "/products/{product_id}", True),  # a prefix: every path under it
+        ("/products/42", "/products/{product_id}", True),  # a parameter takes any segment
+        ("/products/", "/products", True),
+        ("/product", "/products/{product_id}", False),  # segment-wise, not by characters
+        ("/products/42/reviews", "/products/{product_id}", False),  # deeper than the route
+        ("/products/*", "/products/{product_id}", True),
+        ("/products/*", "/products", False),  # `*` is one segment, no fewer
+        ("/prod*", "/products", True),
+        ("/prod*", "/products/{product_id}", False),
+        ("/*/42", "/products/{product_id}", True),
+        ("/files/a/b", "/files/{rest:path}", True),  # a path parameter: any depth
+        ("/api/**", "/health", True),  # `**`: never refused (unsure)
+        ("/", "/anything/{x}", True),
+        ("/x", "/", False),
+    ],
+)
+def test_could_match_tells_a_scope_route_that_no_path_of_a_route_can_take(route, template, matches):
+    assert could_match(route, template) is matches
+    # A route without parameters is a path itself: route_matcher, which matches requests,
+    # must agree (`**` aside, which could_match never refuses).
+    if "{" not in template and "**" not in route:
+        assert route_matcher([route])(template) is matches
+
+
+def test_a_version_none_of_the_fault_s_processes_runs_is_refused():
+    fault = catalogue.get("empty-search")  # catalog 1.7.3 and its canary 1.8.0
+    assert build_spec(fault, Overrides(versions=["1.8.0"]))["scope"]["versions"] == ["1.8.0"]
+    with pytest.raises(FaultSpecError) as refused:
+        build_spec(fault, Overrides(versions=["1.8.0", "1.9.0"]))
+    assert str(refused.value) == (
+        "scope.versions: '1.9.0' is not a version of catalog, catalog-canary, where"
+        " empty-search is injected; accepted: 1.7.3, 1.8.0"
+    )

@@ -265,6 +265,35 @@ def test_custom_kinds_with_routes_match_the_path_of_the_request_asking():
     assert engine.broken("n_plus_one") is None  # outside a request: no route, no match
 
 
+def test_a_scope_route_matching_no_route_of_the_app_is_refused_and_changes_nothing():
+    app, engine = enabled_shop()
+    engine.inject({"id": "slow", "kind": "latency", "scope": {"routes": ["/api/products/42"]}})
+    for route in ("/api/order", "/api/products/42/reviews", "/api/prod*"):
+        with pytest.raises(o11ykit.faults.FaultSpecError) as refused:
+            engine.inject({"id": "typo", "kind": "latency", "scope": {"routes": [route]}})
+        assert str(refused.value) == (
+            f"scope.routes: {route!r} matches no route of this service; its routes: "
+            "/api/bug, /api/orders, /api/products/{sku}, /docs, /docs/oauth2-redirect, /health,"
+            " /openapi.json, /redoc"
+        )
+    assert [f["id"] for f in engine.faults()] == ["slow"]
+    # Over the admin API: a 400 naming the routes, as any other refused scope.
+    with client(app) as http:
+        answer = http.post(
+            "/_o11ykit/faults",
+            headers=AUTH,
+            json={"id": "typo", "kind": "latency", "scope": {"routes": ["/api/ordrs"]}},
+        )
+    assert answer.status_code == 400
+    assert "its routes: /api/bug, /api/orders" in answer.json()["error"]
+    # Routes added after enable() count: they are read at injection.
+    app.get("/api/late")(lambda: {})
+    engine.inject({"id": "late", "kind": "latency", "scope": {"routes": ["/api/late"]}})
+    # Prefixes, parameters and globs that do match some route are taken as before.
+    for route in ("/api", "/api/products", "/api/products/*", "/api/*/42", "/api/**", "/"):
+        engine.inject({"id": "ok", "kind": "latency", "scope": {"routes": [route]}})
+
+
 # -- where the middleware sits ---------------------------------------------------------------
 
 

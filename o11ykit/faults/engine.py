@@ -87,9 +87,12 @@ class FaultEngine:
         audit: AuditLog | None = None,
         clock: Callable[[], float] = time.monotonic,
         guard: Callable[[], str | None] | None = None,
+        routes: Callable[[], Collection[str] | None] | None = None,
     ) -> None:
         """`guard` answers why injection may not run (production), or None; asked on every
-        use, it turns the engine off for good the first time it answers."""
+        use, it turns the engine off for good the first time it answers. `routes` gives the
+        service's route templates when a spec is injected (None: unknown, any scope route
+        accepted), so a scope route that matches none of them is refused."""
         self.service_version = service_version
         self.kinds: Mapping[str, KindSpec] = MappingProxyType({**GENERIC_KINDS, **(kinds or {})})
         self.tenants = frozenset(tenants) if tenants is not None else None
@@ -102,6 +105,7 @@ class FaultEngine:
         self._keys = itertools.count()
         self._listeners: list[Listener] = []
         self._guard = guard
+        self._routes = routes
         self.refused: str | None = None
 
     # -- changing what is injected ---------------------------------------------------------
@@ -112,7 +116,13 @@ class FaultEngine:
         if not self.allowed():
             raise ConfigError(self.refused or "fault injection is refused")
         data = spec.to_dict() if isinstance(spec, FaultSpec) else spec
-        parsed = FaultSpec.from_dict(data, kinds=self.kinds, tenants=self.tenants, users=self.users)
+        parsed = FaultSpec.from_dict(
+            data,
+            kinds=self.kinds,
+            tenants=self.tenants,
+            users=self.users,
+            routes=self._routes() if self._routes else None,
+        )
         kind = self.kinds[parsed.kind]
         entry = _Entry(
             spec=parsed,

@@ -74,6 +74,7 @@ def enable(
             audit=audit or AuditLog(audit_file or settings.faults_audit_file),
             clock=clock,
             guard=RunningEnvironment(),
+            routes=lambda: route_templates(app),
         )
         _install(app, engine, token or settings.faults_token, sqlalchemy_engine, settings)
         setattr(app, MARK, engine)
@@ -96,6 +97,20 @@ def _install(
     admin = AdminApi(engine, token) if token else None
     untouched = path_matcher(settings.excluded_paths)
     install_middleware(app, engine, admin=admin, pool=pool, untouched=untouched)
+
+
+def route_templates(app: Any) -> list[str] | None:
+    """The paths the app routes (`/products/{product_id}`), read when a fault is injected,
+    once every route is added; a mount stands for everything under it. None when a route
+    has no path (a host route) or the app has none yet: the scope is then not checked."""
+    templates = []
+    for route in getattr(getattr(app, "router", None), "routes", None) or ():
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            return None
+        is_mount = hasattr(route, "routes") and hasattr(route, "app")
+        templates.append(path.rstrip("/") + "/{rest:path}" if is_mount else path)
+    return templates or None
 
 
 def _settings() -> Settings:

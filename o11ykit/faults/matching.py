@@ -34,6 +34,41 @@ def route_matcher(routes: Iterable[str]) -> Callable[[str], bool]:
     return matches
 
 
+def could_match(scope_route: str, template: str) -> bool:
+    """Whether `scope_route` (a prefix or a glob, as route_matcher takes it) matches some
+    request path of the route `template` (`/products/{product_id}`; a parameter, or a
+    segment holding one, stands for any segment, and `{rest:path}` for any number).
+
+    Answers True when unsure (a `**` glob): a check of a fault's scope against the service's
+    routes must never refuse a scope that would have fired."""
+    if "**" in scope_route:
+        return True
+    glob = bool(_GLOB_CHARS & set(scope_route))
+    wanted = _segments(scope_route if glob else scope_route.rstrip("/") or "/")
+    if not wanted:  # "/": every path
+        return True
+    route = _segments(template)
+    for i, want in enumerate(wanted):
+        if i == len(route):
+            return False  # the scope is deeper than any path of the route
+        have = route[i]
+        if have.endswith(":path}"):
+            return True  # the rest of the path, however deep
+        if "{" in have:
+            continue  # a parameter: any segment
+        if glob:
+            if not re.fullmatch(_glob_pattern(want), have):
+                return False
+        elif want != have:
+            return False
+    # A prefix matches every path under it; a glob's `*` stays within one segment.
+    return not glob or len(wanted) == len(route) or route[len(wanted)].endswith(":path}")
+
+
+def _segments(path: str) -> list[str]:
+    return [part for part in path.split("/")[1:] if part] if path != "/" else []
+
+
 def draw(seed: int, key: str) -> float:
     """A number in [0, 1) fixed by (seed, key): every process, every language can agree on
     it, so one trace is in or out of a fault's share in every service it crosses."""

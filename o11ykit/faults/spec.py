@@ -12,6 +12,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from o11ykit.faults.matching import could_match
+
 _ID = re.compile(r"[a-z0-9-]{1,64}")
 # Ids the admin API's own paths take: a fault named `audit` could be injected, but
 # /_o11ykit/faults/audit answers with the audit log, so it could never be shown or cleared.
@@ -168,8 +170,13 @@ class FaultSpec:
         kinds: Mapping[str, KindSpec],
         tenants: Collection[str] | None = None,
         users: Collection[str] | None = None,
+        routes: Collection[str] | None = None,
     ) -> FaultSpec:
-        """Parse and check a spec; FaultSpecError names the first field that is wrong."""
+        """Parse and check a spec; FaultSpecError names the first field that is wrong.
+
+        `tenants`, `users`: the ones the service knows (None: any). `routes`: the service's
+        route templates; a scope route that can match none of them is refused (None: any).
+        """
         if not isinstance(data, Mapping):
             raise FaultSpecError("a fault spec is a JSON object with fields: " + ", ".join(_FIELDS))
         _no_unknown("", data, _FIELDS)
@@ -188,7 +195,7 @@ class FaultSpec:
             id=fault_id,
             kind=kind.name,
             params=_params(kind, data.get("params", {})),
-            scope=_honoured(kind, _scope(data.get("scope", {}), tenants, users)),
+            scope=_honoured(kind, _scope(data.get("scope", {}), tenants, users, routes)),
             fixed=_flag("fixed", data.get("fixed", False)),
         )
 
@@ -246,14 +253,19 @@ def _names(kind: KindSpec) -> str:
     return ", ".join(kind.params) or "none (this kind takes no params)"
 
 
-def _scope(given: Any, tenants: Collection[str] | None, users: Collection[str] | None) -> Scope:
+def _scope(
+    given: Any,
+    tenants: Collection[str] | None,
+    users: Collection[str] | None,
+    routes: Collection[str] | None,
+) -> Scope:
     if not isinstance(given, Mapping):
         raise FaultSpecError("scope: must be an object; accepted: " + ", ".join(_SCOPE_FIELDS))
     _no_unknown("scope", given, _SCOPE_FIELDS)
     return Scope(
         tenants=_known("tenants", _texts("tenants", given.get("tenants", ())), tenants),
         users=_known("users", _texts("users", given.get("users", ())), users),
-        routes=_routes(_texts("routes", given.get("routes", ()))),
+        routes=_routes(_texts("routes", given.get("routes", ())), routes),
         versions=_texts("versions", given.get("versions", ())),
         percent=_number("percent", given.get("percent", 100.0), 0.0, 100.0),
         seed=_seed(given.get("seed", 0)),
@@ -303,14 +315,27 @@ def _known(name: str, values: tuple[str, ...], known: Collection[str] | None) ->
     return values
 
 
-def _routes(values: tuple[str, ...]) -> tuple[str, ...]:
+def _routes(values: tuple[str, ...], known: Collection[str] | None) -> tuple[str, ...]:
     for route in values:
         if not route.startswith("/"):
             raise FaultSpecError(
                 f"scope.routes: {route!r} is not accepted; accepted: paths starting with '/', "
                 "as a prefix (/api/orders) or a glob (/api/products/*)"
             )
+        # A misspelt route would be injected, listed, and never fire: the drill would run
+        # with no fault in it.
+        if known and not any(could_match(route, template) for template in known):
+            listed = sorted(set(known))
+            shown = ", ".join(listed[:_ROUTES_SHOWN])
+            more = f" and {len(listed) - _ROUTES_SHOWN} more" if len(listed) > _ROUTES_SHOWN else ""
+            raise FaultSpecError(
+                f"scope.routes: {route!r} matches no route of this service; its routes: "
+                f"{shown}{more}"
+            )
     return values
+
+
+_ROUTES_SHOWN = 30
 
 
 def _number(name: str, value: Any, low: float, high: float | None) -> float:
