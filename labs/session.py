@@ -222,7 +222,7 @@ class LabSession:
         self.lab = lab
         self.state = state
         self.backend = backend
-        self.faults = StackFaults.from_state(state)
+        self.faults = StackFaults.from_state(state, actor=f"lab:{lab.id}")
         self.query = JaegerQuery(state["query_url"]) if state.get("query_url") else None
         self.progress_path = Path(state["data_dir"]) / PROGRESS_FILE
         self.progress = self._load_progress()

@@ -193,6 +193,7 @@ def _chosen_backend(args: argparse.Namespace) -> str | None:
 def _start(running: Any, args: argparse.Namespace) -> int | None:
     """Start the stack and inject the faults asked for: None once up, else the exit code,
     everything started stopped."""
+    from o11ykit.faults import cli as fault_cli
     from sample_app.control import StackFaults
 
     up = False
@@ -200,7 +201,8 @@ def _start(running: Any, args: argparse.Namespace) -> int | None:
         started = time.perf_counter()
         running.start(progress=print)
         up = True
-        faults = StackFaults.from_state(running.state())
+        # Audited as `o11ykit fault inject` would be: the person who ran the command.
+        faults = StackFaults.from_state(running.state(), actor=fault_cli.default_actor())
         for fault_id in args.fault:
             faults.inject(fault_id)
         _print_where(running.state(), time.perf_counter() - started)

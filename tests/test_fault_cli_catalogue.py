@@ -213,3 +213,18 @@ def test_a_misspelt_route_or_a_version_no_process_runs_is_refused_and_injects_no
     assert all(not engine.faults() for engine in fake_stack.engines.values())
     assert fault("inject", "empty-search", "--route", "/products/*", "--version", "1.8.0") == 0
     assert [f["id"] for f in fake_stack.engines["catalog-canary"].faults()] == ["empty-search"]
+
+
+def test_labs_and_drills_name_themselves_in_the_audit_log(fake_stack):
+    from labs import model
+    from labs.drills.drill import Drill
+    from labs.session import LabSession
+
+    state = json.loads((fake_stack.data_dir / stack.STATE_FILE).read_text())
+    LabSession(model.get("failing-tenant"), state).inject()
+    Drill({**state, "query_url": "http://127.0.0.1:9"}).faults.inject("heavy-user")
+    assert [(e["action"], e["fault"], e["actor"]) for e in fake_stack.audit_lines()] == [
+        ("inject", "null-currency", "lab:failing-tenant"),
+        ("inject", "null-currency", "lab:failing-tenant"),  # catalog and its canary
+        ("inject", "heavy-user", "drill"),
+    ]

@@ -193,7 +193,7 @@ def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
     # shared one (one was once counted as this test's leftover).
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    env = {"TMPDIR": str(temporary)}
+    env = {"TMPDIR": str(temporary), "USER": "dana"}
     up = _o11ykit(
         "app", "up", "--free-ports", "--fault", "empty-search", data_dir=data_dir, env=env
     )
@@ -205,6 +205,8 @@ def test_up_status_down_leaves_no_process_behind(seeded_template, tmp_path):
         status = _o11ykit("app", "status", data_dir=data_dir, env=env)
         assert status.returncode == 0 and status.stdout.count("healthy") == 5, status.stdout
         assert status.stdout.count("empty-search") == 2  # set at start, in catalog and canary
+        audit = _o11ykit("fault", "audit", data_dir=data_dir, env=env)
+        assert audit.stdout.count("cli:dana") == 2, audit.stdout  # who ran `app up --fault`
         # Where `o11ykit traces --url` must go when the store listens on free ports.
         query_url = json.loads(state_file.read_text())["query_url"]
         assert f"trace store     {query_url}" in status.stdout

@@ -70,7 +70,7 @@ class Drill:
         self.stack_state = stack_state
         self.directory = Path(stack_state["data_dir"]) / DRILL_DIR
         self.log = DrillLog(self.directory / JOURNAL)
-        self.faults = StackFaults.from_state(stack_state)
+        self.faults = StackFaults.from_state(stack_state, actor="drill")
         self.query = JaegerQuery(stack_state["query_url"])
 
     @property
