@@ -395,7 +395,7 @@ def catalogue_mode(args: argparse.Namespace) -> int | None:
         return exc.status
     except FaultAdminError as exc:
         print(f"o11ykit fault: {exc}", file=sys.stderr)
-        return fault_cli.BAD_SPEC if exc.status in (400, 404) else fault_cli.FAILED
+        return fault_cli.BAD_SPEC if exc.refused_input else fault_cli.FAILED
 
 
 def _inject(faults: Any, args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -103,6 +105,32 @@ def test_the_token_may_come_from_the_environment(monkeypatch, capsys):
     assert "O11YKIT_FAULTS_TOKEN" in capsys.readouterr().err
     monkeypatch.setenv(fault_cli.TOKEN_VARIABLE, "t")
     assert cli.main(["fault", "list", "--url", "http://127.0.0.1:9"]) == 1  # past the token
+
+
+def test_a_service_without_the_admin_api_is_a_failure_not_a_missing_fault(capsys):
+    # Its own 404 page, not the admin API's JSON "no fault ... is injected": exit 1.
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "9")
+            self.end_headers()
+            self.wfile.write(b"Not Found")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert cli.main(["fault", "show", "ghost", "--url", url, "--token", "t"]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+    assert "does not exist: is fault injection enabled there" in capsys.readouterr().err
 
 
 def test_one_line_per_fault():

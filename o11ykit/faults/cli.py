@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return exc.status
     except FaultAdminError as exc:
         print(f"o11ykit fault: {exc}", file=sys.stderr)
-        return BAD_SPEC if exc.status == 400 else FAILED
+        return BAD_SPEC if exc.refused_input else FAILED
 
 
 def _client(args: argparse.Namespace) -> FaultClient:

@@ -16,9 +16,17 @@ ADMIN_PATH = "/_o11ykit/faults"  # the same as o11ykit.faults.middleware, withou
 class FaultAdminError(Exception):
     """The admin API refused or could not be reached; the message is the server's."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *, answered: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        # The admin API itself refused (its JSON error): a 404 is then a fault id nobody
+        # holds, not a service without the admin API.
+        self.answered = answered
+
+    @property
+    def refused_input(self) -> bool:
+        """The command named something wrong (a bad spec, an id no fault has): nothing changed."""
+        return self.status == 400 or (self.status == 404 and self.answered)
 
 
 class FaultClient:
@@ -72,7 +80,9 @@ class FaultClient:
             with self._opener.open(request, timeout=self.timeout) as answer:
                 raw = answer.read()
         except urllib.error.HTTPError as exc:
-            raise FaultAdminError(_message(exc.code, exc.read(), url), exc.code) from None
+            error = _error(exc.read())
+            message = error or _message(exc.code, url)
+            raise FaultAdminError(message, exc.code, answered=bool(error)) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise FaultAdminError(f"cannot reach {url}: {reason}") from None
@@ -82,13 +92,16 @@ class FaultClient:
             raise FaultAdminError(f"{url} answered something that is not JSON") from None
 
 
-def _message(status: int, raw: bytes, url: str) -> str:
+def _error(raw: bytes) -> str | None:
+    """The admin API's own message in an answer, if it is one."""
     try:
         error = json.loads(raw).get("error")
     except (ValueError, AttributeError):
-        error = None
-    if error:
-        return str(error)
+        return None
+    return str(error) if error else None
+
+
+def _message(status: int, url: str) -> str:
     if status == 404:
         return f"{url} does not exist: is fault injection enabled there, with a token?"
     return f"{url} answered {status}"
