@@ -39,8 +39,10 @@ def could_match(scope_route: str, template: str) -> bool:
     request path of the route `template` (`/products/{product_id}`; a parameter, or a
     segment holding one, stands for any segment, and `{rest:path}` for any number).
 
-    Answers True when unsure (a `**` glob): a check of a fault's scope against the service's
-    routes must never refuse a scope that would have fired."""
+    Answers True when unsure (a `**` glob against a template with parameters): a check of a
+    fault's scope against the service's routes must never refuse a scope that would fire."""
+    if "{" not in template:  # the route is one path: match it as its requests are matched
+        return route_matcher([scope_route])(template)
     if "**" in scope_route:
         return True
     glob = bool(_GLOB_CHARS & set(scope_route))
