@@ -518,7 +518,7 @@ def test_ctrl_c_just_after_the_stack_is_up_still_stops_everything(
 
     monkeypatch.setenv("O11YKIT_APP_DIR", str(tmp_path))
     monkeypatch.setattr(stack_module, "Stack", _InstantStack)
-    monkeypatch.setattr(StackFaults, "from_state", classmethod(lambda cls, state: None))
+    monkeypatch.setattr(StackFaults, "from_state", classmethod(lambda cls, state, **_: None))
     monkeypatch.setattr(cli, "_print_where", interrupted)
     _InstantStack.stopped = 0
     arguments = ["app", "up", "--free-ports"] + (["--foreground"] if foreground else [])
